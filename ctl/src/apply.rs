@@ -1,0 +1,94 @@
+//! `bmsctl apply FILE` and `bmsctl job export NAME`: the configuration-management interface.
+//!
+//! The file holds `targets` and `jobs` lists (`[[targets]]` / `[[jobs]]` tables in TOML) with the
+//! same field names as `--json` output. Applying is idempotent: what matches is left alone.
+
+use crate::cli::Cli;
+use crate::connect::call;
+use crate::error::{CliError, CliResult};
+use crate::output;
+use bms_proto::api::{Apply, GetJob, GetTarget};
+use std::io::Read;
+use std::path::Path;
+
+fn read_file(file: &Path) -> Result<(String, bool), CliError> {
+    let mut text = String::new();
+    let is_json = if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::failure(format!("cannot read standard input: {e}")))?;
+        text.trim_start().starts_with('{')
+    } else {
+        text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+        file.extension().is_some_and(|e| e == "json")
+    };
+    Ok((text, is_json))
+}
+
+/// Parses an apply document (TOML or JSON) into the request.
+pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError> {
+    let parsed: Result<Apply, String> = if is_json {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    } else {
+        toml::from_str(text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))
+}
+
+pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
+    let (text, is_json) = read_file(file)?;
+    let mut req = parse(&text, is_json, &file.display().to_string())?;
+    req.dry_run = dry_run;
+    let reply = call(cli, &req)?;
+    if cli.json {
+        return output::json(&reply);
+    }
+    let verb = if reply.dry_run { "would be " } else { "" };
+    for (what, list) in [
+        ("created", &reply.created),
+        ("updated", &reply.updated),
+        ("unchanged", &reply.unchanged),
+    ] {
+        for entry in list {
+            println!("{entry}: {verb}{what}");
+        }
+    }
+    println!(
+        "{} created, {} updated, {} unchanged{}",
+        reply.created.len(),
+        reply.updated.len(),
+        reply.unchanged.len(),
+        if reply.dry_run { " (dry run: nothing stored)" } else { "" }
+    );
+    Ok(())
+}
+
+/// Prints a job with the targets it uses, ready for `bmsctl apply`.
+pub fn export(cli: &Cli, name: &str) -> CliResult {
+    let job = call(cli, &GetJob { name: name.into() })?.job.spec;
+    let mut targets = Vec::new();
+    for t in &job.targets {
+        targets.push(call(cli, &GetTarget { name: t.clone() })?.target.spec);
+    }
+    let doc = Apply {
+        targets,
+        jobs: vec![job],
+        dry_run: false,
+    };
+    if cli.json {
+        return output::json(&serde_json::json!({"targets": doc.targets, "jobs": doc.jobs}));
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        targets: &'a [bms_proto::api::TargetSpec],
+        jobs: &'a [bms_proto::api::JobSpec],
+    }
+    let text = toml::to_string(&Doc {
+        targets: &doc.targets,
+        jobs: &doc.jobs,
+    })
+    .map_err(|e| CliError::failure(format!("cannot write TOML: {e}")))?;
+    print!("# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{text}");
+    Ok(())
+}

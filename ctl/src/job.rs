@@ -1,0 +1,310 @@
+//! `bmsctl job add|list|show|edit|rm|enable|disable|export`.
+
+use crate::cli::Cli;
+use crate::connect::call;
+use crate::error::{CliError, CliResult};
+use crate::output;
+use bms_proto::api::*;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// Add a job.
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: JobFields,
+    },
+    /// List jobs.
+    List,
+    /// Show one job, with its next three scheduled runs.
+    Show { name: String },
+    /// Change a job; only the options given change (list options replace the whole list).
+    Edit {
+        name: String,
+        #[command(flatten)]
+        fields: JobFields,
+    },
+    /// Remove a job (its snapshots stay in the repositories).
+    Rm { name: String },
+    /// Let the scheduler run the job.
+    Enable { name: String },
+    /// Keep the scheduler from running the job.
+    Disable { name: String },
+    /// Print the job and its targets in the format `bmsctl apply` reads (TOML; JSON with --json).
+    Export { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct JobFields {
+    /// Absolute path to back up (repeat for several).
+    #[arg(long = "source", value_name = "PATH")]
+    pub sources: Vec<String>,
+    /// Glob of paths to leave out (repeat for several).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Remove all exclude patterns.
+    #[arg(long)]
+    pub clear_excludes: bool,
+    /// systemd calendar expression, e.g. daily, "Mon..Fri 02:00", "*:0/15".
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Target name; the first is the primary, others receive copies (repeat for several).
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    #[arg(long)]
+    pub keep_last: Option<u32>,
+    #[arg(long)]
+    pub keep_hourly: Option<u32>,
+    #[arg(long)]
+    pub keep_daily: Option<u32>,
+    #[arg(long)]
+    pub keep_weekly: Option<u32>,
+    #[arg(long)]
+    pub keep_monthly: Option<u32>,
+    #[arg(long)]
+    pub keep_yearly: Option<u32>,
+    #[arg(long)]
+    pub keep_within_days: Option<u32>,
+    /// Verify the structure after each backup (true/false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub verify_after_backup: Option<bool>,
+    /// Percentage of data re-read by scheduled verification (0-100).
+    #[arg(long)]
+    pub read_data_percent: Option<u8>,
+    /// Calendar expression for scheduled verification ("" clears it).
+    #[arg(long)]
+    pub verify_schedule: Option<String>,
+    /// Command run before the backup ("" clears it).
+    #[arg(long)]
+    pub pre_hook: Option<String>,
+    /// Command run after the backup, always, with the result ("" clears it).
+    #[arg(long)]
+    pub post_hook: Option<String>,
+    /// Seconds each hook may run.
+    #[arg(long)]
+    pub hook_timeout: Option<u32>,
+    /// Runs missed while bmsd was down: skip, or run-once at start-up.
+    #[arg(long, value_parser = parse_missed)]
+    pub missed: Option<MissedPolicy>,
+    /// Stop a run after this many seconds (0: no limit).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Stay on the sources' filesystems (true/false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub one_file_system: Option<bool>,
+    /// Up to this many seconds of random delay for scheduled runs.
+    #[arg(long)]
+    pub randomized_delay: Option<u32>,
+    /// Create the job disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+fn parse_missed(s: &str) -> Result<MissedPolicy, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("'{s}' is not one of skip, run-once"))
+}
+
+fn opt_text(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+impl JobFields {
+    fn apply_to(&self, j: &mut JobSpec) {
+        if !self.sources.is_empty() {
+            j.sources = self.sources.clone();
+        }
+        if self.clear_excludes {
+            j.excludes.clear();
+        }
+        if !self.excludes.is_empty() {
+            j.excludes = self.excludes.clone();
+        }
+        if let Some(v) = &self.schedule {
+            j.schedule = v.clone();
+        }
+        if !self.targets.is_empty() {
+            j.targets = self.targets.clone();
+        }
+        let r = &mut j.retention;
+        for (dst, src) in [
+            (&mut r.keep_last, self.keep_last),
+            (&mut r.keep_hourly, self.keep_hourly),
+            (&mut r.keep_daily, self.keep_daily),
+            (&mut r.keep_weekly, self.keep_weekly),
+            (&mut r.keep_monthly, self.keep_monthly),
+            (&mut r.keep_yearly, self.keep_yearly),
+            (&mut r.keep_within_days, self.keep_within_days),
+        ] {
+            if let Some(v) = src {
+                *dst = v;
+            }
+        }
+        if let Some(v) = self.verify_after_backup {
+            j.verify.after_backup = v;
+        }
+        if let Some(v) = self.read_data_percent {
+            j.verify.read_data_percent = v;
+        }
+        if let Some(v) = &self.verify_schedule {
+            j.verify.schedule = opt_text(v);
+        }
+        if let Some(v) = &self.pre_hook {
+            j.hooks.pre = opt_text(v);
+        }
+        if let Some(v) = &self.post_hook {
+            j.hooks.post = opt_text(v);
+        }
+        if let Some(v) = self.hook_timeout {
+            j.hooks.timeout_secs = v;
+        }
+        if let Some(v) = self.missed {
+            j.missed = v;
+        }
+        if let Some(v) = self.timeout {
+            j.timeout_secs = v;
+        }
+        if let Some(v) = self.one_file_system {
+            j.one_file_system = v;
+        }
+        if let Some(v) = self.randomized_delay {
+            j.randomized_delay_secs = v;
+        }
+    }
+}
+
+pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
+    match cmd {
+        JobCmd::Add { name, fields } => {
+            if fields.sources.is_empty() {
+                return Err(CliError::usage("job add needs at least one --source PATH"));
+            }
+            if fields.targets.is_empty() {
+                return Err(CliError::usage("job add needs at least one --target NAME"));
+            }
+            let Some(schedule) = fields.schedule.clone() else {
+                return Err(CliError::usage("job add needs --schedule, e.g. --schedule daily"));
+            };
+            let mut spec = JobSpec {
+                name: name.clone(),
+                sources: Vec::new(),
+                excludes: Vec::new(),
+                schedule,
+                randomized_delay_secs: 0,
+                targets: Vec::new(),
+                retention: Retention::default(),
+                verify: VerifyPolicy::default(),
+                hooks: Hooks::default(),
+                missed: MissedPolicy::default(),
+                timeout_secs: 0,
+                one_file_system: false,
+                enabled: !fields.disabled,
+            };
+            fields.apply_to(&mut spec);
+            let reply = call(cli, &AddJob { job: spec })?;
+            show(cli, &reply.job)
+        }
+        JobCmd::List => {
+            let reply = call(cli, &ListJobs {})?;
+            if cli.json {
+                return output::json(&reply);
+            }
+            let mut t = output::table(&["NAME", "ENABLED", "SCHEDULE", "NEXT RUN", "TARGETS", "SOURCES"]);
+            for j in &reply.jobs {
+                t.add_row(vec![
+                    j.spec.name.clone(),
+                    if j.spec.enabled { "yes" } else { "no" }.to_owned(),
+                    j.spec.schedule.clone(),
+                    if j.spec.enabled {
+                        j.next_runs.first().cloned().unwrap_or_else(|| "-".into())
+                    } else {
+                        "-".into()
+                    },
+                    j.spec.targets.join(", "),
+                    j.spec.sources.join(" "),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        JobCmd::Show { name } => show(cli, &call(cli, &GetJob { name: name.clone() })?.job),
+        JobCmd::Edit { name, fields } => {
+            if fields.disabled {
+                return Err(CliError::usage("use 'bmsctl job disable NAME' to disable a job"));
+            }
+            let mut spec = call(cli, &GetJob { name: name.clone() })?.job.spec;
+            fields.apply_to(&mut spec);
+            show(cli, &call(cli, &UpdateJob { job: spec })?.job)
+        }
+        JobCmd::Rm { name } => {
+            call(cli, &RemoveJob { name: name.clone() })?;
+            if cli.json {
+                output::json(&serde_json::json!({"removed": name}))
+            } else {
+                println!("job '{name}' removed");
+                Ok(())
+            }
+        }
+        JobCmd::Enable { name } | JobCmd::Disable { name } => {
+            let enabled = matches!(cmd, JobCmd::Enable { .. });
+            let reply = call(cli, &SetJobEnabled { name: name.clone(), enabled })?;
+            if cli.json {
+                output::json(&reply.job)
+            } else {
+                println!("job '{name}' {}", if enabled { "enabled" } else { "disabled" });
+                Ok(())
+            }
+        }
+        JobCmd::Export { name } => crate::apply::export(cli, name),
+    }
+}
+
+fn show(cli: &Cli, j: &JobInfo) -> CliResult {
+    if cli.json {
+        return output::json(j);
+    }
+    let s = &j.spec;
+    let r = &s.retention;
+    let keep = [
+        ("last", r.keep_last),
+        ("hourly", r.keep_hourly),
+        ("daily", r.keep_daily),
+        ("weekly", r.keep_weekly),
+        ("monthly", r.keep_monthly),
+        ("yearly", r.keep_yearly),
+        ("within days", r.keep_within_days),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| format!("{k} {n}"))
+    .collect::<Vec<_>>();
+    let mut rows = vec![
+        ("name", s.name.clone()),
+        ("enabled", if s.enabled { "yes" } else { "no" }.to_owned()),
+        ("sources", s.sources.join(" ")),
+        ("excludes", s.excludes.join(" ")),
+        ("schedule", format!("{} ({})", s.schedule, j.schedule_normalized)),
+        ("targets", s.targets.join(", ")),
+        ("retention", if keep.is_empty() { "keep everything".into() } else { keep.join(", ") }),
+        (
+            "verify",
+            format!(
+                "after backup: {}, read data: {}%{}",
+                if s.verify.after_backup { "yes" } else { "no" },
+                s.verify.read_data_percent,
+                s.verify.schedule.as_ref().map(|v| format!(", schedule: {v}")).unwrap_or_default()
+            ),
+        ),
+        ("pre hook", s.hooks.pre.clone().unwrap_or_else(|| "-".into())),
+        ("post hook", s.hooks.post.clone().unwrap_or_else(|| "-".into())),
+        ("missed runs", s.missed.as_str().to_owned()),
+        ("timeout", if s.timeout_secs == 0 { "none".into() } else { format!("{} s", s.timeout_secs) }),
+        ("one filesystem", if s.one_file_system { "yes" } else { "no" }.to_owned()),
+    ];
+    for (i, t) in j.next_runs.iter().enumerate() {
+        rows.push((["next run", "then", "then"][i.min(2)], t.clone()));
+    }
+    output::fields(&rows);
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! `bmsctl target add|list|show|edit|rm`.
+
+use crate::cli::Cli;
+use crate::connect::call;
+use crate::error::{CliError, CliResult};
+use crate::output::{self, bytes, parse_size};
+use bms_proto::api::*;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCmd {
+    /// Add a target.
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: TargetFields,
+    },
+    /// List targets.
+    List,
+    /// Show one target.
+    Show { name: String },
+    /// Change a target; only the options given change.
+    Edit {
+        name: String,
+        #[command(flatten)]
+        fields: TargetFields,
+    },
+    /// Remove a target that no job uses.
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TargetFields {
+    /// disk, nas, tape or s3 (tape and s3 are not yet supported for writing).
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<TargetKind>,
+    /// Directory (disk, nas), device (tape) or URL (s3).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// disk, tape, object or optical (default: from the kind; a NAS is disk).
+    #[arg(long, value_parser = parse_media)]
+    pub media_type: Option<MediaType>,
+    /// onsite or offsite.
+    #[arg(long, value_parser = parse_location)]
+    pub location: Option<Location>,
+    /// Site label, e.g. "dc-2" ("" clears it).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Days written snapshots stay immutable (0: not immutable).
+    #[arg(long)]
+    pub immutable_days: Option<u32>,
+    /// Fail runs before writing when less than this is free (e.g. 5GiB).
+    #[arg(long, value_parser = parse_size)]
+    pub min_free: Option<u64>,
+    /// NAS: the filesystem type the mount must have, e.g. nfs4 ("" clears it).
+    #[arg(long)]
+    pub fs_type: Option<String>,
+    /// NAS: the mount source the mount must have, e.g. server:/export ("" clears it).
+    #[arg(long)]
+    pub fs_source: Option<String>,
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str, allowed: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
+        .map_err(|_| format!("'{s}' is not one of {allowed}"))
+}
+fn parse_kind(s: &str) -> Result<TargetKind, String> {
+    parse_enum(s, "disk, nas, tape, s3")
+}
+fn parse_media(s: &str) -> Result<MediaType, String> {
+    parse_enum(s, "disk, tape, object, optical")
+}
+fn parse_location(s: &str) -> Result<Location, String> {
+    parse_enum(s, "onsite, offsite")
+}
+
+fn non_empty(v: String) -> Option<String> {
+    (!v.is_empty()).then_some(v)
+}
+
+impl TargetFields {
+    fn apply_to(&self, t: &mut TargetSpec) {
+        if let Some(v) = self.kind {
+            t.kind = v;
+        }
+        if let Some(v) = &self.path {
+            t.path = v.clone();
+        }
+        if let Some(v) = self.media_type {
+            t.media_type = Some(v);
+        }
+        if let Some(v) = self.location {
+            t.location = v;
+        }
+        if let Some(v) = &self.site {
+            t.site = non_empty(v.clone());
+        }
+        if let Some(v) = self.immutable_days {
+            t.immutable_days = v;
+        }
+        if let Some(v) = self.min_free {
+            t.min_free_bytes = v;
+        }
+        if let Some(v) = &self.fs_type {
+            t.fs_type = non_empty(v.clone());
+        }
+        if let Some(v) = &self.fs_source {
+            t.fs_source = non_empty(v.clone());
+        }
+    }
+}
+
+pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
+    match cmd {
+        TargetCmd::Add { name, fields } => {
+            let Some(path) = fields.path.clone() else {
+                return Err(CliError::usage("target add needs --path (a directory, device or URL)"));
+            };
+            let mut spec = TargetSpec {
+                name: name.clone(),
+                kind: TargetKind::Disk,
+                path,
+                media_type: None,
+                location: Location::Onsite,
+                site: None,
+                immutable_days: 0,
+                min_free_bytes: 0,
+                fs_type: None,
+                fs_source: None,
+            };
+            fields.apply_to(&mut spec);
+            let reply = call(cli, &AddTarget { target: spec })?;
+            show(cli, &reply.target)
+        }
+        TargetCmd::List => {
+            let reply = call(cli, &ListTargets {})?;
+            if cli.json {
+                return output::json(&reply);
+            }
+            let mut t = output::table(&["NAME", "KIND", "MEDIA", "LOCATION", "PATH", "USED BY"]);
+            for i in &reply.targets {
+                let loc = match &i.spec.site {
+                    Some(s) => format!("{} ({s})", i.spec.location.as_str()),
+                    None => i.spec.location.as_str().to_owned(),
+                };
+                let kind = if i.supported {
+                    i.spec.kind.as_str().to_owned()
+                } else {
+                    format!("{} (not yet supported)", i.spec.kind.as_str())
+                };
+                t.add_row(vec![
+                    i.spec.name.clone(),
+                    kind,
+                    i.media.as_str().to_owned(),
+                    loc,
+                    i.spec.path.clone(),
+                    i.used_by.join(", "),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        TargetCmd::Show { name } => {
+            let reply = call(cli, &GetTarget { name: name.clone() })?;
+            show(cli, &reply.target)
+        }
+        TargetCmd::Edit { name, fields } => {
+            let mut spec = call(cli, &GetTarget { name: name.clone() })?.target.spec;
+            fields.apply_to(&mut spec);
+            let reply = call(cli, &UpdateTarget { target: spec })?;
+            show(cli, &reply.target)
+        }
+        TargetCmd::Rm { name } => {
+            call(cli, &RemoveTarget { name: name.clone() })?;
+            if cli.json {
+                output::json(&serde_json::json!({"removed": name}))
+            } else {
+                println!("target '{name}' removed");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
+    if cli.json {
+        return output::json(t);
+    }
+    let s = &t.spec;
+    let mut rows = vec![
+        ("name", s.name.clone()),
+        ("kind", s.kind.as_str().to_owned()),
+        ("path", s.path.clone()),
+        ("media", t.media.as_str().to_owned()),
+        ("location", s.location.as_str().to_owned()),
+        ("site", s.site.clone().unwrap_or_else(|| "-".into())),
+        ("immutable days", s.immutable_days.to_string()),
+        ("min free", bytes(s.min_free_bytes)),
+    ];
+    if let Some(v) = &s.fs_type {
+        rows.push(("fs type", v.clone()));
+    }
+    if let Some(v) = &s.fs_source {
+        rows.push(("fs source", v.clone()));
+    }
+    rows.push(("used by", t.used_by.join(", ")));
+    if let Some(n) = &t.note {
+        rows.push(("note", n.clone()));
+    }
+    rows.push(("created", t.created_at.clone()));
+    rows.push(("updated", t.updated_at.clone()));
+    output::fields(&rows);
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Numbered schema migrations. Each runs once, in order, in its own transaction, and is recorded in
+//! `schema_version`. Never edit a released migration: add a new one.
+
+use rusqlite::Connection;
+
+/// (version, SQL). Versions are consecutive from 1.
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE targets (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL,
+    path           TEXT NOT NULL,
+    media_type     TEXT,
+    location       TEXT NOT NULL,
+    site           TEXT,
+    immutable_days INTEGER NOT NULL DEFAULT 0,
+    min_free_bytes INTEGER NOT NULL DEFAULT 0,
+    fs_type        TEXT,
+    fs_source      TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    enabled    INTEGER NOT NULL,
+    schedule   TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE job_targets (
+    job_id    INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE RESTRICT,
+    position  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, position)
+);
+CREATE INDEX job_targets_target ON job_targets(target_id);
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY,
+    time   TEXT NOT NULL,
+    uid    INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    detail TEXT
+);
+"#,
+)];
+
+/// The schema version this bmsd creates and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn current_version(conn: &Connection) -> Result<u32, String> {
+    conn.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read schema version: {e}"))
+}
+
+/// Creates the version table and applies every migration newer than the database.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+    )
+    .map_err(|e| format!("cannot create schema_version table: {e}"))?;
+    let have = current_version(conn)?;
+    if have > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {have} is newer than this bmsd understands ({SCHEMA_VERSION}); \
+             install the newer bmsd that wrote it"
+        ));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+        let tx = conn
+            .transaction()
+            .map_err(|e| format!("migration {version}: {e}"))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {version} failed: {e}"))?;
+        tx.execute(
+            "INSERT INTO schema_version(version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![version, super::now_rfc3339()],
+        )
+        .map_err(|e| format!("migration {version}: {e}"))?;
+        tx.commit().map_err(|e| format!("migration {version}: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive() {
+        for (i, (v, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*v as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_refuses_newer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
+        conn.execute(
+            "INSERT INTO schema_version(version, applied_at) VALUES (?1, 'x')",
+            [SCHEMA_VERSION + 1],
+        )
+        .unwrap();
+        let e = migrate(&mut conn).unwrap_err();
+        assert!(e.contains("newer"), "{e}");
+    }
+}

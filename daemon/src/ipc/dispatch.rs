@@ -1,0 +1,138 @@
+//! Routes one Varlink call to its handler and turns the result into a reply.
+
+use super::auth::Role;
+use super::handlers::Handle;
+use super::{protocol_error, Peer};
+use crate::state::SharedRef;
+use bms_proto::api::*;
+use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
+use bms_proto::varlink::{Call, Reply};
+use bms_proto::{ApiError, ErrorKind, INTERFACE};
+use serde_json::{json, Map, Value};
+use tracing::debug;
+
+/// Handles one message; `None` for oneway calls.
+pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Option<Reply> {
+    let call: Call = match serde_json::from_slice(msg) {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(uid = peer.uid, "malformed message: {e}");
+            return Some(protocol_error(format!(
+                "message is not a Varlink call (a JSON object with a \"method\" string): {e}"
+            )));
+        }
+    };
+    let oneway = call.oneway;
+    let reply = route(call, peer, shared).await;
+    (!oneway).then_some(reply)
+}
+
+fn api_error(e: ApiError) -> Reply {
+    Reply::error(e.kind.wire_name(), e.wire_parameters())
+}
+
+async fn route(call: Call, peer: &Peer, shared: &SharedRef) -> Reply {
+    if peer.role == Role::None {
+        return api_error(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "uid {} may not use bmsd: be root, or a member of group 'bms' (read) or 'bms-admin' (change)",
+                peer.uid
+            ),
+        ));
+    }
+    let params = call.parameters.unwrap_or_default();
+    let (iface, name) = match call.method.rsplit_once('.') {
+        Some(split) => split,
+        None => return method_not_found(&call.method),
+    };
+    match iface {
+        SERVICE_INTERFACE => service(name, params),
+        INTERFACE => {
+            let ctx = Ctx { peer, shared };
+            match manager(name, params, &ctx).await {
+                Some(Ok(v)) => Reply::ok(v),
+                Some(Err(e)) => api_error(e),
+                None => method_not_found(&call.method),
+            }
+        }
+        _ => Reply::error(
+            "org.varlink.service.InterfaceNotFound",
+            json!({"interface": iface}),
+        ),
+    }
+}
+
+fn method_not_found(method: &str) -> Reply {
+    Reply::error("org.varlink.service.MethodNotFound", json!({"method": method}))
+}
+
+fn service(name: &str, params: Map<String, Value>) -> Reply {
+    match name {
+        "GetInfo" => {
+            let info = ServiceInfo {
+                vendor: "bms".into(),
+                product: "bmsd".into(),
+                version: bms_proto::VERSION.into(),
+                url: "https://example.invalid/bms".into(),
+                interfaces: vec![SERVICE_INTERFACE.into(), INTERFACE.into()],
+            };
+            Reply::ok(serde_json::to_value(info).unwrap_or_default())
+        }
+        "GetInterfaceDescription" => match params.get("interface").and_then(Value::as_str) {
+            Some(i) => match interface::description(i) {
+                Some(d) => Reply::ok(json!({"description": d})),
+                None => Reply::error("org.varlink.service.InterfaceNotFound", json!({"interface": i})),
+            },
+            None => Reply::error("org.varlink.service.InvalidParameter", json!({"parameter": "interface"})),
+        },
+        _ => method_not_found(&format!("{SERVICE_INTERFACE}.{name}")),
+    }
+}
+
+/// What a handler knows about its call.
+pub struct Ctx<'a> {
+    pub peer: &'a Peer,
+    pub shared: &'a SharedRef,
+}
+
+async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    if M::WRITES && ctx.peer.role != Role::Admin {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{} changes the configuration: uid {} may only read; be root or a member of group 'bms-admin'",
+                M::NAME,
+                ctx.peer.uid
+            ),
+        ));
+    }
+    let req: M = serde_json::from_value(Value::Object(params)).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid parameters for {}: {e}", M::NAME),
+        )
+    })?;
+    let reply = req.handle(ctx).await?;
+    serde_json::to_value(reply).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn manager(name: &str, params: Map<String, Value>, ctx: &Ctx<'_>) -> Option<Result<Value, ApiError>> {
+    Some(match name {
+        "Status" => run::<Status>(params, ctx).await,
+        "ListTargets" => run::<ListTargets>(params, ctx).await,
+        "GetTarget" => run::<GetTarget>(params, ctx).await,
+        "AddTarget" => run::<AddTarget>(params, ctx).await,
+        "UpdateTarget" => run::<UpdateTarget>(params, ctx).await,
+        "RemoveTarget" => run::<RemoveTarget>(params, ctx).await,
+        "ListJobs" => run::<ListJobs>(params, ctx).await,
+        "GetJob" => run::<GetJob>(params, ctx).await,
+        "AddJob" => run::<AddJob>(params, ctx).await,
+        "UpdateJob" => run::<UpdateJob>(params, ctx).await,
+        "RemoveJob" => run::<RemoveJob>(params, ctx).await,
+        "SetJobEnabled" => run::<SetJobEnabled>(params, ctx).await,
+        "Apply" => run::<Apply>(params, ctx).await,
+        "ListAudit" => run::<ListAudit>(params, ctx).await,
+        _ => return None,
+    })
+}

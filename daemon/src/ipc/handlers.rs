@@ -1,0 +1,166 @@
+//! One handler per method of `org.bms.Manager`.
+
+use super::dispatch::Ctx;
+use crate::catalog::{Actor, Upsert, SCHEMA_VERSION};
+use bms_proto::api::*;
+use bms_proto::ApiError;
+use std::future::Future;
+
+/// A method the daemon serves.
+pub trait Handle: Method + Send + 'static {
+    fn handle(self, ctx: &Ctx<'_>) -> impl Future<Output = Result<Self::Reply, ApiError>> + Send;
+}
+
+fn actor(ctx: &Ctx<'_>) -> Actor {
+    Actor { uid: ctx.peer.uid }
+}
+
+impl Handle for Status {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<StatusReply, ApiError> {
+        let (targets, jobs, jobs_enabled) = ctx.shared.catalog.call(|c| c.counts()).await?;
+        let cs = ctx.shared.config();
+        let schema_version = ctx.shared.catalog.call(|c| c.schema_version()).await?;
+        debug_assert_eq!(schema_version, SCHEMA_VERSION);
+        Ok(StatusReply {
+            version: bms_proto::VERSION.into(),
+            pid: std::process::id(),
+            uptime_secs: ctx.shared.started.elapsed().as_secs(),
+            started_at: ctx.shared.started_at.clone(),
+            schema_version,
+            targets,
+            jobs,
+            jobs_enabled,
+            state_dir: cs.config.state_dir.display().to_string(),
+            socket: cs.config.socket.display().to_string(),
+            config: ConfigSummary {
+                path: cs.config.path.as_ref().map(|p| p.display().to_string()),
+                generation: cs.generation,
+                loaded_at: cs.loaded_at.clone(),
+                log_level: cs.effective_log_level.clone(),
+                max_connections: cs.config.max_connections,
+                max_concurrent_runs: cs.config.max_concurrent_runs,
+                metrics_listen: cs.config.metrics_listen.to_string(),
+            },
+            role: ctx.peer.role.as_str().into(),
+        })
+    }
+}
+
+impl Handle for ListTargets {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetList, ApiError> {
+        let targets = ctx.shared.catalog.call(|c| c.list_targets()).await?;
+        Ok(TargetList { targets })
+    }
+}
+
+impl Handle for GetTarget {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+        let target = ctx.shared.catalog.call(move |c| c.get_target(&self.name)).await?;
+        Ok(TargetReply { target })
+    }
+}
+
+impl Handle for AddTarget {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+        let a = actor(ctx);
+        let target = ctx
+            .shared
+            .catalog
+            .call(move |c| c.put_target(a, &self.target, Upsert::CreateOnly))
+            .await?;
+        Ok(TargetReply { target })
+    }
+}
+
+impl Handle for UpdateTarget {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+        let a = actor(ctx);
+        let target = ctx
+            .shared
+            .catalog
+            .call(move |c| c.put_target(a, &self.target, Upsert::UpdateOnly))
+            .await?;
+        Ok(TargetReply { target })
+    }
+}
+
+impl Handle for RemoveTarget {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
+        let a = actor(ctx);
+        ctx.shared.catalog.call(move |c| c.remove_target(a, &self.name)).await?;
+        Ok(Empty {})
+    }
+}
+
+impl Handle for ListJobs {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobList, ApiError> {
+        let jobs = ctx.shared.catalog.call(|c| c.list_jobs()).await?;
+        Ok(JobList { jobs })
+    }
+}
+
+impl Handle for GetJob {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        let job = ctx.shared.catalog.call(move |c| c.get_job(&self.name)).await?;
+        Ok(JobReply { job })
+    }
+}
+
+impl Handle for AddJob {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        let a = actor(ctx);
+        let job = ctx
+            .shared
+            .catalog
+            .call(move |c| c.put_job(a, &self.job, Upsert::CreateOnly))
+            .await?;
+        Ok(JobReply { job })
+    }
+}
+
+impl Handle for UpdateJob {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        let a = actor(ctx);
+        let job = ctx
+            .shared
+            .catalog
+            .call(move |c| c.put_job(a, &self.job, Upsert::UpdateOnly))
+            .await?;
+        Ok(JobReply { job })
+    }
+}
+
+impl Handle for RemoveJob {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
+        let a = actor(ctx);
+        ctx.shared.catalog.call(move |c| c.remove_job(a, &self.name)).await?;
+        Ok(Empty {})
+    }
+}
+
+impl Handle for SetJobEnabled {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        let a = actor(ctx);
+        let job = ctx
+            .shared
+            .catalog
+            .call(move |c| c.set_job_enabled(a, &self.name, self.enabled))
+            .await?;
+        Ok(JobReply { job })
+    }
+}
+
+impl Handle for Apply {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
+        let a = actor(ctx);
+        ctx.shared.catalog.call(move |c| c.apply(a, &self)).await
+    }
+}
+
+impl Handle for ListAudit {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<AuditList, ApiError> {
+        let limit = self.limit.unwrap_or(100).clamp(1, 10_000);
+        let entries = ctx.shared.catalog.call(move |c| c.list_audit(limit)).await?;
+        Ok(AuditList { entries })
+    }
+}

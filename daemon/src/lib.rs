@@ -1,0 +1,10 @@
+//! bmsd: the bms backup management daemon.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod ipc;
+pub mod logging;
+pub mod runtime;
+pub mod state;
+pub mod validate;

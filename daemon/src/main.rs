@@ -1,0 +1,6 @@
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    bmsd::runtime::main(bmsd::cli::Args::parse())
+}

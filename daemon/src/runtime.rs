@@ -1,0 +1,277 @@
+//! The daemon's life: start-up (config, state dir lock, catalog, socket), readiness and watchdog
+//! notifications, signals (SIGTERM/SIGINT stop, SIGHUP reloads), and graceful shutdown.
+
+use crate::catalog::{now_rfc3339, Catalog, CatalogHandle};
+use crate::cli::Args;
+use crate::config::{Config, Overrides};
+use crate::logging::{self, LogHandle};
+use crate::state::{ConfigState, Shared, SharedRef};
+use nix::fcntl::{Flock, FlockArg};
+use sd_notify::NotifyState;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// In-flight requests get this long to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Entry point used by main.rs.
+pub fn main(args: Args) -> ExitCode {
+    let overrides = Overrides {
+        state_dir: args.state_dir.clone(),
+        socket: args.socket.clone(),
+        metrics_listen: args.metrics_listen.clone(),
+        log_level: args.log_level.clone(),
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bmsd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check_config {
+        println!(
+            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}",
+            config.path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
+            config.state_dir.display(),
+            config.socket.display(),
+            config.metrics_listen,
+            config.log_level,
+            config.max_connections,
+            config.max_concurrent_runs
+        );
+        return ExitCode::SUCCESS;
+    }
+    let log = logging::init(args.log_target, &config.log_level, args.log_level.is_some());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bmsd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let reload = ReloadSource {
+        explicit: args.config,
+        overrides,
+    };
+    match runtime.block_on(run(config, reload, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("bmsd: {e}");
+            let _ = sd_notify::notify(&[NotifyState::Status(&format!("failed: {e}"))]);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What a reload reads again.
+struct ReloadSource {
+    explicit: Option<PathBuf>,
+    overrides: Overrides,
+}
+
+/// Holds the state dir's lock for the daemon's lifetime.
+struct StateLock {
+    _lock: Flock<File>,
+}
+
+fn lock_state_dir(dir: &Path) -> Result<StateLock, String> {
+    let path = dir.join("bmsd.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(file, _)| {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        drop(file);
+        format!(
+            "another bmsd (pid {}) is already using state dir {}; stop it first or use another --state-dir",
+            holder.trim(),
+            dir.display()
+        )
+    })?;
+    let _ = lock.set_len(0);
+    let _ = writeln!(&mut *lock, "{}", std::process::id());
+    Ok(StateLock { _lock: lock })
+}
+
+fn make_dir(dir: &Path, mode: u32) -> Result<(), String> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+}
+
+/// Binds the control socket, replacing a stale socket file but never a live daemon's.
+fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    if let Some(parent) = path.parent() {
+        make_dir(parent, 0o755)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another process is serving on socket {}; stop it or use another --socket",
+                path.display()
+            ));
+        }
+        fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("cannot set permissions on {}: {e}", path.display()))?;
+    if nix::unistd::geteuid().is_root() {
+        if let Ok(Some(group)) = nix::unistd::Group::from_name(crate::ipc::auth::READ_GROUP) {
+            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid))
+                .map_err(|e| format!("cannot give socket {} to group bms: {e}", path.display()))?;
+        }
+    }
+    Ok(listener)
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!("cannot notify the service manager: {e}");
+    }
+}
+
+async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(), String> {
+    make_dir(&config.state_dir, 0o750)?;
+    let _lock = lock_state_dir(&config.state_dir)?;
+    let db = config.state_dir.join("catalog.db");
+    let mut catalog = Catalog::open(&db).map_err(|e| e.to_string())?;
+    let local_repo = config.state_dir.join("repos").join("local");
+    if catalog.ensure_default_target(&local_repo).map_err(|e| e.to_string())? {
+        make_dir(&local_repo, 0o750)?;
+        info!("new catalog {}: created default disk target 'local' at {}", db.display(), local_repo.display());
+    }
+    let (catalog, catalog_thread) = CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
+    let listener = bind_socket(&config.socket)?;
+    let effective = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.is_empty() && reload.overrides.log_level.is_none())
+        .unwrap_or_else(|| config.log_level.clone());
+    let shared = Shared::new(
+        catalog,
+        ConfigState {
+            config: config.clone(),
+            generation: 1,
+            loaded_at: now_rfc3339(),
+            effective_log_level: effective,
+        },
+    );
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(crate::ipc::serve(
+        listener,
+        shared.clone(),
+        config.max_connections,
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        let cancel = cancel.clone();
+        tracker.spawn(watchdog(interval / 2, shared.clone(), cancel));
+    }
+    info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "bmsd {} ready", bms_proto::VERSION);
+    notify(&[NotifyState::Ready, NotifyState::Status("ready: idle")]);
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => reload_config(&reload, &shared, &log),
+        }
+    }
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    let _ = fs::remove_file(&config.socket);
+    drop(shared);
+    drop(catalog_thread);
+    info!("bmsd stopped");
+    Ok(())
+}
+
+async fn watchdog(every: Duration, shared: SharedRef, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                // The catalog thread answering proves the daemon is not wedged.
+                if shared.catalog.call(|c| c.schema_version()).await.is_ok() {
+                    notify(&[NotifyState::Watchdog]);
+                } else {
+                    warn!("watchdog: the catalog does not answer; not petting the watchdog");
+                }
+            }
+        }
+    }
+}
+
+fn reload_config(src: &ReloadSource, shared: &SharedRef, log: &LogHandle) {
+    let old = shared.config();
+    let mut new = match Config::load(src.explicit.as_deref().or(old.config.path.as_deref()), &src.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("SIGHUP: new configuration rejected, keeping the previous one: {e}");
+            notify(&[NotifyState::Status("ready: config reload failed, previous config kept")]);
+            return;
+        }
+    };
+    for (what, changed) in [
+        ("state_dir", new.state_dir != old.config.state_dir),
+        ("socket", new.socket != old.config.socket),
+        ("max_connections", new.max_connections != old.config.max_connections),
+        ("metrics_listen", new.metrics_listen != old.config.metrics_listen),
+    ] {
+        if changed {
+            warn!("SIGHUP: {what} changed; it takes effect when bmsd restarts");
+        }
+    }
+    new.state_dir = old.config.state_dir.clone();
+    new.socket = old.config.socket.clone();
+    new.max_connections = old.config.max_connections;
+    new.metrics_listen = old.config.metrics_listen;
+    if let Err(e) = log.set_level(&new.log_level) {
+        error!("SIGHUP: cannot apply log_level: {e}");
+    }
+    let effective = if log.is_pinned() {
+        old.effective_log_level.clone()
+    } else {
+        new.log_level.clone()
+    };
+    let generation = old.generation + 1;
+    shared.set_config(ConfigState {
+        config: new,
+        generation,
+        loaded_at: now_rfc3339(),
+        effective_log_level: effective,
+    });
+    info!(generation, "SIGHUP: configuration reloaded");
+    notify(&[NotifyState::Status("ready: configuration reloaded")]);
+}

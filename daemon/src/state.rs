@@ -1,0 +1,52 @@
+//! State shared by the daemon's tasks: the catalog handle and the configuration in force.
+
+use crate::catalog::CatalogHandle;
+use crate::config::Config;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// The configuration in force and how often it was loaded.
+#[derive(Debug, Clone)]
+pub struct ConfigState {
+    pub config: Config,
+    pub generation: u32,
+    pub loaded_at: String,
+    /// The log filter actually in effect (RUST_LOG or --log-level may pin it).
+    pub effective_log_level: String,
+}
+
+pub struct Shared {
+    pub catalog: CatalogHandle,
+    pub started: Instant,
+    pub started_at: String,
+    pub daemon_uid: u32,
+    config: RwLock<ConfigState>,
+}
+
+pub type SharedRef = Arc<Shared>;
+
+impl Shared {
+    pub fn new(catalog: CatalogHandle, config: ConfigState) -> SharedRef {
+        Arc::new(Shared {
+            catalog,
+            started: Instant::now(),
+            started_at: crate::catalog::now_rfc3339(),
+            daemon_uid: nix::unistd::geteuid().as_raw(),
+            config: RwLock::new(config),
+        })
+    }
+
+    pub fn config(&self) -> ConfigState {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, new: ConfigState) {
+        match self.config.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}

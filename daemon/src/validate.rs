@@ -1,0 +1,165 @@
+//! Validation of user input before anything is stored. Every error names the field.
+
+use bms_proto::api::{JobSpec, TargetKind, TargetSpec};
+use bms_proto::calendar::CalendarSpec;
+use bms_proto::ApiError;
+use std::path::Path;
+
+/// Names of targets and jobs: `[A-Za-z0-9._-]{1,64}`, not `.` or `..`.
+pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
+    let ok_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if value.is_empty() || value.len() > 64 || !ok_chars || value == "." || value == ".." {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} '{}' is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
+                value.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.len() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most {max} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a target definition.
+pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
+    name("name", &t.name)?;
+    text("path", &t.path, 4096)?;
+    match t.kind {
+        TargetKind::Disk | TargetKind::Nas | TargetKind::Tape => {
+            if !Path::new(&t.path).is_absolute() {
+                return Err(ApiError::invalid(
+                    "path",
+                    format!("path '{}' must be absolute (start with /)", t.path),
+                ));
+            }
+            if t.path == "/" {
+                return Err(ApiError::invalid("path", "path must not be the root directory"));
+            }
+        }
+        TargetKind::S3 => {
+            if !(t.path.starts_with("s3://") || t.path.starts_with("https://") || t.path.starts_with("http://")) {
+                return Err(ApiError::invalid(
+                    "path",
+                    format!("s3 target path '{}' must be a URL such as s3://bucket/prefix", t.path),
+                ));
+            }
+        }
+    }
+    if let Some(site) = &t.site {
+        text("site", site, 128)?;
+    }
+    if t.kind != TargetKind::Nas {
+        for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
+            if v.is_some() {
+                return Err(ApiError::invalid(field, format!("{field} applies to nas targets only")));
+            }
+        }
+    }
+    for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
+        if let Some(v) = v {
+            text(field, v, 256)?;
+        }
+    }
+    if t.immutable_days > 36500 {
+        return Err(ApiError::invalid("immutable_days", "immutable_days must be at most 36500"));
+    }
+    Ok(())
+}
+
+/// Parses a schedule, naming the field on error.
+pub fn schedule(field: &str, expr: &str) -> Result<CalendarSpec, ApiError> {
+    CalendarSpec::parse(expr).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
+}
+
+/// Checks a job definition, except that its targets exist (the catalog does that).
+pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
+    name("name", &j.name)?;
+    if j.sources.is_empty() {
+        return Err(ApiError::invalid("sources", "a job needs at least one source path"));
+    }
+    for s in &j.sources {
+        text("sources", s, 4096)?;
+        let p = Path::new(s);
+        if !p.is_absolute() {
+            return Err(ApiError::invalid(
+                "sources",
+                format!("source '{s}' is a relative path: give an absolute path such as /srv/data"),
+            ));
+        }
+        if std::fs::symlink_metadata(p).is_err() {
+            return Err(ApiError::invalid(
+                "sources",
+                format!("source '{s}' does not exist (or cannot be read by bmsd)"),
+            ));
+        }
+    }
+    for g in &j.excludes {
+        globset::Glob::new(g)
+            .map_err(|e| ApiError::invalid("excludes", format!("exclude pattern '{g}' is not a valid glob: {e}")))?;
+    }
+    let spec = schedule("schedule", &j.schedule)?;
+    if j.targets.is_empty() {
+        return Err(ApiError::invalid("targets", "a job needs at least one target"));
+    }
+    for (i, t) in j.targets.iter().enumerate() {
+        name("targets", t)?;
+        if j.targets[..i].contains(t) {
+            return Err(ApiError::invalid("targets", format!("target '{t}' is listed twice")));
+        }
+    }
+    if j.verify.read_data_percent > 100 {
+        return Err(ApiError::invalid(
+            "verify.read_data_percent",
+            "verify.read_data_percent must be between 0 and 100",
+        ));
+    }
+    if let Some(s) = &j.verify.schedule {
+        schedule("verify.schedule", s)?;
+    }
+    for (field, v) in [("hooks.pre", &j.hooks.pre), ("hooks.post", &j.hooks.post)] {
+        if let Some(cmd) = v {
+            if cmd.trim().is_empty() {
+                return Err(ApiError::invalid(field, format!("{field} must not be empty")));
+            }
+            text(field, cmd, 4096)?;
+        }
+    }
+    if j.hooks.timeout_secs == 0 {
+        return Err(ApiError::invalid("hooks.timeout_secs", "hooks.timeout_secs must be at least 1"));
+    }
+    if j.randomized_delay_secs > 86_400 {
+        return Err(ApiError::invalid(
+            "randomized_delay_secs",
+            "randomized_delay_secs must be at most 86400 (one day)",
+        ));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "nas-1", "home.daily", "A_b", &"x".repeat(64)] {
+            name("name", ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "ä", &"x".repeat(65), "a\n"] {
+            let e = name("name", bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("name"));
+        }
+    }
+}

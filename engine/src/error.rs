@@ -1,0 +1,118 @@
+//! The engine's typed errors. Every message says what went wrong and what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make an engine operation fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on the repository or a source/target file failed.
+    #[error("{}", io_message(op, path, source))]
+    Io {
+        /// What the engine was doing, e.g. "writing pack".
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The path holds no repository.
+    #[error("{path} is not a bms repository (no readable `config` file): check the path, or create one with `bmsctl repo init`")]
+    NotARepository { path: PathBuf },
+    /// `init` on a directory that is not empty.
+    #[error("{path} already exists and is not empty: choose an empty or new directory for a new repository")]
+    AlreadyExists { path: PathBuf },
+    /// The repository was written by a newer (or foreign) format.
+    #[error("repository {path} has format version {found}, this bms supports only version(s) {supported}: upgrade bms to read it")]
+    UnsupportedVersion { path: PathBuf, found: u32, supported: String },
+    /// The repository needs a feature this build does not have (e.g. encryption).
+    #[error("repository {path} requires {feature}, which this version of bms does not implement: upgrade bms to read it")]
+    UnsupportedFeature { path: PathBuf, feature: String },
+    /// A repository file failed its integrity check or could not be decoded.
+    #[error("corrupt {what}: {detail}; run `bmsctl repo verify --read-data` to see what is affected")]
+    Corrupt { what: String, detail: String },
+    /// Another live process holds a conflicting lock.
+    #[error("repository {repo} is locked by {holder}: wait for it to finish, or if that process is gone remove {lock_file}")]
+    Locked { repo: PathBuf, holder: String, lock_file: PathBuf },
+    /// No snapshot matches the given id, prefix or `latest`.
+    #[error("no snapshot matches {0:?}: list them with `bmsctl repo snapshots`")]
+    SnapshotNotFound(String),
+    /// A snapshot id prefix matched several snapshots.
+    #[error("snapshot prefix {prefix:?} is ambiguous ({count} snapshots match): give more characters")]
+    AmbiguousSnapshot { prefix: String, count: usize },
+    /// A path was asked for that the snapshot does not contain.
+    #[error("path {path:?} does not exist in snapshot {snapshot}: list the snapshot with `bmsctl repo ls`")]
+    PathNotFound { snapshot: String, path: String },
+    /// An object the snapshot needs is missing from the index.
+    #[error("{what} {id} is missing from the repository index: run `bmsctl repo verify` to see what is affected")]
+    MissingObject { what: &'static str, id: String },
+    /// The caller gave an unusable argument.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The operation was cancelled by the caller.
+    #[error("cancelled: no snapshot was written; data already stored will be reused by the next run")]
+    Cancelled,
+    /// No source could be read at all.
+    #[error("nothing was backed up: {0}")]
+    NoSources(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    /// Builds an [`Error::Corrupt`].
+    pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt { what: what.into(), detail: detail.into() }
+    }
+
+    /// The errno of an I/O error, if this is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// True when the error is "no space left on device" (or quota exceeded).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    }
+}
+
+fn io_message(op: &str, path: &std::path::Path, err: &io::Error) -> String {
+    let hint = match err.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            "no space left on device: free space on the target and run the backup again; data already written will be reused"
+        }
+        Some(libc::EIO) => "I/O error: the storage may be failing or a network mount is gone; check `dmesg` and the mount, then run `bmsctl repo verify`",
+        Some(libc::EACCES) | Some(libc::EPERM) => "permission denied: run as a user that may access this path",
+        Some(libc::EROFS) => "the filesystem is read-only: remount it read-write or choose another target",
+        Some(libc::ENOENT) => "no such file or directory: check the path",
+        Some(libc::ESTALE) => "stale network file handle: remount the NAS share and try again",
+        _ => "",
+    };
+    if hint.is_empty() {
+        format!("{op} {}: {err}", path.display())
+    } else {
+        format!("{op} {}: {err}; {hint}", path.display())
+    }
+}
+
+/// Adds path context to `std::io::Result`s.
+pub trait IoContext<T> {
+    /// Wraps the error with the operation and path.
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}

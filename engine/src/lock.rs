@@ -1,0 +1,268 @@
+//! Repository locks: lease files under `locks/` with holder host/pid, heartbeat and expiry.
+//! Protocol in docs/repository-format.md §"Locks".
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// How long a lock stays valid without a heartbeat.
+pub const LEASE: Duration = Duration::from_secs(300);
+/// How often the holder renews its lease.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// What the holder does; decides which locks conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// Reads (restore, verify): conflicts only with `exclusive`.
+    Read,
+    /// Adds data (backup): conflicts with `write` and `exclusive`.
+    Write,
+    /// Removes data (prune): conflicts with everything.
+    Exclusive,
+}
+
+impl LockKind {
+    fn conflicts(self, other: LockKind) -> bool {
+        !matches!((self, other), (LockKind::Read, LockKind::Read) | (LockKind::Read, LockKind::Write) | (LockKind::Write, LockKind::Read))
+    }
+}
+
+/// Content of a lock file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub kind: LockKind,
+    pub host: String,
+    pub pid: u32,
+    /// Start time of the holder process (clock ticks since boot, from /proc), to detect pid reuse.
+    pub process_start: Option<u64>,
+    pub purpose: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub heartbeat: i64,
+    pub expires: i64,
+}
+
+impl LockInfo {
+    pub fn describe(&self) -> String {
+        format!("{} (pid {} on host {}, {} lock, last heartbeat {}s ago)", self.purpose, self.pid, self.host, kind_name(self.kind), now().saturating_sub(self.heartbeat))
+    }
+}
+
+fn kind_name(k: LockKind) -> &'static str {
+    match k {
+        LockKind::Read => "read",
+        LockKind::Write => "write",
+        LockKind::Exclusive => "exclusive",
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat), None if it does not exist.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Why a lock is stale, or None if its holder may be alive.
+fn stale_reason(info: &LockInfo, host: &str) -> Option<String> {
+    if info.host == host {
+        let alive = match process_start(info.pid) {
+            None => false,
+            Some(start) => info.process_start.map_or(true, |s| s == start),
+        };
+        if !alive {
+            return Some(format!("its holder, pid {} on this host, no longer exists", info.pid));
+        }
+        return None;
+    }
+    if now() > info.expires {
+        return Some(format!("its lease expired {}s ago", now() - info.expires));
+    }
+    None
+}
+
+/// A held lock; released (file removed) on drop.
+pub struct RepoLock {
+    path: PathBuf,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+    /// Stale locks that were removed while acquiring this one.
+    pub recovered: Vec<String>,
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        {
+            let (m, c) = &*self.stop;
+            if let Ok(mut g) = m.lock() {
+                *g = true;
+            }
+            c.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_lock(repo: &Path, path: &Path, info: &LockInfo) -> Result<()> {
+    let data = serde_json::to_vec_pretty(info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    fsutil::write_atomic(&repo.join("tmp"), path, &data, "writing lock file")
+}
+
+/// Acquires a lock of `kind`, waiting up to `wait` for conflicting live holders.
+pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Result<RepoLock> {
+    let host = fsutil::hostname();
+    let pid = std::process::id();
+    let dir = repo.join("locks");
+    let path = dir.join(format!("{}.json", fsutil::unique_name(&format!("{}-", kind_name(kind)))));
+    let mut recovered = Vec::new();
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let t = now();
+        let info = LockInfo {
+            kind,
+            host: host.clone(),
+            pid,
+            process_start: process_start(pid),
+            purpose: purpose.to_string(),
+            created: t,
+            heartbeat: t,
+            expires: t + LEASE.as_secs() as i64,
+        };
+        write_lock(repo, &path, &info)?;
+        match find_conflict(&dir, &path, kind, &host, &mut recovered)? {
+            None => {
+                let stop = Arc::new((Mutex::new(false), Condvar::new()));
+                let thread = spawn_heartbeat(repo.to_path_buf(), path.clone(), info, stop.clone());
+                return Ok(RepoLock { path, stop, thread: Some(thread), recovered });
+            }
+            Some((other, other_path)) => {
+                let _ = std::fs::remove_file(&path);
+                if started.elapsed() >= wait {
+                    return Err(Error::Locked { repo: repo.to_path_buf(), holder: other.describe(), lock_file: other_path });
+                }
+                // Randomised backoff so that two waiters do not retry in lock-step.
+                let jitter = Duration::from_millis(u64::from(fsutil::random_bytes().map(|b| b[0]).unwrap_or(7)) * 2);
+                std::thread::sleep((backoff + jitter).min(wait.saturating_sub(started.elapsed())));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Returns a live conflicting lock, removing stale ones on the way.
+fn find_conflict(dir: &Path, own: &Path, kind: LockKind, host: &str, recovered: &mut Vec<String>) -> Result<Option<(LockInfo, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing locks", dir, e))?;
+    for e in entries {
+        let e = e.map_err(|e| Error::io("listing locks", dir, e))?;
+        let p = e.path();
+        if p == own || p.extension().map_or(true, |x| x != "json") {
+            continue;
+        }
+        let info: LockInfo = match std::fs::read(&p).ok().and_then(|d| serde_json::from_slice(&d).ok()) {
+            Some(i) => i,
+            None => {
+                // Vanished meanwhile (released) or unreadable: only an old unreadable file is removed.
+                let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEASE);
+                if old && std::fs::remove_file(&p).is_ok() {
+                    recovered.push(format!("removed unreadable stale lock {}", p.display()));
+                }
+                continue;
+            }
+        };
+        if !kind.conflicts(info.kind) {
+            continue;
+        }
+        if let Some(why) = stale_reason(&info, host) {
+            let msg = format!("recovered stale lock {} held by {}: {why}", p.display(), info.describe());
+            tracing::warn!("{msg}");
+            let _ = std::fs::remove_file(&p);
+            recovered.push(msg);
+            continue;
+        }
+        return Ok(Some((info, p)));
+    }
+    Ok(None)
+}
+
+fn spawn_heartbeat(repo: PathBuf, path: PathBuf, mut info: LockInfo, stop: Arc<(Mutex<bool>, Condvar)>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (m, c) = &*stop;
+        let Ok(mut stopped) = m.lock() else { return };
+        loop {
+            let res = c.wait_timeout(stopped, HEARTBEAT);
+            let Ok((g, _)) = res else { return };
+            stopped = g;
+            if *stopped {
+                return;
+            }
+            info.heartbeat = now();
+            info.expires = info.heartbeat + LEASE.as_secs() as i64;
+            if !path.exists() {
+                tracing::error!("lock file {} was removed by another process; continuing, but a concurrent prune may now run", path.display());
+            }
+            if let Err(e) = write_lock(&repo, &path, &info) {
+                tracing::error!("cannot renew lock {}: {e}", path.display());
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("locks")).unwrap();
+        std::fs::create_dir(d.path().join("tmp")).unwrap();
+        d
+    }
+
+    #[test]
+    fn conflicts_and_release() {
+        let d = repo();
+        let a = acquire(d.path(), LockKind::Write, "backup A", Duration::ZERO).unwrap();
+        let r = acquire(d.path(), LockKind::Read, "restore", Duration::ZERO).unwrap();
+        let err = acquire(d.path(), LockKind::Write, "backup B", Duration::from_millis(200)).err().unwrap();
+        assert!(err.to_string().contains("backup A"), "{err}");
+        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(a);
+        drop(r);
+        let _b = acquire(d.path(), LockKind::Exclusive, "prune", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn stale_locks_are_recovered() {
+        let d = repo();
+        let t = now();
+        // A dead process on this host.
+        let dead = LockInfo { kind: LockKind::Write, host: fsutil::hostname(), pid: 0x7fff_fff0, process_start: Some(1), purpose: "old".into(), created: t, heartbeat: t, expires: t + 300 };
+        std::fs::write(d.path().join("locks/write-dead.json"), serde_json::to_vec(&dead).unwrap()).unwrap();
+        // An expired lease on another host.
+        let expired = LockInfo { host: "elsewhere".into(), pid: 1, expires: t - 10, ..dead.clone() };
+        std::fs::write(d.path().join("locks/write-exp.json"), serde_json::to_vec(&expired).unwrap()).unwrap();
+        let l = acquire(d.path(), LockKind::Write, "new", Duration::ZERO).unwrap();
+        assert_eq!(l.recovered.len(), 2, "{:?}", l.recovered);
+        drop(l);
+        // A live lease on another host blocks.
+        let live = LockInfo { host: "elsewhere".into(), pid: 1, expires: t + 300, ..dead };
+        std::fs::write(d.path().join("locks/write-live.json"), serde_json::to_vec(&live).unwrap()).unwrap();
+        let err = acquire(d.path(), LockKind::Write, "new", Duration::ZERO).err().unwrap();
+        assert!(err.to_string().contains("elsewhere"), "{err}");
+    }
+}

@@ -1,0 +1,284 @@
+//! Pack files: blobs (compressed chunks and trees) written once, named by the BLAKE3 of the
+//! whole file, never modified. Layout in docs/repository-format.md §"Pack files".
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::codec::{Decoder, Encoder};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::id::ObjectId;
+
+pub const PACK_MAGIC: &[u8; 8] = b"BMSPACK1";
+pub const PACK_END_MAGIC: &[u8; 8] = b"BMSPKEND";
+/// Trailer: table length u32 LE, flags u32 LE, end magic.
+pub const TRAILER_LEN: u64 = 16;
+/// Blobs never exceed this raw size (trees included), so lengths fit a u32.
+pub const MAX_BLOB: usize = 1 << 31;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    Data = 0,
+    Tree = 1,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Result<Self> {
+        match v {
+            0 => Ok(BlobKind::Data),
+            1 => Ok(BlobKind::Tree),
+            _ => Err(Error::corrupt("blob entry", format!("unknown blob kind {v}"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Data => "chunk",
+            BlobKind::Tree => "tree",
+        }
+    }
+}
+
+/// Per-blob compression flag.
+pub const COMP_NONE: u8 = 0;
+pub const COMP_ZSTD: u8 = 1;
+
+/// One blob inside a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    pub kind: BlobKind,
+    pub compression: u8,
+    pub id: ObjectId,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// Compresses `raw` with zstd; keeps it raw when compression does not help.
+pub fn compress(c: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> (u8, Vec<u8>) {
+    match c.compress(raw) {
+        Ok(z) if z.len() < raw.len() => (COMP_ZSTD, z),
+        _ => (COMP_NONE, raw.to_vec()),
+    }
+}
+
+/// Decodes a stored blob and checks it against its id.
+pub fn decode_blob(stored: &[u8], e: &PackEntry, where_: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    let raw = match e.compression {
+        COMP_NONE => stored.to_vec(),
+        COMP_ZSTD => zstd::bulk::decompress(stored, e.raw_len as usize)
+            .map_err(|err| Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), format!("cannot decompress: {err}")))?,
+        c => return Err(Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), format!("unknown compression {c}"))),
+    };
+    if raw.len() != e.raw_len as usize || ObjectId::hash(&raw) != e.id {
+        return Err(Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), "content does not match its id (bit rot?)"));
+    }
+    Ok(raw)
+}
+
+/// Reads and decodes one blob from an open pack.
+pub fn read_blob(file: &File, path: &Path, e: &PackEntry) -> Result<Vec<u8>> {
+    let mut stored = vec![0u8; e.stored_len as usize];
+    file.read_exact_at(&mut stored, e.offset).ctx("reading pack", path)?;
+    decode_blob(&stored, e, &|| path.display().to_string())
+}
+
+/// Encodes the pack table (entries in file order) followed by its BLAKE3 checksum.
+fn encode_table(entries: &[PackEntry]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.uvar(entries.len() as u64);
+    for b in entries {
+        e.u8(b.kind as u8);
+        e.u8(b.compression);
+        e.id(&b.id);
+        e.uvar(u64::from(b.raw_len));
+        e.uvar(u64::from(b.stored_len));
+    }
+    let sum = blake3::hash(&e.buf);
+    e.raw(sum.as_bytes());
+    e.buf
+}
+
+/// Decodes a pack table (with checksum); offsets are reconstructed from the lengths.
+pub fn decode_table(table: &[u8], pack_len: u64) -> Result<Vec<PackEntry>> {
+    if table.len() < 32 {
+        return Err(Error::corrupt("pack table", "too short"));
+    }
+    let (body, sum) = table.split_at(table.len() - 32);
+    if blake3::hash(body).as_bytes() != sum {
+        return Err(Error::corrupt("pack table", "checksum mismatch"));
+    }
+    let mut d = Decoder::new(body, "pack table");
+    let n = d.len(body.len())?;
+    let mut out = Vec::with_capacity(n);
+    let mut offset = PACK_MAGIC.len() as u64;
+    for _ in 0..n {
+        let kind = BlobKind::from_u8(d.u8()?)?;
+        let compression = d.u8()?;
+        let id = d.id()?;
+        let raw_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("pack table", "raw length too large"))?;
+        let stored_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("pack table", "stored length too large"))?;
+        out.push(PackEntry { kind, compression, id, offset, stored_len, raw_len });
+        offset += u64::from(stored_len);
+    }
+    d.finish()?;
+    let table_start = pack_len.saturating_sub(TRAILER_LEN + table.len() as u64);
+    if offset != table_start {
+        return Err(Error::corrupt("pack table", format!("blobs end at {offset} but the table starts at {table_start}")));
+    }
+    Ok(out)
+}
+
+/// Reads the table of a pack file without reading its blobs.
+pub fn read_table(path: &Path) -> Result<Vec<PackEntry>> {
+    let f = File::open(path).ctx("opening pack", path)?;
+    let len = f.metadata().ctx("reading pack", path)?.len();
+    let bad = |d: &str| Error::corrupt(format!("pack {}", path.display()), d.to_string());
+    if len < PACK_MAGIC.len() as u64 + TRAILER_LEN + 32 {
+        return Err(bad("file too short"));
+    }
+    let mut magic = [0u8; 8];
+    f.read_exact_at(&mut magic, 0).ctx("reading pack", path)?;
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    f.read_exact_at(&mut trailer, len - TRAILER_LEN).ctx("reading pack", path)?;
+    if &magic != PACK_MAGIC || &trailer[8..] != PACK_END_MAGIC {
+        return Err(bad("bad magic"));
+    }
+    let mut n4 = [0u8; 4];
+    n4.copy_from_slice(&trailer[..4]);
+    let table_len = u64::from(u32::from_le_bytes(n4));
+    n4.copy_from_slice(&trailer[4..8]);
+    if u32::from_le_bytes(n4) != 0 {
+        return Err(bad("unknown pack flags (encrypted pack?)"));
+    }
+    if table_len + TRAILER_LEN + 8 > len {
+        return Err(bad("table length out of range"));
+    }
+    let mut table = vec![0u8; table_len as usize];
+    f.read_exact_at(&mut table, len - TRAILER_LEN - table_len).ctx("reading pack", path)?;
+    decode_table(&table, len).map_err(|e| match e {
+        Error::Corrupt { detail, .. } => bad(&detail),
+        other => other,
+    })
+}
+
+/// Path of a pack inside the repository.
+pub fn pack_path(repo: &Path, id: &ObjectId) -> PathBuf {
+    let hex = id.to_hex();
+    repo.join("packs").join(&hex[..2]).join(hex)
+}
+
+/// Accumulates blobs into a temp file; [`PackWriter::finish`] makes it a durable pack.
+pub struct PackWriter {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    hasher: blake3::Hasher,
+    entries: Vec<PackEntry>,
+    offset: u64,
+}
+
+impl PackWriter {
+    pub fn new(tmp_dir: &Path) -> Result<Self> {
+        let (f, tmp) = fsutil::create_temp(tmp_dir, "pack-")?;
+        let mut w = PackWriter {
+            out: BufWriter::with_capacity(1 << 20, f),
+            tmp,
+            hasher: blake3::Hasher::new(),
+            entries: Vec::new(),
+            offset: 0,
+        };
+        w.write(PACK_MAGIC)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.hasher.update(data);
+        self.offset += data.len() as u64;
+        self.out.write_all(data).ctx("writing pack", &self.tmp)
+    }
+
+    /// Appends a stored blob.
+    pub fn add(&mut self, kind: BlobKind, id: ObjectId, compression: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
+        let entry = PackEntry { kind, compression, id, offset: self.offset, stored_len: stored.len() as u32, raw_len };
+        self.write(stored)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.offset
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the table and trailer, fsyncs, renames to `packs/xx/<id>`, fsyncs the directory.
+    pub fn finish(mut self, repo: &Path) -> Result<(ObjectId, Vec<PackEntry>)> {
+        let table = encode_table(&self.entries);
+        self.write(&table)?;
+        let mut trailer = Vec::with_capacity(16);
+        trailer.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        trailer.extend_from_slice(&0u32.to_le_bytes());
+        trailer.extend_from_slice(PACK_END_MAGIC);
+        self.write(&trailer)?;
+        let id = ObjectId(*self.hasher.finalize().as_bytes());
+        let dest = pack_path(repo, &id);
+        let file = match self.out.into_inner() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.tmp);
+                return Err(Error::io("writing pack", dest, e.into_error()));
+            }
+        };
+        fsutil::commit_temp(file, &self.tmp, &dest, "writing pack")?;
+        Ok((id, self.entries))
+    }
+
+    /// Removes the temp file of an unfinished pack.
+    pub fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self.out);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn setup() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("tmp")).unwrap();
+        for i in 0..256 {
+            std::fs::create_dir_all(d.path().join("packs").join(format!("{i:02x}"))).unwrap();
+        }
+        d
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 1..8)) {
+            let d = setup();
+            let mut w = PackWriter::new(&d.path().join("tmp")).unwrap();
+            let mut z = zstd::bulk::Compressor::new(3).unwrap();
+            for b in &blobs {
+                let (c, stored) = compress(&mut z, b);
+                w.add(BlobKind::Data, ObjectId::hash(b), c, b.len() as u32, &stored).unwrap();
+            }
+            let (id, entries) = w.finish(d.path()).unwrap();
+            let path = pack_path(d.path(), &id);
+            let bytes = std::fs::read(&path).unwrap();
+            prop_assert_eq!(ObjectId::hash(&bytes), id);
+            let table = read_table(&path).unwrap();
+            prop_assert_eq!(&table, &entries);
+            let f = File::open(&path).unwrap();
+            for (e, b) in table.iter().zip(&blobs) {
+                prop_assert_eq!(&read_blob(&f, &path, e).unwrap(), b);
+            }
+        }
+    }
+}

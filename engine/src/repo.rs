@@ -1,0 +1,301 @@
+//! Opening and creating repositories; reading blobs, trees and snapshots.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{ChunkerParams, CompressionParams, EncryptionParams, RepoConfig, FORMAT_NAME, FORMAT_VERSION};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::id::ObjectId;
+use crate::index::{Index, IndexFile};
+use crate::pack::{self, BlobKind};
+use crate::snapshot::{self, SnapshotInfo};
+use crate::tree::{Node, NodeKind, Tree};
+
+/// Parameters of a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub compression: CompressionParams,
+    /// Target pack size in bytes.
+    pub pack_size: u64,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { chunker: ChunkerParams::default(), compression: CompressionParams::default(), pack_size: 16 << 20 }
+    }
+}
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    path: PathBuf,
+    config: RepoConfig,
+    lock_wait: Duration,
+}
+
+/// Sub-directories of a repository.
+pub const DIRS: [&str; 6] = ["packs", "index", "snapshots", "locks", "tmp", "keys"];
+
+impl Repository {
+    /// Creates a repository in `path` (which must not exist or be empty).
+    pub fn init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
+        let path = path.as_ref();
+        opts.chunker.validate()?;
+        if opts.pack_size < (1 << 20) || opts.pack_size > (1 << 30) {
+            return Err(Error::InvalidArgument("pack size must be between 1 MiB and 1 GiB".into()));
+        }
+        if path.exists() {
+            let mut it = std::fs::read_dir(path).ctx("reading", path)?;
+            if it.next().is_some() {
+                return Err(Error::AlreadyExists { path: path.to_path_buf() });
+            }
+        } else {
+            std::fs::create_dir_all(path).ctx("creating repository directory", path)?;
+        }
+        for d in DIRS {
+            std::fs::create_dir(path.join(d)).ctx("creating repository directory", path.join(d))?;
+        }
+        for i in 0..256 {
+            let d = path.join("packs").join(format!("{i:02x}"));
+            std::fs::create_dir(&d).ctx("creating repository directory", &d)?;
+        }
+        fsutil::fsync_dir(&path.join("packs"))?;
+        let config = RepoConfig {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            id: ObjectId(fsutil::random_bytes()?).to_hex(),
+            created: jiff::Timestamp::now().to_string(),
+            chunker: opts.chunker,
+            compression: opts.compression,
+            pack_size: opts.pack_size,
+            encryption: EncryptionParams { algorithm: "none".into(), key_id: None },
+            required_features: vec![],
+        };
+        let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        // The config is written last: a directory without it is not (yet) a repository.
+        fsutil::write_atomic(&path.join("tmp"), &path.join("config"), &data, "writing repository config")?;
+        fsutil::fsync_dir(path)?;
+        Ok(Repository { path: path.to_path_buf(), config, lock_wait: Duration::ZERO })
+    }
+
+    /// Opens an existing repository, refusing unknown format versions.
+    pub fn open(path: impl AsRef<Path>) -> Result<Repository> {
+        let path = path.as_ref();
+        let cfg_path = path.join("config");
+        let data = match std::fs::read(&cfg_path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotARepository { path: path.to_path_buf() }),
+            Err(e) => return Err(Error::io("reading repository config", cfg_path, e)),
+        };
+        let config = RepoConfig::parse(path, &data)?;
+        for d in DIRS {
+            if !path.join(d).is_dir() {
+                return Err(Error::corrupt(format!("repository {}", path.display()), format!("directory {d}/ is missing")));
+            }
+        }
+        Ok(Repository { path: path.to_path_buf(), config, lock_wait: Duration::ZERO })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// How long writers wait for a conflicting lock before failing (default: fail at once).
+    pub fn set_lock_wait(&mut self, wait: Duration) {
+        self.lock_wait = wait;
+    }
+    pub fn lock_wait(&self) -> Duration {
+        self.lock_wait
+    }
+
+    /// Loads all index files. Unreadable or corrupt ones are skipped and returned as problems.
+    pub fn load_index(&self) -> Result<(Index, Vec<(ObjectId, Error)>)> {
+        let dir = self.path.join("index");
+        let mut index = Index::default();
+        let mut bad = Vec::new();
+        for id in snapshot::list_ids(&dir)? {
+            match IndexFile::load(&dir.join(id.to_hex()), &id) {
+                Ok(f) => {
+                    for (p, entries) in &f.packs {
+                        index.add_pack(*p, entries);
+                    }
+                    index.files.push(id);
+                }
+                Err(e) => bad.push((id, e)),
+            }
+        }
+        Ok((index, bad))
+    }
+
+    /// All readable snapshots, oldest first. Corrupt snapshot files are skipped here (and
+    /// reported by verify).
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let dir = self.path.join("snapshots");
+        let mut out = Vec::new();
+        for id in snapshot::list_ids(&dir)? {
+            match snapshot::load(&dir.join(id.to_hex()), &id) {
+                Ok(s) => out.push(SnapshotInfo { id: id.to_hex(), short_id: id.short(), snapshot: s }),
+                Err(e) => tracing::warn!("skipping snapshot {id}: {e}"),
+            }
+        }
+        out.sort_by_key(|s| (s.snapshot.unix_nanos(), s.id.clone()));
+        Ok(out)
+    }
+
+    /// Finds a snapshot by id, unique prefix or `latest`.
+    pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotInfo> {
+        let list = self.snapshots()?;
+        snapshot::resolve(&list, spec).cloned()
+    }
+
+    /// Lists the entries of `path` inside a snapshot (a directory's children, or the entry
+    /// itself). With `recursive`, everything below it.
+    pub fn ls(&self, snapshot: &str, path: &str) -> Result<Vec<Entry>> {
+        self.ls_with(snapshot, path.as_bytes(), false)
+    }
+
+    /// [`Repository::ls`] with raw path bytes and optional recursion.
+    pub fn ls_with(&self, snapshot: &str, path: &[u8], recursive: bool) -> Result<Vec<Entry>> {
+        let info = self.find_snapshot(snapshot)?;
+        let (index, _) = self.load_index()?;
+        let index = Arc::new(index);
+        let mut reader = BlobReader::new(self.path.clone(), index);
+        let comps = split_path(path);
+        let root = reader.load_tree(&info.snapshot.root_tree()?)?;
+        let (node, prefix) = lookup_path(&mut reader, root, &comps, &info.id, path)?;
+        let mut out = Vec::new();
+        match node {
+            Some(n) if n.kind != NodeKind::Dir => out.push(Entry::from_node(&prefix, &n)),
+            Some(n) => list_dir(&mut reader, n.subtree, &prefix, recursive, &mut out)?,
+            None => list_dir(&mut reader, Some(info.snapshot.root_tree()?), b"", recursive, &mut out)?,
+        }
+        Ok(out)
+    }
+}
+
+/// Splits a snapshot path into its non-empty components ("/a//b/" → ["a", "b"]).
+pub fn split_path(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".").collect()
+}
+
+/// Walks `comps` from the root tree. Returns the node (None for the root itself) and the
+/// path prefix bytes ("/a/b").
+pub fn lookup_path(reader: &mut BlobReader, root: Tree, comps: &[&[u8]], snap: &str, orig: &[u8]) -> Result<(Option<Node>, Vec<u8>)> {
+    let mut tree = root;
+    let mut node: Option<Node> = None;
+    let mut prefix = Vec::new();
+    let not_found = || Error::PathNotFound { snapshot: snap.to_string(), path: String::from_utf8_lossy(orig).into_owned() };
+    for (i, c) in comps.iter().enumerate() {
+        let n = tree.find(c).cloned().ok_or_else(not_found)?;
+        prefix.push(b'/');
+        prefix.extend_from_slice(c);
+        if i + 1 < comps.len() {
+            let sub = n.subtree.ok_or_else(not_found)?;
+            tree = reader.load_tree(&sub)?;
+        }
+        node = Some(n);
+    }
+    Ok((node, prefix))
+}
+
+fn list_dir(reader: &mut BlobReader, tree: Option<ObjectId>, prefix: &[u8], recursive: bool, out: &mut Vec<Entry>) -> Result<()> {
+    let Some(id) = tree else { return Ok(()) };
+    let t = reader.load_tree(&id)?;
+    for n in &t.nodes {
+        let mut p = prefix.to_vec();
+        p.push(b'/');
+        p.extend_from_slice(&n.name);
+        out.push(Entry::from_node(&p, n));
+        if recursive && n.kind == NodeKind::Dir {
+            list_dir(reader, n.subtree, &p, true, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One entry of a snapshot listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Absolute path inside the snapshot (invalid UTF-8 replaced for display).
+    pub path: String,
+    #[serde(skip)]
+    pub path_bytes: Vec<u8>,
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+    pub size: u64,
+    /// RFC 3339 modification time.
+    pub mtime: String,
+    /// Symlink target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl Entry {
+    fn from_node(path: &[u8], n: &Node) -> Self {
+        let mtime = jiff::Timestamp::new(n.mtime.sec, n.mtime.nsec as i32).map(|t| t.to_string()).unwrap_or_default();
+        Entry {
+            path: String::from_utf8_lossy(path).into_owned(),
+            path_bytes: path.to_vec(),
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            user: n.user.clone(),
+            group: n.group.clone(),
+            size: n.size,
+            mtime,
+            target: (n.kind == NodeKind::Symlink).then(|| String::from_utf8_lossy(&n.target).into_owned()),
+        }
+    }
+}
+
+/// Reads blobs through the index, keeping a few pack files open.
+pub struct BlobReader {
+    repo: PathBuf,
+    pub index: Arc<Index>,
+    open: HashMap<ObjectId, File>,
+}
+
+impl BlobReader {
+    pub fn new(repo: PathBuf, index: Arc<Index>) -> Self {
+        BlobReader { repo, index, open: HashMap::new() }
+    }
+
+    /// Reads, decompresses and checks one blob.
+    pub fn read(&mut self, id: &ObjectId, kind: BlobKind) -> Result<Vec<u8>> {
+        let (pack_id, entry) = self.index.lookup(id).ok_or_else(|| Error::MissingObject { what: kind.name(), id: id.to_hex() })?;
+        let path = pack::pack_path(&self.repo, &pack_id);
+        if !self.open.contains_key(&pack_id) {
+            if self.open.len() >= 32 {
+                self.open.clear();
+            }
+            let f = File::open(&path).ctx("opening pack", &path)?;
+            self.open.insert(pack_id, f);
+        }
+        let f = self.open.get(&pack_id).ok_or_else(|| Error::MissingObject { what: "pack", id: pack_id.to_hex() })?;
+        pack::read_blob(f, &path, &entry)
+    }
+
+    /// Reads and decodes a tree.
+    pub fn load_tree(&mut self, id: &ObjectId) -> Result<Tree> {
+        let data = self.read(id, BlobKind::Tree)?;
+        Tree::decode(&data).map_err(|e| match e {
+            Error::Corrupt { detail, .. } => Error::corrupt(format!("tree {id}"), detail),
+            other => other,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! A small blocking Varlink client over the daemon's Unix socket.
+
+use crate::api::Method;
+use crate::error::{ApiError, ErrorKind};
+use crate::varlink::{self, Call, Reply, MAX_MESSAGE};
+use serde::de::DeserializeOwned;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a call did not get a reply from the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to bmsd at {path}: {source}")]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("connection to bmsd lost: {0}")]
+    Io(#[from] io::Error),
+    #[error("bmsd sent a reply that is not valid: {0}")]
+    BadReply(String),
+    #[error("{0}")]
+    Api(#[from] ApiError),
+}
+
+/// One connection to bmsd.
+pub struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Limits how long a single read may wait for the daemon (none: wait as long as it takes).
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
+    /// Calls a typed method and returns its typed reply.
+    pub fn call<M: Method>(&mut self, request: &M) -> Result<M::Reply, ClientError> {
+        let params = serde_json::to_value(request).map_err(|e| ClientError::BadReply(e.to_string()))?;
+        let method = format!("{}.{}", crate::INTERFACE, M::NAME);
+        let reply = self.call_raw(&method, params)?;
+        serde_json::from_value(reply.parameters.unwrap_or(serde_json::Value::Object(Default::default())))
+            .map_err(|e| ClientError::BadReply(format!("{method}: {e}")))
+    }
+
+    /// Calls any method by its full name; an error reply becomes `ClientError::Api`.
+    pub fn call_raw(&mut self, method: &str, parameters: serde_json::Value) -> Result<Reply, ClientError> {
+        let parameters = match parameters {
+            serde_json::Value::Object(m) => Some(m),
+            serde_json::Value::Null => None,
+            other => {
+                return Err(ClientError::BadReply(format!(
+                    "parameters must be a JSON object, not {other}"
+                )))
+            }
+        };
+        let call = Call {
+            method: method.to_owned(),
+            parameters,
+            more: false,
+            oneway: false,
+            upgrade: false,
+        };
+        let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
+        self.stream.write_all(&bytes)?;
+        let reply = self.read_reply()?;
+        if let Some(name) = &reply.error {
+            return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
+        }
+        Ok(reply)
+    }
+
+    /// Reads the next reply (used directly for streamed `more` replies).
+    pub fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        loop {
+            if let Some(msg) = varlink::take_message(&mut self.buf) {
+                return serde_json::from_slice(&msg).map_err(|e| ClientError::BadReply(e.to_string()));
+            }
+            if self.buf.len() > MAX_MESSAGE {
+                return Err(ClientError::BadReply("reply larger than 1 MiB".into()));
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "bmsd closed the connection",
+                )));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Parses a typed reply out of a raw one (for callers that use `call_raw`).
+pub fn parse_reply<T: DeserializeOwned>(reply: Reply) -> Result<T, ApiError> {
+    serde_json::from_value(reply.parameters.unwrap_or_default())
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("unexpected reply: {e}")))
+}

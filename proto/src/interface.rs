@@ -1,0 +1,255 @@
+//! The Varlink interface descriptions served by `org.varlink.service.GetInterfaceDescription`.
+
+use serde::{Deserialize, Serialize};
+
+/// Reply of `org.varlink.service.GetInfo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub vendor: String,
+    pub product: String,
+    pub version: String,
+    pub url: String,
+    pub interfaces: Vec<String>,
+}
+
+pub const SERVICE_INTERFACE: &str = "org.varlink.service";
+
+/// The standard service interface every Varlink server provides.
+pub const SERVICE_DESCRIPTION: &str = r#"# The Varlink Service Interface is provided by every varlink service. It
+# describes the service and the interfaces it implements.
+interface org.varlink.service
+
+# Get a list of all the interfaces a service provides and information
+# about the implementation.
+method GetInfo() -> (
+  vendor: string,
+  product: string,
+  version: string,
+  url: string,
+  interfaces: []string
+)
+
+# Get the description of an interface that is implemented by this service.
+method GetInterfaceDescription(interface: string) -> (description: string)
+
+# The requested interface was not found.
+error InterfaceNotFound (interface: string)
+
+# The requested method was not found
+error MethodNotFound (method: string)
+
+# The interface defines the requested method, but the service does not
+# implement it.
+error MethodNotImplemented (method: string)
+
+# One of the passed parameters is invalid.
+error InvalidParameter (parameter: string)
+
+# Client is denied access
+error PermissionDenied ()
+
+# Method is expected to be called with 'more' set to true, but wasn't
+error ExpectedMore ()
+"#;
+
+/// `org.bms.Manager`, the interface of bmsd.
+pub const MANAGER_DESCRIPTION: &str = r#"# The bms backup management daemon.
+# Writes need root or group bms-admin; reads need group bms.
+interface org.bms.Manager
+
+type TargetSpec (
+  name: string,
+  kind: ?(disk, nas, tape, s3),
+  path: string,
+  media_type: ?(disk, tape, object, optical),
+  location: ?(onsite, offsite),
+  site: ?string,
+  immutable_days: ?int,
+  min_free_bytes: ?int,
+  fs_type: ?string,
+  fs_source: ?string
+)
+
+type TargetInfo (
+  name: string,
+  kind: (disk, nas, tape, s3),
+  path: string,
+  media_type: ?(disk, tape, object, optical),
+  location: (onsite, offsite),
+  site: ?string,
+  immutable_days: int,
+  min_free_bytes: int,
+  fs_type: ?string,
+  fs_source: ?string,
+  media: (disk, tape, object, optical),
+  supported: bool,
+  note: ?string,
+  used_by: []string,
+  created_at: string,
+  updated_at: string
+)
+
+type Retention (
+  keep_last: ?int,
+  keep_hourly: ?int,
+  keep_daily: ?int,
+  keep_weekly: ?int,
+  keep_monthly: ?int,
+  keep_yearly: ?int,
+  keep_within_days: ?int
+)
+
+type VerifyPolicy (after_backup: ?bool, read_data_percent: ?int, schedule: ?string)
+
+type Hooks (pre: ?string, post: ?string, timeout_secs: ?int)
+
+type JobSpec (
+  name: string,
+  sources: []string,
+  excludes: ?[]string,
+  schedule: string,
+  randomized_delay_secs: ?int,
+  targets: []string,
+  retention: ?Retention,
+  verify: ?VerifyPolicy,
+  hooks: ?Hooks,
+  missed: ?(skip, run-once),
+  timeout_secs: ?int,
+  one_file_system: ?bool,
+  enabled: ?bool
+)
+
+type JobInfo (
+  name: string,
+  sources: []string,
+  excludes: []string,
+  schedule: string,
+  randomized_delay_secs: int,
+  targets: []string,
+  retention: Retention,
+  verify: VerifyPolicy,
+  hooks: Hooks,
+  missed: (skip, run-once),
+  timeout_secs: int,
+  one_file_system: bool,
+  enabled: bool,
+  schedule_normalized: string,
+  next_runs: []string,
+  created_at: string,
+  updated_at: string
+)
+
+type AuditEntry (
+  id: int,
+  time: string,
+  uid: int,
+  user: ?string,
+  action: string,
+  object: string,
+  detail: ?string
+)
+
+type ConfigSummary (
+  path: ?string,
+  generation: int,
+  loaded_at: string,
+  log_level: string,
+  max_connections: int,
+  max_concurrent_runs: int,
+  metrics_listen: string
+)
+
+method Status() -> (
+  version: string,
+  pid: int,
+  uptime_secs: int,
+  started_at: string,
+  schema_version: int,
+  targets: int,
+  jobs: int,
+  jobs_enabled: int,
+  state_dir: string,
+  socket: string,
+  config: ConfigSummary,
+  role: string
+)
+
+method ListTargets() -> (targets: []TargetInfo)
+method GetTarget(name: string) -> (target: TargetInfo)
+method AddTarget(target: TargetSpec) -> (target: TargetInfo)
+method UpdateTarget(target: TargetSpec) -> (target: TargetInfo)
+method RemoveTarget(name: string) -> ()
+
+method ListJobs() -> (jobs: []JobInfo)
+method GetJob(name: string) -> (job: JobInfo)
+method AddJob(job: JobSpec) -> (job: JobInfo)
+method UpdateJob(job: JobSpec) -> (job: JobInfo)
+method RemoveJob(name: string) -> ()
+method SetJobEnabled(name: string, enabled: bool) -> (job: JobInfo)
+
+# Creates or updates targets and jobs to match; unchanged ones are left alone.
+method Apply(targets: ?[]TargetSpec, jobs: ?[]JobSpec, dry_run: ?bool) -> (
+  created: []string,
+  updated: []string,
+  unchanged: []string,
+  dry_run: bool
+)
+
+method ListAudit(limit: ?int) -> (entries: []AuditEntry)
+
+error NotFound (message: string, field: ?string)
+error AlreadyExists (message: string, field: ?string)
+error InvalidArgument (message: string, field: ?string)
+error PermissionDenied (message: string, field: ?string)
+error Busy (message: string, field: ?string)
+error InUse (message: string, field: ?string)
+error ProtocolError (message: string, field: ?string)
+error MethodNotFound (message: string, field: ?string)
+error NotSupported (message: string, field: ?string)
+error Internal (message: string, field: ?string)
+"#;
+
+/// The description of a served interface, if it is one of ours.
+pub fn description(interface: &str) -> Option<&'static str> {
+    match interface {
+        SERVICE_INTERFACE => Some(SERVICE_DESCRIPTION),
+        crate::INTERFACE => Some(MANAGER_DESCRIPTION),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::*;
+
+    /// Every method the Rust types define is declared in the interface description.
+    #[test]
+    fn description_declares_every_method() {
+        let names = [
+            Status::NAME,
+            ListTargets::NAME,
+            GetTarget::NAME,
+            AddTarget::NAME,
+            UpdateTarget::NAME,
+            RemoveTarget::NAME,
+            ListJobs::NAME,
+            GetJob::NAME,
+            AddJob::NAME,
+            UpdateJob::NAME,
+            RemoveJob::NAME,
+            SetJobEnabled::NAME,
+            Apply::NAME,
+            ListAudit::NAME,
+        ];
+        for n in names {
+            assert!(
+                MANAGER_DESCRIPTION.contains(&format!("method {n}(")),
+                "{n} missing from interface description"
+            );
+        }
+        for k in crate::ErrorKind::ALL {
+            assert!(MANAGER_DESCRIPTION.contains(&format!("error {} (", k.as_str())));
+        }
+    }
+}
