@@ -2,6 +2,8 @@
 
 use crate::job::JobCmd;
 use crate::repo::RepoCmd;
+use crate::run::RunCmd;
+use crate::snapshot::SnapshotCmd;
 use crate::target::TargetCmd;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +38,36 @@ pub enum Command {
     Job {
         #[command(subcommand)]
         cmd: JobCmd,
+    },
+    /// Runs: list, show, watch progress, cancel.
+    Run {
+        #[command(subcommand)]
+        cmd: RunCmd,
+    },
+    /// Snapshots recorded in the catalog.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// Restore a snapshot through the daemon (root or bms-admin).
+    Restore {
+        /// Snapshot id or unique prefix (8+ characters).
+        snapshot: String,
+        /// Directory to restore into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Restore only these paths of the snapshot (repeat for several).
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<String>,
+        /// The target to restore from (default: the first holding the snapshot).
+        #[arg(long)]
+        target: Option<String>,
+        /// Show what would be restored without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Existing files: never, if-changed or always replaced.
+        #[arg(long, default_value = "never")]
+        overwrite: String,
     },
     /// List the audit trail of configuration changes, newest first.
     Audit {

@@ -9,12 +9,20 @@ use std::io;
 
 /// Calls one method on the daemon.
 pub fn call<M: Method>(cli: &Cli, request: &M) -> Result<M::Reply, CliError> {
-    let path = cli.socket.clone().unwrap_or_else(bms_proto::paths::default_socket);
-    let mut client = Client::connect(&path).map_err(map_error)?;
-    client.call(request).map_err(map_error)
+    connect(cli)?.call(request).map_err(map_error)
 }
 
-fn map_error(e: ClientError) -> CliError {
+/// Calls a streaming method, handing each reply to `on_reply` (return false to stop).
+pub fn call_more<M: Method>(cli: &Cli, request: &M, on_reply: impl FnMut(M::Reply) -> bool) -> Result<(), CliError> {
+    connect(cli)?.call_more(request, on_reply).map_err(map_error)
+}
+
+fn connect(cli: &Cli) -> Result<Client, CliError> {
+    let path = cli.socket.clone().unwrap_or_else(bms_proto::paths::default_socket);
+    Client::connect(&path).map_err(map_error)
+}
+
+pub fn map_error(e: ClientError) -> CliError {
     match e {
         ClientError::Connect { path, source } => match source.kind() {
             io::ErrorKind::PermissionDenied => CliError::Denied(format!(

@@ -31,6 +31,13 @@ pub enum JobCmd {
     Enable { name: String },
     /// Keep the scheduler from running the job.
     Disable { name: String },
+    /// Start a backup run now.
+    Run {
+        name: String,
+        /// Follow the run until it ends; exit 1 unless it succeeds.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Print the job and its targets in the format `bmsctl apply` reads (TOML; JSON with --json).
     Export { name: String },
 }
@@ -257,6 +264,7 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
             }
         }
         JobCmd::Export { name } => crate::apply::export(cli, name),
+        JobCmd::Run { name, wait } => crate::run::start(cli, name, *wait),
     }
 }
 

@@ -9,6 +9,8 @@ mod gen;
 mod job;
 mod output;
 mod repo;
+mod run;
+mod snapshot;
 mod status;
 mod target;
 
@@ -21,6 +23,16 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = match &cli.command {
         Command::Status => status::status(&cli),
+        Command::Run { cmd } => run::run(&cli, cmd),
+        Command::Snapshot { cmd } => snapshot::run(&cli, cmd),
+        Command::Restore {
+            snapshot,
+            to,
+            paths,
+            target,
+            dry_run,
+            overwrite,
+        } => snapshot::restore(&cli, snapshot, to, paths, target, *dry_run, overwrite),
         Command::Audit { limit } => status::audit(&cli, *limit),
         Command::Target { cmd } => target::run(&cli, cmd),
         Command::Job { cmd } => job::run(&cli, cmd),

@@ -27,6 +27,8 @@ pub enum TargetCmd {
     },
     /// Remove a target that no job uses.
     Rm { name: String },
+    /// Run the pre-flight check now: mounted, expected filesystem, writable, free space.
+    Check { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +171,19 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             fields.apply_to(&mut spec);
             let reply = call(cli, &UpdateTarget { target: spec })?;
             show(cli, &reply.target)
+        }
+        TargetCmd::Check { name } => {
+            let c = call(cli, &CheckTarget { name: name.clone() })?;
+            if cli.json {
+                output::json(&c)?;
+            } else {
+                println!("target '{name}': {}", c.message);
+            }
+            if c.ok {
+                Ok(())
+            } else {
+                Err(CliError::failure(format!("target '{name}' failed its check: {}", c.state)))
+            }
         }
         TargetCmd::Rm { name } => {
             call(cli, &RemoveTarget { name: name.clone() })?;

@@ -32,4 +32,7 @@ pub struct Args {
     /// Validate the configuration, print it, and exit (0 when valid, 1 when not).
     #[arg(long)]
     pub check_config: bool,
+    /// Print the bmsd(8) man page (roff) and exit.
+    #[arg(long, hide = true)]
+    pub print_manpage: bool,
 }

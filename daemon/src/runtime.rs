@@ -25,6 +25,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// Entry point used by main.rs.
 pub fn main(args: Args) -> ExitCode {
+    if args.print_manpage {
+        return print_manpage();
+    }
     let overrides = Overrides {
         state_dir: args.state_dir.clone(),
         socket: args.socket.clone(),
@@ -73,6 +76,18 @@ pub fn main(args: Args) -> ExitCode {
             error!("{e}");
             eprintln!("bmsd: {e}");
             let _ = sd_notify::notify(&[NotifyState::Status(&format!("failed: {e}"))]);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_manpage() -> ExitCode {
+    use clap::CommandFactory;
+    let page = clap_mangen::Man::new(Args::command()).section("8");
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bmsd: cannot write the man page: {e}");
             ExitCode::from(1)
         }
     }
@@ -163,6 +178,10 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         make_dir(&local_repo, 0o750)?;
         info!("new catalog {}: created default disk target 'local' at {}", db.display(), local_repo.display());
     }
+    let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
+    if !interrupted.is_empty() {
+        warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
+    }
     let (catalog, catalog_thread) = CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
     let listener = bind_socket(&config.socket)?;
     let effective = std::env::var("RUST_LOG")
@@ -187,6 +206,8 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         cancel.clone(),
         tracker.clone(),
     ));
+    tracker.spawn(crate::runner::dispatch_loop(shared.clone(), cancel.clone(), tracker.clone()));
+    tracker.spawn(crate::scheduler::run(shared.clone(), cancel.clone()));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

@@ -17,6 +17,9 @@ pub struct ConfigState {
 
 pub struct Shared {
     pub catalog: CatalogHandle,
+    pub runner: crate::runner::Runner,
+    /// Wakes the scheduler after job changes.
+    pub scheduler_wake: tokio::sync::Notify,
     pub started: Instant,
     pub started_at: String,
     pub daemon_uid: u32,
@@ -29,6 +32,8 @@ impl Shared {
     pub fn new(catalog: CatalogHandle, config: ConfigState) -> SharedRef {
         Arc::new(Shared {
             catalog,
+            runner: crate::runner::Runner::new(),
+            scheduler_wake: tokio::sync::Notify::new(),
             started: Instant::now(),
             started_at: crate::catalog::now_rfc3339(),
             daemon_uid: nix::unistd::geteuid().as_raw(),

@@ -134,14 +134,14 @@ mod tests {
     #[test]
     fn golden_cut_points() {
         let data = pseudo_random(4 << 20, 0x0123_4567_89ab_cdef);
-        let c = Chunker::new(&ChunkerParams::default());
-        let cuts = c.cut_all(&data);
-        assert_eq!(cuts.iter().sum::<usize>(), data.len());
-        let digest = blake3::hash(format!("{cuts:?}").as_bytes()).to_hex().to_string();
-        assert_eq!((cuts.len(), &cuts[..3]), GOLDEN_DEFAULT.0, "cut points changed");
-        assert_eq!(&digest[..16], GOLDEN_DEFAULT.1, "cut points changed");
+        let cuts = Chunker::new(&ChunkerParams::default()).cut_all(&data);
+        assert_eq!(cuts, [682688, 378752, 590028, 1624223, 918613], "default cut points changed");
+        let small = Chunker::new(&small_params()).cut_all(&data);
+        assert_eq!(small.iter().sum::<usize>(), data.len());
+        let digest = blake3::hash(format!("{small:?}").as_bytes()).to_hex().to_string();
+        assert_eq!(&digest[..16], GOLDEN_SMALL, "small-parameter cut points changed");
     }
-    const GOLDEN_DEFAULT: ((usize, &[usize]), &str) = ((0, &[]), "");
+    const GOLDEN_SMALL: &str = "21a42fdf758d3143";
 
     #[test]
     fn file_chunking_matches_memory() {

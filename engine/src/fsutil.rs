@@ -84,3 +84,8 @@ pub fn random_bytes() -> Result<[u8; 32]> {
     std::io::Read::read_exact(&mut f, &mut out).ctx("reading", "/dev/urandom")?;
     Ok(out)
 }
+
+/// Serialises a duration as whole milliseconds (for `duration_ms` fields).
+pub fn ser_ms<S: serde::Serializer>(d: &std::time::Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}

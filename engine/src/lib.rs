@@ -29,9 +29,9 @@ pub use config::{ChunkerParams, CompressionParams, RepoConfig};
 pub use error::{Error, Result};
 pub use id::ObjectId;
 pub use repo::{Entry, InitOptions, Repository};
-//TMP pub use restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary};
+pub use restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotStats};
-//TMP pub use verify::{Problem, VerifyOptions, VerifyProgress, VerifyReport};
+pub use verify::{Problem, VerifyOptions, VerifyProgress, VerifyReport};
 
 /// Snapshot ids are the hex BLAKE3 of the snapshot file; accepted forms: full id,
 /// unique prefix of at least 8 hex characters, or `latest`.

@@ -204,6 +204,9 @@ fn spawn_heartbeat(repo: PathBuf, path: PathBuf, mut info: LockInfo, stop: Arc<(
         let (m, c) = &*stop;
         let Ok(mut stopped) = m.lock() else { return };
         loop {
+            if *stopped {
+                return;
+            }
             let res = c.wait_timeout(stopped, HEARTBEAT);
             let Ok((g, _)) = res else { return };
             stopped = g;

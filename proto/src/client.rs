@@ -81,6 +81,42 @@ impl Client {
         Ok(reply)
     }
 
+    /// Calls a method with `"more": true` and hands each reply to `on_reply` until the last one
+    /// (`continues: false`) or until `on_reply` returns false.
+    pub fn call_more<M: Method>(
+        &mut self,
+        request: &M,
+        mut on_reply: impl FnMut(M::Reply) -> bool,
+    ) -> Result<(), ClientError> {
+        let parameters = match serde_json::to_value(request) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            Ok(_) => None,
+            Err(e) => return Err(ClientError::BadReply(e.to_string())),
+        };
+        let call = Call {
+            method: format!("{}.{}", crate::INTERFACE, M::NAME),
+            parameters,
+            more: true,
+            oneway: false,
+            upgrade: false,
+        };
+        let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
+        self.stream.write_all(&bytes)?;
+        loop {
+            let reply = self.read_reply()?;
+            if let Some(name) = &reply.error {
+                return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
+            }
+            let continues = reply.continues;
+            let value = reply.parameters.unwrap_or(serde_json::Value::Object(Default::default()));
+            let parsed: M::Reply =
+                serde_json::from_value(value).map_err(|e| ClientError::BadReply(format!("{}: {e}", M::NAME)))?;
+            if !on_reply(parsed) || !continues {
+                return Ok(());
+            }
+        }
+    }
+
     /// Reads the next reply (used directly for streamed `more` replies).
     pub fn read_reply(&mut self) -> Result<Reply, ClientError> {
         loop {

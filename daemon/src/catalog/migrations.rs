@@ -4,9 +4,10 @@
 use rusqlite::Connection;
 
 /// (version, SQL). Versions are consecutive from 1.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -51,7 +52,62 @@ CREATE TABLE audit (
     detail TEXT
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE runs (
+    id               INTEGER PRIMARY KEY,
+    job              TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    trigger          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    target           TEXT,
+    source_target    TEXT,
+    snapshot         TEXT,
+    parent_run       INTEGER,
+    queued_at        TEXT NOT NULL,
+    started_at       TEXT,
+    finished_at      TEXT,
+    duration_secs    REAL,
+    files_new        INTEGER NOT NULL DEFAULT 0,
+    files_changed    INTEGER NOT NULL DEFAULT 0,
+    files_unmodified INTEGER NOT NULL DEFAULT 0,
+    bytes_read       INTEGER NOT NULL DEFAULT 0,
+    bytes_total      INTEGER NOT NULL DEFAULT 0,
+    bytes_added      INTEGER NOT NULL DEFAULT 0,
+    chunks_new       INTEGER NOT NULL DEFAULT 0,
+    chunks_total     INTEGER NOT NULL DEFAULT 0,
+    warnings         INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    log              TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX runs_job ON runs(job, id);
+CREATE INDEX runs_state ON runs(state);
+CREATE TABLE snapshots (
+    id      TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    job     TEXT NOT NULL,
+    time    TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    paths   TEXT NOT NULL,
+    partial INTEGER NOT NULL,
+    run_id  INTEGER,
+    stats   TEXT NOT NULL,
+    PRIMARY KEY (target, id)
+);
+CREATE INDEX snapshots_job ON snapshots(job, time);
+CREATE TABLE schedule_state (
+    job           TEXT PRIMARY KEY,
+    checked_until TEXT NOT NULL
+);
+CREATE TABLE target_checks (
+    target     TEXT PRIMARY KEY,
+    result     TEXT NOT NULL
+);
+"#,
+    ),
+];
 
 /// The schema version this bmsd creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

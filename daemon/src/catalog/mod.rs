@@ -4,9 +4,11 @@
 mod audit;
 mod jobs;
 mod migrations;
+mod runs;
 mod targets;
 
 pub use migrations::SCHEMA_VERSION;
+pub use runs::NewRun;
 pub use targets::{Change, Upsert};
 
 use bms_proto::ApiError;

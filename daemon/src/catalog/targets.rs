@@ -43,6 +43,7 @@ fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             supported: kind.supported(),
             note,
             used_by: Vec::new(),
+            last_check: None,
             spec,
             created_at: r.get(11)?,
             updated_at: r.get(12)?,
@@ -69,6 +70,7 @@ pub(super) fn find(conn: &rusqlite::Connection, name: &str) -> Result<Option<(i6
     match found {
         Some((id, mut info)) => {
             info.used_by = used_by(conn, id)?;
+            info.last_check = Catalog::last_check(conn, name)?;
             Ok(Some((id, info)))
         }
         None => Ok(None),
@@ -152,6 +154,7 @@ impl Catalog {
         rows.into_iter()
             .map(|(id, mut info)| {
                 info.used_by = used_by(&self.conn, id)?;
+                info.last_check = Catalog::last_check(&self.conn, &info.spec.name)?;
                 Ok(info)
             })
             .collect()

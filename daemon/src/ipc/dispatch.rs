@@ -9,25 +9,44 @@ use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
 use bms_proto::varlink::{Call, Reply};
 use bms_proto::{ApiError, ErrorKind, INTERFACE};
 use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
 use tracing::debug;
 
-/// Handles one message; `None` for oneway calls.
-pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Option<Reply> {
+/// What a call produces.
+pub enum Outcome {
+    /// Nothing (oneway calls).
+    None,
+    One(Reply),
+    /// Replies with `continues: true` until the last one.
+    Stream(mpsc::Receiver<Reply>),
+}
+
+/// Handles one message.
+pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Outcome {
     let call: Call = match serde_json::from_slice(msg) {
         Ok(c) => c,
         Err(e) => {
             debug!(uid = peer.uid, "malformed message: {e}");
-            return Some(protocol_error(format!(
+            return Outcome::One(protocol_error(format!(
                 "message is not a Varlink call (a JSON object with a \"method\" string): {e}"
             )));
         }
     };
     let oneway = call.oneway;
+    if call.more && peer.role != Role::None {
+        if let Some(stream) = super::streams::start(&call, peer, shared).await {
+            return stream;
+        }
+    }
     let reply = route(call, peer, shared).await;
-    (!oneway).then_some(reply)
+    if oneway {
+        Outcome::None
+    } else {
+        Outcome::One(reply)
+    }
 }
 
-fn api_error(e: ApiError) -> Reply {
+pub fn api_error(e: ApiError) -> Reply {
     Reply::error(e.kind.wire_name(), e.wire_parameters())
 }
 
@@ -96,7 +115,7 @@ pub struct Ctx<'a> {
     pub shared: &'a SharedRef,
 }
 
-async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+pub async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     if M::WRITES && ctx.peer.role != Role::Admin {
         return Err(ApiError::new(
             ErrorKind::PermissionDenied,
@@ -133,6 +152,15 @@ async fn manager(name: &str, params: Map<String, Value>, ctx: &Ctx<'_>) -> Optio
         "SetJobEnabled" => run::<SetJobEnabled>(params, ctx).await,
         "Apply" => run::<Apply>(params, ctx).await,
         "ListAudit" => run::<ListAudit>(params, ctx).await,
+        "RunJob" => run::<RunJob>(params, ctx).await,
+        "ListRuns" => run::<ListRuns>(params, ctx).await,
+        "GetRun" => run::<GetRun>(params, ctx).await,
+        "CancelRun" => run::<CancelRun>(params, ctx).await,
+        "WatchRun" => run::<WatchRun>(params, ctx).await,
+        "ListSnapshots" => run::<ListSnapshots>(params, ctx).await,
+        "GetSnapshot" => run::<GetSnapshot>(params, ctx).await,
+        "Restore" => run::<Restore>(params, ctx).await,
+        "CheckTarget" => run::<CheckTarget>(params, ctx).await,
         _ => return None,
     })
 }

@@ -21,6 +21,15 @@ impl Handle for Status {
         let cs = ctx.shared.config();
         let schema_version = ctx.shared.catalog.call(|c| c.schema_version()).await?;
         debug_assert_eq!(schema_version, SCHEMA_VERSION);
+        let (running_ids, queued_ids) = ctx.shared.runner.snapshot();
+        let (running, queued) = ctx
+            .shared
+            .catalog
+            .call(move |c| {
+                let get = |ids: &[i64]| ids.iter().map(|id| c.get_run(*id)).collect::<Result<Vec<_>, _>>();
+                Ok((get(&running_ids)?, get(&queued_ids)?))
+            })
+            .await?;
         Ok(StatusReply {
             version: bms_proto::VERSION.into(),
             pid: std::process::id(),
@@ -42,6 +51,8 @@ impl Handle for Status {
                 metrics_listen: cs.config.metrics_listen.to_string(),
             },
             role: ctx.peer.role.as_str().into(),
+            running,
+            queued,
         })
     }
 }
@@ -114,6 +125,7 @@ impl Handle for AddJob {
             .catalog
             .call(move |c| c.put_job(a, &self.job, Upsert::CreateOnly))
             .await?;
+        ctx.shared.scheduler_wake.notify_one();
         Ok(JobReply { job })
     }
 }
@@ -126,6 +138,7 @@ impl Handle for UpdateJob {
             .catalog
             .call(move |c| c.put_job(a, &self.job, Upsert::UpdateOnly))
             .await?;
+        ctx.shared.scheduler_wake.notify_one();
         Ok(JobReply { job })
     }
 }
@@ -146,6 +159,7 @@ impl Handle for SetJobEnabled {
             .catalog
             .call(move |c| c.set_job_enabled(a, &self.name, self.enabled))
             .await?;
+        ctx.shared.scheduler_wake.notify_one();
         Ok(JobReply { job })
     }
 }
@@ -153,7 +167,9 @@ impl Handle for SetJobEnabled {
 impl Handle for Apply {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
         let a = actor(ctx);
-        ctx.shared.catalog.call(move |c| c.apply(a, &self)).await
+        let reply = ctx.shared.catalog.call(move |c| c.apply(a, &self)).await?;
+        ctx.shared.scheduler_wake.notify_one();
+        Ok(reply)
     }
 }
 

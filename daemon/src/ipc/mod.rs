@@ -3,6 +3,8 @@
 pub mod auth;
 mod dispatch;
 mod handlers;
+mod run_handlers;
+mod streams;
 
 use crate::state::SharedRef;
 use bms_proto::varlink::{self, Reply, MAX_MESSAGE};
@@ -93,9 +95,19 @@ async fn connection(mut stream: UnixStream, shared: SharedRef, cancel: Cancellat
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         while let Some(msg) = varlink::take_message(&mut buf) {
-            if let Some(reply) = dispatch::handle(&msg, &peer, &shared).await {
-                if send(&mut stream, &reply).await.is_err() {
-                    return;
+            match dispatch::handle(&msg, &peer, &shared).await {
+                dispatch::Outcome::None => {}
+                dispatch::Outcome::One(reply) => {
+                    if send(&mut stream, &reply).await.is_err() {
+                        return;
+                    }
+                }
+                dispatch::Outcome::Stream(mut rx) => {
+                    while let Some(reply) = rx.recv().await {
+                        if send(&mut stream, &reply).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         }

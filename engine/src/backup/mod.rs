@@ -77,6 +77,7 @@ pub struct BackupSummary {
     pub warnings: Vec<String>,
     pub warnings_count: u64,
     pub partial: bool,
+    #[serde(rename = "duration_ms", serialize_with = "crate::fsutil::ser_ms")]
     pub duration: Duration,
     /// Repository maintenance done on the way (stale locks recovered, packs re-indexed).
     pub notes: Vec<String>,

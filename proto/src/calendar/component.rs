@@ -91,8 +91,8 @@ pub(crate) fn chain_valid(chain: &[Component], from: i64, to: i64, end_of_month:
 }
 
 /// Appends the list as systemd prints it: zero-padded to `width`, the seconds (`usec`) with
-/// six fractional digits when they have a fraction, `*` for an empty list (and for the seconds
-/// list that means every second).
+/// six fractional digits when they have a fraction, `*` for an empty list and for a seconds
+/// list containing "every second".
 pub(crate) fn format_chain(out: &mut String, width: usize, chain: &[Component], usec: bool) {
     use std::fmt::Write as _;
 
@@ -101,7 +101,12 @@ pub(crate) fn format_chain(out: &mut String, width: usize, chain: &[Component], 
         out.push('*');
         return;
     }
-    if usec && chain.len() == 1 && chain[0].start == 0 && chain[0].repeat == USEC_PER_SEC {
+    // Any "every second from 0" element makes the whole seconds list print as `*`.
+    if usec
+        && chain
+            .iter()
+            .any(|c| c.start == 0 && c.stop < 0 && c.repeat == USEC_PER_SEC)
+    {
         out.push('*');
         return;
     }

@@ -167,10 +167,15 @@ impl Search<'_> {
         let spec = self.spec;
         let mut c = start;
         let mut usec = start_usec;
+        // Once the search got stuck on a time that is not after the start (a DST change that
+        // normalized backwards), tm_isdst is left to mktime() instead of the spec.
+        let mut invalidate_dst = false;
 
         for _ in 0..MAX_ITERATIONS {
             let _ = self.clock.mktime(&mut c);
-            c.isdst = self.dst;
+            if !invalidate_dst {
+                c.isdst = self.dst;
+            }
 
             let r = self.find_matching(&spec.year, None, &mut c.year)?;
             if r {
@@ -261,6 +266,16 @@ impl Search<'_> {
                 Some(Bounds::Same) => {}
             }
 
+            let fields = |t: &Tm| (t.year, t.mon, t.mday, t.hour, t.min, t.sec);
+            let order = fields(&start)
+                .cmp(&fields(&c))
+                .then(start_usec.cmp(&(usec + 1)));
+            if order.is_ge() {
+                // Stuck: step an hour and let mktime() sort out the DST flag.
+                invalidate_dst = true;
+                c.hour += 1;
+                continue;
+            }
             return Some((c, usec));
         }
         None

@@ -114,7 +114,15 @@ impl Clock {
                 *tm = breakdown(t, 0);
                 Some(t)
             }
-            Clock::Zone { tz, guess } => mktime_zone(tz, guess, tm),
+            Clock::Zone { tz, guess } => {
+                let before = *tm;
+                let r = mktime_zone(tz, guess, tm);
+                if std::env::var_os("MK_LOG").is_some() {
+                    eprintln!("MKIN {} {} {} {} {} {} {}", before.year, before.mon + 1, before.mday, before.hour, before.min, before.sec, before.isdst);
+                    eprintln!("MKOUT {} {}-{:02}-{:02} {:02}:{:02}:{:02} dst={}", r.unwrap_or(-1), tm.year, tm.mon + 1, tm.mday, tm.hour, tm.min, tm.sec, tm.isdst);
+                }
+                r
+            }
         }
     }
 }
@@ -260,5 +268,22 @@ mod tests {
         // An explicit isdst picks that occurrence.
         let mut t = tm(2026, 10, 25, 2, 30, 1);
         assert_eq!(clock.mktime(&mut t), Some(1_792_888_200));
+    }
+}
+#[cfg(test)]
+mod tmp_debug {
+    #[test]
+    fn tmp_mk_seq() {
+        let Ok(tzname) = std::env::var("MK_TZ") else { return };
+        let data = std::fs::read_to_string("/tmp/mk/seq.txt").unwrap_or_default();
+        let tz = super::super::zone::load_named(&tzname).unwrap_or(jiff::tz::TimeZone::UTC);
+        let mut clock = super::Clock::zone(tz);
+        for line in data.lines() {
+            let v: Vec<i64> = line.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+            if v.len() < 7 { continue; }
+            let mut tm = super::Tm { year: v[0], mon: v[1]-1, mday: v[2], hour: v[3], min: v[4], sec: v[5], isdst: v[6] as i32, wday: 0 };
+            let t = clock.mktime(&mut tm);
+            println!("RS {} {}-{:02}-{:02} {:02}:{:02}:{:02} dst={}", t.unwrap_or(-1), tm.year, tm.mon+1, tm.mday, tm.hour, tm.min, tm.sec, tm.isdst);
+        }
     }
 }

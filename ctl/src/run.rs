@@ -1,0 +1,157 @@
+//! `bmsctl run list|show|watch|cancel` and `bmsctl job run NAME [--wait]`.
+
+use crate::cli::Cli;
+use crate::connect::{call, call_more};
+use crate::error::{CliError, CliResult};
+use crate::output::{self, bytes};
+use bms_proto::api::*;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum RunCmd {
+    /// List runs, newest first.
+    List {
+        /// Only runs of this job.
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one run with its log.
+    Show { id: i64 },
+    /// Follow a run's progress until it ends (a progress bar; JSON lines with --json).
+    Watch { id: i64 },
+    /// Stop a queued or running run.
+    Cancel { id: i64 },
+}
+
+pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
+    match cmd {
+        RunCmd::List { job, limit } => {
+            let reply = call(cli, &ListRuns { job: job.clone(), limit: Some(*limit) })?;
+            if cli.json {
+                return output::json(&reply);
+            }
+            let mut t = output::table(&["ID", "JOB", "KIND", "TRIGGER", "STATE", "TARGET", "STARTED", "DURATION", "ADDED"]);
+            for r in &reply.runs {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.job.clone(),
+                    r.kind.as_str().into(),
+                    r.trigger.as_str().into(),
+                    r.state.as_str().into(),
+                    r.target.clone().unwrap_or_default(),
+                    r.started_at.clone().unwrap_or_else(|| "-".into()),
+                    r.duration_secs.map(|d| format!("{d:.1}s")).unwrap_or_else(|| "-".into()),
+                    bytes(r.stats.bytes_added),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        RunCmd::Show { id } => {
+            let d = call(cli, &GetRun { id: *id })?;
+            if cli.json {
+                return output::json(&d);
+            }
+            print_run(&d.run);
+            for line in &d.log {
+                println!("  | {}", line.replace('\n', "\n  | "));
+            }
+            Ok(())
+        }
+        RunCmd::Watch { id } => watch(cli, *id),
+        RunCmd::Cancel { id } => {
+            let r = call(cli, &CancelRun { id: *id })?;
+            if cli.json {
+                output::json(&r.run)
+            } else {
+                println!("run {id}: cancel requested (state {})", r.run.state.as_str());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `bmsctl job run NAME [--wait]`.
+pub fn start(cli: &Cli, name: &str, wait: bool) -> CliResult {
+    let r = call(cli, &RunJob { name: name.into() })?.run;
+    if r.state == RunState::Skipped {
+        return Err(CliError::failure(r.error.unwrap_or_else(|| format!("run {} was skipped", r.id))));
+    }
+    if wait {
+        return watch(cli, r.id);
+    }
+    if cli.json {
+        output::json(&r)
+    } else {
+        println!("run {} of job '{name}' queued; follow it with: bmsctl run watch {}", r.id, r.id);
+        Ok(())
+    }
+}
+
+fn print_run(r: &RunInfo) {
+    let s = &r.stats;
+    output::fields(&[
+        ("run", r.id.to_string()),
+        ("job", r.job.clone()),
+        ("kind", format!("{} ({})", r.kind.as_str(), r.trigger.as_str())),
+        ("state", r.state.as_str().into()),
+        ("target", r.target.clone().unwrap_or_default()),
+        ("snapshot", r.snapshot.clone().unwrap_or_else(|| "-".into())),
+        ("started", r.started_at.clone().unwrap_or_else(|| "-".into())),
+        ("finished", r.finished_at.clone().unwrap_or_else(|| "-".into())),
+        ("files", format!("{} new, {} changed, {} unmodified", s.files_new, s.files_changed, s.files_unmodified)),
+        ("data", format!("{} read, {} added, {} in snapshot", bytes(s.bytes_read), bytes(s.bytes_added), bytes(s.bytes_total))),
+        ("error", r.error.clone().unwrap_or_else(|| "-".into())),
+    ]);
+}
+
+fn watch(cli: &Cli, id: i64) -> CliResult {
+    let bar = (!cli.json).then(|| {
+        let b = ProgressBar::new(0);
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let mut last: Option<RunInfo> = None;
+    call_more(cli, &WatchRun { id }, |d: RunDetail| {
+        if cli.json {
+            if let Ok(line) = serde_json::to_string(&d) {
+                println!("{line}");
+            }
+        } else if let (Some(b), Some(p)) = (&bar, &d.progress) {
+            let style = if p.bytes_expected > 0 {
+                b.set_length(p.bytes_expected.max(p.bytes_read));
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            } else {
+                ProgressStyle::with_template("{spinner} {msg} {bytes} read, {bytes_per_sec}")
+            };
+            if let Ok(s) = style {
+                b.set_style(s.progress_chars("=> "));
+            }
+            b.set_position(p.bytes_read);
+            b.set_message(format!("run {id} {}: {} files", p.phase, p.files));
+        }
+        last = Some(d.run);
+        true
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let Some(run) = last else {
+        return Err(CliError::failure("the daemon ended the stream without a result"));
+    };
+    if !cli.json {
+        print_run(&run);
+    }
+    match run.state {
+        RunState::Succeeded | RunState::Warning => Ok(()),
+        s => Err(CliError::failure(format!(
+            "run {id} {}: {}",
+            s.as_str(),
+            run.error.unwrap_or_else(|| "no details".into())
+        ))),
+    }
+}

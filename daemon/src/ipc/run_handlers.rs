@@ -1,0 +1,158 @@
+//! Handlers for runs, snapshots, restores and target checks.
+
+use super::dispatch::Ctx;
+use super::handlers::Handle;
+use crate::runner;
+use crate::state::SharedRef;
+use bms_proto::api::*;
+use bms_proto::{ApiError, ErrorKind};
+use std::path::PathBuf;
+
+impl Handle for RunJob {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
+        let run = runner::submit(ctx.shared, &self.name, RunTrigger::Manual).await?;
+        Ok(RunReply { run })
+    }
+}
+
+impl Handle for ListRuns {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RunList, ApiError> {
+        let limit = self.limit.unwrap_or(50).clamp(1, 10_000);
+        let runs = ctx.shared.catalog.call(move |c| c.list_runs(self.job.as_deref(), limit)).await?;
+        Ok(RunList { runs })
+    }
+}
+
+/// The run, its log and its live progress.
+pub async fn run_detail(shared: &SharedRef, id: i64) -> Result<RunDetail, ApiError> {
+    let (run, log) = shared.catalog.call(move |c| Ok((c.get_run(id)?, c.run_log(id)?))).await?;
+    let progress = shared.runner.active(id).map(|a| a.progress.borrow().clone());
+    Ok(RunDetail { run, log, progress })
+}
+
+impl Handle for GetRun {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RunDetail, ApiError> {
+        run_detail(ctx.shared, self.id).await
+    }
+}
+
+impl Handle for WatchRun {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RunDetail, ApiError> {
+        run_detail(ctx.shared, self.id).await
+    }
+}
+
+impl Handle for CancelRun {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
+        let run = runner::cancel(ctx.shared, self.id).await?;
+        Ok(RunReply { run })
+    }
+}
+
+impl Handle for ListSnapshots {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<SnapshotList, ApiError> {
+        let snapshots = ctx
+            .shared
+            .catalog
+            .call(move |c| c.list_snapshots(self.job.as_deref(), self.target.as_deref()))
+            .await?;
+        Ok(SnapshotList { snapshots })
+    }
+}
+
+/// Finds a catalogued snapshot by id or unique prefix (8+ characters), optionally on one target.
+pub async fn find_snapshot(shared: &SharedRef, id: &str, target: Option<&str>) -> Result<SnapshotRecord, ApiError> {
+    if id.len() < 8 {
+        return Err(ApiError::invalid("snapshot", "give at least 8 characters of the snapshot id"));
+    }
+    let t = target.map(str::to_owned);
+    let all = shared.catalog.call(move |c| c.list_snapshots(None, t.as_deref())).await?;
+    let matches: Vec<SnapshotRecord> = all.into_iter().filter(|s| s.id.starts_with(id)).collect();
+    let distinct: std::collections::BTreeSet<&str> = matches.iter().map(|s| s.id.as_str()).collect();
+    match distinct.len() {
+        0 => Err(ApiError::not_found("snapshot", id)),
+        1 => matches
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::not_found("snapshot", id)),
+        n => Err(ApiError::invalid(
+            "snapshot",
+            format!("snapshot prefix '{id}' matches {n} snapshots: give more characters"),
+        )),
+    }
+}
+
+impl Handle for GetSnapshot {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<SnapshotReply, ApiError> {
+        let snapshot = find_snapshot(ctx.shared, &self.id, self.target.as_deref()).await?;
+        Ok(SnapshotReply { snapshot })
+    }
+}
+
+/// Restores through the engine; `progress` sees (files, bytes) as it goes.
+pub async fn restore(
+    shared: &SharedRef,
+    req: Restore,
+    progress: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<RestoreReply, ApiError> {
+    let to = PathBuf::from(&req.to);
+    if !to.is_absolute() {
+        return Err(ApiError::invalid("to", format!("restore directory '{}' must be absolute", req.to)));
+    }
+    let overwrite = match req.overwrite.as_deref().unwrap_or("never") {
+        "never" => bms_engine::restore::Overwrite::Never,
+        "if-changed" => bms_engine::restore::Overwrite::IfChanged,
+        "always" => bms_engine::restore::Overwrite::Always,
+        other => {
+            return Err(ApiError::invalid(
+                "overwrite",
+                format!("overwrite '{other}' is not one of never, if-changed, always"),
+            ))
+        }
+    };
+    let snap = find_snapshot(shared, &req.snapshot, req.target.as_deref()).await?;
+    let tname = snap.target.clone();
+    let target = shared.catalog.call(move |c| c.get_target(&tname)).await?;
+    let opts = bms_engine::restore::RestoreOptions {
+        snapshot: snap.id.clone(),
+        target: to,
+        paths: req.paths.iter().map(PathBuf::from).collect(),
+        dry_run: req.dry_run,
+        overwrite,
+    };
+    let repo_path = PathBuf::from(&target.spec.path);
+    let summary = tokio::task::spawn_blocking(move || {
+        let repo = bms_engine::Repository::open(&repo_path)?;
+        repo.restore(&opts, &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("restore task failed: {e}")))?
+    .map_err(|e| ApiError::new(ErrorKind::Internal, format!("restore failed: {e}")))?;
+    let value = serde_json::to_value(&summary).ok();
+    Ok(RestoreReply {
+        files: summary.files,
+        bytes: summary.bytes,
+        done: true,
+        summary: value,
+    })
+}
+
+impl Handle for Restore {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<RestoreReply, ApiError> {
+        restore(ctx.shared, self, |_, _| {}).await
+    }
+}
+
+impl Handle for CheckTarget {
+    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetCheck, ApiError> {
+        let name = self.name.clone();
+        let target = ctx.shared.catalog.call(move |c| c.get_target(&name)).await?;
+        let spec = target.spec;
+        let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
+            .await
+            .map_err(|e| ApiError::internal(format!("check failed: {e}")))?;
+        let stored = check.clone();
+        ctx.shared.catalog.call(move |c| c.store_check(&stored)).await?;
+        Ok(check)
+    }
+}

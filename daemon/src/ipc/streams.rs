@@ -1,0 +1,99 @@
+//! Methods that stream replies when called with `"more": true`: `WatchRun` and `Restore`.
+
+use super::auth::Role;
+use super::dispatch::{api_error, Outcome};
+use super::run_handlers::{restore, run_detail};
+use super::Peer;
+use crate::state::SharedRef;
+use bms_proto::api::{Restore, RestoreReply, WatchRun};
+use bms_proto::varlink::{Call, Reply};
+use bms_proto::{ApiError, ErrorKind, INTERFACE};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often a stream reports progress.
+const TICK: Duration = Duration::from_millis(250);
+
+fn reply<T: serde::Serialize>(value: &T, continues: bool) -> Reply {
+    let mut r = Reply::ok(serde_json::to_value(value).unwrap_or_default());
+    r.continues = continues;
+    r
+}
+
+fn params<T: serde::de::DeserializeOwned>(call: &Call, method: &str) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::Object(call.parameters.clone().unwrap_or_default()))
+        .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("invalid parameters for {method}: {e}")))
+}
+
+/// Starts a stream for calls that have one; `None` lets the call be handled normally.
+pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outcome> {
+    let method = call.method.strip_prefix(INTERFACE)?.strip_prefix('.')?;
+    let (tx, rx) = mpsc::channel(16);
+    match method {
+        "WatchRun" => {
+            let req: WatchRun = match params(call, method) {
+                Ok(r) => r,
+                Err(e) => return Some(Outcome::One(api_error(e))),
+            };
+            tokio::spawn(watch(shared.clone(), req.id, tx));
+        }
+        "Restore" => {
+            if peer.role != Role::Admin {
+                return Some(Outcome::One(api_error(ApiError::new(
+                    ErrorKind::PermissionDenied,
+                    format!("restore needs root or group 'bms-admin'; uid {} may only read", peer.uid),
+                ))));
+            }
+            let req: Restore = match params(call, method) {
+                Ok(r) => r,
+                Err(e) => return Some(Outcome::One(api_error(e))),
+            };
+            tokio::spawn(restore_stream(shared.clone(), req, tx));
+        }
+        _ => return None,
+    }
+    Some(Outcome::Stream(rx))
+}
+
+async fn watch(shared: SharedRef, id: i64, tx: mpsc::Sender<Reply>) {
+    loop {
+        match run_detail(&shared, id).await {
+            Ok(d) => {
+                let last = d.run.state.is_final();
+                if tx.send(reply(&d, !last)).await.is_err() || last {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(api_error(e)).await;
+                return;
+            }
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+async fn restore_stream(shared: SharedRef, req: Restore, tx: mpsc::Sender<Reply>) {
+    let progress_tx = tx.clone();
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let progress = move |files: u64, bytes: u64| {
+        let Ok(mut l) = last.lock() else { return };
+        if l.elapsed() >= TICK {
+            *l = std::time::Instant::now();
+            let r = RestoreReply {
+                files,
+                bytes,
+                done: false,
+                summary: None,
+            };
+            let _ = progress_tx.try_send(reply(&r, true));
+        }
+    };
+    let result = restore(&shared, req, progress).await;
+    let _ = tx
+        .send(match result {
+            Ok(r) => reply(&r, false),
+            Err(e) => api_error(e),
+        })
+        .await;
+}

@@ -1,0 +1,253 @@
+//! Target pre-flight checks, run before every run and by `bmsctl target check`: a NAS target must
+//! be a mount point (per /proc/self/mountinfo) of the expected filesystem and source, every target
+//! must exist, be writable, and have more free space than its threshold. A failed check writes
+//! nothing under the target.
+
+use bms_proto::api::{TargetCheck, TargetKind, TargetSpec};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mount {
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// Undoes the octal escapes (`\040` for space) of mountinfo fields.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses /proc/self/mountinfo text.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            let mut options: Vec<String> = l.get(5)?.split(',').map(str::to_owned).collect();
+            options.extend(r.get(2).map(|o| o.split(',').map(str::to_owned)).into_iter().flatten());
+            Some(Mount {
+                mount_point: PathBuf::from(unescape(l.get(4)?)),
+                fs_type: r.first()?.to_string(),
+                source: unescape(r.get(1)?),
+                options,
+            })
+        })
+        .collect()
+}
+
+/// The mount whose mount point is exactly `path` (the last one wins, as mounts stack).
+pub fn mount_at(path: &Path) -> io::Result<Option<Mount>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text).into_iter().rev().find(|m| m.mount_point == path))
+}
+
+fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// Whether a configured source (`server:/export`, `/dev/sdb1`, `UUID=...`, `LABEL=...`) names the mount's source.
+fn source_matches(want: &str, have: &str) -> bool {
+    let resolve = |p: &str| std::fs::canonicalize(p).ok();
+    let want_dev = if let Some(u) = want.strip_prefix("UUID=") {
+        resolve(&format!("/dev/disk/by-uuid/{u}"))
+    } else if let Some(l) = want.strip_prefix("LABEL=") {
+        resolve(&format!("/dev/disk/by-label/{l}"))
+    } else {
+        None
+    };
+    match want_dev {
+        Some(dev) => resolve(have).is_some_and(|h| h == dev),
+        None => want == have || (want.starts_with('/') && resolve(want).is_some_and(|w| Some(w) == resolve(have))),
+    }
+}
+
+fn result(spec: &TargetSpec, ok: bool, state: &str, message: String, free: Option<u64>, fs: Option<String>) -> TargetCheck {
+    TargetCheck {
+        name: spec.name.clone(),
+        ok,
+        state: state.into(),
+        message,
+        free_bytes: free,
+        fs_type: fs,
+        checked_at: crate::catalog::now_rfc3339(),
+    }
+}
+
+/// Checks a target; never writes anything but a probe file that it removes at once.
+pub fn check(spec: &TargetSpec) -> TargetCheck {
+    if !spec.kind.supported() {
+        return result(
+            spec,
+            false,
+            "unsupported",
+            format!("{} targets are not yet supported", spec.kind.as_str()),
+            None,
+            None,
+        );
+    }
+    let path = Path::new(&spec.path);
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let hint = if spec.kind == TargetKind::Nas { "mount the NAS share there" } else { "create it" };
+            return result(spec, false, "missing", format!("{} does not exist: {hint}", spec.path), None, None);
+        }
+        Err(e) => return result(spec, false, "error", format!("cannot access {}: {e}", spec.path), None, None),
+    };
+    if !meta.is_dir() {
+        return result(spec, false, "error", format!("{} is not a directory", spec.path), None, None);
+    }
+    let mut fs_type = None;
+    if spec.kind == TargetKind::Nas {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let mount = match mount_at(&canonical) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return result(
+                    spec,
+                    false,
+                    "not mounted",
+                    format!(
+                        "not mounted: {} is not a mount point; mount the NAS share there (bms never writes into an empty mount-point directory)",
+                        spec.path
+                    ),
+                    None,
+                    None,
+                )
+            }
+            Err(e) => return result(spec, false, "error", format!("cannot read /proc/self/mountinfo: {e}"), None, None),
+        };
+        fs_type = Some(mount.fs_type.clone());
+        if let Some(want) = &spec.fs_type {
+            if *want != mount.fs_type {
+                return result(
+                    spec,
+                    false,
+                    "wrong filesystem",
+                    format!("wrong filesystem: {} is {} but the target expects {want}", spec.path, mount.fs_type),
+                    None,
+                    fs_type,
+                );
+            }
+        }
+        if let Some(want) = &spec.fs_source {
+            if !source_matches(want, &mount.source) {
+                return result(
+                    spec,
+                    false,
+                    "wrong filesystem",
+                    format!("wrong filesystem: {} is mounted from {} but the target expects {want}", spec.path, mount.source),
+                    None,
+                    fs_type,
+                );
+            }
+        }
+        if mount.options.iter().any(|o| o == "ro") {
+            return result(spec, false, "read-only", format!("read-only: {} is mounted read-only", spec.path), None, fs_type);
+        }
+    }
+    let free = match nix::sys::statvfs::statvfs(path) {
+        Ok(st) => st.blocks_available() as u64 * st.fragment_size() as u64,
+        Err(e) => return result(spec, false, "error", format!("cannot stat filesystem of {}: {e}", spec.path), None, fs_type),
+    };
+    if let Err(e) = probe_write(path) {
+        let (state, msg) = match e.raw_os_error() {
+            Some(libc::EROFS) => ("read-only", format!("read-only: {} is not writable: {e}", spec.path)),
+            Some(libc::EACCES) | Some(libc::EPERM) => ("error", format!("{} is not writable by bmsd: {e}", spec.path)),
+            _ => ("error", format!("cannot write to {}: {e}", spec.path)),
+        };
+        return result(spec, false, state, msg, Some(free), fs_type);
+    }
+    if free < spec.min_free_bytes {
+        return result(
+            spec,
+            false,
+            "low space",
+            format!("low space: {} free < {}", human(free), human(spec.min_free_bytes)),
+            Some(free),
+            fs_type,
+        );
+    }
+    result(spec, true, "ok", format!("ok: {} free", human(free)), Some(free), fs_type)
+}
+
+fn probe_write(dir: &Path) -> io::Result<()> {
+    use std::io::Write;
+    let probe = dir.join(format!(".bms-probe-{}", std::process::id()));
+    let res = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(b"bms")?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mountinfo_with_escapes_and_optional_fields() {
+        let text = "36 35 98:0 / /mnt/nas\\040one rw,noatime master:1 - nfs4 server:/export rw,vers=4.2\n\
+                    37 35 8:1 / /srv ro,relatime shared:2 - ext4 /dev/sda1 ro\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].mount_point, PathBuf::from("/mnt/nas one"));
+        assert_eq!(m[0].fs_type, "nfs4");
+        assert_eq!(m[0].source, "server:/export");
+        assert!(m[1].options.contains(&"ro".to_string()));
+    }
+
+    #[test]
+    fn plain_directory_is_not_mounted_for_nas() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TargetSpec {
+            name: "n".into(),
+            kind: TargetKind::Nas,
+            path: dir.path().to_string_lossy().into_owned(),
+            media_type: None,
+            location: Default::default(),
+            site: None,
+            immutable_days: 0,
+            min_free_bytes: 0,
+            fs_type: None,
+            fs_source: None,
+        };
+        let c = check(&spec);
+        assert_eq!(c.state, "not mounted", "{c:?}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+        let disk = TargetSpec { kind: TargetKind::Disk, min_free_bytes: u64::MAX, ..spec };
+        let c = check(&disk);
+        assert_eq!(c.state, "low space", "{c:?}");
+        assert!(c.message.starts_with("low space: "), "{}", c.message);
+    }
+}

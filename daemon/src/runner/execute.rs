@@ -1,0 +1,318 @@
+//! One backup run: pre-flight, pre-hook, backup to the primary target, copies to the others,
+//! post-hook, and the catalog records of each step.
+
+use super::hooks;
+use super::{Active, StopReason};
+use crate::catalog::NewRun;
+use crate::state::SharedRef;
+use bms_engine::{BackupOptions, Repository};
+use bms_proto::api::*;
+use bms_proto::ApiError;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+/// Opens the repository of a target, creating it in an empty directory.
+pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
+    if path.join("config").exists() {
+        Repository::open(path)
+    } else {
+        Repository::init(path, bms_engine::InitOptions::default())
+    }
+}
+
+fn stats_of(s: &bms_engine::BackupSummary) -> RunStats {
+    RunStats {
+        files_new: s.files_new,
+        files_changed: s.files_changed,
+        files_unmodified: s.files_unmodified,
+        bytes_read: s.bytes_read,
+        bytes_total: s.bytes_total,
+        bytes_added: s.bytes_added,
+        chunks_new: s.chunks_new,
+        chunks_total: s.chunks_total,
+        warnings: s.warnings_count,
+    }
+}
+
+fn host() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// How a stop request turns into a final state and message.
+fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
+    match reason {
+        Some(StopReason::Cancelled) => (RunState::Cancelled, "cancelled by request".into()),
+        Some(StopReason::TimedOut) => (RunState::Failed, format!("timed out after {timeout} s and was stopped")),
+        Some(StopReason::Shutdown) | None => (RunState::Interrupted, "bmsd shut down while the run was going".into()),
+    }
+}
+
+struct Outcome {
+    state: RunState,
+    snapshot: Option<String>,
+    stats: RunStats,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            state: RunState::Failed,
+            snapshot: None,
+            stats: RunStats::default(),
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// Runs a queued backup to completion and records it.
+pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
+    let id = active.run_id;
+    let job_name = active.job.clone();
+    if let Err(e) = shared.catalog.call(move |c| c.start_run(id)).await {
+        error!(run = id, "cannot start run: {e}");
+        return;
+    }
+    let mut log = Vec::new();
+    let outcome = backup(shared, active, &mut log).await;
+    let final_state = outcome.state;
+    let rec_log = log.clone();
+    let (snap, stats, err) = (outcome.snapshot.clone(), outcome.stats.clone(), outcome.error.clone());
+    match shared
+        .catalog
+        .call(move |c| c.finish_run(id, final_state, snap.as_deref(), &stats, err.as_deref(), &rec_log))
+        .await
+    {
+        Ok(r) => info!(run = id, job = %job_name, state = r.state.as_str(), "run finished"),
+        Err(e) => error!(run = id, "cannot record the end of run: {e}"),
+    }
+    active.progress.send_modify(|p| p.phase = "done".into());
+}
+
+async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>) -> Outcome {
+    let name = active.job.clone();
+    let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
+        Ok(j) => j.spec,
+        Err(e) => return Outcome::failed(format!("job definition not readable: {e}")),
+    };
+    let mut targets = Vec::new();
+    for t in &job.targets {
+        let t = t.clone();
+        match shared.catalog.call(move |c| c.get_target(&t)).await {
+            Ok(info) => targets.push(info.spec),
+            Err(e) => return Outcome::failed(e.message),
+        }
+    }
+    let Some(primary) = targets.first().cloned() else {
+        return Outcome::failed("the job has no target");
+    };
+    active.progress.send_modify(|p| p.phase = "preflight".into());
+    if let Err(msg) = preflight(shared, &primary).await {
+        return Outcome::failed(msg);
+    }
+    let env_base = vec![
+        ("BMS_JOB", job.name.clone()),
+        ("BMS_RUN_ID", active.run_id.to_string()),
+        ("BMS_TARGET", primary.name.clone()),
+    ];
+    let hook_timeout = Duration::from_secs(job.hooks.timeout_secs.max(1) as u64);
+    if let Some(pre) = &job.hooks.pre {
+        active.progress.send_modify(|p| p.phase = "pre-hook".into());
+        let mut env = env_base.clone();
+        env.push(("BMS_PHASE", "pre".into()));
+        let r = hooks::run(pre, &env, hook_timeout).await;
+        log.push(format!("pre-hook: {}", r.how));
+        if !r.output.is_empty() {
+            log.push(format!("pre-hook output:\n{}", r.output.trim_end()));
+        }
+        if !r.ok {
+            let outcome = Outcome::failed(format!("pre-hook failed ({}); nothing was backed up", r.how));
+            post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
+            return outcome;
+        }
+    }
+    let mut outcome = backup_to_primary(shared, active, &job, &primary, log).await;
+    if matches!(outcome.state, RunState::Succeeded | RunState::Warning) {
+        if let Some(snapshot) = outcome.snapshot.clone() {
+            for dst in targets.iter().skip(1) {
+                if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Err(msg) = super::execute_copy::copy(shared, active, &job, &primary, dst, &snapshot).await {
+                    log.push(msg.clone());
+                    outcome.state = RunState::Warning;
+                    outcome.error.get_or_insert(msg);
+                }
+            }
+        }
+    }
+    post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
+    outcome
+}
+
+async fn post_hook(job: &JobSpec, env_base: &[(&'static str, String)], outcome: &Outcome, timeout: Duration, log: &mut Vec<String>) {
+    let Some(post) = &job.hooks.post else { return };
+    let mut env = env_base.to_vec();
+    env.push(("BMS_PHASE", "post".into()));
+    env.push(("BMS_RESULT", outcome.state.as_str().into()));
+    env.push(("BMS_SNAPSHOT", outcome.snapshot.clone().unwrap_or_default()));
+    env.push(("BMS_ERROR", outcome.error.clone().unwrap_or_default()));
+    let r = hooks::run(post, &env, timeout).await;
+    log.push(format!("post-hook: {}", r.how));
+    if !r.output.is_empty() {
+        log.push(format!("post-hook output:\n{}", r.output.trim_end()));
+    }
+}
+
+/// Checks a target and records the result; `Err` carries the reason.
+pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), String> {
+    let spec = target.clone();
+    let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
+        .await
+        .map_err(|e| format!("pre-flight check failed: {e}"))?;
+    let stored = check.clone();
+    if let Err(e) = shared.catalog.call(move |c| c.store_check(&stored)).await {
+        warn!("cannot record target check: {e}");
+    }
+    if check.ok {
+        Ok(())
+    } else {
+        Err(format!("target '{}' failed its pre-flight check: {}", target.name, check.message))
+    }
+}
+
+/// Watches the clock for a run's timeout.
+fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
+    (secs > 0).then(|| {
+        let a = active.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            a.request_stop(StopReason::TimedOut);
+        })
+    })
+}
+
+async fn backup_to_primary(
+    shared: &SharedRef,
+    active: &Arc<Active>,
+    job: &JobSpec,
+    target: &TargetSpec,
+    log: &mut Vec<String>,
+) -> Outcome {
+    active.progress.send_modify(|p| p.phase = "backup".into());
+    let (job_name, target_name) = (job.name.clone(), target.name.clone());
+    let expected = shared
+        .catalog
+        .call(move |c| c.list_snapshots(Some(&job_name), Some(&target_name)))
+        .await
+        .ok()
+        .and_then(|s| s.last().map(|s| s.stats.bytes_total))
+        .unwrap_or(0);
+    let opts = BackupOptions {
+        sources: job.sources.iter().map(Into::into).collect(),
+        excludes: job.excludes.clone(),
+        one_file_system: job.one_file_system,
+        job: job.name.clone(),
+        host: host(),
+        tags: vec![format!("run:{}", active.run_id)],
+        parent: None,
+        force_full: false,
+    };
+    let path = std::path::PathBuf::from(&target.path);
+    let a = active.clone();
+    let timer = arm_timeout(active, job.timeout_secs);
+    let result = tokio::task::spawn_blocking(move || {
+        let repo = open_or_init(&path)?;
+        let started = Instant::now();
+        let report = |p: &bms_engine::Progress| {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = p.bytes_read as f64 / secs;
+            let eta = (expected > p.bytes_read && rate > 0.0).then(|| ((expected - p.bytes_read) as f64 / rate) as u64);
+            a.progress.send_modify(|pr| {
+                pr.files = p.files;
+                pr.bytes_read = p.bytes_read;
+                pr.bytes_added = p.bytes_added;
+                pr.bytes_expected = expected;
+                pr.bytes_per_sec = rate;
+                pr.eta_secs = eta;
+            });
+        };
+        let stop: &AtomicBool = &a.stop;
+        repo.backup(&opts, &report, stop)
+    })
+    .await;
+    if let Some(t) = timer {
+        t.abort();
+    }
+    match result {
+        Err(e) => Outcome::failed(format!("the backup task failed: {e}")),
+        Ok(Err(e)) => {
+            if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (state, msg) = stopped(active.stop_reason(), job.timeout_secs);
+                Outcome {
+                    state,
+                    snapshot: None,
+                    stats: RunStats::default(),
+                    error: Some(msg),
+                }
+            } else {
+                Outcome::failed(e.to_string())
+            }
+        }
+        Ok(Ok(summary)) => {
+            log.extend(summary.notes.iter().cloned());
+            log.extend(summary.warnings.iter().map(|w| format!("warning: {w}")));
+            let stats = stats_of(&summary);
+            let rec = SnapshotRecord {
+                id: summary.snapshot_id.clone(),
+                target: target.name.clone(),
+                job: job.name.clone(),
+                time: crate::catalog::now_rfc3339(),
+                host: host(),
+                paths: job.sources.clone(),
+                partial: summary.partial,
+                run_id: Some(active.run_id),
+                stats: stats.clone(),
+            };
+            if let Err(e) = shared.catalog.call(move |c| c.record_snapshot(&rec)).await {
+                warn!("cannot record snapshot in the catalog: {e}");
+            }
+            Outcome {
+                state: if summary.partial { RunState::Warning } else { RunState::Succeeded },
+                snapshot: Some(summary.snapshot_id),
+                error: summary
+                    .partial
+                    .then(|| format!("partial snapshot: {} files could not be read", summary.warnings_count)),
+                stats,
+            }
+        }
+    }
+}
+
+/// Records a copy run that failed before it started.
+pub async fn record_failed_copy(shared: &SharedRef, parent: &Active, job: &str, src: &str, dst: &str, msg: &str) -> Result<(), ApiError> {
+    let (job, src, dst, msg) = (job.to_owned(), src.to_owned(), dst.to_owned(), msg.to_owned());
+    let parent_id = parent.run_id;
+    let trigger = parent.trigger;
+    shared
+        .catalog
+        .call(move |c| {
+            c.insert_run(&NewRun {
+                job: &job,
+                kind: RunKind::Copy,
+                trigger,
+                state: RunState::Failed,
+                target: Some(&dst),
+                source_target: Some(&src),
+                parent_run: Some(parent_id),
+                error: Some(&msg),
+            })
+        })
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,255 @@
+//! The job runner: a queue of runs with a global concurrency limit and one run per job at a time.
+//! Each run is a catalog record from `queued` to a final state; progress is kept in memory and
+//! streamed to watchers.
+
+mod execute;
+mod execute_copy;
+pub mod hooks;
+
+use crate::catalog::NewRun;
+use crate::state::SharedRef;
+use bms_proto::api::{RunInfo, RunKind, RunProgress, RunState, RunTrigger};
+use bms_proto::{ApiError, ErrorKind};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Why a run is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    TimedOut,
+    Shutdown,
+}
+
+/// A run that is queued or going.
+pub struct Active {
+    pub run_id: i64,
+    pub job: String,
+    pub trigger: RunTrigger,
+    /// Set to stop the engine; it checks this often.
+    pub stop: Arc<AtomicBool>,
+    pub reason: Mutex<Option<StopReason>>,
+    pub progress: watch::Sender<RunProgress>,
+}
+
+impl Active {
+    pub fn request_stop(&self, reason: StopReason) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|r| *r)
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    queue: VecDeque<Arc<Active>>,
+    running: HashMap<i64, Arc<Active>>,
+}
+
+/// The runner's shared state.
+#[derive(Default)]
+pub struct Runner {
+    table: Mutex<Table>,
+    wake: Notify,
+    /// Sends the id of every run that reaches a final state (watchers re-read the catalog).
+    finished: Option<watch::Sender<i64>>,
+}
+
+impl Runner {
+    pub fn new() -> Runner {
+        Runner {
+            table: Mutex::default(),
+            wake: Notify::new(),
+            finished: Some(watch::channel(0).0),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        match self.table.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Run ids queued and running, in order.
+    pub fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
+        let t = self.table();
+        let mut running: Vec<i64> = t.running.keys().copied().collect();
+        running.sort_unstable();
+        (running, t.queue.iter().map(|a| a.run_id).collect())
+    }
+
+    pub fn active(&self, run_id: i64) -> Option<Arc<Active>> {
+        let t = self.table();
+        t.running
+            .get(&run_id)
+            .cloned()
+            .or_else(|| t.queue.iter().find(|a| a.run_id == run_id).cloned())
+    }
+
+    fn job_active(&self, job: &str) -> Option<i64> {
+        let t = self.table();
+        t.running
+            .values()
+            .chain(t.queue.iter())
+            .find(|a| a.job == job)
+            .map(|a| a.run_id)
+    }
+
+    /// Subscribes to "a run finished" notifications.
+    pub fn subscribe_finished(&self) -> Option<watch::Receiver<i64>> {
+        self.finished.as_ref().map(|s| s.subscribe())
+    }
+
+    fn mark_finished(&self, run_id: i64) {
+        self.table().running.remove(&run_id);
+        if let Some(s) = &self.finished {
+            s.send_replace(run_id);
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Queues a backup run of `job`. A job that is already queued or running gets a `skipped` run
+/// record with the reason instead.
+pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Result<RunInfo, ApiError> {
+    let spec = {
+        let name = job.to_owned();
+        shared.catalog.call(move |c| c.get_job(&name)).await?.spec
+    };
+    let primary = spec.targets.first().cloned();
+    if let Some(other) = shared.runner.job_active(job) {
+        let reason = format!("job '{job}' is already running (run {other}); this {} run was skipped", trigger.as_str());
+        info!(job, "{reason}");
+        let (name, t) = (job.to_owned(), primary.clone());
+        return shared
+            .catalog
+            .call(move |c| {
+                c.insert_run(&NewRun {
+                    job: &name,
+                    kind: RunKind::Backup,
+                    trigger,
+                    state: RunState::Skipped,
+                    target: t.as_deref(),
+                    source_target: None,
+                    parent_run: None,
+                    error: Some(&reason),
+                })
+            })
+            .await;
+    }
+    let name = job.to_owned();
+    let run = shared
+        .catalog
+        .call(move |c| {
+            c.insert_run(&NewRun {
+                job: &name,
+                kind: RunKind::Backup,
+                trigger,
+                state: RunState::Queued,
+                target: primary.as_deref(),
+                source_target: None,
+                parent_run: None,
+                error: None,
+            })
+        })
+        .await?;
+    let active = Arc::new(Active {
+        run_id: run.id,
+        job: job.to_owned(),
+        trigger,
+        stop: Arc::new(AtomicBool::new(false)),
+        reason: Mutex::new(None),
+        progress: watch::channel(RunProgress {
+            phase: "queued".into(),
+            ..Default::default()
+        })
+        .0,
+    });
+    shared.runner.table().queue.push_back(active);
+    shared.runner.wake.notify_one();
+    Ok(run)
+}
+
+/// Cancels a queued or running run.
+pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError> {
+    let Some(active) = shared.runner.active(run_id) else {
+        let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("run {run_id} is {}, not queued or running", run.state.as_str()),
+        ));
+    };
+    active.request_stop(StopReason::Cancelled);
+    let was_queued = {
+        let mut t = shared.runner.table();
+        let before = t.queue.len();
+        t.queue.retain(|a| a.run_id != run_id);
+        t.queue.len() != before
+    };
+    if was_queued {
+        let run = shared
+            .catalog
+            .call(move |c| {
+                c.finish_run(
+                    run_id,
+                    RunState::Cancelled,
+                    None,
+                    &Default::default(),
+                    Some("cancelled before it started"),
+                    &[],
+                )
+            })
+            .await?;
+        shared.runner.mark_finished(run_id);
+        return Ok(run);
+    }
+    shared.catalog.call(move |c| c.get_run(run_id)).await
+}
+
+/// Starts queued runs while slots are free; stops everything on shutdown.
+pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker: TaskTracker) {
+    loop {
+        loop {
+            let limit = shared.config().config.max_concurrent_runs as usize;
+            let next = {
+                let mut t = shared.runner.table();
+                if t.running.len() >= limit {
+                    None
+                } else {
+                    let next = t.queue.pop_front();
+                    if let Some(a) = &next {
+                        t.running.insert(a.run_id, a.clone());
+                    }
+                    next
+                }
+            };
+            let Some(active) = next else { break };
+            let shared = shared.clone();
+            tracker.spawn(async move {
+                let id = active.run_id;
+                execute::run(&shared, &active).await;
+                shared.runner.mark_finished(id);
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = shared.runner.wake.notified() => {}
+        }
+    }
+    // Shutdown: stop running engines; queued runs are recorded as interrupted at next start.
+    let running: Vec<Arc<Active>> = shared.runner.table().running.values().cloned().collect();
+    for a in running {
+        warn!(run = a.run_id, job = %a.job, "stopping run for shutdown");
+        a.request_stop(StopReason::Shutdown);
+    }
+}

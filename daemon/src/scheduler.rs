@@ -1,0 +1,149 @@
+//! The scheduler: turns each enabled job's calendar expression into runs.
+//!
+//! For every job the catalog keeps `checked_until`, the time up to which its elapse times have
+//! been handled, so that next-run times survive restarts. At start-up, elapse times that passed
+//! while bmsd was down are *missed*: a `run-once` job gets exactly one catch-up run, a `skip` job
+//! none. A disabled job never runs, and its elapse times pass unhandled.
+
+use crate::runner;
+use crate::state::SharedRef;
+use bms_proto::api::{JobInfo, MissedPolicy, RunTrigger};
+use bms_proto::calendar::CalendarSpec;
+use jiff::{SignedDuration, Timestamp};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The scheduler looks again at least this often (clock changes, suspend).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// A stable pseudo-random delay in `0..=max` seconds for one elapse of one job, so that the
+/// randomized delay is the same after a restart.
+pub fn randomized_delay(job: &str, elapse: Timestamp, max: u32) -> SignedDuration {
+    if max == 0 {
+        return SignedDuration::ZERO;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in job.bytes().chain(elapse.as_second().to_le_bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    SignedDuration::from_secs((h % (max as u64 + 1)) as i64)
+}
+
+/// When a job is due next after `after`, with its randomized delay.
+fn due_after(job: &JobInfo, cal: &CalendarSpec, after: Timestamp) -> Option<(Timestamp, Timestamp)> {
+    let elapse = cal.next_after(after)?;
+    let due = elapse.checked_add(randomized_delay(&job.spec.name, elapse, job.spec.randomized_delay_secs)).ok()?;
+    Some((elapse, due))
+}
+
+/// Runs until `cancel` fires.
+pub async fn run(shared: SharedRef, cancel: CancellationToken) {
+    let mut startup = true;
+    loop {
+        let now = Timestamp::now();
+        let next_wake = match tick(&shared, now, startup).await {
+            Ok(w) => w,
+            Err(e) => {
+                warn!("scheduler: {e}");
+                None
+            }
+        };
+        startup = false;
+        let sleep = next_wake
+            .map(|t| {
+                let d = t.duration_since(Timestamp::now());
+                Duration::from_millis(d.as_millis().clamp(0, MAX_SLEEP.as_millis() as i128) as u64)
+            })
+            .unwrap_or(MAX_SLEEP);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.scheduler_wake.notified() => {}
+        }
+    }
+}
+
+/// One pass over all jobs; returns the earliest time something is due.
+async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+    let jobs = shared.catalog.call(|c| c.list_jobs()).await?;
+    let mut earliest: Option<Timestamp> = None;
+    for job in jobs {
+        let name = job.spec.name.clone();
+        let cal = match CalendarSpec::parse(&job.spec.schedule) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(job = %name, "schedule cannot be parsed: {e}");
+                continue;
+            }
+        };
+        let n = name.clone();
+        let checked = shared.catalog.call(move |c| c.checked_until(&n)).await?;
+        let Some(checked) = checked.filter(|_| job.spec.enabled) else {
+            // New or disabled job: nothing before now is due.
+            let n = name.clone();
+            shared.catalog.call(move |c| c.set_checked_until(&n, now)).await?;
+            if job.spec.enabled {
+                earliest = min(earliest, due_after(&job, &cal, now).map(|d| d.1));
+            }
+            continue;
+        };
+        let mut mark = checked;
+        if startup {
+            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(e, _)| *e <= now) {
+                match job.spec.missed {
+                    MissedPolicy::RunOnce => {
+                        info!(job = %name, missed = %elapse, "runs were missed while bmsd was down: one catch-up run");
+                        if let Err(e) = runner::submit(shared, &name, RunTrigger::CatchUp).await {
+                            warn!(job = %name, "cannot queue catch-up run: {e}");
+                        }
+                    }
+                    MissedPolicy::Skip => {
+                        info!(job = %name, missed = %elapse, "runs were missed while bmsd was down; policy skip");
+                    }
+                }
+                mark = now;
+            }
+        } else if let Some((elapse, due)) = due_after(&job, &cal, checked) {
+            if due <= now {
+                if let Err(e) = runner::submit(shared, &name, RunTrigger::Schedule).await {
+                    warn!(job = %name, "cannot queue scheduled run: {e}");
+                }
+                // Several elapses passed at once (suspend, clock jump): they collapse into this run.
+                mark = if cal.next_after(elapse).is_some_and(|n| n <= now) { now } else { elapse };
+            }
+        }
+        if mark != checked {
+            let n = name.clone();
+            shared.catalog.call(move |c| c.set_checked_until(&n, mark)).await?;
+        }
+        earliest = min(earliest, due_after(&job, &cal, mark).map(|d| d.1));
+    }
+    Ok(earliest)
+}
+
+fn min(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn randomized_delay_is_stable_and_bounded() {
+        let t: Timestamp = "2026-11-30T02:00:00Z".parse().unwrap();
+        let a = randomized_delay("home", t, 600);
+        assert_eq!(a, randomized_delay("home", t, 600));
+        assert!(a >= SignedDuration::ZERO && a <= SignedDuration::from_secs(600));
+        assert_eq!(randomized_delay("home", t, 0), SignedDuration::ZERO);
+        let spread: std::collections::HashSet<_> =
+            (0..50).map(|i| randomized_delay(&format!("job{i}"), t, 600)).collect();
+        assert!(spread.len() > 10, "delays should spread out");
+    }
+}

@@ -1,0 +1,186 @@
+//! Jobs: what, when and where to back up.
+
+use serde::{Deserialize, Serialize};
+
+use super::Empty;
+
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedPolicy {
+    /// Runs missed while the daemon was down are not made up.
+    Skip,
+    /// One catch-up run at start-up for runs missed while the daemon was down.
+    #[default]
+    RunOnce,
+}
+
+impl MissedPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissedPolicy::Skip => "skip",
+            MissedPolicy::RunOnce => "run-once",
+        }
+    }
+}
+
+/// How many snapshots to keep; a snapshot is kept if any rule keeps it. All zero keeps everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub keep_last: u32,
+    pub keep_hourly: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    pub keep_yearly: u32,
+    /// Keep everything younger than this many days.
+    pub keep_within_days: u32,
+}
+
+/// When and how deeply a job's snapshots are verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyPolicy {
+    /// Verify the structure right after each backup.
+    pub after_backup: bool,
+    /// Percentage of the data re-read and re-hashed by scheduled verification (0..=100).
+    pub read_data_percent: u8,
+    /// Calendar expression for scheduled verification; none means only after backups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+impl Default for VerifyPolicy {
+    fn default() -> Self {
+        VerifyPolicy {
+            after_backup: true,
+            read_data_percent: 0,
+            schedule: None,
+        }
+    }
+}
+
+/// Commands run before and after a backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hooks {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+    pub timeout_secs: u32,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            pre: None,
+            post: None,
+            timeout_secs: 300,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A backup job as the user describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    /// Absolute paths to back up.
+    pub sources: Vec<String>,
+    /// Glob patterns of paths to leave out.
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// systemd calendar expression, e.g. `daily` or `Mon..Fri 02:00`.
+    pub schedule: String,
+    /// Up to this many seconds of random delay added to each scheduled run.
+    #[serde(default)]
+    pub randomized_delay_secs: u32,
+    /// Target names; the first is the primary, the others receive copies.
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub verify: VerifyPolicy,
+    #[serde(default)]
+    pub hooks: Hooks,
+    #[serde(default)]
+    pub missed: MissedPolicy,
+    /// A run still going after this many seconds is stopped (0: no limit).
+    #[serde(default)]
+    pub timeout_secs: u64,
+    /// Do not cross filesystem boundaries below the sources.
+    #[serde(default)]
+    pub one_file_system: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// A job as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    #[serde(flatten)]
+    pub spec: JobSpec,
+    /// The schedule in systemd's normalized form.
+    pub schedule_normalized: String,
+    /// The next elapse times of the schedule (RFC 3339), at most 3.
+    pub next_runs: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListJobs {}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<JobInfo>,
+}
+method!(ListJobs, JobList, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetJob {
+    pub name: String,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobReply {
+    pub job: JobInfo,
+}
+method!(GetJob, JobReply, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddJob {
+    pub job: JobSpec,
+}
+method!(AddJob, JobReply, true);
+
+/// Replaces a job's definition; the name selects it and cannot change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateJob {
+    pub job: JobSpec,
+}
+method!(UpdateJob, JobReply, true);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveJob {
+    pub name: String,
+}
+method!(RemoveJob, Empty, true);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetJobEnabled {
+    pub name: String,
+    pub enabled: bool,
+}
+method!(SetJobEnabled, JobReply, true);
+

@@ -1,0 +1,44 @@
+//! Requests and replies of `org.bms.Manager`. Each request type names its reply type through
+//! [`Method`], so a caller cannot pair a call with the wrong reply.
+//!
+//! Field names are the stable JSON names that `bmsctl --json` prints and `bmsctl apply` reads.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A Varlink method of `org.bms.Manager`.
+pub trait Method: Serialize + DeserializeOwned {
+    /// The short method name, e.g. `Status`.
+    const NAME: &'static str;
+    /// Whether the method changes state (needs the admin role).
+    const WRITES: bool;
+    /// What a successful call returns.
+    type Reply: Serialize + DeserializeOwned;
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! method {
+    ($req:ident, $reply:ty, $writes:expr) => {
+        impl $crate::api::Method for $req {
+            const NAME: &'static str = stringify!($req);
+            const WRITES: bool = $writes;
+            type Reply = $reply;
+        }
+    };
+}
+
+/// An empty parameter or reply object.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+mod jobs;
+mod misc;
+mod runs;
+mod targets;
+
+pub use jobs::*;
+pub use misc::*;
+pub use runs::*;
+pub use targets::*;

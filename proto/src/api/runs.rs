@@ -1,0 +1,262 @@
+//! Runs (backup, copy, verify, prune), snapshots, restores and target checks.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Backup,
+    Copy,
+    Verify,
+    Prune,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunTrigger {
+    Schedule,
+    Manual,
+    CatchUp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Queued,
+    Running,
+    Succeeded,
+    /// Finished with a snapshot, but some files could not be read (a partial snapshot).
+    Warning,
+    Failed,
+    Cancelled,
+    /// The daemon stopped or died while the run was going.
+    Interrupted,
+    /// Not started, e.g. because the job was already running; `error` says why.
+    Skipped,
+}
+
+impl RunState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+str_enum!(RunKind { Backup => "backup", Copy => "copy", Verify => "verify", Prune => "prune" });
+str_enum!(RunTrigger { Schedule => "schedule", Manual => "manual", CatchUp => "catch-up" });
+str_enum!(RunState {
+    Queued => "queued", Running => "running", Succeeded => "succeeded", Warning => "warning",
+    Failed => "failed", Cancelled => "cancelled", Interrupted => "interrupted", Skipped => "skipped",
+});
+
+/// Counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunStats {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub bytes_read: u64,
+    /// Logical bytes of file content in the snapshot.
+    pub bytes_total: u64,
+    /// Bytes added to the repository (after dedup and compression).
+    pub bytes_added: u64,
+    pub chunks_new: u64,
+    pub chunks_total: u64,
+    pub warnings: u64,
+}
+
+/// A run as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub job: String,
+    pub kind: RunKind,
+    pub trigger: RunTrigger,
+    pub state: RunState,
+    /// The target written to.
+    pub target: Option<String>,
+    /// For copies: the target copied from.
+    pub source_target: Option<String>,
+    /// The snapshot written (backup, copy).
+    pub snapshot: Option<String>,
+    /// For copies: the backup run they belong to.
+    pub parent_run: Option<i64>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub stats: RunStats,
+    pub error: Option<String>,
+}
+
+/// Live progress of a running run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunProgress {
+    /// `preflight`, `pre-hook`, `backup`, `copy`, `post-hook`, `restore`, `done`.
+    pub phase: String,
+    pub files: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    /// Estimated bytes to read (from the parent snapshot), 0 when unknown.
+    pub bytes_expected: u64,
+    pub bytes_per_sec: f64,
+    pub eta_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunJob {
+    pub name: String,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReply {
+    pub run: RunInfo,
+}
+method!(RunJob, RunReply, true);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRuns {
+    #[serde(default)]
+    pub job: Option<String>,
+    /// Newest first; at most this many (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<RunInfo>,
+}
+method!(ListRuns, RunList, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetRun {
+    pub id: i64,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub run: RunInfo,
+    /// Hook output, warnings and notes, in order.
+    pub log: Vec<String>,
+    pub progress: Option<RunProgress>,
+}
+method!(GetRun, RunDetail, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRun {
+    pub id: i64,
+}
+method!(CancelRun, RunReply, true);
+
+/// Streams `RunDetail` replies (`continues: true`) until the run is final; call with `more`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRun {
+    pub id: i64,
+}
+method!(WatchRun, RunDetail, false);
+
+/// A snapshot as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub id: String,
+    pub target: String,
+    pub job: String,
+    pub time: String,
+    pub host: String,
+    pub paths: Vec<String>,
+    pub partial: bool,
+    pub run_id: Option<i64>,
+    pub stats: RunStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSnapshots {
+    #[serde(default)]
+    pub job: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotList {
+    pub snapshots: Vec<SnapshotRecord>,
+}
+method!(ListSnapshots, SnapshotList, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetSnapshot {
+    /// Full id or unique prefix (at least 8 characters).
+    pub id: String,
+    #[serde(default)]
+    pub target: Option<String>,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotReply {
+    pub snapshot: SnapshotRecord,
+}
+method!(GetSnapshot, SnapshotReply, false);
+
+/// Restores a snapshot through the daemon (admin only). Streams `RestoreReply` with progress
+/// (`continues: true`) when called with `more`; the last reply has `summary`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    pub snapshot: String,
+    /// The target holding the snapshot; default: the first that has it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Absolute directory to restore into.
+    pub to: String,
+    /// Paths inside the snapshot; empty: everything.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// never, if-changed or always.
+    #[serde(default)]
+    pub overwrite: Option<String>,
+}
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestoreReply {
+    pub files: u64,
+    pub bytes: u64,
+    pub done: bool,
+    pub summary: Option<serde_json::Value>,
+}
+method!(Restore, RestoreReply, true);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTarget {
+    pub name: String,
+}
+/// The result of a target pre-flight check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    pub name: String,
+    pub ok: bool,
+    /// `ok`, `not mounted`, `wrong filesystem`, `read-only`, `low space`, `missing`, `error`, `unsupported`.
+    pub state: String,
+    pub message: String,
+    pub free_bytes: Option<u64>,
+    pub fs_type: Option<String>,
+    pub checked_at: String,
+}
+method!(CheckTarget, TargetCheck, false);

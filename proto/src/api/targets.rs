@@ -1,0 +1,176 @@
+//! Targets: where backups are written.
+
+use serde::{Deserialize, Serialize};
+
+use super::Empty;
+
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    #[default]
+    Disk,
+    Nas,
+    Tape,
+    S3,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Disk => "disk",
+            TargetKind::Nas => "nas",
+            TargetKind::Tape => "tape",
+            TargetKind::S3 => "s3",
+        }
+    }
+    /// The media type a target of this kind has unless told otherwise (a NAS is disk).
+    pub fn default_media(self) -> MediaType {
+        match self {
+            TargetKind::Disk | TargetKind::Nas => MediaType::Disk,
+            TargetKind::Tape => MediaType::Tape,
+            TargetKind::S3 => MediaType::Object,
+        }
+    }
+    /// Whether this version of bms can write to targets of this kind.
+    pub fn supported(self) -> bool {
+        matches!(self, TargetKind::Disk | TargetKind::Nas)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaType {
+    Disk,
+    Tape,
+    Object,
+    Optical,
+}
+
+impl MediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Disk => "disk",
+            MediaType::Tape => "tape",
+            MediaType::Object => "object",
+            MediaType::Optical => "optical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    #[default]
+    Onsite,
+    Offsite,
+}
+
+impl Location {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Onsite => "onsite",
+            Location::Offsite => "offsite",
+        }
+    }
+}
+
+/// A place backups are written to, as the user describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub name: String,
+    #[serde(default)]
+    pub kind: TargetKind,
+    /// Directory (disk, nas), device (tape) or bucket URL (s3).
+    pub path: String,
+    /// Defaults to the kind's media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<MediaType>,
+    #[serde(default)]
+    pub location: Location,
+    /// Free-form site label, e.g. "dc-2" or "bank vault".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Days a written snapshot stays immutable (0: not immutable).
+    #[serde(default)]
+    pub immutable_days: u32,
+    /// Runs fail before writing when less than this many bytes are free.
+    #[serde(default)]
+    pub min_free_bytes: u64,
+    /// NAS only: the filesystem type the mount must have (e.g. "nfs4", "cifs", "ext4").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    /// NAS only: the mount source or filesystem UUID/label the mount must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_source: Option<String>,
+}
+
+impl TargetSpec {
+    pub fn media(&self) -> MediaType {
+        self.media_type.unwrap_or(self.kind.default_media())
+    }
+}
+
+/// A target as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    #[serde(flatten)]
+    pub spec: TargetSpec,
+    /// The effective media type.
+    pub media: MediaType,
+    /// False for kinds this version cannot write yet.
+    pub supported: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Jobs that use this target.
+    pub used_by: Vec<String>,
+    /// The last pre-flight check, if any.
+    #[serde(default)]
+    pub last_check: Option<super::TargetCheck>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListTargets {}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetList {
+    pub targets: Vec<TargetInfo>,
+}
+method!(ListTargets, TargetList, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetTarget {
+    pub name: String,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetReply {
+    pub target: TargetInfo,
+}
+method!(GetTarget, TargetReply, false);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddTarget {
+    pub target: TargetSpec,
+}
+method!(AddTarget, TargetReply, true);
+
+/// Replaces a target's definition; the name selects it and cannot change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTarget {
+    pub target: TargetSpec,
+}
+method!(UpdateTarget, TargetReply, true);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveTarget {
+    pub name: String,
+}
+method!(RemoveTarget, Empty, true);
+
