@@ -85,6 +85,7 @@ type TargetInfo (
   supported: bool,
   note: ?string,
   used_by: []string,
+  last_check: ?TargetCheck,
   created_at: string,
   updated_at: string
 )
@@ -171,7 +172,9 @@ method Status() -> (
   state_dir: string,
   socket: string,
   config: ConfigSummary,
-  role: string
+  role: string,
+  running: []RunInfo,
+  queued: []RunInfo
 )
 
 method ListTargets() -> (targets: []TargetInfo)
@@ -196,6 +199,83 @@ method Apply(targets: ?[]TargetSpec, jobs: ?[]JobSpec, dry_run: ?bool) -> (
 )
 
 method ListAudit(limit: ?int) -> (entries: []AuditEntry)
+
+type RunStats (
+  files_new: int,
+  files_changed: int,
+  files_unmodified: int,
+  bytes_read: int,
+  bytes_total: int,
+  bytes_added: int,
+  chunks_new: int,
+  chunks_total: int,
+  warnings: int
+)
+
+type RunInfo (
+  id: int,
+  job: string,
+  kind: (backup, copy, verify, prune),
+  trigger: (schedule, manual, catch-up),
+  state: (queued, running, succeeded, warning, failed, cancelled, interrupted, skipped),
+  target: ?string,
+  source_target: ?string,
+  snapshot: ?string,
+  parent_run: ?int,
+  queued_at: string,
+  started_at: ?string,
+  finished_at: ?string,
+  duration_secs: ?float,
+  stats: RunStats,
+  error: ?string
+)
+
+type RunProgress (
+  phase: string,
+  files: int,
+  bytes_read: int,
+  bytes_added: int,
+  bytes_expected: int,
+  bytes_per_sec: float,
+  eta_secs: ?int
+)
+
+type SnapshotRecord (
+  id: string,
+  target: string,
+  job: string,
+  time: string,
+  host: string,
+  paths: []string,
+  partial: bool,
+  run_id: ?int,
+  stats: RunStats
+)
+
+type TargetCheck (
+  name: string,
+  ok: bool,
+  state: string,
+  message: string,
+  free_bytes: ?int,
+  fs_type: ?string,
+  checked_at: string
+)
+
+# Queues a backup run now; a job already running gets a skipped run with the reason.
+method RunJob(name: string) -> (run: RunInfo)
+method ListRuns(job: ?string, limit: ?int) -> (runs: []RunInfo)
+method GetRun(id: int) -> (run: RunInfo, log: []string, progress: ?RunProgress)
+method CancelRun(id: int) -> (run: RunInfo)
+# With "more": one reply per progress step until the run ends.
+method WatchRun(id: int) -> (run: RunInfo, log: []string, progress: ?RunProgress)
+method ListSnapshots(job: ?string, target: ?string) -> (snapshots: []SnapshotRecord)
+method GetSnapshot(id: string, target: ?string) -> (snapshot: SnapshotRecord)
+# With "more": progress replies, then the summary. Needs the admin role.
+method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, dry_run: ?bool,
+               overwrite: ?string) -> (files: int, bytes: int, done: bool, summary: ?object)
+method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
+                                     free_bytes: ?int, fs_type: ?string, checked_at: string)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)
@@ -241,6 +321,15 @@ mod tests {
             SetJobEnabled::NAME,
             Apply::NAME,
             ListAudit::NAME,
+            RunJob::NAME,
+            ListRuns::NAME,
+            GetRun::NAME,
+            CancelRun::NAME,
+            WatchRun::NAME,
+            ListSnapshots::NAME,
+            GetSnapshot::NAME,
+            Restore::NAME,
+            CheckTarget::NAME,
         ];
         for n in names {
             assert!(

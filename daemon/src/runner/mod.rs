@@ -110,8 +110,25 @@ impl Runner {
         self.finished.as_ref().map(|s| s.subscribe())
     }
 
+    /// Tells systemd what runs now (`systemctl status` shows it).
+    pub fn notify_status(&self) {
+        let text = {
+            let t = self.table();
+            let mut jobs: Vec<String> = t.running.values().map(|a| format!("{} (run {})", a.job, a.run_id)).collect();
+            jobs.sort();
+            match (jobs.is_empty(), t.queue.len()) {
+                (true, 0) => "ready: idle".to_owned(),
+                (true, q) => format!("ready: {q} queued"),
+                (false, 0) => format!("running: {}", jobs.join(", ")),
+                (false, q) => format!("running: {}; {q} queued", jobs.join(", ")),
+            }
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text)]);
+    }
+
     fn mark_finished(&self, run_id: i64) {
         self.table().running.remove(&run_id);
+        self.notify_status();
         if let Some(s) = &self.finished {
             s.send_replace(run_id);
         }
@@ -234,6 +251,7 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
                 }
             };
             let Some(active) = next else { break };
+            shared.runner.notify_status();
             let shared = shared.clone();
             tracker.spawn(async move {
                 let id = active.run_id;

@@ -63,8 +63,12 @@ pub(crate) enum SpecZone {
     /// the expression ends in one of the local zone's abbreviations (`CET`, `CEST`).
     LocalAbbrev { dst: bool, name: String },
     Utc,
-    /// A zone named in the expression (`Europe/Berlin`).
-    Named { name: String, tz: TimeZone },
+    /// A zone named in the expression (`Europe/Berlin`), with its leap seconds if any.
+    Named {
+        name: String,
+        tz: TimeZone,
+        leaps: Vec<(i64, i64)>,
+    },
 }
 
 /// Why an expression was rejected.

@@ -35,9 +35,11 @@ struct Search<'a> {
 pub(crate) fn next_after(spec: &CalendarSpec, after: Timestamp, local: &TimeZone) -> Option<Timestamp> {
     let (clock, dst) = match &spec.zone {
         SpecZone::Utc => (Clock::Utc, -1),
-        SpecZone::Local => (Clock::zone(local.clone()), -1),
-        SpecZone::LocalAbbrev { dst, .. } => (Clock::zone(local.clone()), i32::from(*dst)),
-        SpecZone::Named { tz, .. } => (Clock::zone(tz.clone()), -1),
+        SpecZone::Local => (Clock::zone(local.clone(), Vec::new()), -1),
+        SpecZone::LocalAbbrev { dst, .. } => {
+            (Clock::zone(local.clone(), Vec::new()), i32::from(*dst))
+        }
+        SpecZone::Named { tz, leaps, .. } => (Clock::zone(tz.clone(), leaps.clone()), -1),
     };
     let usec = after.as_nanosecond().div_euclid(1000);
     if usec > USEC_TIMESTAMP_FORMATTABLE_MAX {

@@ -110,13 +110,14 @@ pub(crate) fn parse(expr: &str, local: &TimeZone) -> Result<CalendarSpec, Calend
             };
         } else if let Some(space) = bytes.iter().rposition(|&b| b == b' ') {
             let candidate = std::str::from_utf8(&bytes[space + 1..]).unwrap_or("");
-            if let Some(tz) = zone::load_named(candidate) {
+            if let Some(named) = zone::load_named(candidate) {
                 zone = if candidate == "UTC" {
                     SpecZone::Utc
                 } else {
                     SpecZone::Named {
                         name: candidate.to_string(),
-                        tz,
+                        tz: named.tz,
+                        leaps: named.leaps,
                     }
                 };
                 body = &bytes[..space];

@@ -86,22 +86,33 @@ fn isdst_differ(a: i32, b: i32) -> bool {
 pub(crate) enum Clock {
     Utc,
     Zone {
-        tz: TimeZone,
+        zone: Zone,
         /// glibc's `localtime_offset`: `t - wall clock` of the previous `mktime()` result.
         guess: i64,
     },
 }
 
+/// A time zone as glibc's `localtime()` sees it: jiff's offsets plus the zone file's leap
+/// seconds (only the `right/` zones have any).
+pub(crate) struct Zone {
+    pub tz: TimeZone,
+    /// (time of the leap, total correction from then on), ascending.
+    pub leaps: Vec<(i64, i64)>,
+}
+
 impl Clock {
-    pub(crate) fn zone(tz: TimeZone) -> Clock {
-        Clock::Zone { tz, guess: 0 }
+    pub(crate) fn zone(tz: TimeZone, leaps: Vec<(i64, i64)>) -> Clock {
+        Clock::Zone {
+            zone: Zone { tz, leaps },
+            guess: 0,
+        }
     }
 
     /// `localtime_r`/`gmtime_r`.
     pub(crate) fn localtime(&self, t: i64) -> Option<Tm> {
         match self {
             Clock::Utc => Some(breakdown(t, 0)),
-            Clock::Zone { tz, .. } => convert(tz, t),
+            Clock::Zone { zone, .. } => convert(zone, t),
         }
     }
 
@@ -114,31 +125,44 @@ impl Clock {
                 *tm = breakdown(t, 0);
                 Some(t)
             }
-            Clock::Zone { tz, guess } => {
-                let before = *tm;
-                let r = mktime_zone(tz, guess, tm);
-                if std::env::var_os("MK_LOG").is_some() {
-                    eprintln!("MKIN {} {} {} {} {} {} {}", before.year, before.mon + 1, before.mday, before.hour, before.min, before.sec, before.isdst);
-                    eprintln!("MKOUT {} {}-{:02}-{:02} {:02}:{:02}:{:02} dst={}", r.unwrap_or(-1), tm.year, tm.mon + 1, tm.mday, tm.hour, tm.min, tm.sec, tm.isdst);
-                }
-                r
-            }
+            Clock::Zone { zone, guess } => mktime_zone(zone, guess, tm),
         }
     }
 }
 
-fn convert(tz: &TimeZone, t: i64) -> Option<Tm> {
+/// `localtime_r`: the zone's offset at `t`, less the leap seconds before it; during a leap
+/// second the seconds field reads 60.
+fn convert(zone: &Zone, t: i64) -> Option<Tm> {
     let ts = Timestamp::from_second(t).ok()?;
-    let info = tz.to_offset_info(ts);
+    let info = zone.tz.to_offset_info(ts);
     let offset = i64::from(info.offset().seconds());
-    Some(breakdown(
-        t.checked_add(offset)?,
+    let mut correction = 0;
+    let mut hit = 0;
+    if let Some(i) = zone.leaps.iter().rposition(|&(when, _)| when <= t) {
+        correction = zone.leaps[i].1;
+        let previous = if i == 0 { 0 } else { zone.leaps[i - 1].1 };
+        if t == zone.leaps[i].0 && correction > previous {
+            hit = 1;
+            let mut j = i;
+            while j > 0
+                && zone.leaps[j].0 == zone.leaps[j - 1].0 + 1
+                && zone.leaps[j].1 == zone.leaps[j - 1].1 + 1
+            {
+                hit += 1;
+                j -= 1;
+            }
+        }
+    }
+    let mut tm = breakdown(
+        t.checked_add(offset)?.checked_sub(correction)?,
         i32::from(info.dst().is_dst()),
-    ))
+    );
+    tm.sec += hit;
+    Some(tm)
 }
 
 /// glibc's `__mktime_internal` with `localtime` as the conversion.
-fn mktime_zone(tz: &TimeZone, guess: &mut i64, tp: &mut Tm) -> Option<i64> {
+fn mktime_zone(tz: &Zone, guess: &mut i64, tp: &mut Tm) -> Option<i64> {
     let isdst = tp.isdst;
     let sec_requested = tp.sec;
     // Out-of-range seconds are clamped for the search and added back at the end (leap seconds).
@@ -251,7 +275,7 @@ mod tests {
         let Some(berlin) = super::super::zone::load_named("Europe/Berlin") else {
             panic!("no Europe/Berlin");
         };
-        let mut clock = Clock::zone(berlin);
+        let mut clock = Clock::zone(berlin.tz, berlin.leaps);
         // 02:30 does not exist on 2026-03-29: glibc moves it to 03:30 CEST (01:30 UTC).
         let mut t = tm(2026, 3, 29, 2, 30, -1);
         assert_eq!(clock.mktime(&mut t), Some(1_774_747_800));
@@ -268,22 +292,5 @@ mod tests {
         // An explicit isdst picks that occurrence.
         let mut t = tm(2026, 10, 25, 2, 30, 1);
         assert_eq!(clock.mktime(&mut t), Some(1_792_888_200));
-    }
-}
-#[cfg(test)]
-mod tmp_debug {
-    #[test]
-    fn tmp_mk_seq() {
-        let Ok(tzname) = std::env::var("MK_TZ") else { return };
-        let data = std::fs::read_to_string("/tmp/mk/seq.txt").unwrap_or_default();
-        let tz = super::super::zone::load_named(&tzname).unwrap_or(jiff::tz::TimeZone::UTC);
-        let mut clock = super::Clock::zone(tz);
-        for line in data.lines() {
-            let v: Vec<i64> = line.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
-            if v.len() < 7 { continue; }
-            let mut tm = super::Tm { year: v[0], mon: v[1]-1, mday: v[2], hour: v[3], min: v[4], sec: v[5], isdst: v[6] as i32, wday: 0 };
-            let t = clock.mktime(&mut tm);
-            println!("RS {} {}-{:02}-{:02} {:02}:{:02}:{:02} dst={}", t.unwrap_or(-1), tm.year, tm.mon+1, tm.mday, tm.hour, tm.min, tm.sec, tm.isdst);
-        }
     }
 }

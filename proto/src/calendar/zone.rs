@@ -7,15 +7,27 @@ use jiff::Timestamp;
 
 const ZONEINFO: &str = "/usr/share/zoneinfo";
 
+/// A zone named in an expression, with the leap seconds its file lists (the `right/` zones),
+/// which glibc applies and jiff does not.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NamedZone {
+    pub tz: TimeZone,
+    /// (time of the leap, total correction from then on), ascending.
+    pub leaps: Vec<(i64, i64)>,
+}
+
 /// Loads the zone `name` the way systemd accepts it: `UTC`, or a name made of letters, digits,
 /// `-`, `_`, `+` and single `/`s naming a regular TZif file under `/usr/share/zoneinfo`
 /// (case-sensitive, as the file system is).
-pub(crate) fn load_named(name: &str) -> Option<TimeZone> {
+pub(crate) fn load_named(name: &str) -> Option<NamedZone> {
     if name.is_empty() {
         return None;
     }
     if name == "UTC" {
-        return Some(TimeZone::UTC);
+        return Some(NamedZone {
+            tz: TimeZone::UTC,
+            leaps: Vec::new(),
+        });
     }
     if name.starts_with('/') || name.len() >= 4096 {
         return None;
@@ -47,7 +59,50 @@ pub(crate) fn load_named(name: &str) -> Option<TimeZone> {
     if !data.starts_with(b"TZif") {
         return None;
     }
-    TimeZone::tzif(name, &data).ok()
+    let tz = TimeZone::tzif(name, &data).ok()?;
+    Some(NamedZone {
+        tz,
+        leaps: tzif_leaps(&data).unwrap_or_default(),
+    })
+}
+
+/// The leap-second records of a TZif file (from its 64-bit part when there is one).
+fn tzif_leaps(data: &[u8]) -> Option<Vec<(i64, i64)>> {
+    fn be32(data: &[u8], at: usize) -> Option<usize> {
+        let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(u32::from_be_bytes(b)).ok()
+    }
+    // Header: magic, version, 15 reserved bytes, then isutcnt isstdcnt leapcnt timecnt typecnt charcnt.
+    let counts = |at: usize| -> Option<[usize; 6]> {
+        let mut c = [0; 6];
+        for (i, v) in c.iter_mut().enumerate() {
+            *v = be32(data, at + 20 + 4 * i)?;
+        }
+        Some(c)
+    };
+    let [isut, isstd, leapcnt, timecnt, typecnt, charcnt] = counts(0)?;
+    let v1_len = timecnt * 5 + typecnt * 6 + charcnt + leapcnt * 8 + isstd + isut;
+    let (block, time_size, leapcnt, timecnt, typecnt, charcnt) = if *data.get(4)? >= b'2' {
+        let second = 44 + v1_len;
+        let [_, _, leapcnt, timecnt, typecnt, charcnt] = counts(second)?;
+        (second + 44, 8, leapcnt, timecnt, typecnt, charcnt)
+    } else {
+        (44, 4, leapcnt, timecnt, typecnt, charcnt)
+    };
+    let mut at = block + timecnt * (time_size + 1) + typecnt * 6 + charcnt;
+    let mut leaps = Vec::with_capacity(leapcnt.min(1000));
+    for _ in 0..leapcnt {
+        let raw = data.get(at..at + time_size)?;
+        let when = if time_size == 8 {
+            i64::from_be_bytes(raw.try_into().ok()?)
+        } else {
+            i64::from(i32::from_be_bytes(raw.try_into().ok()?))
+        };
+        let corr = data.get(at + time_size..at + time_size + 4)?;
+        leaps.push((when, i64::from(i32::from_be_bytes(corr.try_into().ok()?))));
+        at += time_size + 4;
+    }
+    Some(leaps)
 }
 
 /// The local zone's standard and daylight-saving abbreviations, as glibc sets `tzname[0]` and
@@ -92,10 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn leap_seconds_of_right_zones() {
+        let leaps = load_named("right/UTC").map(|z| z.leaps).unwrap_or_default();
+        assert_eq!(leaps.len(), 27);
+        assert_eq!(leaps.last().map(|l| l.1), Some(27));
+        assert!(load_named("Europe/Berlin").is_some_and(|z| z.leaps.is_empty()));
+    }
+
+    #[test]
     fn abbreviations() {
-        let berlin = load_named("Europe/Berlin").map(|tz| local_abbreviations(&tz));
+        let berlin = load_named("Europe/Berlin").map(|z| local_abbreviations(&z.tz));
         assert_eq!(berlin, Some(["CET".to_string(), "CEST".to_string()]));
-        let ny = load_named("America/New_York").map(|tz| local_abbreviations(&tz));
+        let ny = load_named("America/New_York").map(|z| local_abbreviations(&z.tz));
         assert_eq!(ny, Some(["EST".to_string(), "EDT".to_string()]));
         assert_eq!(
             local_abbreviations(&TimeZone::UTC),
