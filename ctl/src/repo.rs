@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use bms_engine::{BackupOptions, Error as EngineError, InitOptions, Overwrite, Repository, RestoreOptions, VerifyOptions};
+use bms_engine::{
+    BackupOptions, Error as EngineError, InitOptions, Overwrite, Repository, RestoreOptions,
+    VerifyOptions,
+};
 
 use crate::error::{CliError, CliResult};
 use crate::output;
@@ -111,7 +114,9 @@ pub enum OverwriteArg {
 fn fail(e: EngineError) -> CliError {
     match e {
         EngineError::InvalidArgument(m) => CliError::usage(m),
-        EngineError::Io { ref source, .. } if source.raw_os_error() == Some(libc_eacces()) => CliError::Denied(e.to_string()),
+        EngineError::Io { ref source, .. } if source.raw_os_error() == Some(libc_eacces()) => {
+            CliError::Denied(e.to_string())
+        }
         other => CliError::failure(other.to_string()),
     }
 }
@@ -141,40 +146,70 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             }
             let r = Repository::init(repo, opts).map_err(fail)?;
             if json {
-                json_out(&serde_json::json!({"path": repo, "id": r.config().id, "version": r.config().version}))
+                json_out(
+                    &serde_json::json!({"path": repo, "id": r.config().id, "version": r.config().version}),
+                )
             } else {
-                println!("created repository {} (id {})", repo.display(), &r.config().id[..16]);
+                println!(
+                    "created repository {} (id {})",
+                    repo.display(),
+                    &r.config().id[..16]
+                );
                 Ok(())
             }
         }
         RepoCmd::Snapshots { repo, job } => {
             let r = open(repo)?;
-            let list: Vec<_> = r.snapshots().map_err(fail)?.into_iter().filter(|s| job.as_ref().map_or(true, |j| &s.snapshot.job == j)).collect();
+            let list: Vec<_> = r
+                .snapshots()
+                .map_err(fail)?
+                .into_iter()
+                .filter(|s| job.as_ref().is_none_or(|j| &s.snapshot.job == j))
+                .collect();
             if json {
                 return json_out(&serde_json::json!({ "snapshots": to_json(&list)? }));
             }
-            let mut t = output::table(&["ID", "TIME", "JOB", "HOST", "PATHS", "FILES", "SIZE", "ADDED", "STATE"]);
+            let mut t = output::table(&[
+                "ID", "TIME", "JOB", "HOST", "PATHS", "FILES", "SIZE", "ADDED", "STATE",
+            ]);
             for s in &list {
                 let st = &s.snapshot.stats;
                 t.add_row(vec![
                     s.short_id.clone(),
-                    s.snapshot.time.chars().take(19).collect::<String>().replace('T', " "),
+                    s.snapshot
+                        .time
+                        .chars()
+                        .take(19)
+                        .collect::<String>()
+                        .replace('T', " "),
                     s.snapshot.job.clone(),
                     s.snapshot.host.clone(),
                     s.snapshot.paths.join(" "),
                     (st.files_new + st.files_changed + st.files_unmodified).to_string(),
                     output::bytes(st.bytes_total),
                     output::bytes(st.bytes_added),
-                    if s.snapshot.partial { format!("partial ({} warnings)", st.warnings_count) } else { "complete".into() },
+                    if s.snapshot.partial {
+                        format!("partial ({} warnings)", st.warnings_count)
+                    } else {
+                        "complete".into()
+                    },
                 ]);
             }
             println!("{t}");
             println!("{} snapshot(s)", list.len());
             Ok(())
         }
-        RepoCmd::Ls { repo, snapshot, subpath, recursive } => {
+        RepoCmd::Ls {
+            repo,
+            snapshot,
+            subpath,
+            recursive,
+        } => {
             let r = open(repo)?;
-            let p = subpath.as_ref().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).unwrap_or_default();
+            let p = subpath
+                .as_ref()
+                .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+                .unwrap_or_default();
             let entries = r.ls_with(snapshot, &p, *recursive).map_err(fail)?;
             if json {
                 return json_out(&serde_json::json!({ "entries": to_json(&entries)? }));
@@ -184,12 +219,35 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     bms_engine::tree::NodeKind::File => '-',
                     k => k.letter(),
                 };
-                let link = e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
-                println!("{kind}{:04o} {:>8} {:>8} {:>10} {} {}{link}", e.mode, user(&e.user, e.uid), user(&e.group, e.gid), e.size, e.mtime.chars().take(19).collect::<String>(), e.path.escape_debug());
+                let link = e
+                    .target
+                    .as_ref()
+                    .map(|t| format!(" -> {t}"))
+                    .unwrap_or_default();
+                println!(
+                    "{kind}{:04o} {:>8} {:>8} {:>10} {} {}{link}",
+                    e.mode,
+                    user(&e.user, e.uid),
+                    user(&e.group, e.gid),
+                    e.size,
+                    e.mtime.chars().take(19).collect::<String>(),
+                    e.path.escape_debug()
+                );
             }
             Ok(())
         }
-        RepoCmd::Backup { repo, sources, exclude, one_file_system, job, tags, host, parent, force, lock_wait } => {
+        RepoCmd::Backup {
+            repo,
+            sources,
+            exclude,
+            one_file_system,
+            job,
+            tags,
+            host,
+            parent,
+            force,
+            lock_wait,
+        } => {
             let mut r = open(repo)?;
             r.set_lock_wait(Duration::from_secs(*lock_wait));
             let opts = BackupOptions {
@@ -205,7 +263,12 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             let tty = !json && std::io::stderr().is_terminal();
             let progress = |p: &bms_engine::Progress| {
                 if tty {
-                    eprint!("\r{} files, {} read, {} added   ", p.files, output::bytes(p.bytes_read), output::bytes(p.bytes_added));
+                    eprint!(
+                        "\r{} files, {} read, {} added   ",
+                        p.files,
+                        output::bytes(p.bytes_read),
+                        output::bytes(p.bytes_added)
+                    );
                 }
             };
             let cancel = AtomicBool::new(false);
@@ -222,17 +285,51 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             for w in &s.warnings {
                 println!("warning: {w}");
             }
-            println!("snapshot {} saved{}", &s.snapshot_id[..8], if s.partial { " (partial: some files could not be read)" } else { "" });
+            println!(
+                "snapshot {} saved{}",
+                &s.snapshot_id[..8],
+                if s.partial {
+                    " (partial: some files could not be read)"
+                } else {
+                    ""
+                }
+            );
             output::fields(&[
-                ("files", format!("{} new, {} changed, {} unmodified", s.files_new, s.files_changed, s.files_unmodified)),
-                ("dirs", format!("{} new, {} changed, {} unmodified", s.dirs_new, s.dirs_changed, s.dirs_unmodified)),
+                (
+                    "files",
+                    format!(
+                        "{} new, {} changed, {} unmodified",
+                        s.files_new, s.files_changed, s.files_unmodified
+                    ),
+                ),
+                (
+                    "dirs",
+                    format!(
+                        "{} new, {} changed, {} unmodified",
+                        s.dirs_new, s.dirs_changed, s.dirs_unmodified
+                    ),
+                ),
                 ("read", output::bytes(s.bytes_read)),
-                ("added", format!("{} in {} new chunks", output::bytes(s.bytes_added), s.chunks_new)),
+                (
+                    "added",
+                    format!(
+                        "{} in {} new chunks",
+                        output::bytes(s.bytes_added),
+                        s.chunks_new
+                    ),
+                ),
                 ("duration", format!("{:.1}s", s.duration.as_secs_f64())),
             ]);
             Ok(())
         }
-        RepoCmd::Restore { repo, snapshot, to, paths, dry_run, overwrite } => {
+        RepoCmd::Restore {
+            repo,
+            snapshot,
+            to,
+            paths,
+            dry_run,
+            overwrite,
+        } => {
             let r = open(repo)?;
             let opts = RestoreOptions {
                 snapshot: snapshot.clone(),
@@ -257,7 +354,11 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                 }
                 println!(
                     "{}{} files ({}), {} dirs, {} symlinks, {} hard links, {} special, {} skipped",
-                    if s.dry_run { "would restore " } else { "restored " },
+                    if s.dry_run {
+                        "would restore "
+                    } else {
+                        "restored "
+                    },
                     s.files,
                     output::bytes(s.bytes),
                     s.dirs,
@@ -270,12 +371,22 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             if s.errors.is_empty() {
                 Ok(())
             } else {
-                Err(CliError::failure(format!("restore incomplete: {} error(s)", s.errors.len())))
+                Err(CliError::failure(format!(
+                    "restore incomplete: {} error(s)",
+                    s.errors.len()
+                )))
             }
         }
-        RepoCmd::Verify { repo, read_data, read_data_subset } => {
+        RepoCmd::Verify {
+            repo,
+            read_data,
+            read_data_subset,
+        } => {
             let r = open(repo)?;
-            let opts = VerifyOptions { read_data: *read_data, read_data_percent: *read_data_subset };
+            let opts = VerifyOptions {
+                read_data: *read_data,
+                read_data_percent: *read_data_subset,
+            };
             let rep = r.verify(&opts, &|_| {}).map_err(fail)?;
             if json {
                 json_out(&to_json(&rep)?)?;
@@ -307,12 +418,22 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     rep.packs_read,
                     output::bytes(rep.bytes_read)
                 );
-                println!("{}", if rep.ok { "no problems found".to_string() } else { format!("{} problem(s) found", rep.problems.len()) });
+                println!(
+                    "{}",
+                    if rep.ok {
+                        "no problems found".to_string()
+                    } else {
+                        format!("{} problem(s) found", rep.problems.len())
+                    }
+                );
             }
             if rep.ok {
                 Ok(())
             } else {
-                Err(CliError::failure(format!("verification found {} problem(s)", rep.problems.len())))
+                Err(CliError::failure(format!(
+                    "verification found {} problem(s)",
+                    rep.problems.len()
+                )))
             }
         }
     }

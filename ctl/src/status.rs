@@ -41,6 +41,12 @@ pub fn status(cli: &Cli) -> CliResult {
         ("log level", s.config.log_level.clone()),
         ("your role", s.role.clone()),
     ]);
+    for r in &s.running {
+        println!("running: run {} of job '{}' ({}, started {})", r.id, r.job, r.trigger.as_str(), r.started_at.clone().unwrap_or_default());
+    }
+    for r in &s.queued {
+        println!(" queued: run {} of job '{}' ({})", r.id, r.job, r.trigger.as_str());
+    }
     Ok(())
 }
 

@@ -139,7 +139,7 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             if cli.json {
                 return output::json(&reply);
             }
-            let mut t = output::table(&["NAME", "KIND", "MEDIA", "LOCATION", "PATH", "USED BY"]);
+            let mut t = output::table(&["NAME", "KIND", "MEDIA", "LOCATION", "PATH", "STATE", "USED BY"]);
             for i in &reply.targets {
                 let loc = match &i.spec.site {
                     Some(s) => format!("{} ({s})", i.spec.location.as_str()),
@@ -156,6 +156,7 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
                     i.media.as_str().to_owned(),
                     loc,
                     i.spec.path.clone(),
+                    i.last_check.as_ref().map_or_else(|| "unchecked".into(), |c| c.state.clone()),
                     i.used_by.join(", "),
                 ]);
             }
@@ -221,6 +222,9 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
     rows.push(("used by", t.used_by.join(", ")));
     if let Some(n) = &t.note {
         rows.push(("note", n.clone()));
+    }
+    if let Some(c) = &t.last_check {
+        rows.push(("last check", format!("{} at {}", c.message, c.checked_at)));
     }
     rows.push(("created", t.created_at.clone()));
     rows.push(("updated", t.updated_at.clone()));

@@ -176,7 +176,7 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         }
     }
     let free = match nix::sys::statvfs::statvfs(path) {
-        Ok(st) => st.blocks_available() as u64 * st.fragment_size() as u64,
+        Ok(st) => st.blocks_available() * st.fragment_size(),
         Err(e) => return result(spec, false, "error", format!("cannot stat filesystem of {}: {e}", spec.path), None, fs_type),
     };
     if let Err(e) = probe_write(path) {

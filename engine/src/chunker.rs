@@ -79,7 +79,9 @@ impl Chunker {
                 pos = 0;
                 while filled < self.buf.len() && read_total < len {
                     let want = ((self.buf.len() - filled) as u64).min(len - read_total) as usize;
-                    let n = match file.read_at(&mut self.buf[filled..filled + want], offset + read_total) {
+                    let n = match file
+                        .read_at(&mut self.buf[filled..filled + want], offset + read_total)
+                    {
                         Ok(n) => n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(e),
@@ -126,7 +128,12 @@ mod tests {
     }
 
     fn small_params() -> ChunkerParams {
-        ChunkerParams { min_size: 2048, avg_size: 8192, max_size: 65536, ..ChunkerParams::default() }
+        ChunkerParams {
+            min_size: 2048,
+            avg_size: 8192,
+            max_size: 65536,
+            ..ChunkerParams::default()
+        }
     }
 
     /// Golden cut points: if this fails, the chunker changed and deduplication against
@@ -135,11 +142,21 @@ mod tests {
     fn golden_cut_points() {
         let data = pseudo_random(4 << 20, 0x0123_4567_89ab_cdef);
         let cuts = Chunker::new(&ChunkerParams::default()).cut_all(&data);
-        assert_eq!(cuts, [682688, 378752, 590028, 1624223, 918613], "default cut points changed");
+        assert_eq!(
+            cuts,
+            [682688, 378752, 590028, 1624223, 918613],
+            "default cut points changed"
+        );
         let small = Chunker::new(&small_params()).cut_all(&data);
         assert_eq!(small.iter().sum::<usize>(), data.len());
-        let digest = blake3::hash(format!("{small:?}").as_bytes()).to_hex().to_string();
-        assert_eq!(&digest[..16], GOLDEN_SMALL, "small-parameter cut points changed");
+        let digest = blake3::hash(format!("{small:?}").as_bytes())
+            .to_hex()
+            .to_string();
+        assert_eq!(
+            &digest[..16],
+            GOLDEN_SMALL,
+            "small-parameter cut points changed"
+        );
     }
     const GOLDEN_SMALL: &str = "21a42fdf758d3143";
 

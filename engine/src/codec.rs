@@ -62,7 +62,10 @@ impl<'a> Decoder<'a> {
         self.data.len().saturating_sub(self.pos)
     }
     pub fn u8(&mut self) -> Result<u8> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.err("unexpected end"))?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| self.err("unexpected end"))?;
         self.pos += 1;
         Ok(b)
     }

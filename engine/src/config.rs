@@ -86,7 +86,10 @@ pub enum CompressionAlgorithm {
 
 impl Default for CompressionParams {
     fn default() -> Self {
-        CompressionParams { algorithm: CompressionAlgorithm::Zstd, level: 3 }
+        CompressionParams {
+            algorithm: CompressionAlgorithm::Zstd,
+            level: 3,
+        }
     }
 }
 
@@ -125,9 +128,13 @@ impl RepoConfig {
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         // Look at the version first so that a future layout still gets a clear message.
         let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|_| Error::NotARepository { path: path.to_path_buf() })?;
+            serde_json::from_slice(bytes).map_err(|_| Error::NotARepository {
+                path: path.to_path_buf(),
+            })?;
         if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
-            return Err(Error::NotARepository { path: path.to_path_buf() });
+            return Err(Error::NotARepository {
+                path: path.to_path_buf(),
+            });
         }
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(FORMAT_VERSION) {
@@ -137,8 +144,12 @@ impl RepoConfig {
                 supported: FORMAT_VERSION.to_string(),
             });
         }
-        let cfg: RepoConfig = serde_json::from_value(value)
-            .map_err(|e| Error::corrupt(format!("repository config {}", path.display()), e.to_string()))?;
+        let cfg: RepoConfig = serde_json::from_value(value).map_err(|e| {
+            Error::corrupt(
+                format!("repository config {}", path.display()),
+                e.to_string(),
+            )
+        })?;
         if cfg.encryption.algorithm != "none" {
             return Err(Error::UnsupportedFeature {
                 path: path.to_path_buf(),
@@ -146,7 +157,10 @@ impl RepoConfig {
             });
         }
         if let Some(f) = cfg.required_features.first() {
-            return Err(Error::UnsupportedFeature { path: path.to_path_buf(), feature: f.clone() });
+            return Err(Error::UnsupportedFeature {
+                path: path.to_path_buf(),
+                feature: f.clone(),
+            });
         }
         cfg.chunker.validate()?;
         Ok(cfg)
@@ -166,7 +180,10 @@ mod tests {
             chunker: ChunkerParams::default(),
             compression: CompressionParams::default(),
             pack_size: 16 << 20,
-            encryption: EncryptionParams { algorithm: "none".into(), key_id: None },
+            encryption: EncryptionParams {
+                algorithm: "none".into(),
+                key_id: None,
+            },
             required_features: vec![],
         }
     }

@@ -28,21 +28,33 @@ pub enum Error {
     AlreadyExists { path: PathBuf },
     /// The repository was written by a newer (or foreign) format.
     #[error("repository {path} has format version {found}, this bms supports only version(s) {supported}: upgrade bms to read it")]
-    UnsupportedVersion { path: PathBuf, found: u32, supported: String },
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: String,
+    },
     /// The repository needs a feature this build does not have (e.g. encryption).
     #[error("repository {path} requires {feature}, which this version of bms does not implement: upgrade bms to read it")]
     UnsupportedFeature { path: PathBuf, feature: String },
     /// A repository file failed its integrity check or could not be decoded.
-    #[error("corrupt {what}: {detail}; run `bmsctl repo verify --read-data` to see what is affected")]
+    #[error(
+        "corrupt {what}: {detail}; run `bmsctl repo verify --read-data` to see what is affected"
+    )]
     Corrupt { what: String, detail: String },
     /// Another live process holds a conflicting lock.
     #[error("repository {repo} is locked by {holder}: wait for it to finish, or if that process is gone remove {lock_file}")]
-    Locked { repo: PathBuf, holder: String, lock_file: PathBuf },
+    Locked {
+        repo: PathBuf,
+        holder: String,
+        lock_file: PathBuf,
+    },
     /// No snapshot matches the given id, prefix or `latest`.
     #[error("no snapshot matches {0:?}: list them with `bmsctl repo snapshots`")]
     SnapshotNotFound(String),
     /// A snapshot id prefix matched several snapshots.
-    #[error("snapshot prefix {prefix:?} is ambiguous ({count} snapshots match): give more characters")]
+    #[error(
+        "snapshot prefix {prefix:?} is ambiguous ({count} snapshots match): give more characters"
+    )]
     AmbiguousSnapshot { prefix: String, count: usize },
     /// A path was asked for that the snapshot does not contain.
     #[error("path {path:?} does not exist in snapshot {snapshot}: list the snapshot with `bmsctl repo ls`")]
@@ -54,7 +66,9 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// The operation was cancelled by the caller.
-    #[error("cancelled: no snapshot was written; data already stored will be reused by the next run")]
+    #[error(
+        "cancelled: no snapshot was written; data already stored will be reused by the next run"
+    )]
     Cancelled,
     /// No source could be read at all.
     #[error("nothing was backed up: {0}")]
@@ -64,12 +78,19 @@ pub enum Error {
 impl Error {
     /// Builds an [`Error::Io`].
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     /// Builds an [`Error::Corrupt`].
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { what: what.into(), detail: detail.into() }
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     /// The errno of an I/O error, if this is one.

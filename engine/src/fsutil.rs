@@ -14,7 +14,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A name that is unique across processes and hosts (pid, time, counter, host hashed).
 pub fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let host = hostname();
     let seed = format!("{host}/{}/{t}/{n}", std::process::id());
     let mut h = crate::id::ObjectId::hash(seed.as_bytes()).to_hex();
@@ -86,6 +89,9 @@ pub fn random_bytes() -> Result<[u8; 32]> {
 }
 
 /// Serialises a duration as whole milliseconds (for `duration_ms` fields).
-pub fn ser_ms<S: serde::Serializer>(d: &std::time::Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub fn ser_ms<S: serde::Serializer>(
+    d: &std::time::Duration,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }

@@ -29,7 +29,9 @@ impl ObjectId {
     pub fn from_hex(s: &str) -> Result<Self> {
         let bytes = s.as_bytes();
         if bytes.len() != 64 {
-            return Err(Error::InvalidArgument(format!("{s:?} is not a 64-character hex id")));
+            return Err(Error::InvalidArgument(format!(
+                "{s:?} is not a 64-character hex id"
+            )));
         }
         let mut out = [0u8; 32];
         for (i, pair) in bytes.chunks_exact(2).enumerate() {

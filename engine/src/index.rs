@@ -50,7 +50,10 @@ impl IndexFile {
             return Err(Error::corrupt("index file", "bad magic"));
         }
         if d.raw(4)? != [0, 0, 0, 0] {
-            return Err(Error::corrupt("index file", "unknown flags (encrypted index?)"));
+            return Err(Error::corrupt(
+                "index file",
+                "unknown flags (encrypted index?)",
+            ));
         }
         let max = data.len();
         let n = d.len(max / 32)?;
@@ -66,9 +69,18 @@ impl IndexFile {
                 let compression = d.u8()?;
                 let id = d.id()?;
                 let offset = d.uvar()?;
-                let stored_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("index file", "length too large"))?;
-                let raw_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("index file", "length too large"))?;
-                entries.push(PackEntry { kind, compression, id, offset, stored_len, raw_len });
+                let stored_len = u32::try_from(d.uvar()?)
+                    .map_err(|_| Error::corrupt("index file", "length too large"))?;
+                let raw_len = u32::try_from(d.uvar()?)
+                    .map_err(|_| Error::corrupt("index file", "length too large"))?;
+                entries.push(PackEntry {
+                    kind,
+                    compression,
+                    id,
+                    offset,
+                    stored_len,
+                    raw_len,
+                });
             }
             packs.push((pack, entries));
         }
@@ -80,10 +92,15 @@ impl IndexFile {
     pub fn load(path: &Path, id: &ObjectId) -> Result<Self> {
         let data = std::fs::read(path).ctx("reading index file", path)?;
         if ObjectId::hash(&data) != *id {
-            return Err(Error::corrupt(format!("index file {}", path.display()), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("index file {}", path.display()),
+                "content does not match its name",
+            ));
         }
         Self::decode(&data).map_err(|e| match e {
-            Error::Corrupt { detail, .. } => Error::corrupt(format!("index file {}", path.display()), detail),
+            Error::Corrupt { detail, .. } => {
+                Error::corrupt(format!("index file {}", path.display()), detail)
+            }
             other => other,
         })
     }
@@ -151,7 +168,14 @@ impl Index {
         let e = loc.entry;
         Some((
             self.packs[loc.pack as usize],
-            PackEntry { kind: e.kind, compression: e.compression, id: *id, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len },
+            PackEntry {
+                kind: e.kind,
+                compression: e.compression,
+                id: *id,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            },
         ))
     }
 }
@@ -162,14 +186,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry() -> impl Strategy<Value = PackEntry> {
-        (any::<bool>(), 0u8..2, any::<[u8; 32]>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(t, c, id, o, s, r)| PackEntry {
-            kind: if t { BlobKind::Tree } else { BlobKind::Data },
-            compression: c,
-            id: ObjectId(id),
-            offset: o,
-            stored_len: s,
-            raw_len: r,
-        })
+        (
+            any::<bool>(),
+            0u8..2,
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+        )
+            .prop_map(|(t, c, id, o, s, r)| PackEntry {
+                kind: if t { BlobKind::Tree } else { BlobKind::Data },
+                compression: c,
+                id: ObjectId(id),
+                offset: o,
+                stored_len: s,
+                raw_len: r,
+            })
     }
 
     proptest! {

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod chunker;
 pub mod codec;
 pub mod config;
+pub mod copy;
 pub mod error;
 pub mod fsutil;
 pub mod id;

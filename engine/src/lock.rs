@@ -30,7 +30,12 @@ pub enum LockKind {
 
 impl LockKind {
     fn conflicts(self, other: LockKind) -> bool {
-        !matches!((self, other), (LockKind::Read, LockKind::Read) | (LockKind::Read, LockKind::Write) | (LockKind::Write, LockKind::Read))
+        !matches!(
+            (self, other),
+            (LockKind::Read, LockKind::Read)
+                | (LockKind::Read, LockKind::Write)
+                | (LockKind::Write, LockKind::Read)
+        )
     }
 }
 
@@ -51,7 +56,14 @@ pub struct LockInfo {
 
 impl LockInfo {
     pub fn describe(&self) -> String {
-        format!("{} (pid {} on host {}, {} lock, last heartbeat {}s ago)", self.purpose, self.pid, self.host, kind_name(self.kind), now().saturating_sub(self.heartbeat))
+        format!(
+            "{} (pid {} on host {}, {} lock, last heartbeat {}s ago)",
+            self.purpose,
+            self.pid,
+            self.host,
+            kind_name(self.kind),
+            now().saturating_sub(self.heartbeat)
+        )
     }
 }
 
@@ -64,7 +76,10 @@ fn kind_name(k: LockKind) -> &'static str {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Start time of a process (field 22 of /proc/PID/stat), None if it does not exist.
@@ -79,10 +94,13 @@ fn stale_reason(info: &LockInfo, host: &str) -> Option<String> {
     if info.host == host {
         let alive = match process_start(info.pid) {
             None => false,
-            Some(start) => info.process_start.map_or(true, |s| s == start),
+            Some(start) => info.process_start.is_none_or(|s| s == start),
         };
         if !alive {
-            return Some(format!("its holder, pid {} on this host, no longer exists", info.pid));
+            return Some(format!(
+                "its holder, pid {} on this host, no longer exists",
+                info.pid
+            ));
         }
         return None;
     }
@@ -118,7 +136,8 @@ impl Drop for RepoLock {
 }
 
 fn write_lock(repo: &Path, path: &Path, info: &LockInfo) -> Result<()> {
-    let data = serde_json::to_vec_pretty(info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let data =
+        serde_json::to_vec_pretty(info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     fsutil::write_atomic(&repo.join("tmp"), path, &data, "writing lock file")
 }
 
@@ -127,7 +146,10 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
     let host = fsutil::hostname();
     let pid = std::process::id();
     let dir = repo.join("locks");
-    let path = dir.join(format!("{}.json", fsutil::unique_name(&format!("{}-", kind_name(kind)))));
+    let path = dir.join(format!(
+        "{}.json",
+        fsutil::unique_name(&format!("{}-", kind_name(kind)))
+    ));
     let mut recovered = Vec::new();
     let started = Instant::now();
     let mut backoff = Duration::from_millis(50);
@@ -148,15 +170,26 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
             None => {
                 let stop = Arc::new((Mutex::new(false), Condvar::new()));
                 let thread = spawn_heartbeat(repo.to_path_buf(), path.clone(), info, stop.clone());
-                return Ok(RepoLock { path, stop, thread: Some(thread), recovered });
+                return Ok(RepoLock {
+                    path,
+                    stop,
+                    thread: Some(thread),
+                    recovered,
+                });
             }
             Some((other, other_path)) => {
                 let _ = std::fs::remove_file(&path);
                 if started.elapsed() >= wait {
-                    return Err(Error::Locked { repo: repo.to_path_buf(), holder: other.describe(), lock_file: other_path });
+                    return Err(Error::Locked {
+                        repo: repo.to_path_buf(),
+                        holder: other.describe(),
+                        lock_file: other_path,
+                    });
                 }
                 // Randomised backoff so that two waiters do not retry in lock-step.
-                let jitter = Duration::from_millis(u64::from(fsutil::random_bytes().map(|b| b[0]).unwrap_or(7)) * 2);
+                let jitter = Duration::from_millis(
+                    u64::from(fsutil::random_bytes().map(|b| b[0]).unwrap_or(7)) * 2,
+                );
                 std::thread::sleep((backoff + jitter).min(wait.saturating_sub(started.elapsed())));
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -165,19 +198,33 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
 }
 
 /// Returns a live conflicting lock, removing stale ones on the way.
-fn find_conflict(dir: &Path, own: &Path, kind: LockKind, host: &str, recovered: &mut Vec<String>) -> Result<Option<(LockInfo, PathBuf)>> {
+fn find_conflict(
+    dir: &Path,
+    own: &Path,
+    kind: LockKind,
+    host: &str,
+    recovered: &mut Vec<String>,
+) -> Result<Option<(LockInfo, PathBuf)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing locks", dir, e))?;
     for e in entries {
         let e = e.map_err(|e| Error::io("listing locks", dir, e))?;
         let p = e.path();
-        if p == own || p.extension().map_or(true, |x| x != "json") {
+        if p == own || p.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let info: LockInfo = match std::fs::read(&p).ok().and_then(|d| serde_json::from_slice(&d).ok()) {
+        let info: LockInfo = match std::fs::read(&p)
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+        {
             Some(i) => i,
             None => {
                 // Vanished meanwhile (released) or unreadable: only an old unreadable file is removed.
-                let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEASE);
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > LEASE);
                 if old && std::fs::remove_file(&p).is_ok() {
                     recovered.push(format!("removed unreadable stale lock {}", p.display()));
                 }
@@ -188,7 +235,11 @@ fn find_conflict(dir: &Path, own: &Path, kind: LockKind, host: &str, recovered: 
             continue;
         }
         if let Some(why) = stale_reason(&info, host) {
-            let msg = format!("recovered stale lock {} held by {}: {why}", p.display(), info.describe());
+            let msg = format!(
+                "recovered stale lock {} held by {}: {why}",
+                p.display(),
+                info.describe()
+            );
             tracing::warn!("{msg}");
             let _ = std::fs::remove_file(&p);
             recovered.push(msg);
@@ -199,7 +250,12 @@ fn find_conflict(dir: &Path, own: &Path, kind: LockKind, host: &str, recovered: 
     Ok(None)
 }
 
-fn spawn_heartbeat(repo: PathBuf, path: PathBuf, mut info: LockInfo, stop: Arc<(Mutex<bool>, Condvar)>) -> JoinHandle<()> {
+fn spawn_heartbeat(
+    repo: PathBuf,
+    path: PathBuf,
+    mut info: LockInfo,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let (m, c) = &*stop;
         let Ok(mut stopped) = m.lock() else { return };
@@ -241,9 +297,20 @@ mod tests {
         let d = repo();
         let a = acquire(d.path(), LockKind::Write, "backup A", Duration::ZERO).unwrap();
         let r = acquire(d.path(), LockKind::Read, "restore", Duration::ZERO).unwrap();
-        let err = acquire(d.path(), LockKind::Write, "backup B", Duration::from_millis(200)).err().unwrap();
+        let err = acquire(
+            d.path(),
+            LockKind::Write,
+            "backup B",
+            Duration::from_millis(200),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("backup A"), "{err}");
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(a);
         drop(r);
         let _b = acquire(d.path(), LockKind::Exclusive, "prune", Duration::ZERO).unwrap();
@@ -254,18 +321,51 @@ mod tests {
         let d = repo();
         let t = now();
         // A dead process on this host.
-        let dead = LockInfo { kind: LockKind::Write, host: fsutil::hostname(), pid: 0x7fff_fff0, process_start: Some(1), purpose: "old".into(), created: t, heartbeat: t, expires: t + 300 };
-        std::fs::write(d.path().join("locks/write-dead.json"), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let dead = LockInfo {
+            kind: LockKind::Write,
+            host: fsutil::hostname(),
+            pid: 0x7fff_fff0,
+            process_start: Some(1),
+            purpose: "old".into(),
+            created: t,
+            heartbeat: t,
+            expires: t + 300,
+        };
+        std::fs::write(
+            d.path().join("locks/write-dead.json"),
+            serde_json::to_vec(&dead).unwrap(),
+        )
+        .unwrap();
         // An expired lease on another host.
-        let expired = LockInfo { host: "elsewhere".into(), pid: 1, expires: t - 10, ..dead.clone() };
-        std::fs::write(d.path().join("locks/write-exp.json"), serde_json::to_vec(&expired).unwrap()).unwrap();
+        let expired = LockInfo {
+            host: "elsewhere".into(),
+            pid: 1,
+            expires: t - 10,
+            ..dead.clone()
+        };
+        std::fs::write(
+            d.path().join("locks/write-exp.json"),
+            serde_json::to_vec(&expired).unwrap(),
+        )
+        .unwrap();
         let l = acquire(d.path(), LockKind::Write, "new", Duration::ZERO).unwrap();
         assert_eq!(l.recovered.len(), 2, "{:?}", l.recovered);
         drop(l);
         // A live lease on another host blocks.
-        let live = LockInfo { host: "elsewhere".into(), pid: 1, expires: t + 300, ..dead };
-        std::fs::write(d.path().join("locks/write-live.json"), serde_json::to_vec(&live).unwrap()).unwrap();
-        let err = acquire(d.path(), LockKind::Write, "new", Duration::ZERO).err().unwrap();
+        let live = LockInfo {
+            host: "elsewhere".into(),
+            pid: 1,
+            expires: t + 300,
+            ..dead
+        };
+        std::fs::write(
+            d.path().join("locks/write-live.json"),
+            serde_json::to_vec(&live).unwrap(),
+        )
+        .unwrap();
+        let err = acquire(d.path(), LockKind::Write, "new", Duration::ZERO)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("elsewhere"), "{err}");
     }
 }

@@ -30,7 +30,10 @@ impl BlobKind {
         match v {
             0 => Ok(BlobKind::Data),
             1 => Ok(BlobKind::Tree),
-            _ => Err(Error::corrupt("blob entry", format!("unknown blob kind {v}"))),
+            _ => Err(Error::corrupt(
+                "blob entry",
+                format!("unknown blob kind {v}"),
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -68,12 +71,24 @@ pub fn compress(c: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> (u8, Vec<u8>)
 pub fn decode_blob(stored: &[u8], e: &PackEntry, where_: &dyn Fn() -> String) -> Result<Vec<u8>> {
     let raw = match e.compression {
         COMP_NONE => stored.to_vec(),
-        COMP_ZSTD => zstd::bulk::decompress(stored, e.raw_len as usize)
-            .map_err(|err| Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), format!("cannot decompress: {err}")))?,
-        c => return Err(Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), format!("unknown compression {c}"))),
+        COMP_ZSTD => zstd::bulk::decompress(stored, e.raw_len as usize).map_err(|err| {
+            Error::corrupt(
+                format!("{} {} in {}", e.kind.name(), e.id, where_()),
+                format!("cannot decompress: {err}"),
+            )
+        })?,
+        c => {
+            return Err(Error::corrupt(
+                format!("{} {} in {}", e.kind.name(), e.id, where_()),
+                format!("unknown compression {c}"),
+            ))
+        }
     };
     if raw.len() != e.raw_len as usize || ObjectId::hash(&raw) != e.id {
-        return Err(Error::corrupt(format!("{} {} in {}", e.kind.name(), e.id, where_()), "content does not match its id (bit rot?)"));
+        return Err(Error::corrupt(
+            format!("{} {} in {}", e.kind.name(), e.id, where_()),
+            "content does not match its id (bit rot?)",
+        ));
     }
     Ok(raw)
 }
@@ -81,7 +96,8 @@ pub fn decode_blob(stored: &[u8], e: &PackEntry, where_: &dyn Fn() -> String) ->
 /// Reads and decodes one blob from an open pack.
 pub fn read_blob(file: &File, path: &Path, e: &PackEntry) -> Result<Vec<u8>> {
     let mut stored = vec![0u8; e.stored_len as usize];
-    file.read_exact_at(&mut stored, e.offset).ctx("reading pack", path)?;
+    file.read_exact_at(&mut stored, e.offset)
+        .ctx("reading pack", path)?;
     decode_blob(&stored, e, &|| path.display().to_string())
 }
 
@@ -118,15 +134,27 @@ pub fn decode_table(table: &[u8], pack_len: u64) -> Result<Vec<PackEntry>> {
         let kind = BlobKind::from_u8(d.u8()?)?;
         let compression = d.u8()?;
         let id = d.id()?;
-        let raw_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("pack table", "raw length too large"))?;
-        let stored_len = u32::try_from(d.uvar()?).map_err(|_| Error::corrupt("pack table", "stored length too large"))?;
-        out.push(PackEntry { kind, compression, id, offset, stored_len, raw_len });
+        let raw_len = u32::try_from(d.uvar()?)
+            .map_err(|_| Error::corrupt("pack table", "raw length too large"))?;
+        let stored_len = u32::try_from(d.uvar()?)
+            .map_err(|_| Error::corrupt("pack table", "stored length too large"))?;
+        out.push(PackEntry {
+            kind,
+            compression,
+            id,
+            offset,
+            stored_len,
+            raw_len,
+        });
         offset += u64::from(stored_len);
     }
     d.finish()?;
     let table_start = pack_len.saturating_sub(TRAILER_LEN + table.len() as u64);
     if offset != table_start {
-        return Err(Error::corrupt("pack table", format!("blobs end at {offset} but the table starts at {table_start}")));
+        return Err(Error::corrupt(
+            "pack table",
+            format!("blobs end at {offset} but the table starts at {table_start}"),
+        ));
     }
     Ok(out)
 }
@@ -142,7 +170,8 @@ pub fn read_table(path: &Path) -> Result<Vec<PackEntry>> {
     let mut magic = [0u8; 8];
     f.read_exact_at(&mut magic, 0).ctx("reading pack", path)?;
     let mut trailer = [0u8; TRAILER_LEN as usize];
-    f.read_exact_at(&mut trailer, len - TRAILER_LEN).ctx("reading pack", path)?;
+    f.read_exact_at(&mut trailer, len - TRAILER_LEN)
+        .ctx("reading pack", path)?;
     if &magic != PACK_MAGIC || &trailer[8..] != PACK_END_MAGIC {
         return Err(bad("bad magic"));
     }
@@ -157,7 +186,8 @@ pub fn read_table(path: &Path) -> Result<Vec<PackEntry>> {
         return Err(bad("table length out of range"));
     }
     let mut table = vec![0u8; table_len as usize];
-    f.read_exact_at(&mut table, len - TRAILER_LEN - table_len).ctx("reading pack", path)?;
+    f.read_exact_at(&mut table, len - TRAILER_LEN - table_len)
+        .ctx("reading pack", path)?;
     decode_table(&table, len).map_err(|e| match e {
         Error::Corrupt { detail, .. } => bad(&detail),
         other => other,
@@ -200,8 +230,22 @@ impl PackWriter {
     }
 
     /// Appends a stored blob.
-    pub fn add(&mut self, kind: BlobKind, id: ObjectId, compression: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
-        let entry = PackEntry { kind, compression, id, offset: self.offset, stored_len: stored.len() as u32, raw_len };
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: ObjectId,
+        compression: u8,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<()> {
+        let entry = PackEntry {
+            kind,
+            compression,
+            id,
+            offset: self.offset,
+            stored_len: stored.len() as u32,
+            raw_len,
+        };
         self.write(stored)?;
         self.entries.push(entry);
         Ok(())

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{ChunkerParams, CompressionParams, EncryptionParams, RepoConfig, FORMAT_NAME, FORMAT_VERSION};
+use crate::config::{
+    ChunkerParams, CompressionParams, EncryptionParams, RepoConfig, FORMAT_NAME, FORMAT_VERSION,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::id::ObjectId;
@@ -28,7 +30,11 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { chunker: ChunkerParams::default(), compression: CompressionParams::default(), pack_size: 16 << 20 }
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression: CompressionParams::default(),
+            pack_size: 16 << 20,
+        }
     }
 }
 
@@ -49,12 +55,16 @@ impl Repository {
         let path = path.as_ref();
         opts.chunker.validate()?;
         if opts.pack_size < (1 << 20) || opts.pack_size > (1 << 30) {
-            return Err(Error::InvalidArgument("pack size must be between 1 MiB and 1 GiB".into()));
+            return Err(Error::InvalidArgument(
+                "pack size must be between 1 MiB and 1 GiB".into(),
+            ));
         }
         if path.exists() {
             let mut it = std::fs::read_dir(path).ctx("reading", path)?;
             if it.next().is_some() {
-                return Err(Error::AlreadyExists { path: path.to_path_buf() });
+                return Err(Error::AlreadyExists {
+                    path: path.to_path_buf(),
+                });
             }
         } else {
             std::fs::create_dir_all(path).ctx("creating repository directory", path)?;
@@ -75,14 +85,27 @@ impl Repository {
             chunker: opts.chunker,
             compression: opts.compression,
             pack_size: opts.pack_size,
-            encryption: EncryptionParams { algorithm: "none".into(), key_id: None },
+            encryption: EncryptionParams {
+                algorithm: "none".into(),
+                key_id: None,
+            },
             required_features: vec![],
         };
-        let data = serde_json::to_vec_pretty(&config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let data = serde_json::to_vec_pretty(&config)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         // The config is written last: a directory without it is not (yet) a repository.
-        fsutil::write_atomic(&path.join("tmp"), &path.join("config"), &data, "writing repository config")?;
+        fsutil::write_atomic(
+            &path.join("tmp"),
+            &path.join("config"),
+            &data,
+            "writing repository config",
+        )?;
         fsutil::fsync_dir(path)?;
-        Ok(Repository { path: path.to_path_buf(), config, lock_wait: Duration::ZERO })
+        Ok(Repository {
+            path: path.to_path_buf(),
+            config,
+            lock_wait: Duration::ZERO,
+        })
     }
 
     /// Opens an existing repository, refusing unknown format versions.
@@ -91,16 +114,27 @@ impl Repository {
         let cfg_path = path.join("config");
         let data = match std::fs::read(&cfg_path) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotARepository { path: path.to_path_buf() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository {
+                    path: path.to_path_buf(),
+                })
+            }
             Err(e) => return Err(Error::io("reading repository config", cfg_path, e)),
         };
         let config = RepoConfig::parse(path, &data)?;
         for d in DIRS {
             if !path.join(d).is_dir() {
-                return Err(Error::corrupt(format!("repository {}", path.display()), format!("directory {d}/ is missing")));
+                return Err(Error::corrupt(
+                    format!("repository {}", path.display()),
+                    format!("directory {d}/ is missing"),
+                ));
             }
         }
-        Ok(Repository { path: path.to_path_buf(), config, lock_wait: Duration::ZERO })
+        Ok(Repository {
+            path: path.to_path_buf(),
+            config,
+            lock_wait: Duration::ZERO,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -144,7 +178,11 @@ impl Repository {
         let mut out = Vec::new();
         for id in snapshot::list_ids(&dir)? {
             match snapshot::load(&dir.join(id.to_hex()), &id) {
-                Ok(s) => out.push(SnapshotInfo { id: id.to_hex(), short_id: id.short(), snapshot: s }),
+                Ok(s) => out.push(SnapshotInfo {
+                    id: id.to_hex(),
+                    short_id: id.short(),
+                    snapshot: s,
+                }),
                 Err(e) => tracing::warn!("skipping snapshot {id}: {e}"),
             }
         }
@@ -177,7 +215,13 @@ impl Repository {
         match node {
             Some(n) if n.kind != NodeKind::Dir => out.push(Entry::from_node(&prefix, &n)),
             Some(n) => list_dir(&mut reader, n.subtree, &prefix, recursive, &mut out)?,
-            None => list_dir(&mut reader, Some(info.snapshot.root_tree()?), b"", recursive, &mut out)?,
+            None => list_dir(
+                &mut reader,
+                Some(info.snapshot.root_tree()?),
+                b"",
+                recursive,
+                &mut out,
+            )?,
         }
         Ok(out)
     }
@@ -185,16 +229,27 @@ impl Repository {
 
 /// Splits a snapshot path into its non-empty components ("/a//b/" → ["a", "b"]).
 pub fn split_path(path: &[u8]) -> Vec<&[u8]> {
-    path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".").collect()
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect()
 }
 
 /// Walks `comps` from the root tree. Returns the node (None for the root itself) and the
 /// path prefix bytes ("/a/b").
-pub fn lookup_path(reader: &mut BlobReader, root: Tree, comps: &[&[u8]], snap: &str, orig: &[u8]) -> Result<(Option<Node>, Vec<u8>)> {
+pub fn lookup_path(
+    reader: &mut BlobReader,
+    root: Tree,
+    comps: &[&[u8]],
+    snap: &str,
+    orig: &[u8],
+) -> Result<(Option<Node>, Vec<u8>)> {
     let mut tree = root;
     let mut node: Option<Node> = None;
     let mut prefix = Vec::new();
-    let not_found = || Error::PathNotFound { snapshot: snap.to_string(), path: String::from_utf8_lossy(orig).into_owned() };
+    let not_found = || Error::PathNotFound {
+        snapshot: snap.to_string(),
+        path: String::from_utf8_lossy(orig).into_owned(),
+    };
     for (i, c) in comps.iter().enumerate() {
         let n = tree.find(c).cloned().ok_or_else(not_found)?;
         prefix.push(b'/');
@@ -208,7 +263,13 @@ pub fn lookup_path(reader: &mut BlobReader, root: Tree, comps: &[&[u8]], snap: &
     Ok((node, prefix))
 }
 
-fn list_dir(reader: &mut BlobReader, tree: Option<ObjectId>, prefix: &[u8], recursive: bool, out: &mut Vec<Entry>) -> Result<()> {
+fn list_dir(
+    reader: &mut BlobReader,
+    tree: Option<ObjectId>,
+    prefix: &[u8],
+    recursive: bool,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
     let Some(id) = tree else { return Ok(()) };
     let t = reader.load_tree(&id)?;
     for n in &t.nodes {
@@ -246,7 +307,9 @@ pub struct Entry {
 
 impl Entry {
     fn from_node(path: &[u8], n: &Node) -> Self {
-        let mtime = jiff::Timestamp::new(n.mtime.sec, n.mtime.nsec as i32).map(|t| t.to_string()).unwrap_or_default();
+        let mtime = jiff::Timestamp::new(n.mtime.sec, n.mtime.nsec as i32)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         Entry {
             path: String::from_utf8_lossy(path).into_owned(),
             path_bytes: path.to_vec(),
@@ -258,7 +321,8 @@ impl Entry {
             group: n.group.clone(),
             size: n.size,
             mtime,
-            target: (n.kind == NodeKind::Symlink).then(|| String::from_utf8_lossy(&n.target).into_owned()),
+            target: (n.kind == NodeKind::Symlink)
+                .then(|| String::from_utf8_lossy(&n.target).into_owned()),
         }
     }
 }
@@ -272,12 +336,19 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub fn new(repo: PathBuf, index: Arc<Index>) -> Self {
-        BlobReader { repo, index, open: HashMap::new() }
+        BlobReader {
+            repo,
+            index,
+            open: HashMap::new(),
+        }
     }
 
     /// Reads, decompresses and checks one blob.
     pub fn read(&mut self, id: &ObjectId, kind: BlobKind) -> Result<Vec<u8>> {
-        let (pack_id, entry) = self.index.lookup(id).ok_or_else(|| Error::MissingObject { what: kind.name(), id: id.to_hex() })?;
+        let (pack_id, entry) = self.index.lookup(id).ok_or_else(|| Error::MissingObject {
+            what: kind.name(),
+            id: id.to_hex(),
+        })?;
         let path = pack::pack_path(&self.repo, &pack_id);
         if !self.open.contains_key(&pack_id) {
             if self.open.len() >= 32 {
@@ -286,7 +357,13 @@ impl BlobReader {
             let f = File::open(&path).ctx("opening pack", &path)?;
             self.open.insert(pack_id, f);
         }
-        let f = self.open.get(&pack_id).ok_or_else(|| Error::MissingObject { what: "pack", id: pack_id.to_hex() })?;
+        let f = self
+            .open
+            .get(&pack_id)
+            .ok_or_else(|| Error::MissingObject {
+                what: "pack",
+                id: pack_id.to_hex(),
+            })?;
         pack::read_blob(f, &path, &entry)
     }
 

@@ -58,12 +58,16 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn root_tree(&self) -> Result<ObjectId> {
-        ObjectId::from_hex(&self.tree).map_err(|_| Error::corrupt("snapshot", format!("bad tree id {:?}", self.tree)))
+        ObjectId::from_hex(&self.tree)
+            .map_err(|_| Error::corrupt("snapshot", format!("bad tree id {:?}", self.tree)))
     }
 
     /// Unix time in nanoseconds (0 when the time cannot be parsed).
     pub fn unix_nanos(&self) -> i128 {
-        self.time.parse::<jiff::Timestamp>().map(|t| t.as_nanosecond()).unwrap_or(0)
+        self.time
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_nanosecond())
+            .unwrap_or(0)
     }
 }
 
@@ -86,11 +90,18 @@ impl SnapshotInfo {
 pub fn load(path: &Path, id: &ObjectId) -> Result<Snapshot> {
     let data = std::fs::read(path).ctx("reading snapshot", path)?;
     if ObjectId::hash(&data) != *id {
-        return Err(Error::corrupt(format!("snapshot {}", path.display()), "content does not match its name"));
+        return Err(Error::corrupt(
+            format!("snapshot {}", path.display()),
+            "content does not match its name",
+        ));
     }
-    let s: Snapshot = serde_json::from_slice(&data).map_err(|e| Error::corrupt(format!("snapshot {}", path.display()), e.to_string()))?;
+    let s: Snapshot = serde_json::from_slice(&data)
+        .map_err(|e| Error::corrupt(format!("snapshot {}", path.display()), e.to_string()))?;
     if s.version != SNAPSHOT_VERSION {
-        return Err(Error::corrupt(format!("snapshot {}", path.display()), format!("unknown snapshot version {}", s.version)));
+        return Err(Error::corrupt(
+            format!("snapshot {}", path.display()),
+            format!("unknown snapshot version {}", s.version),
+        ));
     }
     Ok(s)
 }
@@ -100,7 +111,11 @@ pub fn list_ids(dir: &Path) -> Result<Vec<ObjectId>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).ctx("listing", dir)? {
         let e = e.ctx("listing", dir)?;
-        if let Some(id) = e.file_name().to_str().and_then(|n| ObjectId::from_hex(n).ok()) {
+        if let Some(id) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| ObjectId::from_hex(n).ok())
+        {
             out.push(id);
         }
     }
@@ -111,7 +126,10 @@ pub fn list_ids(dir: &Path) -> Result<Vec<ObjectId>> {
 /// Picks a snapshot by full id, unique prefix (at least 8 hex characters) or `latest`.
 pub fn resolve<'a>(list: &'a [SnapshotInfo], spec: &str) -> Result<&'a SnapshotInfo> {
     if spec == "latest" {
-        return list.iter().max_by_key(|s| (s.snapshot.unix_nanos(), s.id.clone())).ok_or_else(|| Error::SnapshotNotFound(spec.into()));
+        return list
+            .iter()
+            .max_by_key(|s| (s.snapshot.unix_nanos(), s.id.clone()))
+            .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
     }
     let spec_l = spec.to_ascii_lowercase();
     if spec_l.len() < 8 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -123,7 +141,10 @@ pub fn resolve<'a>(list: &'a [SnapshotInfo], spec: &str) -> Result<&'a SnapshotI
     match matches.len() {
         0 => Err(Error::SnapshotNotFound(spec.into())),
         1 => Ok(matches[0]),
-        n => Err(Error::AmbiguousSnapshot { prefix: spec.into(), count: n }),
+        n => Err(Error::AmbiguousSnapshot {
+            prefix: spec.into(),
+            count: n,
+        }),
     }
 }
 
@@ -157,13 +178,31 @@ mod tests {
         let mk = |id: &str, t: &str| SnapshotInfo {
             id: id.into(),
             short_id: id[..8].into(),
-            snapshot: Snapshot { time: t.into(), ..sample() },
+            snapshot: Snapshot {
+                time: t.into(),
+                ..sample()
+            },
         };
-        let list = vec![mk(&"ab".repeat(32), "2026-01-01T00:00:00Z"), mk(&format!("abababab{}", "cd".repeat(28)), "2026-02-01T00:00:00Z")];
-        assert_eq!(resolve(&list, "latest").unwrap().snapshot.time, "2026-02-01T00:00:00Z");
-        assert!(matches!(resolve(&list, "abababab"), Err(Error::AmbiguousSnapshot { .. })));
+        let list = vec![
+            mk(&"ab".repeat(32), "2026-01-01T00:00:00Z"),
+            mk(
+                &format!("abababab{}", "cd".repeat(28)),
+                "2026-02-01T00:00:00Z",
+            ),
+        ];
+        assert_eq!(
+            resolve(&list, "latest").unwrap().snapshot.time,
+            "2026-02-01T00:00:00Z"
+        );
+        assert!(matches!(
+            resolve(&list, "abababab"),
+            Err(Error::AmbiguousSnapshot { .. })
+        ));
         assert!(resolve(&list, "ababababab").is_ok());
-        assert!(matches!(resolve(&list, "ffffffff"), Err(Error::SnapshotNotFound(_))));
+        assert!(matches!(
+            resolve(&list, "ffffffff"),
+            Err(Error::SnapshotNotFound(_))
+        ));
         assert!(resolve(&list, "abc").is_err());
     }
 }

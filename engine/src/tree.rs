@@ -57,6 +57,9 @@ pub enum ContentRef {
 }
 
 impl ContentRef {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     pub fn len(&self) -> u64 {
         match self {
             ContentRef::Chunk { len, .. } => u64::from(*len),
@@ -206,8 +209,12 @@ impl Tree {
         let max = data.len();
         let count = d.len(max)?;
         let mut nodes = Vec::with_capacity(count.min(1 << 16));
-        let u32f = |v: u64| u32::try_from(v).map_err(|_| Error::corrupt("tree", "value out of range"));
-        let string = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::corrupt("tree", "owner name is not UTF-8"));
+        let u32f =
+            |v: u64| u32::try_from(v).map_err(|_| Error::corrupt("tree", "value out of range"));
+        let string = |b: &[u8]| {
+            String::from_utf8(b.to_vec())
+                .map_err(|_| Error::corrupt("tree", "owner name is not UTF-8"))
+        };
         for _ in 0..count {
             let name = d.bytes()?.to_vec();
             let kind = NodeKind::from_u8(d.u8()?)?;
@@ -217,8 +224,14 @@ impl Tree {
             n.gid = u32f(d.uvar()?)?;
             n.user = string(d.bytes()?)?;
             n.group = string(d.bytes()?)?;
-            n.mtime = Time { sec: d.ivar()?, nsec: u32f(d.uvar()?)? };
-            n.ctime = Time { sec: d.ivar()?, nsec: u32f(d.uvar()?)? };
+            n.mtime = Time {
+                sec: d.ivar()?,
+                nsec: u32f(d.uvar()?)?,
+            };
+            n.ctime = Time {
+                sec: d.ivar()?,
+                nsec: u32f(d.uvar()?)?,
+            };
             n.inode = d.uvar()?;
             n.dev = d.uvar()?;
             n.nlink = d.uvar()?;
@@ -235,7 +248,10 @@ impl Tree {
             n.content.reserve(nc.min(1 << 16));
             for _ in 0..nc {
                 n.content.push(match d.u8()? {
-                    0 => ContentRef::Chunk { id: d.id()?, len: u32f(d.uvar()?)? },
+                    0 => ContentRef::Chunk {
+                        id: d.id()?,
+                        len: u32f(d.uvar()?)?,
+                    },
                     1 => ContentRef::Hole { len: d.uvar()? },
                     t => return Err(Error::corrupt("tree", format!("unknown content tag {t}"))),
                 });
@@ -261,21 +277,37 @@ impl Tree {
     pub fn check(&self) -> std::result::Result<(), String> {
         for (i, n) in self.nodes.iter().enumerate() {
             if !valid_name(&n.name) {
-                return Err(format!("unsafe entry name {:?}", String::from_utf8_lossy(&n.name)));
+                return Err(format!(
+                    "unsafe entry name {:?}",
+                    String::from_utf8_lossy(&n.name)
+                ));
             }
             if i > 0 && self.nodes[i - 1].name >= n.name {
-                return Err(format!("entries not sorted/unique at {:?}", String::from_utf8_lossy(&n.name)));
+                return Err(format!(
+                    "entries not sorted/unique at {:?}",
+                    String::from_utf8_lossy(&n.name)
+                ));
             }
             if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(format!("{:?}: subtree does not match its type", String::from_utf8_lossy(&n.name)));
+                return Err(format!(
+                    "{:?}: subtree does not match its type",
+                    String::from_utf8_lossy(&n.name)
+                ));
             }
             if n.kind == NodeKind::File {
                 let total: u64 = n.content.iter().map(ContentRef::len).sum();
                 if total != n.size {
-                    return Err(format!("{:?}: content adds up to {total} bytes, size says {}", String::from_utf8_lossy(&n.name), n.size));
+                    return Err(format!(
+                        "{:?}: content adds up to {total} bytes, size says {}",
+                        String::from_utf8_lossy(&n.name),
+                        n.size
+                    ));
                 }
             } else if !n.content.is_empty() {
-                return Err(format!("{:?}: content on a non-file", String::from_utf8_lossy(&n.name)));
+                return Err(format!(
+                    "{:?}: content on a non-file",
+                    String::from_utf8_lossy(&n.name)
+                ));
             }
         }
         Ok(())
@@ -283,7 +315,10 @@ impl Tree {
 
     /// Finds a node by name (binary search; nodes are sorted).
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
     }
 }
 
@@ -296,33 +331,75 @@ pub(crate) mod tests {
         (
             proptest::collection::vec(any::<u8>(), 1..20),
             1u8..8,
-            (any::<u32>(), any::<u32>(), any::<u32>(), "[a-z]{0,8}", "[a-z]{0,8}"),
-            (any::<i64>(), 0u32..1_000_000_000, any::<u64>(), any::<u64>()),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                "[a-z]{0,8}",
+                "[a-z]{0,8}",
+            ),
+            (
+                any::<i64>(),
+                0u32..1_000_000_000,
+                any::<u64>(),
+                any::<u64>(),
+            ),
             proptest::collection::vec(any::<u8>(), 0..10),
-            proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..10), proptest::collection::vec(any::<u8>(), 0..10)), 0..3),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<u8>(), 1..10),
+                    proptest::collection::vec(any::<u8>(), 0..10),
+                ),
+                0..3,
+            ),
             proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), any::<u32>()), 0..4),
             proptest::option::of(any::<[u8; 32]>()),
         )
-            .prop_map(|(name, k, (mode, uid, gid, user, group), (sec, nsec, inode, size), target, xattrs, content, sub)| {
-                let mut n = Node::new(name, NodeKind::from_u8(k).unwrap());
-                n.mode = mode;
-                n.uid = uid;
-                n.gid = gid;
-                n.user = user;
-                n.group = group;
-                n.mtime = Time { sec, nsec };
-                n.ctime = Time { sec: -sec / 2, nsec };
-                n.inode = inode;
-                n.size = size;
-                n.target = target;
-                n.xattrs = xattrs;
-                n.content = content
-                    .into_iter()
-                    .map(|(h, id, len)| if h { ContentRef::Hole { len: u64::from(len) } } else { ContentRef::Chunk { id: ObjectId(id), len } })
-                    .collect();
-                n.subtree = sub.map(ObjectId);
-                n
-            })
+            .prop_map(
+                |(
+                    name,
+                    k,
+                    (mode, uid, gid, user, group),
+                    (sec, nsec, inode, size),
+                    target,
+                    xattrs,
+                    content,
+                    sub,
+                )| {
+                    let mut n = Node::new(name, NodeKind::from_u8(k).unwrap());
+                    n.mode = mode;
+                    n.uid = uid;
+                    n.gid = gid;
+                    n.user = user;
+                    n.group = group;
+                    n.mtime = Time { sec, nsec };
+                    n.ctime = Time {
+                        sec: -sec / 2,
+                        nsec,
+                    };
+                    n.inode = inode;
+                    n.size = size;
+                    n.target = target;
+                    n.xattrs = xattrs;
+                    n.content = content
+                        .into_iter()
+                        .map(|(h, id, len)| {
+                            if h {
+                                ContentRef::Hole {
+                                    len: u64::from(len),
+                                }
+                            } else {
+                                ContentRef::Chunk {
+                                    id: ObjectId(id),
+                                    len,
+                                }
+                            }
+                        })
+                        .collect();
+                    n.subtree = sub.map(ObjectId);
+                    n
+                },
+            )
     }
 
     proptest! {

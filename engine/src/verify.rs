@@ -70,7 +70,14 @@ pub struct VerifyReport {
 }
 
 fn problem(kind: &'static str, message: String) -> Problem {
-    Problem { kind, message, pack: None, chunks: vec![], snapshots: vec![], files: vec![] }
+    Problem {
+        kind,
+        message,
+        pack: None,
+        chunks: vec![],
+        snapshots: vec![],
+        files: vec![],
+    }
 }
 
 /// A blob found bad: why, and in which pack.
@@ -82,7 +89,11 @@ struct Bad {
 
 impl Repository {
     /// Checks the repository. `Err` means it could not be checked at all.
-    pub fn verify(&self, opts: &VerifyOptions, progress: &dyn Fn(&VerifyProgress)) -> Result<VerifyReport> {
+    pub fn verify(
+        &self,
+        opts: &VerifyOptions,
+        progress: &dyn Fn(&VerifyProgress),
+    ) -> Result<VerifyReport> {
         let started = Instant::now();
         let _lock = lock::acquire(self.path(), LockKind::Read, "verify", self.lock_wait())?;
         let mut rep = VerifyReport::default();
@@ -106,19 +117,33 @@ impl Repository {
                         }
                     }
                 }
-                Err(e) => rep.problems.push(problem("index_file", format!("index file {id}: {e}"))),
+                Err(e) => rep
+                    .problems
+                    .push(problem("index_file", format!("index file {id}: {e}"))),
             }
         }
         let index = Arc::new(index);
 
         // 2. Packs: present, tables readable and matching the index.
-        let on_disk: HashMap<ObjectId, std::path::PathBuf> = list_packs(self.path())?.into_iter().collect();
+        let on_disk: HashMap<ObjectId, std::path::PathBuf> =
+            list_packs(self.path())?.into_iter().collect();
         rep.packs = by_pack.len() as u64;
         for (n, (pid, entries)) in by_pack.iter().enumerate() {
-            progress(&VerifyProgress { phase: "packs", done: n as u64, total: rep.packs });
+            progress(&VerifyProgress {
+                phase: "packs",
+                done: n as u64,
+                total: rep.packs,
+            });
             let Some(path) = on_disk.get(pid) else {
                 for e in entries {
-                    bad.insert(e.id, Bad { kind: e.kind, why: "its pack is missing".into(), pack: Some(*pid) });
+                    bad.insert(
+                        e.id,
+                        Bad {
+                            kind: e.kind,
+                            why: "its pack is missing".into(),
+                            pack: Some(*pid),
+                        },
+                    );
                 }
                 continue;
             };
@@ -126,7 +151,14 @@ impl Repository {
                 Ok(table) => {
                     for e in entries {
                         if !table.contains(e) {
-                            bad.insert(e.id, Bad { kind: e.kind, why: "the index entry does not match the pack's table".into(), pack: Some(*pid) });
+                            bad.insert(
+                                e.id,
+                                Bad {
+                                    kind: e.kind,
+                                    why: "the index entry does not match the pack's table".into(),
+                                    pack: Some(*pid),
+                                },
+                            );
                         }
                     }
                 }
@@ -147,19 +179,30 @@ impl Repository {
         let mut snaps: Vec<SnapshotInfo> = Vec::new();
         for id in snapshot::list_ids(&snap_dir)? {
             match snapshot::load(&snap_dir.join(id.to_hex()), &id) {
-                Ok(s) => snaps.push(SnapshotInfo { id: id.to_hex(), short_id: id.short(), snapshot: s }),
-                Err(e) => rep.problems.push(problem("snapshot_file", format!("snapshot {id}: {e}"))),
+                Ok(s) => snaps.push(SnapshotInfo {
+                    id: id.to_hex(),
+                    short_id: id.short(),
+                    snapshot: s,
+                }),
+                Err(e) => rep
+                    .problems
+                    .push(problem("snapshot_file", format!("snapshot {id}: {e}"))),
             }
         }
         rep.snapshots = snaps.len() as u64;
         let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
         let mut seen = IdSet::default();
         for (n, s) in snaps.iter().enumerate() {
-            progress(&VerifyProgress { phase: "snapshots", done: n as u64, total: rep.snapshots });
+            progress(&VerifyProgress {
+                phase: "snapshots",
+                done: n as u64,
+                total: rep.snapshots,
+            });
             let root = match s.snapshot.root_tree() {
                 Ok(r) => r,
                 Err(e) => {
-                    rep.problems.push(problem("snapshot_file", format!("snapshot {}: {e}", s.id)));
+                    rep.problems
+                        .push(problem("snapshot_file", format!("snapshot {}: {e}", s.id)));
                     continue;
                 }
             };
@@ -173,12 +216,26 @@ impl Repository {
                     Ok(tree) => tree,
                     Err(e) => {
                         let pack = index.lookup(&t).map(|(p, _)| p);
-                        bad.insert(t, Bad { kind: BlobKind::Tree, why: e.to_string(), pack });
+                        bad.insert(
+                            t,
+                            Bad {
+                                kind: BlobKind::Tree,
+                                why: e.to_string(),
+                                pack,
+                            },
+                        );
                         continue;
                     }
                 };
                 if let Err(msg) = tree.check() {
-                    bad.insert(t, Bad { kind: BlobKind::Tree, why: format!("invalid tree: {msg}"), pack: index.lookup(&t).map(|(p, _)| p) });
+                    bad.insert(
+                        t,
+                        Bad {
+                            kind: BlobKind::Tree,
+                            why: format!("invalid tree: {msg}"),
+                            pack: index.lookup(&t).map(|(p, _)| p),
+                        },
+                    );
                     continue;
                 }
                 for node in &tree.nodes {
@@ -188,7 +245,14 @@ impl Repository {
                     for c in &node.content {
                         if let crate::tree::ContentRef::Chunk { id, .. } = c {
                             if !index.contains(id) {
-                                bad.insert(*id, Bad { kind: BlobKind::Data, why: "missing from the index".into(), pack: None });
+                                bad.insert(
+                                    *id,
+                                    Bad {
+                                        kind: BlobKind::Data,
+                                        why: "missing from the index".into(),
+                                        pack: None,
+                                    },
+                                );
                             }
                         }
                     }
@@ -203,10 +267,12 @@ impl Repository {
             let selected: Vec<(ObjectId, &Vec<PackEntry>)> = by_pack
                 .iter()
                 .filter(|(p, _)| on_disk.contains_key(*p))
-                .filter(|(p, _)| pct >= 100 || {
-                    let mut h = blake3::Hasher::new_keyed(&seed);
-                    h.update(&p.0);
-                    u64::from(h.finalize().as_bytes()[0]) * 100 < pct * 256
+                .filter(|(p, _)| {
+                    pct >= 100 || {
+                        let mut h = blake3::Hasher::new_keyed(&seed);
+                        h.update(&p.0);
+                        u64::from(h.finalize().as_bytes()[0]) * 100 < pct * 256
+                    }
                 })
                 .map(|(p, e)| (*p, e))
                 .collect();
@@ -221,11 +287,21 @@ impl Repository {
             let affected = attribute(&mut reader, &snaps, &bad);
             let mut groups: BTreeMap<(Option<ObjectId>, String), Vec<ObjectId>> = BTreeMap::new();
             for (id, b) in &bad {
-                groups.entry((b.pack, format!("{} {}", b.kind.name(), b.why))).or_default().push(*id);
+                groups
+                    .entry((b.pack, format!("{} {}", b.kind.name(), b.why)))
+                    .or_default()
+                    .push(*id);
             }
             for ((pack, why), mut ids) in groups {
                 ids.sort();
-                let mut p = problem(if why.starts_with("tree") { "tree" } else { "chunk" }, String::new());
+                let mut p = problem(
+                    if why.starts_with("tree") {
+                        "tree"
+                    } else {
+                        "chunk"
+                    },
+                    String::new(),
+                );
                 p.pack = pack.map(|p| p.to_hex());
                 let mut snaps_hit = std::collections::BTreeSet::new();
                 let mut files = Vec::new();
@@ -239,8 +315,16 @@ impl Repository {
                 files.dedup();
                 files.truncate(200);
                 p.message = match &pack {
-                    Some(pk) => format!("{} blob(s) in pack {pk}: {why}; affects {} snapshot(s)", ids.len(), snaps_hit.len()),
-                    None => format!("{} blob(s): {why}; affects {} snapshot(s)", ids.len(), snaps_hit.len()),
+                    Some(pk) => format!(
+                        "{} blob(s) in pack {pk}: {why}; affects {} snapshot(s)",
+                        ids.len(),
+                        snaps_hit.len()
+                    ),
+                    None => format!(
+                        "{} blob(s): {why}; affects {} snapshot(s)",
+                        ids.len(),
+                        snaps_hit.len()
+                    ),
                 };
                 p.chunks = ids.iter().map(ObjectId::to_hex).collect();
                 p.snapshots = snaps_hit.into_iter().collect();
@@ -260,7 +344,10 @@ impl Repository {
         rep: &mut VerifyReport,
         progress: &dyn Fn(&VerifyProgress),
     ) -> IdMap<Bad> {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 16);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16);
         let next = AtomicU64::new(0);
         let bytes = AtomicU64::new(0);
         let blobs = AtomicU64::new(0);
@@ -317,7 +404,11 @@ impl Repository {
             loop {
                 let done = next.load(Ordering::Relaxed).min(total);
                 if done != last || done == 0 {
-                    progress(&VerifyProgress { phase: "read-data", done, total });
+                    progress(&VerifyProgress {
+                        phase: "read-data",
+                        done,
+                        total,
+                    });
                     last = done;
                 }
                 if done >= total {
@@ -336,26 +427,41 @@ impl Repository {
 }
 
 /// For each bad blob: the snapshots and the files ("SHORT:/path") that need it.
-fn attribute(reader: &mut BlobReader, snaps: &[SnapshotInfo], bad: &IdMap<Bad>) -> IdMap<(Vec<String>, Vec<String>)> {
+fn attribute(
+    reader: &mut BlobReader,
+    snaps: &[SnapshotInfo],
+    bad: &IdMap<Bad>,
+) -> IdMap<(Vec<String>, Vec<String>)> {
     let mut out: IdMap<(Vec<String>, Vec<String>)> = IdMap::default();
-    let hit = |id: &ObjectId, snap: &SnapshotInfo, path: &[u8], out: &mut IdMap<(Vec<String>, Vec<String>)>| {
+    let hit = |id: &ObjectId,
+               snap: &SnapshotInfo,
+               path: &[u8],
+               out: &mut IdMap<(Vec<String>, Vec<String>)>| {
         let e = out.entry(*id).or_default();
         if !e.0.contains(&snap.id) {
             e.0.push(snap.id.clone());
         }
         if e.1.len() < 200 {
-            e.1.push(format!("{}:{}", snap.short_id, String::from_utf8_lossy(path)));
+            e.1.push(format!(
+                "{}:{}",
+                snap.short_id,
+                String::from_utf8_lossy(path)
+            ));
         }
     };
     for s in snaps {
-        let Ok(root) = s.snapshot.root_tree() else { continue };
+        let Ok(root) = s.snapshot.root_tree() else {
+            continue;
+        };
         let mut stack: Vec<(ObjectId, Vec<u8>)> = vec![(root, b"/".to_vec())];
         while let Some((t, path)) = stack.pop() {
             if bad.contains_key(&t) {
                 hit(&t, s, &path, &mut out);
                 continue;
             }
-            let Ok(tree) = reader.load_tree(&t) else { continue };
+            let Ok(tree) = reader.load_tree(&t) else {
+                continue;
+            };
             for n in &tree.nodes {
                 let mut p = path.clone();
                 if p.len() > 1 {

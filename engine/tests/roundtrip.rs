@@ -1,5 +1,7 @@
 //! Backup → restore → compare, incremental reuse, verify.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs;
@@ -22,7 +24,14 @@ fn backup_restore_round_trip_and_incremental() {
 
     let target = tmp.path().join("restore");
     let r = repo
-        .restore(&RestoreOptions { snapshot: s1.snapshot_id[..10].into(), target: target.clone(), ..Default::default() }, &|_| {})
+        .restore(
+            &RestoreOptions {
+                snapshot: s1.snapshot_id[..10].into(),
+                target: target.clone(),
+                ..Default::default()
+            },
+            &|_| {},
+        )
         .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     compare_trees(&src, &target.join(src.strip_prefix("/").unwrap()));
@@ -41,14 +50,28 @@ fn backup_restore_round_trip_and_incremental() {
     assert_eq!(s3.files_changed, 1);
     assert_eq!(s3.bytes_read, 70_000);
 
-    let rep = repo.verify(&VerifyOptions { read_data: true, read_data_percent: None }, &|_| {}).unwrap();
+    let rep = repo
+        .verify(
+            &VerifyOptions {
+                read_data: true,
+                read_data_percent: None,
+            },
+            &|_| {},
+        )
+        .unwrap();
     assert!(rep.ok, "{:?}", rep.problems);
     assert_eq!(repo.snapshots().unwrap().len(), 3);
 
     // Selected path restore + overwrite policies.
     let t2 = tmp.path().join("sel");
     let sel = src.join("a/b");
-    let opts = RestoreOptions { snapshot: "latest".into(), target: t2.clone(), paths: vec![sel.clone()], dry_run: false, overwrite: Overwrite::Never };
+    let opts = RestoreOptions {
+        snapshot: "latest".into(),
+        target: t2.clone(),
+        paths: vec![sel.clone()],
+        dry_run: false,
+        overwrite: Overwrite::Never,
+    };
     let r = repo.restore(&opts, &|_| {}).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let restored = t2.join(sel.strip_prefix("/").unwrap());
@@ -57,18 +80,39 @@ fn backup_restore_round_trip_and_incremental() {
     assert_eq!(again.files, 0);
     assert!(again.skipped >= 3);
     fs::write(restored.join("dup"), b"changed").unwrap();
-    let r = repo.restore(&RestoreOptions { overwrite: Overwrite::IfChanged, ..opts.clone() }, &|_| {}).unwrap();
+    let r = repo
+        .restore(
+            &RestoreOptions {
+                overwrite: Overwrite::IfChanged,
+                ..opts.clone()
+            },
+            &|_| {},
+        )
+        .unwrap();
     assert_eq!(r.files, 1, "{r:?}");
     compare_trees_links(&sel, &restored, false);
 
     // ls
     let entries = repo.ls("latest", &src.join("a").to_string_lossy()).unwrap();
-    let names: Vec<String> = entries.iter().map(|e| e.path.rsplit('/').next().unwrap().to_string()).collect();
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| e.path.rsplit('/').next().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["b", "big.bin", "link"]);
 
     // Dry run writes nothing.
     let t3 = tmp.path().join("dry");
-    let r = repo.restore(&RestoreOptions { dry_run: true, target: t3.clone(), paths: vec![], ..opts }, &|_| {}).unwrap();
+    let r = repo
+        .restore(
+            &RestoreOptions {
+                dry_run: true,
+                target: t3.clone(),
+                paths: vec![],
+                ..opts
+            },
+            &|_| {},
+        )
+        .unwrap();
     assert_eq!(r.files, 6);
     assert!(!t3.exists());
 }
@@ -85,13 +129,24 @@ fn excludes_and_cancel() {
         job: "x".into(),
         ..Default::default()
     };
-    let s = repo.backup(&opts, &|_| {}, &AtomicBool::new(false)).unwrap();
-    let all = repo.ls_with("latest", src.as_os_str().as_encoded_bytes(), true).unwrap();
+    let s = repo
+        .backup(&opts, &|_| {}, &AtomicBool::new(false))
+        .unwrap();
+    let all = repo
+        .ls_with("latest", src.as_os_str().as_encoded_bytes(), true)
+        .unwrap();
     let paths: Vec<PathBuf> = all.iter().map(|e| PathBuf::from(&e.path)).collect();
-    assert!(!paths.iter().any(|p| p.ends_with("big.bin") || p.ends_with("c")), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.ends_with("big.bin") || p.ends_with("c")),
+        "{paths:?}"
+    );
     assert!(paths.iter().any(|p| p.ends_with("dup")));
     assert_eq!(s.files_new, 4);
-    let err = repo.backup(&opts, &|_| {}, &AtomicBool::new(true)).unwrap_err();
+    let err = repo
+        .backup(&opts, &|_| {}, &AtomicBool::new(true))
+        .unwrap_err();
     assert!(matches!(err, bms_engine::Error::Cancelled), "{err}");
     assert_eq!(repo.snapshots().unwrap().len(), 1);
 }

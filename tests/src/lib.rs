@@ -295,3 +295,4 @@ impl Daemon {
         self.ctl_json(["status"])
     }
 }
+pub mod runner_util;

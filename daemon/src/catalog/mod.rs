@@ -39,9 +39,12 @@ pub struct Catalog {
     conn: Connection,
 }
 
-/// Current time as RFC 3339 in UTC with second precision.
+/// Current time as RFC 3339 in UTC, truncated to milliseconds.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    let round = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Millisecond)
+        .mode(jiff::RoundMode::Trunc);
+    jiff::Timestamp::now().round(round).map(|t| t.to_string()).unwrap_or_default()
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> ApiError {

@@ -155,7 +155,7 @@ impl Catalog {
             .map_err(db_err)?;
         let duration = started
             .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-            .map(|s| (now.as_millisecond() - s.as_millisecond()) as f64 / 1000.0);
+            .map(|s| (now.as_millisecond() - s.as_millisecond()).max(0) as f64 / 1000.0);
         let log = serde_json::to_string(log).unwrap_or_else(|_| "[]".into());
         let s = stats;
         self.conn

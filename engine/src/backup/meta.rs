@@ -20,7 +20,11 @@ impl Meta {
         self.users
             .entry(uid)
             .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name).unwrap_or_default()
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
             })
             .clone()
     }
@@ -28,14 +32,24 @@ impl Meta {
         self.groups
             .entry(gid)
             .or_insert_with(|| {
-                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name).unwrap_or_default()
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_default()
             })
             .clone()
     }
 
     /// Builds a node from `lstat` metadata; reads the symlink target and xattrs.
     /// Problems reading those are appended to `warnings`.
-    pub fn node(&mut self, name: &[u8], path: &Path, md: &Metadata, warnings: &mut Vec<String>) -> Option<Node> {
+    pub fn node(
+        &mut self,
+        name: &[u8],
+        path: &Path,
+        md: &Metadata,
+        warnings: &mut Vec<String>,
+    ) -> Option<Node> {
         let ft = md.file_type();
         let kind = if ft.is_file() {
             NodeKind::File
@@ -61,8 +75,14 @@ impl Meta {
         n.gid = md.gid();
         n.user = self.user(n.uid);
         n.group = self.group(n.gid);
-        n.mtime = Time { sec: md.mtime(), nsec: md.mtime_nsec() as u32 };
-        n.ctime = Time { sec: md.ctime(), nsec: md.ctime_nsec() as u32 };
+        n.mtime = Time {
+            sec: md.mtime(),
+            nsec: md.mtime_nsec() as u32,
+        };
+        n.ctime = Time {
+            sec: md.ctime(),
+            nsec: md.ctime_nsec() as u32,
+        };
         n.inode = md.ino();
         n.dev = md.dev();
         n.nlink = md.nlink();
@@ -88,9 +108,14 @@ impl Meta {
 pub fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let names = match xattr::list(path) {
         Ok(n) => n,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOENT)) => return Vec::new(),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOENT)) => {
+            return Vec::new()
+        }
         Err(e) => {
-            warnings.push(format!("{}: cannot list extended attributes: {e}", path.display()));
+            warnings.push(format!(
+                "{}: cannot list extended attributes: {e}",
+                path.display()
+            ));
             return Vec::new();
         }
     };
@@ -99,7 +124,11 @@ pub fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<(Vec<u8>, Vec
         match xattr::get(path, &name) {
             Ok(Some(v)) => out.push((name.as_bytes().to_vec(), v)),
             Ok(None) => {}
-            Err(e) => warnings.push(format!("{}: cannot read extended attribute {:?}: {e}", path.display(), name)),
+            Err(e) => warnings.push(format!(
+                "{}: cannot read extended attribute {:?}: {e}",
+                path.display(),
+                name
+            )),
         }
     }
     out.sort();
@@ -108,5 +137,10 @@ pub fn read_xattrs(path: &Path, warnings: &mut Vec<String>) -> Vec<(Vec<u8>, Vec
 
 /// True when a file can be taken from the parent snapshot without reading it.
 pub fn unchanged(old: &Node, new: &Node) -> bool {
-    old.kind == NodeKind::File && new.kind == NodeKind::File && old.size == new.size && old.mtime == new.mtime && old.ctime == new.ctime && old.inode == new.inode
+    old.kind == NodeKind::File
+        && new.kind == NodeKind::File
+        && old.size == new.size
+        && old.mtime == new.mtime
+        && old.ctime == new.ctime
+        && old.inode == new.inode
 }

@@ -2,7 +2,7 @@
 
 mod meta;
 mod walk;
-mod workers;
+pub(crate) mod workers;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -98,26 +98,38 @@ impl Excludes {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| Error::InvalidArgument(format!("invalid exclude pattern {p:?}: {e}")))?;
+                .map_err(|e| {
+                    Error::InvalidArgument(format!("invalid exclude pattern {p:?}: {e}"))
+                })?;
             if p.contains('/') {
                 paths.add(glob);
             } else {
                 names.add(glob);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidArgument(format!("invalid exclude patterns: {e}")));
-        Ok(Excludes { names: build(names)?, paths: build(paths)? })
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::InvalidArgument(format!("invalid exclude patterns: {e}")))
+        };
+        Ok(Excludes {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
     }
 
     pub fn matches(&self, path: &Path, name: &[u8]) -> bool {
-        (!self.names.is_empty() && self.names.is_match(Path::new(std::ffi::OsStr::from_bytes(name))))
+        (!self.names.is_empty()
+            && self
+                .names
+                .is_match(Path::new(std::ffi::OsStr::from_bytes(name))))
             || (!self.paths.is_empty() && self.paths.is_match(path))
     }
 }
 
 /// Makes a path absolute and removes `.`/`..` components lexically.
 pub fn normalize(p: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(p).map_err(|e| Error::InvalidArgument(format!("invalid source path {}: {e}", p.display())))?;
+    let abs = std::path::absolute(p)
+        .map_err(|e| Error::InvalidArgument(format!("invalid source path {}: {e}", p.display())))?;
     let mut out = PathBuf::from("/");
     for c in abs.components() {
         match c {
@@ -133,18 +145,37 @@ pub fn normalize(p: &Path) -> Result<PathBuf> {
 
 impl Repository {
     /// Backs up `opts.sources` into a new snapshot.
-    pub fn backup(&self, opts: &BackupOptions, progress: &dyn Fn(&Progress), cancel: &AtomicBool) -> Result<BackupSummary> {
+    pub fn backup(
+        &self,
+        opts: &BackupOptions,
+        progress: &dyn Fn(&Progress),
+        cancel: &AtomicBool,
+    ) -> Result<BackupSummary> {
         let started = Instant::now();
         let start_time = jiff::Timestamp::now();
         if opts.sources.is_empty() {
-            return Err(Error::InvalidArgument("no source paths given: name at least one file or directory to back up".into()));
+            return Err(Error::InvalidArgument(
+                "no source paths given: name at least one file or directory to back up".into(),
+            ));
         }
-        let mut sources: Vec<PathBuf> = opts.sources.iter().map(|p| normalize(p)).collect::<Result<_>>()?;
+        let mut sources: Vec<PathBuf> = opts
+            .sources
+            .iter()
+            .map(|p| normalize(p))
+            .collect::<Result<_>>()?;
         sources.sort();
         sources.dedup();
         let excludes = Excludes::new(&opts.excludes)?;
-        let job = if opts.job.is_empty() { "default".to_string() } else { opts.job.clone() };
-        let host = if opts.host.is_empty() { fsutil::hostname() } else { opts.host.clone() };
+        let job = if opts.job.is_empty() {
+            "default".to_string()
+        } else {
+            opts.job.clone()
+        };
+        let host = if opts.host.is_empty() {
+            fsutil::hostname()
+        } else {
+            opts.host.clone()
+        };
         let mut missing = Vec::new();
         for s in &sources {
             if let Err(e) = std::fs::symlink_metadata(s) {
@@ -152,10 +183,18 @@ impl Repository {
             }
         }
         if missing.len() == sources.len() {
-            return Err(Error::NoSources(format!("no source path is readable: {}", missing.join("; "))));
+            return Err(Error::NoSources(format!(
+                "no source path is readable: {}",
+                missing.join("; ")
+            )));
         }
 
-        let lock = lock::acquire(&self.path(), LockKind::Write, &format!("backup of job {job}"), self.lock_wait())?;
+        let lock = lock::acquire(
+            self.path(),
+            LockKind::Write,
+            &format!("backup of job {job}"),
+            self.lock_wait(),
+        )?;
         let mut notes = lock.recovered.clone();
         self.clean_tmp();
         let (mut index, bad) = self.load_index()?;
@@ -165,7 +204,10 @@ impl Repository {
         self.reindex_orphans(&mut index, &mut notes)?;
         let index = Arc::new(index);
 
-        let paths: Vec<String> = sources.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let paths: Vec<String> = sources
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let parent = if opts.force_full {
             None
         } else {
@@ -177,14 +219,27 @@ impl Repository {
         };
 
         let cfg = self.config().clone();
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 16);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16);
         let (raw_tx, raw_rx) = crossbeam_channel::bounded(threads * 2);
         let (stored_tx, stored_rx) = crossbeam_channel::bounded(threads * 2);
         let (job_tx, job_rx) = crossbeam_channel::bounded(threads * 32);
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
-        let shared = workers::Shared { index: index.clone(), new_ids: Mutex::new(IdSet::default()), counters: Default::default(), abort: AtomicBool::new(false) };
+        let shared = workers::Shared {
+            index: index.clone(),
+            new_ids: Mutex::new(IdSet::default()),
+            counters: Default::default(),
+            abort: AtomicBool::new(false),
+        };
         let (root_listing, root_dev) = if sources.iter().any(|s| s == Path::new("/")) {
-            (walk::Listing::Real, std::fs::symlink_metadata("/").map(|m| std::os::unix::fs::MetadataExt::dev(&m)).unwrap_or(0))
+            (
+                walk::Listing::Real,
+                std::fs::symlink_metadata("/")
+                    .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+                    .unwrap_or(0),
+            )
         } else {
             (walk::Listing::Virtual(walk::virtual_root(&sources)), 0)
         };
@@ -226,7 +281,11 @@ impl Repository {
             let walk_res = walk::walk(ctx, root_listing, root_dev, parent_root);
             // The walker's and the readers' blob senders are gone now, so the compressors
             // and then the packer drain their queues and finish.
-            let pack_res = packer.join().unwrap_or_else(|_| Err(Error::InvalidArgument("internal error: pack writer panicked".into())));
+            let pack_res = packer.join().unwrap_or_else(|_| {
+                Err(Error::InvalidArgument(
+                    "internal error: pack writer panicked".into(),
+                ))
+            });
             (walk_res, pack_res)
         });
         let packs_written = match (&walk_res, pack_res) {
@@ -260,12 +319,18 @@ impl Repository {
             program: format!("bms {}", env!("CARGO_PKG_VERSION")),
             stats: stats.clone(),
         };
-        let data = serde_json::to_vec_pretty(&snap).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let data =
+            serde_json::to_vec_pretty(&snap).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let id = ObjectId::hash(&data);
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        fsutil::write_atomic(&self.path().join("tmp"), &self.path().join("snapshots").join(id.to_hex()), &data, "writing snapshot")?;
+        fsutil::write_atomic(
+            &self.path().join("tmp"),
+            &self.path().join("snapshots").join(id.to_hex()),
+            &data,
+            "writing snapshot",
+        )?;
         drop(lock);
         Ok(BackupSummary {
             snapshot_id: id.to_hex(),
@@ -290,12 +355,20 @@ impl Repository {
         })
     }
 
-    fn pick_parent(&self, spec: Option<&str>, job: &str, host: &str, paths: &[String]) -> Result<Option<SnapshotInfo>> {
+    fn pick_parent(
+        &self,
+        spec: Option<&str>,
+        job: &str,
+        host: &str,
+        paths: &[String],
+    ) -> Result<Option<SnapshotInfo>> {
         let list = self.snapshots()?;
         if let Some(spec) = spec {
             return snapshot::resolve(&list, spec).cloned().map(Some);
         }
-        Ok(list.into_iter().rev().find(|s| s.snapshot.job == job && s.snapshot.host == host && s.snapshot.paths == paths))
+        Ok(list.into_iter().rev().find(|s| {
+            s.snapshot.job == job && s.snapshot.host == host && s.snapshot.paths == paths
+        }))
     }
 
     /// Removes temp files of interrupted writers (we hold the write lock, so none is live).
@@ -318,13 +391,19 @@ impl Repository {
             }
             match pack::read_table(&path) {
                 Ok(entries) => found.push((id, entries)),
-                Err(e) => notes.push(format!("ignored damaged unindexed pack {}: {e}", path.display())),
+                Err(e) => notes.push(format!(
+                    "ignored damaged unindexed pack {}: {e}",
+                    path.display()
+                )),
             }
         }
         if found.is_empty() {
             return Ok(());
         }
-        notes.push(format!("indexed {} pack(s) left by an interrupted backup; their data is reused", found.len()));
+        notes.push(format!(
+            "indexed {} pack(s) left by an interrupted backup; their data is reused",
+            found.len()
+        ));
         for (id, entries) in &found {
             index.add_pack(*id, entries);
         }

@@ -31,7 +31,9 @@ pub enum VEntry {
 /// Builds the virtual root listing of absolute, normalised source paths.
 pub fn virtual_root(sources: &[PathBuf]) -> Vec<(Vec<u8>, VEntry)> {
     fn insert(list: &mut Vec<(Vec<u8>, VEntry)>, prefix: &Path, comps: &[Vec<u8>], full: &Path) {
-        let Some((first, rest)) = comps.split_first() else { return };
+        let Some((first, rest)) = comps.split_first() else {
+            return;
+        };
         let here = prefix.join(OsString::from_vec(first.clone()));
         let pos = list.iter().position(|(n, _)| n == first);
         if rest.is_empty() {
@@ -108,10 +110,30 @@ pub struct WalkCtx<'a> {
 }
 
 /// Walks and returns the root tree id plus statistics (file/dir counts and warnings).
-pub fn walk(mut ctx: WalkCtx<'_>, root_listing: Listing, root_dev: u64, parent_root: Option<ObjectId>) -> Result<(ObjectId, SnapshotStats)> {
-    let mut w = Walker { slots: Vec::new(), free: Vec::new(), stack: Vec::new(), root: None, stats: SnapshotStats::default(), meta: Meta::default(), last_progress: Instant::now(), files_seen: 0 };
+pub fn walk(
+    mut ctx: WalkCtx<'_>,
+    root_listing: Listing,
+    root_dev: u64,
+    parent_root: Option<ObjectId>,
+) -> Result<(ObjectId, SnapshotStats)> {
+    let mut w = Walker {
+        slots: Vec::new(),
+        free: Vec::new(),
+        stack: Vec::new(),
+        root: None,
+        stats: SnapshotStats::default(),
+        meta: Meta::default(),
+        last_progress: Instant::now(),
+        files_seen: 0,
+    };
     let slot = w.new_slot(None, parent_root);
-    w.stack.push(Visit { slot, path: PathBuf::from("/"), listing: root_listing, parent_tree: parent_root, dev: root_dev });
+    w.stack.push(Visit {
+        slot,
+        path: PathBuf::from("/"),
+        listing: root_listing,
+        parent_tree: parent_root,
+        dev: root_dev,
+    });
     while let Some(v) = w.stack.pop() {
         if ctx.shared.stopped(ctx.cancel) {
             return Err(Error::Cancelled);
@@ -131,7 +153,9 @@ pub fn walk(mut ctx: WalkCtx<'_>, root_listing: Listing, root_dev: u64, parent_r
             Ok(r) => w.apply(&ctx, r)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::InvalidArgument("internal error: file readers stopped early".into()));
+                return Err(Error::InvalidArgument(
+                    "internal error: file readers stopped early".into(),
+                ));
             }
         }
         w.maybe_progress(&ctx);
@@ -164,7 +188,13 @@ impl Walker {
     }
 
     fn new_slot(&mut self, parent: Option<(usize, usize)>, old_tree: Option<ObjectId>) -> usize {
-        let st = DirState { parent, nodes: Vec::new(), pending: 0, walk_done: false, old_tree };
+        let st = DirState {
+            parent,
+            nodes: Vec::new(),
+            pending: 0,
+            walk_done: false,
+            old_tree,
+        };
         match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(st);
@@ -197,7 +227,9 @@ impl Walker {
     }
 
     fn apply(&mut self, ctx: &WalkCtx<'_>, r: FileResult) -> Result<()> {
-        let Some(Some(st)) = self.slots.get_mut(r.slot) else { return Ok(()) };
+        let Some(Some(st)) = self.slots.get_mut(r.slot) else {
+            return Ok(());
+        };
         match r.outcome {
             FileOutcome::Done { content, size } => {
                 if let Some(Some(n)) = st.nodes.get_mut(r.idx) {
@@ -225,14 +257,21 @@ impl Walker {
 
     fn try_finalize(&mut self, ctx: &WalkCtx<'_>, mut slot: usize) -> Result<()> {
         loop {
-            let ready = matches!(self.slots.get(slot), Some(Some(st)) if st.walk_done && st.pending == 0);
+            let ready =
+                matches!(self.slots.get(slot), Some(Some(st)) if st.walk_done && st.pending == 0);
             if !ready {
                 return Ok(());
             }
-            let Some(st) = self.slots[slot].take() else { return Ok(()) };
+            let Some(st) = self.slots[slot].take() else {
+                return Ok(());
+            };
             self.free.push(slot);
-            let tree = Tree { nodes: st.nodes.into_iter().flatten().collect() };
-            let id = ctx.shared.store(&ctx.blobs, BlobKind::Tree, &tree.encode())?;
+            let tree = Tree {
+                nodes: st.nodes.into_iter().flatten().collect(),
+            };
+            let id = ctx
+                .shared
+                .store(&ctx.blobs, BlobKind::Tree, &tree.encode())?;
             match st.old_tree {
                 None => self.stats.dirs_new += 1,
                 Some(old) if old == id => self.stats.dirs_unmodified += 1,
@@ -265,7 +304,10 @@ impl Walker {
             Some(id) => match ctx.reader.load_tree(&id) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    tracing::warn!("parent tree of {} unreadable, reading all files: {e}", v.path.display());
+                    tracing::warn!(
+                        "parent tree of {} unreadable, reading all files: {e}",
+                        v.path.display()
+                    );
                     None
                 }
             },
@@ -287,11 +329,17 @@ impl Walker {
                     for e in rd {
                         match e {
                             Ok(e) => names.push(e.file_name().into_vec()),
-                            Err(e) => self.warn(format!("{}: error listing directory: {e}", v.path.display())),
+                            Err(e) => self.warn(format!(
+                                "{}: error listing directory: {e}",
+                                v.path.display()
+                            )),
                         }
                     }
                     names.sort();
-                    names.into_iter().map(|n| (n.clone(), v.path.join(OsString::from_vec(n)), None)).collect()
+                    names
+                        .into_iter()
+                        .map(|n| (n.clone(), v.path.join(OsString::from_vec(n)), None))
+                        .collect()
                 }
                 Err(e) => {
                     self.warn(format!("{}: cannot list directory: {e}", v.path.display()));
@@ -324,20 +372,33 @@ impl Walker {
             let Some(mut node) = node else { continue };
             self.files_seen += 1;
             let old_node = old.as_ref().and_then(|t| t.find(&name));
-            let Some(Some(st)) = self.slots.get_mut(v.slot) else { return Ok(()) };
+            let Some(Some(st)) = self.slots.get_mut(v.slot) else {
+                return Ok(());
+            };
             let idx = st.nodes.len();
             match node.kind {
                 NodeKind::Dir => {
-                    let dev = if is_source || v.dev == 0 { md.dev() } else { v.dev };
-                    let crosses = ctx.one_file_system && !is_source && ventry.is_none() && md.dev() != v.dev;
+                    let dev = if is_source || v.dev == 0 {
+                        md.dev()
+                    } else {
+                        v.dev
+                    };
+                    let crosses =
+                        ctx.one_file_system && !is_source && ventry.is_none() && md.dev() != v.dev;
                     if crosses {
-                        node.subtree = Some(ctx.shared.store(&ctx.blobs, BlobKind::Tree, &Tree::default().encode())?);
+                        node.subtree = Some(ctx.shared.store(
+                            &ctx.blobs,
+                            BlobKind::Tree,
+                            &Tree::default().encode(),
+                        )?);
                         st.nodes.push(Some(node));
                         continue;
                     }
                     st.pending += 1;
                     st.nodes.push(Some(node));
-                    let old_sub = old_node.filter(|n| n.kind == NodeKind::Dir).and_then(|n| n.subtree);
+                    let old_sub = old_node
+                        .filter(|n| n.kind == NodeKind::Dir)
+                        .and_then(|n| n.subtree);
                     let listing = match ventry {
                         Some(VEntry::Dir(_, c)) => Listing::Virtual(c),
                         _ => Listing::Real,
@@ -365,7 +426,15 @@ impl Walker {
                         }
                         st.pending += 1;
                         st.nodes.push(Some(node));
-                        ctx.jobs.as_ref().ok_or(Error::Cancelled)?.send(FileJob { slot: v.slot, idx, path }).map_err(|_| Error::Cancelled)?;
+                        ctx.jobs
+                            .as_ref()
+                            .ok_or(Error::Cancelled)?
+                            .send(FileJob {
+                                slot: v.slot,
+                                idx,
+                                path,
+                            })
+                            .map_err(|_| Error::Cancelled)?;
                     }
                 }
                 _ => st.nodes.push(Some(node)),
@@ -374,7 +443,13 @@ impl Walker {
         let mut visits = Vec::new();
         for (idx, path, listing, old_sub, dev) in children {
             let slot = self.new_slot(Some((v.slot, idx)), old_sub);
-            visits.push(Visit { slot, path, listing, parent_tree: old_sub, dev });
+            visits.push(Visit {
+                slot,
+                path,
+                listing,
+                parent_tree: old_sub,
+                dev,
+            });
         }
         self.stack.extend(visits.into_iter().rev());
         if let Some(Some(st)) = self.slots.get_mut(v.slot) {

@@ -63,13 +63,22 @@ impl Shared {
         }
         let fresh = match self.new_ids.lock() {
             Ok(mut s) => s.insert(id),
-            Err(_) => return Err(Error::InvalidArgument("internal error: a backup thread panicked".into())),
+            Err(_) => {
+                return Err(Error::InvalidArgument(
+                    "internal error: a backup thread panicked".into(),
+                ))
+            }
         };
         if fresh {
             if kind == BlobKind::Data {
                 self.counters.chunks_new.fetch_add(1, Ordering::Relaxed);
             }
-            tx.send(RawBlob { kind, id, data: data.to_vec() }).map_err(|_| Error::Cancelled)?;
+            tx.send(RawBlob {
+                kind,
+                id,
+                data: data.to_vec(),
+            })
+            .map_err(|_| Error::Cancelled)?;
         }
         Ok(id)
     }
@@ -88,7 +97,10 @@ pub struct FileJob {
 
 /// What reading a file produced.
 pub enum FileOutcome {
-    Done { content: Vec<ContentRef>, size: u64 },
+    Done {
+        content: Vec<ContentRef>,
+        size: u64,
+    },
     /// The file could not be read; the message becomes a snapshot warning.
     Warning(String),
     /// The backup must stop (repository error or cancellation).
@@ -102,11 +114,29 @@ pub struct FileResult {
 }
 
 /// File reader thread body.
-pub fn file_reader(cfg: &RepoConfig, shared: &Shared, cancel: &AtomicBool, jobs: Receiver<FileJob>, results: Sender<FileResult>, blobs: Sender<RawBlob>) {
+pub fn file_reader(
+    cfg: &RepoConfig,
+    shared: &Shared,
+    cancel: &AtomicBool,
+    jobs: Receiver<FileJob>,
+    results: Sender<FileResult>,
+    blobs: Sender<RawBlob>,
+) {
     let mut chunker = Chunker::new(&cfg.chunker);
     for job in jobs {
-        let outcome = if shared.stopped(cancel) { FileOutcome::Fatal(Error::Cancelled) } else { read_file(&job.path, &mut chunker, shared, &blobs, cancel) };
-        if results.send(FileResult { slot: job.slot, idx: job.idx, outcome }).is_err() {
+        let outcome = if shared.stopped(cancel) {
+            FileOutcome::Fatal(Error::Cancelled)
+        } else {
+            read_file(&job.path, &mut chunker, shared, &blobs, cancel)
+        };
+        if results
+            .send(FileResult {
+                slot: job.slot,
+                idx: job.idx,
+                outcome,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -145,15 +175,28 @@ fn extents(f: &File, size: u64, blocks: u64) -> Vec<(u64, u64)> {
     out
 }
 
-fn read_file(path: &Path, chunker: &mut Chunker, shared: &Shared, blobs: &Sender<RawBlob>, cancel: &AtomicBool) -> FileOutcome {
+fn read_file(
+    path: &Path,
+    chunker: &mut Chunker,
+    shared: &Shared,
+    blobs: &Sender<RawBlob>,
+    cancel: &AtomicBool,
+) -> FileOutcome {
     let f = match open_source(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Warning(format!("{}: vanished during backup", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return FileOutcome::Warning(format!("{}: vanished during backup", path.display()))
+        }
         Err(e) => return FileOutcome::Warning(format!("{}: cannot open: {e}", path.display())),
     };
     let md = match f.metadata() {
         Ok(m) if m.is_file() => m,
-        Ok(_) => return FileOutcome::Warning(format!("{}: replaced by a non-file during backup", path.display())),
+        Ok(_) => {
+            return FileOutcome::Warning(format!(
+                "{}: replaced by a non-file during backup",
+                path.display()
+            ))
+        }
         Err(e) => return FileOutcome::Warning(format!("{}: cannot stat: {e}", path.display())),
     };
     let mut content = Vec::new();
@@ -169,8 +212,14 @@ fn read_file(path: &Path, chunker: &mut Chunker, shared: &Shared, blobs: &Sender
             }
             let id = shared.store(blobs, BlobKind::Data, chunk)?;
             shared.counters.chunks_total.fetch_add(1, Ordering::Relaxed);
-            shared.counters.bytes_read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            content.push(ContentRef::Chunk { id, len: chunk.len() as u32 });
+            shared
+                .counters
+                .bytes_read
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            content.push(ContentRef::Chunk {
+                id,
+                len: chunk.len() as u32,
+            });
             Ok(())
         });
         match r {
@@ -187,7 +236,9 @@ fn read_file(path: &Path, chunker: &mut Chunker, shared: &Shared, blobs: &Sender
     }
     // Trailing hole (a file that ends sparse, or is all hole).
     if !shrunk && pos < md.size() {
-        content.push(ContentRef::Hole { len: md.size() - pos });
+        content.push(ContentRef::Hole {
+            len: md.size() - pos,
+        });
         pos = md.size();
     }
     shared.counters.files_read.fetch_add(1, Ordering::Relaxed);
@@ -195,16 +246,34 @@ fn read_file(path: &Path, chunker: &mut Chunker, shared: &Shared, blobs: &Sender
 }
 
 /// Compressor thread body.
-pub fn compressor(cfg: &RepoConfig, shared: &Shared, rx: Receiver<RawBlob>, tx: Sender<StoredBlob>) {
-    let level = if cfg.compression.algorithm == CompressionAlgorithm::Zstd { Some(cfg.compression.level) } else { None };
+pub fn compressor(
+    cfg: &RepoConfig,
+    shared: &Shared,
+    rx: Receiver<RawBlob>,
+    tx: Sender<StoredBlob>,
+) {
+    let level = if cfg.compression.algorithm == CompressionAlgorithm::Zstd {
+        Some(cfg.compression.level)
+    } else {
+        None
+    };
     let mut z = level.and_then(|l| zstd::bulk::Compressor::new(l).ok());
     for b in rx {
         let (compression, data) = match z.as_mut() {
             Some(z) => pack::compress(z, &b.data),
             None => (pack::COMP_NONE, b.data.clone()),
         };
-        shared.counters.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let sb = StoredBlob { kind: b.kind, id: b.id, compression, raw_len: b.data.len() as u32, data };
+        shared
+            .counters
+            .bytes_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let sb = StoredBlob {
+            kind: b.kind,
+            id: b.id,
+            compression,
+            raw_len: b.data.len() as u32,
+            data,
+        };
         if tx.send(sb).is_err() {
             return;
         }
@@ -213,7 +282,12 @@ pub fn compressor(cfg: &RepoConfig, shared: &Shared, rx: Receiver<RawBlob>, tx: 
 
 /// Pack writer thread body: fills packs, commits them, and writes an index file after
 /// every few packs and at the end (also after an error, for the packs already durable).
-pub fn packer(repo: &Path, pack_size: u64, shared: &Shared, rx: Receiver<StoredBlob>) -> Result<u64> {
+pub fn packer(
+    repo: &Path,
+    pack_size: u64,
+    shared: &Shared,
+    rx: Receiver<StoredBlob>,
+) -> Result<u64> {
     let tmp = repo.join("tmp");
     let mut writer: Option<PackWriter> = None;
     let mut done: Vec<(ObjectId, Vec<PackEntry>)> = Vec::new();
@@ -274,8 +348,16 @@ pub fn write_index(repo: &Path, packs: &mut Vec<(ObjectId, Vec<PackEntry>)>) -> 
     if packs.is_empty() {
         return Ok(());
     }
-    let f = IndexFile { supersedes: vec![], packs: std::mem::take(packs) };
+    let f = IndexFile {
+        supersedes: vec![],
+        packs: std::mem::take(packs),
+    };
     let data = f.encode();
     let id = ObjectId::hash(&data);
-    fsutil::write_atomic(&repo.join("tmp"), &repo.join("index").join(id.to_hex()), &data, "writing index file")
+    fsutil::write_atomic(
+        &repo.join("tmp"),
+        &repo.join("index").join(id.to_hex()),
+        &data,
+        "writing index file",
+    )
 }

@@ -27,8 +27,13 @@ fn nix_err(op: &'static str, what: &str, e: nix::errno::Errno) -> Error {
 
 /// Opens the directory `name` inside `dir`, refusing symlinks.
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<OwnedFd> {
-    nix::fcntl::openat(dir, os(name), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| nix_err("opening restored directory", shown, e))
+    nix::fcntl::openat(
+        dir,
+        os(name),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| nix_err("opening restored directory", shown, e))
 }
 
 /// `lstat` of `name` inside `dir`; None when it does not exist.
@@ -49,19 +54,29 @@ pub fn is_file(st: &FileStat) -> bool {
 
 /// Removes a non-directory entry.
 pub fn unlink_at(dir: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<()> {
-    nix::unistd::unlinkat(dir, os(name), nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(|e| nix_err("replacing", shown, e))
+    nix::unistd::unlinkat(dir, os(name), nix::unistd::UnlinkatFlags::NoRemoveDir)
+        .map_err(|e| nix_err("replacing", shown, e))
 }
 
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<()> {
-    nix::sys::stat::mkdirat(dir, os(name), Mode::from_bits_truncate(0o700)).map_err(|e| nix_err("creating directory", shown, e))
+    nix::sys::stat::mkdirat(dir, os(name), Mode::from_bits_truncate(0o700))
+        .map_err(|e| nix_err("creating directory", shown, e))
 }
 
 pub fn symlink_at(dir: BorrowedFd<'_>, name: &[u8], target: &[u8], shown: &str) -> Result<()> {
-    nix::unistd::symlinkat(os(target), dir, os(name)).map_err(|e| nix_err("creating symlink", shown, e))
+    nix::unistd::symlinkat(os(target), dir, os(name))
+        .map_err(|e| nix_err("creating symlink", shown, e))
 }
 
-pub fn link_at(from_dir: BorrowedFd<'_>, from: &[u8], dir: BorrowedFd<'_>, name: &[u8], shown: &str) -> Result<()> {
-    nix::unistd::linkat(from_dir, os(from), dir, os(name), AtFlags::empty()).map_err(|e| nix_err("creating hard link", shown, e))
+pub fn link_at(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    shown: &str,
+) -> Result<()> {
+    nix::unistd::linkat(from_dir, os(from), dir, os(name), AtFlags::empty())
+        .map_err(|e| nix_err("creating hard link", shown, e))
 }
 
 /// Creates a FIFO or device node.
@@ -72,8 +87,14 @@ pub fn mknod_at(dir: BorrowedFd<'_>, name: &[u8], node: &Node, shown: &str) -> R
         NodeKind::BlockDev => SFlag::S_IFBLK,
         _ => return Ok(()),
     };
-    nix::sys::stat::mknodat(dir, os(name), kind, Mode::from_bits_truncate(0o600), node.rdev as libc::dev_t)
-        .map_err(|e| nix_err("creating special file", shown, e))
+    nix::sys::stat::mknodat(
+        dir,
+        os(name),
+        kind,
+        Mode::from_bits_truncate(0o600),
+        node.rdev as libc::dev_t,
+    )
+    .map_err(|e| nix_err("creating special file", shown, e))
 }
 
 fn times(node: &Node) -> (TimeSpec, TimeSpec) {
@@ -82,38 +103,85 @@ fn times(node: &Node) -> (TimeSpec, TimeSpec) {
 }
 
 /// Applies xattrs, ownership (when root), mode and mtime to an open file or directory.
-pub fn apply_meta_fd(fd: &File, node: &Node, as_root: bool, shown: &str, warnings: &mut Vec<String>) -> Result<()> {
+pub fn apply_meta_fd(
+    fd: &File,
+    node: &Node,
+    as_root: bool,
+    shown: &str,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     for (k, v) in &node.xattrs {
         if let Err(e) = xattr::FileExt::set_xattr(fd, os(k), v) {
-            warnings.push(format!("{shown}: cannot set extended attribute {:?}: {e}", String::from_utf8_lossy(k)));
+            warnings.push(format!(
+                "{shown}: cannot set extended attribute {:?}: {e}",
+                String::from_utf8_lossy(k)
+            ));
         }
     }
     if as_root {
-        nix::unistd::fchown(fd.as_fd(), Some(Uid::from_raw(node.uid)), Some(Gid::from_raw(node.gid))).map_err(|e| nix_err("setting owner of", shown, e))?;
+        nix::unistd::fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(node.uid)),
+            Some(Gid::from_raw(node.gid)),
+        )
+        .map_err(|e| nix_err("setting owner of", shown, e))?;
     }
-    nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(node.mode as libc::mode_t)).map_err(|e| nix_err("setting mode of", shown, e))?;
+    nix::sys::stat::fchmod(
+        fd.as_fd(),
+        Mode::from_bits_truncate(node.mode as libc::mode_t),
+    )
+    .map_err(|e| nix_err("setting mode of", shown, e))?;
     let (a, m) = times(node);
     nix::sys::stat::futimens(fd.as_fd(), &a, &m).map_err(|e| nix_err("setting times of", shown, e))
 }
 
 /// Applies ownership (when root), mode (not for symlinks) and mtime by name.
-pub fn apply_meta_at(dir: BorrowedFd<'_>, name: &[u8], node: &Node, as_root: bool, shown: &str) -> Result<()> {
+pub fn apply_meta_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    node: &Node,
+    as_root: bool,
+    shown: &str,
+) -> Result<()> {
     if as_root {
-        nix::unistd::fchownat(dir, os(name), Some(Uid::from_raw(node.uid)), Some(Gid::from_raw(node.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| nix_err("setting owner of", shown, e))?;
+        nix::unistd::fchownat(
+            dir,
+            os(name),
+            Some(Uid::from_raw(node.uid)),
+            Some(Gid::from_raw(node.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| nix_err("setting owner of", shown, e))?;
     }
     if node.kind != NodeKind::Symlink {
         // The entry was just created by us and is not a symlink, so following is harmless;
         // Linux does not implement AT_SYMLINK_NOFOLLOW for fchmodat.
-        nix::sys::stat::fchmodat(dir, os(name), Mode::from_bits_truncate(node.mode as libc::mode_t), nix::sys::stat::FchmodatFlags::FollowSymlink)
-            .map_err(|e| nix_err("setting mode of", shown, e))?;
+        nix::sys::stat::fchmodat(
+            dir,
+            os(name),
+            Mode::from_bits_truncate(node.mode as libc::mode_t),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| nix_err("setting mode of", shown, e))?;
     }
     let (a, m) = times(node);
-    nix::sys::stat::utimensat(dir, os(name), &a, &m, nix::sys::stat::UtimensatFlags::NoFollowSymlink).map_err(|e| nix_err("setting times of", shown, e))
+    nix::sys::stat::utimensat(
+        dir,
+        os(name),
+        &a,
+        &m,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| nix_err("setting times of", shown, e))
 }
 
 /// Creates a regular file and writes its content; holes stay holes. Returns bytes written.
-pub fn write_file(dir: BorrowedFd<'_>, node: &Node, reader: &mut BlobReader, shown: &str) -> Result<(File, u64)> {
+pub fn write_file(
+    dir: BorrowedFd<'_>,
+    node: &Node,
+    reader: &mut BlobReader,
+    shown: &str,
+) -> Result<(File, u64)> {
     let fd = nix::fcntl::openat(
         dir,
         os(&node.name),
@@ -122,20 +190,28 @@ pub fn write_file(dir: BorrowedFd<'_>, node: &Node, reader: &mut BlobReader, sho
     )
     .map_err(|e| nix_err("creating file", shown, e))?;
     let f = File::from(fd);
-    f.set_len(node.size).map_err(|e| Error::io("writing", shown, e))?;
+    f.set_len(node.size)
+        .map_err(|e| Error::io("writing", shown, e))?;
     let mut off = 0u64;
     let mut written = 0u64;
     for c in &node.content {
         match c {
             ContentRef::Chunk { id, len } => {
                 let data = reader.read(id, BlobKind::Data).map_err(|e| match e {
-                    Error::MissingObject { id, .. } => Error::corrupt(format!("file {shown}"), format!("chunk {id} is missing from the repository")),
+                    Error::MissingObject { id, .. } => Error::corrupt(
+                        format!("file {shown}"),
+                        format!("chunk {id} is missing from the repository"),
+                    ),
                     other => other,
                 })?;
                 if data.len() != *len as usize {
-                    return Err(Error::corrupt(format!("file {shown}"), format!("chunk {id} has {} bytes, tree says {len}", data.len())));
+                    return Err(Error::corrupt(
+                        format!("file {shown}"),
+                        format!("chunk {id} has {} bytes, tree says {len}", data.len()),
+                    ));
                 }
-                f.write_all_at(&data, off).map_err(|e| Error::io("writing", shown, e))?;
+                f.write_all_at(&data, off)
+                    .map_err(|e| Error::io("writing", shown, e))?;
                 written += data.len() as u64;
             }
             ContentRef::Hole { .. } => {}

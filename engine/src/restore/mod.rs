@@ -5,14 +5,17 @@
 //! symlinks planted in the target cannot make a restore write outside the target.
 
 mod fsops;
+mod worker;
+
+use worker::{file_worker, FileTask, Shared};
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -75,39 +78,13 @@ pub struct RestoreSummary {
     pub duration: Duration,
 }
 
-struct FileTask {
-    dir: Arc<OwnedFd>,
-    node: Node,
-    shown: String,
-}
-
-#[derive(Default)]
-struct Shared {
-    files: AtomicU64,
-    bytes: AtomicU64,
-    warnings: Mutex<Vec<String>>,
-    errors: Mutex<Vec<String>>,
-    fatal: Mutex<Option<Error>>,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn push(v: &Mutex<Vec<String>>, m: String) {
-        if let Ok(mut g) = v.lock() {
-            if g.len() < 1000 {
-                g.push(m);
-            }
-        }
-    }
-}
-
-fn is_fatal(e: &Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EIO) | Some(libc::EROFS))
-}
-
 fn shown(comps: &[Vec<u8>], name: &[u8]) -> String {
     let mut s = String::new();
-    for c in comps.iter().map(|c| c.as_slice()).chain(std::iter::once(name)) {
+    for c in comps
+        .iter()
+        .map(|c| c.as_slice())
+        .chain(std::iter::once(name))
+    {
         s.push('/');
         s.push_str(&String::from_utf8_lossy(c));
     }
@@ -116,7 +93,11 @@ fn shown(comps: &[Vec<u8>], name: &[u8]) -> String {
 
 impl Repository {
     /// Restores a snapshot or selected paths into `opts.target`.
-    pub fn restore(&self, opts: &RestoreOptions, progress: &dyn Fn(&RestoreProgress)) -> Result<RestoreSummary> {
+    pub fn restore(
+        &self,
+        opts: &RestoreOptions,
+        progress: &dyn Fn(&RestoreProgress),
+    ) -> Result<RestoreSummary> {
         let started = Instant::now();
         let info = self.find_snapshot(&opts.snapshot)?;
         let _lock = lock::acquire(self.path(), LockKind::Read, "restore", self.lock_wait())?;
@@ -125,7 +106,22 @@ impl Repository {
         let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
         let root = reader.load_tree(&info.snapshot.root_tree()?)?;
         let as_root = nix::unistd::geteuid().is_root();
-        let mut r = Restorer { opts, reader, as_root, summary: RestoreSummary { snapshot_id: info.id.clone(), dry_run: opts.dry_run, ..Default::default() }, dirs: Vec::new(), links: HashMap::new(), tx: None, shared: Arc::new(Shared::default()), progress, last: Instant::now() };
+        let mut r = Restorer {
+            opts,
+            reader,
+            as_root,
+            summary: RestoreSummary {
+                snapshot_id: info.id.clone(),
+                dry_run: opts.dry_run,
+                ..Default::default()
+            },
+            dirs: Vec::new(),
+            links: HashMap::new(),
+            tx: None,
+            shared: Arc::new(Shared::default()),
+            progress,
+            last: Instant::now(),
+        };
 
         let target_fd = if opts.dry_run {
             None
@@ -135,7 +131,10 @@ impl Repository {
             Some(Arc::new(OwnedFd::from(f)))
         };
 
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 16);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16);
         let (tx, rx) = crossbeam_channel::bounded::<FileTask>(threads * 4);
         let walk_res = std::thread::scope(|s| {
             for _ in 0..threads {
@@ -176,37 +175,13 @@ impl Repository {
             s.errors.append(&mut e);
         }
         s.duration = started.elapsed();
-        (progress)(&RestoreProgress { files: s.files, dirs: s.dirs, bytes: s.bytes, skipped: s.skipped });
-        Ok(s)
-    }
-}
-
-fn file_worker(rx: crossbeam_channel::Receiver<FileTask>, shared: &Shared, reader: &mut BlobReader, as_root: bool) {
-    for t in rx {
-        if shared.stop.load(Ordering::Relaxed) {
-            continue;
-        }
-        let mut warnings = Vec::new();
-        let res = fsops::write_file(t.dir.as_fd(), &t.node, reader, &t.shown).and_then(|(f, n)| {
-            fsops::apply_meta_fd(&f, &t.node, as_root, &t.shown, &mut warnings)?;
-            Ok(n)
+        (progress)(&RestoreProgress {
+            files: s.files,
+            dirs: s.dirs,
+            bytes: s.bytes,
+            skipped: s.skipped,
         });
-        for w in warnings {
-            Shared::push(&shared.warnings, w);
-        }
-        match res {
-            Ok(n) => {
-                shared.files.fetch_add(1, Ordering::Relaxed);
-                shared.bytes.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) if is_fatal(&e) => {
-                shared.stop.store(true, Ordering::Relaxed);
-                if let Ok(mut g) = shared.fatal.lock() {
-                    g.get_or_insert(e);
-                }
-            }
-            Err(e) => Shared::push(&shared.errors, e.to_string()),
-        }
+        Ok(s)
     }
 }
 
@@ -236,7 +211,12 @@ impl Restorer<'_> {
         if self.opts.paths.is_empty() {
             return self.restore_tree(root, target, &[]);
         }
-        let mut sel: Vec<Vec<u8>> = self.opts.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
+        let mut sel: Vec<Vec<u8>> = self
+            .opts
+            .paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .collect();
         sel.sort();
         sel.dedup();
         for path in &sel {
@@ -250,14 +230,24 @@ impl Restorer<'_> {
             let mut tree = root.clone();
             for i in 0..comps.len() {
                 if let Err(msg) = tree.check() {
-                    return Err(Error::corrupt(format!("tree of {}", shown(&comps[..i], b"")), format!("{msg}; refusing to restore it")));
+                    return Err(Error::corrupt(
+                        format!("tree of {}", shown(&comps[..i], b"")),
+                        format!("{msg}; refusing to restore it"),
+                    ));
                 }
-                let (node, _) = lookup_path(&mut self.reader, tree.clone(), &refs[i..=i], snap, path)?;
-                let node = node.ok_or_else(|| Error::PathNotFound { snapshot: snap.into(), path: String::from_utf8_lossy(path).into_owned() })?;
+                let (node, _) =
+                    lookup_path(&mut self.reader, tree.clone(), &refs[i..=i], snap, path)?;
+                let node = node.ok_or_else(|| Error::PathNotFound {
+                    snapshot: snap.into(),
+                    path: String::from_utf8_lossy(path).into_owned(),
+                })?;
                 if i + 1 == comps.len() {
                     self.restore_node(&node, dir_fd.clone(), &comps[..i])?;
                 } else {
-                    let sub = node.subtree.ok_or_else(|| Error::PathNotFound { snapshot: snap.into(), path: String::from_utf8_lossy(path).into_owned() })?;
+                    let sub = node.subtree.ok_or_else(|| Error::PathNotFound {
+                        snapshot: snap.into(),
+                        path: String::from_utf8_lossy(path).into_owned(),
+                    })?;
                     dir_fd = match self.enter_dir(&node, dir_fd.clone(), &comps[..i])? {
                         Ok(fd) => fd,
                         Err(()) => return Err(Error::InvalidArgument(format!("cannot restore into {}: a non-directory is in the way (use --overwrite always)", shown(&comps[..i], &node.name)))),
@@ -282,9 +272,17 @@ impl Restorer<'_> {
         }
     }
 
-    fn restore_tree(&mut self, tree: &Tree, dir: Option<Arc<OwnedFd>>, comps: &[Vec<u8>]) -> Result<()> {
+    fn restore_tree(
+        &mut self,
+        tree: &Tree,
+        dir: Option<Arc<OwnedFd>>,
+        comps: &[Vec<u8>],
+    ) -> Result<()> {
         if let Err(msg) = tree.check() {
-            return Err(Error::corrupt(format!("tree of {}", shown(comps, b"")), format!("{msg}; refusing to restore it")));
+            return Err(Error::corrupt(
+                format!("tree of {}", shown(comps, b"")),
+                format!("{msg}; refusing to restore it"),
+            ));
         }
         for node in &tree.nodes {
             if self.shared.stop.load(Ordering::Relaxed) {
@@ -298,7 +296,9 @@ impl Restorer<'_> {
 
     /// Decides what to do with an existing entry of the same name.
     fn slot(&mut self, dir: &OwnedFd, node: &Node, shown: &str) -> Result<Slot> {
-        let Some(st) = fsops::stat_at(dir.as_fd(), &node.name, shown)? else { return Ok(Slot::Create) };
+        let Some(st) = fsops::stat_at(dir.as_fd(), &node.name, shown)? else {
+            return Ok(Slot::Create);
+        };
         if node.kind == NodeKind::Dir {
             if fsops::is_dir(&st) {
                 return Ok(Slot::UseDir);
@@ -307,7 +307,9 @@ impl Restorer<'_> {
                 fsops::unlink_at(dir.as_fd(), &node.name, shown)?;
                 return Ok(Slot::Create);
             }
-            self.summary.warnings.push(format!("{shown}: exists and is not a directory; kept"));
+            self.summary
+                .warnings
+                .push(format!("{shown}: exists and is not a directory; kept"));
             self.summary.skipped += 1;
             return Ok(Slot::Skip);
         }
@@ -315,7 +317,11 @@ impl Restorer<'_> {
             Overwrite::Never => false,
             Overwrite::Always => true,
             Overwrite::IfChanged => {
-                !(node.kind == NodeKind::File && fsops::is_file(&st) && st.st_size as u64 == node.size && st.st_mtime == node.mtime.sec && st.st_mtime_nsec as u32 == node.mtime.nsec)
+                !(node.kind == NodeKind::File
+                    && fsops::is_file(&st)
+                    && st.st_size as u64 == node.size
+                    && st.st_mtime == node.mtime.sec
+                    && st.st_mtime_nsec as u32 == node.mtime.nsec)
             }
         };
         if !replace {
@@ -323,7 +329,9 @@ impl Restorer<'_> {
             return Ok(Slot::Skip);
         }
         if fsops::is_dir(&st) {
-            self.summary.warnings.push(format!("{shown}: is a directory in the target; not replaced"));
+            self.summary.warnings.push(format!(
+                "{shown}: is a directory in the target; not replaced"
+            ));
             self.summary.skipped += 1;
             return Ok(Slot::Skip);
         }
@@ -333,7 +341,12 @@ impl Restorer<'_> {
 
     /// Creates (or reuses) a directory and returns its descriptor (None in a dry run);
     /// records it for metadata. `Err(None)`-like skips are reported as `Ok(Err(()))`.
-    fn enter_dir(&mut self, node: &Node, dir: Option<Arc<OwnedFd>>, comps: &[Vec<u8>]) -> Result<std::result::Result<Option<Arc<OwnedFd>>, ()>> {
+    fn enter_dir(
+        &mut self,
+        node: &Node,
+        dir: Option<Arc<OwnedFd>>,
+        comps: &[Vec<u8>],
+    ) -> Result<std::result::Result<Option<Arc<OwnedFd>>, ()>> {
         let shown = shown(comps, &node.name);
         let mut path = comps.to_vec();
         path.push(node.name.clone());
@@ -349,14 +362,26 @@ impl Restorer<'_> {
         Ok(Ok(Some(Arc::new(fd))))
     }
 
-    fn restore_node(&mut self, node: &Node, dir: Option<Arc<OwnedFd>>, comps: &[Vec<u8>]) -> Result<()> {
+    fn restore_node(
+        &mut self,
+        node: &Node,
+        dir: Option<Arc<OwnedFd>>,
+        comps: &[Vec<u8>],
+    ) -> Result<()> {
         let shown = shown(comps, &node.name);
         if !crate::tree::valid_name(&node.name) {
-            return Err(Error::corrupt(format!("snapshot entry {shown:?}"), "unsafe name; refusing to restore it"));
+            return Err(Error::corrupt(
+                format!("snapshot entry {shown:?}"),
+                "unsafe name; refusing to restore it",
+            ));
         }
         if node.kind == NodeKind::Dir {
-            let sub = node.subtree.ok_or_else(|| Error::corrupt(format!("directory {shown}"), "no subtree"))?;
-            let Ok(child) = self.enter_dir(node, dir, comps)? else { return Ok(()) };
+            let sub = node
+                .subtree
+                .ok_or_else(|| Error::corrupt(format!("directory {shown}"), "no subtree"))?;
+            let Ok(child) = self.enter_dir(node, dir, comps)? else {
+                return Ok(());
+            };
             let tree = self.reader.load_tree(&sub)?;
             let mut path = comps.to_vec();
             path.push(node.name.clone());
@@ -396,7 +421,11 @@ impl Restorer<'_> {
                 self.summary.bytes += n;
             }
             NodeKind::File => {
-                let task = FileTask { dir, node: node.clone(), shown };
+                let task = FileTask {
+                    dir,
+                    node: node.clone(),
+                    shown,
+                };
                 if let Some(tx) = &self.tx {
                     tx.send(task).map_err(|_| Error::Cancelled)?;
                 }
@@ -407,22 +436,37 @@ impl Restorer<'_> {
                 self.summary.symlinks += 1;
             }
             NodeKind::Socket => {
-                self.summary.warnings.push(format!("{shown}: sockets are not restored"));
+                self.summary
+                    .warnings
+                    .push(format!("{shown}: sockets are not restored"));
             }
-            NodeKind::Fifo | NodeKind::CharDev | NodeKind::BlockDev => match fsops::mknod_at(dir.as_fd(), &node.name, node, &shown) {
-                Ok(()) => {
-                    fsops::apply_meta_at(dir.as_fd(), &node.name, node, self.as_root, &shown)?;
-                    self.summary.special += 1;
+            NodeKind::Fifo | NodeKind::CharDev | NodeKind::BlockDev => {
+                match fsops::mknod_at(dir.as_fd(), &node.name, node, &shown) {
+                    Ok(()) => {
+                        fsops::apply_meta_at(dir.as_fd(), &node.name, node, self.as_root, &shown)?;
+                        self.summary.special += 1;
+                    }
+                    Err(e) => self
+                        .summary
+                        .warnings
+                        .push(format!("{e} (device files need root)")),
                 }
-                Err(e) => self.summary.warnings.push(format!("{e} (device files need root)")),
-            },
+            }
             NodeKind::Dir => {}
         }
         Ok(())
     }
 
-    fn hardlink(&mut self, dir: &OwnedFd, first: &[Vec<u8>], node: &Node, shown: &str) -> Result<()> {
-        let Some((name, parents)) = first.split_last() else { return Ok(()) };
+    fn hardlink(
+        &mut self,
+        dir: &OwnedFd,
+        first: &[Vec<u8>],
+        node: &Node,
+        shown: &str,
+    ) -> Result<()> {
+        let Some((name, parents)) = first.split_last() else {
+            return Ok(());
+        };
         let target = self.opts.target.clone();
         let root = File::open(&target).ctx("opening restore target", &target)?;
         let mut fd = OwnedFd::from(root);

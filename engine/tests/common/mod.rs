@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 //! Helpers shared by the engine's integration tests.
 
 use std::fs;
@@ -23,7 +23,12 @@ pub fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
 
 pub fn small_repo(dir: &Path) -> Repository {
     let opts = bms_engine::InitOptions {
-        chunker: bms_engine::ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536, ..Default::default() },
+        chunker: bms_engine::ChunkerParams {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+            ..Default::default()
+        },
         pack_size: 1 << 20,
         ..Default::default()
     };
@@ -31,8 +36,14 @@ pub fn small_repo(dir: &Path) -> Repository {
 }
 
 pub fn backup(repo: &Repository, src: &Path) -> BackupSummary {
-    let opts = BackupOptions { sources: vec![src.to_path_buf()], job: "test".into(), host: "h".into(), ..Default::default() };
-    repo.backup(&opts, &|_| {}, &AtomicBool::new(false)).unwrap()
+    let opts = BackupOptions {
+        sources: vec![src.to_path_buf()],
+        job: "test".into(),
+        host: "h".into(),
+        ..Default::default()
+    };
+    repo.backup(&opts, &|_| {}, &AtomicBool::new(false))
+        .unwrap()
 }
 
 /// A tree with files of several sizes, a symlink, a hard link and nested dirs.
@@ -61,17 +72,33 @@ pub fn compare_trees_links(a: &Path, b: &Path, links: bool) {
     if !ma.file_type().is_symlink() {
         assert_eq!(ma.mode(), mb.mode(), "mode of {}", b.display());
     }
-    assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()), "mtime of {}", b.display());
+    assert_eq!(
+        (ma.mtime(), ma.mtime_nsec()),
+        (mb.mtime(), mb.mtime_nsec()),
+        "mtime of {}",
+        b.display()
+    );
     if ma.is_file() {
-        assert_eq!(fs::read(a).unwrap(), fs::read(b).unwrap(), "content of {}", b.display());
+        assert_eq!(
+            fs::read(a).unwrap(),
+            fs::read(b).unwrap(),
+            "content of {}",
+            b.display()
+        );
         if links {
             assert_eq!(ma.nlink(), mb.nlink(), "links of {}", b.display());
         }
     } else if ma.file_type().is_symlink() {
         assert_eq!(fs::read_link(a).unwrap(), fs::read_link(b).unwrap());
     } else if ma.is_dir() {
-        let mut na: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
-        let mut nb: Vec<_> = fs::read_dir(b).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut na: Vec<_> = fs::read_dir(a)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let mut nb: Vec<_> = fs::read_dir(b)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         na.sort();
         nb.sort();
         assert_eq!(na, nb, "entries of {}", b.display());

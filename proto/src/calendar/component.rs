@@ -160,7 +160,11 @@ mod tests {
         }];
         normalize_chain(&mut c);
         assert_eq!(c, vec![Component::value(1)]);
-        let mut c = vec![Component::value(5), Component::value(1), Component::value(5)];
+        let mut c = vec![
+            Component::value(5),
+            Component::value(1),
+            Component::value(5),
+        ];
         normalize_chain(&mut c);
         assert_eq!(c, vec![Component::value(1), Component::value(5)]);
     }

@@ -3,8 +3,15 @@
 //!
 //! ```
 //! use bms_proto::calendar::CalendarSpec;
-//! let spec = CalendarSpec::parse_in("Mon..Fri 02:00", &jiff::tz::TimeZone::UTC).unwrap();
+//! use jiff::{tz::TimeZone, Timestamp};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let spec = CalendarSpec::parse_in("Mon..Fri 02:00", &TimeZone::UTC)?;
 //! assert_eq!(spec.normalized(), "Mon..Fri *-*-* 02:00:00");
+//! let after: Timestamp = "2026-03-27T12:00:00Z".parse()?;
+//! let next = spec.next_after_in(after, &TimeZone::UTC);
+//! assert_eq!(next, Some("2026-03-30T02:00:00Z".parse()?));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Supported: the shorthands (`minutely`, `hourly`, `daily`, `weekly`, `monthly`, `yearly`,
@@ -20,6 +27,7 @@
 
 mod component;
 mod format;
+mod grammar;
 mod next;
 mod parse;
 mod tm;
@@ -61,7 +69,10 @@ pub(crate) enum SpecZone {
     Local,
     /// The caller's local zone with daylight saving time forced on or off, as systemd does when
     /// the expression ends in one of the local zone's abbreviations (`CET`, `CEST`).
-    LocalAbbrev { dst: bool, name: String },
+    LocalAbbrev {
+        dst: bool,
+        name: String,
+    },
     Utc,
     /// A zone named in the expression (`Europe/Berlin`), with its leap seconds if any.
     Named {

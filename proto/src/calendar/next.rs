@@ -32,7 +32,11 @@ struct Search<'a> {
     dst: i32,
 }
 
-pub(crate) fn next_after(spec: &CalendarSpec, after: Timestamp, local: &TimeZone) -> Option<Timestamp> {
+pub(crate) fn next_after(
+    spec: &CalendarSpec,
+    after: Timestamp,
+    local: &TimeZone,
+) -> Option<Timestamp> {
     let (clock, dst) = match &spec.zone {
         SpecZone::Utc => (Clock::Utc, -1),
         SpecZone::Local => (Clock::zone(local.clone(), Vec::new()), -1),
@@ -117,7 +121,12 @@ impl Search<'_> {
 
     /// Moves `val` to the earliest value of `chain` at or after it. `None` if there is none,
     /// else whether `val` changed.
-    fn find_matching(&mut self, chain: &[Component], eom: Option<&Tm>, val: &mut i64) -> Option<bool> {
+    fn find_matching(
+        &mut self,
+        chain: &[Component],
+        eom: Option<&Tm>,
+        val: &mut i64,
+    ) -> Option<bool> {
         if chain.is_empty() {
             return Some(false);
         }
@@ -136,13 +145,13 @@ impl Search<'_> {
                 None => (c.start, c.stop),
             };
             if start >= *val {
-                if best.map_or(true, |d| start < d) {
+                if !matches!(best, Some(d) if d <= start) {
                     best = Some(start);
                 }
             } else if c.repeat > 0 {
                 let diff = *val - start;
                 let k = start + c.repeat * (diff / c.repeat + i64::from(diff % c.repeat != 0));
-                if best.map_or(true, |d| k < d) && (stop < 0 || k <= stop) {
+                if !matches!(best, Some(d) if d <= k) && (stop < 0 || k <= stop) {
                     best = Some(k);
                 }
             }

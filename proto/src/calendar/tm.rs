@@ -253,8 +253,14 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(breakdown(0, 0).wday, 4);
-        assert_eq!(civil_seconds(2025, 12, 1, 0, 0, 0), civil_seconds(2026, 0, 1, 0, 0, 0));
-        assert_eq!(civil_seconds(2026, 1, 29, 0, 0, 0), civil_seconds(2026, 2, 1, 0, 0, 0));
+        assert_eq!(
+            civil_seconds(2025, 12, 1, 0, 0, 0),
+            civil_seconds(2026, 0, 1, 0, 0, 0)
+        );
+        assert_eq!(
+            civil_seconds(2026, 1, 29, 0, 0, 0),
+            civil_seconds(2026, 2, 1, 0, 0, 0)
+        );
     }
 
     fn tm(y: i64, mon: i64, d: i64, h: i64, m: i64, isdst: i32) -> Tm {

@@ -1,0 +1,80 @@
+//! Restore worker threads: write file contents and metadata in parallel.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::fsops;
+use crate::error::Error;
+use crate::repo::BlobReader;
+use crate::tree::Node;
+
+/// One regular file to restore inside an open directory.
+pub struct FileTask {
+    pub dir: Arc<OwnedFd>,
+    pub node: Node,
+    pub shown: String,
+}
+
+/// Counters and outcomes shared by the workers and the walker.
+#[derive(Default)]
+pub struct Shared {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub warnings: Mutex<Vec<String>>,
+    pub errors: Mutex<Vec<String>>,
+    pub fatal: Mutex<Option<Error>>,
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn push(v: &Mutex<Vec<String>>, m: String) {
+        if let Ok(mut g) = v.lock() {
+            if g.len() < 1000 {
+                g.push(m);
+            }
+        }
+    }
+}
+
+fn is_fatal(e: &Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EIO) | Some(libc::EROFS)
+    )
+}
+
+/// Worker thread body.
+pub fn file_worker(
+    rx: crossbeam_channel::Receiver<FileTask>,
+    shared: &Shared,
+    reader: &mut BlobReader,
+    as_root: bool,
+) {
+    for t in rx {
+        if shared.stop.load(Ordering::Relaxed) {
+            continue;
+        }
+        let mut warnings = Vec::new();
+        let res = fsops::write_file(t.dir.as_fd(), &t.node, reader, &t.shown).and_then(|(f, n)| {
+            fsops::apply_meta_fd(&f, &t.node, as_root, &t.shown, &mut warnings)?;
+            Ok(n)
+        });
+        for w in warnings {
+            Shared::push(&shared.warnings, w);
+        }
+        match res {
+            Ok(n) => {
+                shared.files.fetch_add(1, Ordering::Relaxed);
+                shared.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) if is_fatal(&e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                if let Ok(mut g) = shared.fatal.lock() {
+                    g.get_or_insert(e);
+                }
+            }
+            Err(e) => Shared::push(&shared.errors, e.to_string()),
+        }
+    }
+}
