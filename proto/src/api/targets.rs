@@ -107,6 +107,22 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
+    /// An onsite disk target with no limits: the defaults of `bmsctl target add`.
+    pub fn disk(name: impl Into<String>, path: impl Into<String>) -> TargetSpec {
+        TargetSpec {
+            name: name.into(),
+            kind: TargetKind::Disk,
+            path: path.into(),
+            media_type: None,
+            location: Location::Onsite,
+            site: None,
+            immutable_days: 0,
+            min_free_bytes: 0,
+            fs_type: None,
+            fs_source: None,
+        }
+    }
+
     pub fn media(&self) -> MediaType {
         self.media_type.unwrap_or(self.kind.default_media())
     }

@@ -20,10 +20,18 @@
 //! optional (fractional) seconds, `@EPOCH`, and a trailing time zone: `UTC`, any zone file
 //! under `/usr/share/zoneinfo`, or the local zone's own abbreviations (`CET`, `CEST`).
 //!
-//! Elapse times follow systemd's algorithm, including its handling of daylight saving time:
-//! local times inside a spring-forward gap are skipped, and of a repeated (fall-back) hour only
-//! the occurrence that glibc's `mktime()` picks is used. [`tm`] re-implements glibc's
-//! `mktime()` for that reason.
+//! Elapse times follow systemd's algorithm (Debian's 252.38, which includes the fix for
+//! zones with negative DST such as Europe/Dublin), quirks included:
+//! - local times inside a spring-forward gap are skipped; of a repeated (fall-back) hour only
+//!   the occurrence glibc's `mktime()` picks is used (the first one in Europe and America).
+//!   The private module `tm` re-implements glibc's `mktime()` for that reason;
+//! - nothing elapses after 2199, and a search that takes more than 1000 steps gives up
+//!   (systemd reports "infinite loop"), e.g. `*-*-09/16` in America/New_York after
+//!   2025-02-25: [`CalendarSpec::next_after_in`] returns `None` where systemd fails;
+//! - an expression ending in the local zone's abbreviation (`CET`, `CEST`) forces standard or
+//!   daylight time, which is why [`CalendarSpec::parse_in`] takes the local zone;
+//! - the leap seconds of the `right/` zones count, as glibc counts them (only for zones named
+//!   in the expression).
 
 mod component;
 mod format;
