@@ -231,16 +231,8 @@ mod tests {
     fn plain_directory_is_not_mounted_for_nas() {
         let dir = tempfile::tempdir().unwrap();
         let spec = TargetSpec {
-            name: "n".into(),
             kind: TargetKind::Nas,
-            path: dir.path().to_string_lossy().into_owned(),
-            media_type: None,
-            location: Default::default(),
-            site: None,
-            immutable_days: 0,
-            min_free_bytes: 0,
-            fs_type: None,
-            fs_source: None,
+            ..TargetSpec::disk("n", dir.path().to_string_lossy())
         };
         let c = check(&spec);
         assert_eq!(c.state, "not mounted", "{c:?}");

@@ -158,6 +158,9 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
             nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid))
                 .map_err(|e| format!("cannot give socket {} to group bms: {e}", path.display()))?;
         }
+        if let Err(e) = crate::ipc::auth::grant_admin_group(path) {
+            warn!("{e}");
+        }
     }
     Ok(listener)
 }
@@ -181,6 +184,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
     if !interrupted.is_empty() {
         warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
+        recover_locks(&catalog, &interrupted);
     }
     let (catalog, catalog_thread) = CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
     let listener = bind_socket(&config.socket)?;
@@ -235,6 +239,29 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     drop(catalog_thread);
     info!("bmsd stopped");
     Ok(())
+}
+
+/// Removes the repository locks that interrupted runs left behind (their holder is dead).
+fn recover_locks(catalog: &Catalog, runs: &[i64]) {
+    let mut paths = std::collections::BTreeSet::new();
+    for id in runs {
+        let target = catalog.get_run(*id).ok().and_then(|r| r.target);
+        if let Some(t) = target.and_then(|t| catalog.get_target(&t).ok()) {
+            paths.insert(PathBuf::from(t.spec.path));
+        }
+    }
+    for path in paths.into_iter().filter(|p| p.join("config").exists()) {
+        // An exclusive lock conflicts with every other lock, so acquiring it inspects them all and
+        // removes those whose holder is dead; a live holder only makes this attempt fail.
+        match bms_engine::lock::acquire(&path, bms_engine::lock::LockKind::Exclusive, "stale lock recovery", Duration::ZERO) {
+            Ok(lock) => {
+                for r in &lock.recovered {
+                    warn!(repo = %path.display(), "recovered stale lock: {r}");
+                }
+            }
+            Err(e) => info!(repo = %path.display(), "lock recovery skipped: {e}"),
+        }
+    }
 }
 
 async fn watchdog(every: Duration, shared: SharedRef, cancel: CancellationToken) {

@@ -80,8 +80,13 @@ async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Optio
         };
         let n = name.clone();
         let checked = shared.catalog.call(move |c| c.checked_until(&n)).await?;
+        // Nothing before the job's creation is due: a mark older than that belongs to a removed
+        // job of the same name. A job not seen by the scheduler yet counts from its creation, so
+        // an elapse that passes between `job add` and a shutdown is still missed at the next start.
+        let created: Option<Timestamp> = job.created_at.parse().ok();
+        let checked = max(checked, created);
         let Some(checked) = checked.filter(|_| job.spec.enabled) else {
-            // New or disabled job: nothing before now is due.
+            // Disabled job: nothing before now is due.
             let n = name.clone();
             shared.catalog.call(move |c| c.set_checked_until(&n, now)).await?;
             if job.spec.enabled {
@@ -121,6 +126,14 @@ async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Optio
         earliest = min(earliest, due_after(&job, &cal, mark).map(|d| d.1));
     }
     Ok(earliest)
+}
+
+fn max(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
 }
 
 fn min(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {

@@ -15,9 +15,15 @@ pub struct RawConn {
 impl RawConn {
     /// Connects with a 10 s read timeout, so a missing reply fails the test instead of hanging it.
     pub fn connect(path: &Path) -> RawConn {
-        let stream = UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        RawConn { stream, buf: Vec::new() }
+        let stream =
+            UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Writes bytes as they are.
@@ -30,7 +36,8 @@ impl RawConn {
         let mut bytes = serde_json::to_vec(msg).expect("json");
         bytes.push(0);
         self.send(&bytes);
-        self.read_message().unwrap_or_else(|| panic!("no reply to {msg}"))
+        self.read_message()
+            .unwrap_or_else(|| panic!("no reply to {msg}"))
     }
 
     /// Reads the next message; `None` when the daemon closed the connection (EOF or reset).
@@ -41,7 +48,10 @@ impl RawConn {
                 let msg: Vec<u8> = self.buf.drain(..=pos).collect();
                 let text = &msg[..msg.len() - 1];
                 return Some(serde_json::from_slice(text).unwrap_or_else(|e| {
-                    panic!("bmsd sent a message that is not JSON ({e}): {}", String::from_utf8_lossy(text))
+                    panic!(
+                        "bmsd sent a message that is not JSON ({e}): {}",
+                        String::from_utf8_lossy(text)
+                    )
                 }));
             }
             let mut chunk = [0u8; 65536];

@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::process::Command;
+use std::time::Duration;
 
 /// The uid/gid of `nobody`/`nogroup` used as the unprivileged caller.
 pub const NOBODY: u32 = 65534;
@@ -14,22 +15,43 @@ pub fn require_root() {
     );
 }
 
-/// Creates a group if it does not exist (`groupadd -f`) and returns its gid.
+/// Creates a group if it does not exist (`groupadd -f`) and returns its gid. Retries for a few
+/// seconds because a parallel test may hold the lock on /etc/group.
 pub fn ensure_group(name: &str) -> u32 {
-    let out = Command::new("groupadd").arg("-f").arg(name).output().expect("run groupadd");
-    assert!(out.status.success(), "groupadd -f {name}: {}", String::from_utf8_lossy(&out.stderr));
-    nix::unistd::Group::from_name(name)
-        .expect("group lookup")
-        .unwrap_or_else(|| panic!("group {name} missing after groupadd"))
-        .gid
-        .as_raw()
+    let lookup = || {
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    };
+    let mut last_err = String::new();
+    crate::poll_until(
+        Duration::from_secs(10),
+        &format!("group {name} ({last_err})"),
+        || {
+            if let Some(gid) = lookup() {
+                return Some(gid);
+            }
+            let out = Command::new("groupadd")
+                .arg("-f")
+                .arg(name)
+                .output()
+                .expect("run groupadd");
+            if !out.status.success() {
+                last_err = String::from_utf8_lossy(&out.stderr).into_owned();
+                eprintln!("groupadd -f {name}: {last_err}");
+            }
+            lookup()
+        },
+    )
 }
 
 /// `setpriv --reuid=UID --regid=UID` then `groups` (none: `--clear-groups`) then `program`.
 /// The BMS_*, NOTIFY_SOCKET and RUST_LOG variables are cleared as for every test command.
 pub fn as_user(uid: u32, groups: &[u32], program: impl AsRef<OsStr>) -> Command {
     let mut cmd = crate::clean_command("setpriv");
-    cmd.arg(format!("--reuid={uid}")).arg(format!("--regid={uid}"));
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"));
     if groups.is_empty() {
         cmd.arg("--clear-groups");
     } else {

@@ -16,7 +16,10 @@ fn ctl_as(d: &Daemon, groups: &[u32], args: &[&str]) -> Output {
 }
 
 fn audit_len(d: &Daemon) -> usize {
-    d.ctl_json(["audit", "--limit", "1000"])["entries"].as_array().unwrap().len()
+    d.ctl_json(["audit", "--limit", "1000"])["entries"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -35,7 +38,10 @@ fn stranger_is_refused_reads_and_writes() {
         let out = ctl_as(&d, &[], args);
         assert_eq!(out.status.code(), Some(4), "{args:?}: {out:?}");
         let err = stderr(&out);
-        assert!(err.contains("bms"), "{args:?}: the refusal does not say which group to join: {err}");
+        assert!(
+            err.contains("bms"),
+            "{args:?}: the refusal does not say which group to join: {err}"
+        );
     }
     assert_eq!(audit_len(&d), before);
     assert_eq!(d.status_json()["targets"], 1);
@@ -47,12 +53,23 @@ fn daemon_refuses_a_stranger_even_when_the_socket_is_open() {
     let d = Daemon::start();
     // With the file mode out of the way, the daemon's own check (SO_PEERCRED) must refuse.
     std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
-    for args in [&["status"][..], &["target", "list"], &["target", "add", "x", "--path", "/srv/x"]] {
+    for args in [
+        &["status"][..],
+        &["target", "list"],
+        &["target", "add", "x", "--path", "/srv/x"],
+    ] {
         let out = ctl_as(&d, &[], args);
         assert_fails(&out, 4, &format!("uid {NOBODY} may not use bmsd"));
-        assert!(!stderr(&out).contains("permission denied on"), "refused at connect, not by the daemon");
+        assert!(
+            !stderr(&out).contains("permission denied on"),
+            "refused at connect, not by the daemon"
+        );
     }
-    assert_eq!(d.status_json()["targets"], 1, "the refused add stored something");
+    assert_eq!(
+        d.status_json()["targets"],
+        1,
+        "the refused add stored something"
+    );
 }
 
 #[test]
@@ -79,17 +96,50 @@ fn bms_group_reads_and_bms_admin_group_writes() {
     assert!(stdout(&out).contains("\"local\""));
     assert_ok(&ctl_as(&d, &[reader], &["audit"]));
     let before = audit_len(&d);
-    assert_fails(&ctl_as(&d, &[reader], &["target", "add", "x", "--path", "/srv/x"]), 4, "bms-admin");
     assert_fails(
-        &ctl_as(&d, &[reader], &["job", "add", "j", "--source", &src, "--schedule", "daily", "--target", "local"]),
+        &ctl_as(&d, &[reader], &["target", "add", "x", "--path", "/srv/x"]),
+        4,
+        "bms-admin",
+    );
+    assert_fails(
+        &ctl_as(
+            &d,
+            &[reader],
+            &[
+                "job",
+                "add",
+                "j",
+                "--source",
+                &src,
+                "--schedule",
+                "daily",
+                "--target",
+                "local",
+            ],
+        ),
         4,
         "AddJob changes the configuration",
     );
-    assert_fails(&ctl_as(&d, &[reader], &["target", "rm", "local"]), 4, "bms-admin");
+    assert_fails(
+        &ctl_as(&d, &[reader], &["target", "rm", "local"]),
+        4,
+        "bms-admin",
+    );
     assert_eq!(audit_len(&d), before);
 
     // Admin (member of bms-admin only): may write; the audit trail records the caller's uid.
-    let out = ctl_as(&d, &[admin], &["--json", "target", "add", "by-admin", "--path", "/srv/by-admin"]);
+    let out = ctl_as(
+        &d,
+        &[admin],
+        &[
+            "--json",
+            "target",
+            "add",
+            "by-admin",
+            "--path",
+            "/srv/by-admin",
+        ],
+    );
     assert_ok(&out);
     let out = ctl_as(&d, &[admin], &["--json", "status"]);
     assert_ok(&out);

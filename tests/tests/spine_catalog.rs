@@ -1,5 +1,5 @@
 //! Targets and jobs through bmsctl: add/list/show/edit/rm with --json, persistence across a
-//! restart, next runs, enable/disable, the audit trail, unsupported kinds, export and apply.
+//! restart, next runs, enable/disable, the audit trail and unsupported kinds.
 
 use bms_tests::*;
 use serde_json::{json, Value};
@@ -22,8 +22,18 @@ fn audit_actions(d: &Daemon) -> Vec<(String, String)> {
         .map(|e| {
             assert_eq!(e["uid"], 0, "audit entry not by root: {e}");
             assert_eq!(e["user"], "root", "{e}");
-            assert!(e["time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{e}");
-            (e["action"].as_str().unwrap().to_owned(), e["object"].as_str().unwrap().to_owned())
+            assert!(
+                e["time"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<jiff::Timestamp>()
+                    .is_ok(),
+                "{e}"
+            );
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["object"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     out.reverse(); // oldest first
@@ -33,7 +43,12 @@ fn audit_actions(d: &Daemon) -> Vec<(String, String)> {
 /// A job's spec without the derived and time fields.
 fn spec_of(job: &Value) -> Value {
     let mut j = job.clone();
-    for k in ["schedule_normalized", "next_runs", "created_at", "updated_at"] {
+    for k in [
+        "schedule_normalized",
+        "next_runs",
+        "created_at",
+        "updated_at",
+    ] {
         j.as_object_mut().unwrap().remove(k);
     }
     j
@@ -47,9 +62,25 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     let src = src.display().to_string();
 
     let t = d.ctl_json([
-        "target", "add", "nas1", "--kind", "nas", "--path", "/mnt/nas1", "--location", "offsite",
-        "--site", "dc-2", "--fs-type", "nfs4", "--fs-source", "srv:/export", "--min-free", "5GiB",
-        "--immutable-days", "30",
+        "target",
+        "add",
+        "nas1",
+        "--kind",
+        "nas",
+        "--path",
+        "/mnt/nas1",
+        "--location",
+        "offsite",
+        "--site",
+        "dc-2",
+        "--fs-type",
+        "nfs4",
+        "--fs-source",
+        "srv:/export",
+        "--min-free",
+        "5GiB",
+        "--immutable-days",
+        "30",
     ]);
     assert_eq!(t["name"], "nas1");
     assert_eq!(t["kind"], "nas");
@@ -69,7 +100,15 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(shown, t);
 
     // Edit changes only what is given.
-    let e = d.ctl_json(["target", "edit", "nas1", "--site", "vault", "--location", "onsite"]);
+    let e = d.ctl_json([
+        "target",
+        "edit",
+        "nas1",
+        "--site",
+        "vault",
+        "--location",
+        "onsite",
+    ]);
     assert_eq!(e["site"], "vault");
     assert_eq!(e["location"], "onsite");
     assert_eq!(e["fs_type"], "nfs4");
@@ -79,9 +118,30 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert!(e.get("site").is_none(), "site not cleared: {e}");
 
     let j = d.ctl_json([
-        "job", "add", "home", "--source", &src, "--exclude", "*.tmp", "--exclude", "cache/**",
-        "--schedule", "Mon..Fri 02:00", "--target", "local", "--target", "nas1", "--keep-daily", "7",
-        "--keep-last", "3", "--missed", "skip", "--timeout", "3600", "--one-file-system",
+        "job",
+        "add",
+        "home",
+        "--source",
+        &src,
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "cache/**",
+        "--schedule",
+        "Mon..Fri 02:00",
+        "--target",
+        "local",
+        "--target",
+        "nas1",
+        "--keep-daily",
+        "7",
+        "--keep-last",
+        "3",
+        "--missed",
+        "skip",
+        "--timeout",
+        "3600",
+        "--one-file-system",
     ]);
     assert_eq!(j["name"], "home");
     assert_eq!(j["sources"], json!([src]));
@@ -100,19 +160,41 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(j["hooks"]["timeout_secs"], 300);
 
     // Targets know who uses them.
-    assert_eq!(d.ctl_json(["target", "show", "nas1"])["used_by"], json!(["home"]));
+    assert_eq!(
+        d.ctl_json(["target", "show", "nas1"])["used_by"],
+        json!(["home"])
+    );
     let s = d.status_json();
-    assert_eq!((s["targets"].as_u64(), s["jobs"].as_u64(), s["jobs_enabled"].as_u64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (
+            s["targets"].as_u64(),
+            s["jobs"].as_u64(),
+            s["jobs_enabled"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
 
     // Edit: list options replace the list; other fields stay.
-    let j2 = d.ctl_json(["job", "edit", "home", "--schedule", "daily", "--target", "nas1", "--clear-excludes"]);
+    let j2 = d.ctl_json([
+        "job",
+        "edit",
+        "home",
+        "--schedule",
+        "daily",
+        "--target",
+        "nas1",
+        "--clear-excludes",
+    ]);
     assert_eq!(j2["schedule"], "daily");
     assert_eq!(j2["schedule_normalized"], "*-*-* 00:00:00");
     assert_eq!(j2["targets"], json!(["nas1"]));
     assert_eq!(j2["excludes"], json!([]));
     assert_eq!(j2["retention"]["keep_daily"], 7);
     assert_eq!(j2["sources"], json!([src]));
-    assert_eq!(d.ctl_json(["target", "show", "local"])["used_by"], json!([]));
+    assert_eq!(
+        d.ctl_json(["target", "show", "local"])["used_by"],
+        json!([])
+    );
 
     // Disable / enable.
     let dis = d.ctl_json(["job", "disable", "home"]);
@@ -126,7 +208,11 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(en["enabled"], true);
     let out = d.ctl(["job", "list"]);
     assert_ok(&out);
-    assert!(stdout(&out).contains("home") && stdout(&out).contains("daily"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("home") && stdout(&out).contains("daily"),
+        "{}",
+        stdout(&out)
+    );
 
     // Restart: everything is still there, byte for byte.
     let targets_before = d.ctl_json(["target", "list"]);
@@ -145,10 +231,18 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_fails(&d.ctl(["target", "rm", "nas1"]), 1, "home");
     let rm = d.ctl_json(["job", "rm", "home"]);
     assert_eq!(rm["removed"], "home");
-    assert_fails(&d.ctl(["job", "show", "home"]), 1, "job 'home' does not exist");
+    assert_fails(
+        &d.ctl(["job", "show", "home"]),
+        1,
+        "job 'home' does not exist",
+    );
     assert_eq!(d.ctl_json(["target", "rm", "nas1"])["removed"], "nas1");
     assert_eq!(names(&d.ctl_json(["target", "list"]), "targets"), ["local"]);
-    assert_fails(&d.ctl(["target", "rm", "nas1"]), 1, "target 'nas1' does not exist");
+    assert_fails(
+        &d.ctl(["target", "rm", "nas1"]),
+        1,
+        "target 'nas1' does not exist",
+    );
 
     let actions = audit_actions(&d);
     let want: Vec<(String, String)> = [
@@ -169,7 +263,12 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(actions, want);
     // The audit detail holds the new definition.
     let a = d.ctl_json(["audit", "--limit", "1000"]);
-    let add = a["entries"].as_array().unwrap().iter().find(|e| e["action"] == "job.add").unwrap();
+    let add = a["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "job.add")
+        .unwrap();
     let detail: Value = serde_json::from_str(add["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["schedule"], "Mon..Fri 02:00");
 }
@@ -178,175 +277,103 @@ fn target_and_job_round_trip_and_survive_a_restart() {
 fn job_show_prints_the_next_three_runs() {
     let d = Daemon::start();
     let src = d.dir.display().to_string();
-    d.ctl_json(["job", "add", "wk", "--source", &src, "--schedule", "Mon..Fri 02:00", "--target", "local"]);
+    d.ctl_json([
+        "job",
+        "add",
+        "wk",
+        "--source",
+        &src,
+        "--schedule",
+        "Mon..Fri 02:00",
+        "--target",
+        "local",
+    ]);
     let j = d.ctl_json(["job", "show", "wk"]);
-    let runs: Vec<&str> = j["next_runs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let runs: Vec<&str> = j["next_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(runs.len(), 3, "{j}");
     let now = jiff::Timestamp::now();
     let mut prev = now;
     for r in &runs {
-        let t: jiff::Timestamp = r.parse().unwrap_or_else(|e| panic!("next run {r} is not RFC 3339: {e}"));
-        assert!(t > prev, "next runs not increasing and in the future: {runs:?}");
+        let t: jiff::Timestamp = r
+            .parse()
+            .unwrap_or_else(|e| panic!("next run {r} is not RFC 3339: {e}"));
+        assert!(
+            t > prev,
+            "next runs not increasing and in the future: {runs:?}"
+        );
         prev = t;
         // Local wall time 02:00:00 on a weekday.
         let civil: jiff::civil::DateTime = r[..19].parse().unwrap();
-        assert_eq!((civil.hour(), civil.minute(), civil.second()), (2, 0, 0), "{r}");
+        assert_eq!(
+            (civil.hour(), civil.minute(), civil.second()),
+            (2, 0, 0),
+            "{r}"
+        );
         let wd = civil.weekday();
-        assert!(!matches!(wd, jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday), "{r} is a {wd:?}");
+        assert!(
+            !matches!(
+                wd,
+                jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+            ),
+            "{r} is a {wd:?}"
+        );
     }
     // The human form shows them too.
     let out = d.ctl(["job", "show", "wk"]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("next run") && text.contains(runs[0]) && text.contains(runs[2]), "{text}");
+    assert!(
+        text.contains("next run") && text.contains(runs[0]) && text.contains(runs[2]),
+        "{text}"
+    );
     assert!(text.contains("Mon..Fri *-*-* 02:00:00"), "{text}");
 }
 
 #[test]
 fn tape_and_s3_targets_are_accepted_but_not_supported() {
     let d = Daemon::start();
-    let tape = d.ctl_json(["target", "add", "lto", "--kind", "tape", "--path", "/dev/nst0", "--location", "offsite"]);
+    let tape = d.ctl_json([
+        "target",
+        "add",
+        "lto",
+        "--kind",
+        "tape",
+        "--path",
+        "/dev/nst0",
+        "--location",
+        "offsite",
+    ]);
     assert_eq!(tape["kind"], "tape");
     assert_eq!(tape["media"], "tape");
     assert_eq!(tape["supported"], false);
-    assert!(tape["note"].as_str().unwrap().contains("not yet supported"), "{tape}");
-    let s3 = d.ctl_json(["target", "add", "cloud", "--kind", "s3", "--path", "s3://bucket/prefix"]);
+    assert!(
+        tape["note"].as_str().unwrap().contains("not yet supported"),
+        "{tape}"
+    );
+    let s3 = d.ctl_json([
+        "target",
+        "add",
+        "cloud",
+        "--kind",
+        "s3",
+        "--path",
+        "s3://bucket/prefix",
+    ]);
     assert_eq!(s3["media"], "object");
     assert_eq!(s3["supported"], false);
     assert!(s3["note"].as_str().unwrap().contains("s3"), "{s3}");
     let disk = d.ctl_json(["target", "show", "local"]);
     assert!(disk.get("note").is_none(), "{disk}");
     let out = d.ctl(["target", "list"]);
-    assert!(stdout(&out).contains("tape (not yet supported)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("tape (not yet supported)"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(d.status_json()["targets"], 3);
-}
-
-/// Sets up a job with two of its own targets and returns (job json, target jsons).
-fn make_job(d: &Daemon) -> Value {
-    let src = d.dir.join("data");
-    std::fs::create_dir_all(&src).unwrap();
-    // The source must exist for every daemon that applies the export: use a fixed path.
-    d.ctl_json(["target", "add", "primary", "--path", "/srv/bms-test/primary", "--immutable-days", "14"]);
-    d.ctl_json([
-        "target", "add", "offsite", "--kind", "nas", "--path", "/mnt/offsite", "--location", "offsite",
-        "--fs-type", "nfs4",
-    ]);
-    d.ctl_json([
-        "job", "add", "etc", "--source", "/etc", "--source", "/usr/share/doc", "--exclude", "*.bak",
-        "--schedule", "*-*-* 03:30:00", "--target", "primary", "--target", "offsite", "--keep-weekly", "4",
-        "--pre-hook", "/bin/true", "--verify-schedule", "Sun 05:00", "--read-data-percent", "10",
-    ])
-}
-
-fn apply_file(d: &Daemon, file: &std::path::Path, dry_run: bool) -> Value {
-    let f = file.display().to_string();
-    if dry_run {
-        d.ctl_json(["apply", "--dry-run", &f])
-    } else {
-        d.ctl_json(["apply", &f])
-    }
-}
-
-fn sorted(v: &Value) -> Vec<String> {
-    let mut x: Vec<String> = v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
-    x.sort();
-    x
-}
-
-#[test]
-fn export_then_apply_recreates_the_job_idempotently() {
-    let a = Daemon::start();
-    let job = make_job(&a);
-    let toml_out = a.ctl(["job", "export", "etc"]);
-    assert_ok(&toml_out);
-    let toml_text = stdout(&toml_out);
-    assert!(toml_text.contains("[[jobs]]") && toml_text.contains("[[targets]]"), "{toml_text}");
-    let json_doc = a.ctl_json(["job", "export", "etc"]);
-    assert_eq!(json_doc["jobs"].as_array().unwrap().len(), 1);
-    assert_eq!(json_doc["targets"].as_array().unwrap().len(), 2);
-
-    let b = Daemon::start();
-    let toml_file = write_file(&b.dir, "etc.toml", &toml_text);
-    let json_file = write_file(&b.dir, "etc.json", &json_doc.to_string());
-
-    // Dry run: reports, stores nothing, audits nothing.
-    let audit_before = b.ctl_json(["audit"]);
-    let dry = apply_file(&b, &toml_file, true);
-    assert_eq!(dry["dry_run"], true);
-    assert_eq!(sorted(&dry["created"]), ["job:etc", "target:offsite", "target:primary"]);
-    let s = b.status_json();
-    assert_eq!((s["targets"].as_u64(), s["jobs"].as_u64()), (Some(1), Some(0)), "dry run stored something");
-    assert_eq!(b.ctl_json(["audit"]), audit_before);
-    assert!(stdout(&b.ctl(["apply", "--dry-run", &toml_file.display().to_string()])).contains("dry run"));
-
-    // Apply: the same job and targets as on the first daemon.
-    let r = apply_file(&b, &toml_file, false);
-    assert_eq!(r["dry_run"], false);
-    assert_eq!(sorted(&r["created"]), ["job:etc", "target:offsite", "target:primary"]);
-    assert_eq!(r["updated"], json!([]));
-    let got = b.ctl_json(["job", "show", "etc"]);
-    assert_eq!(spec_of(&got), spec_of(&job));
-    assert_eq!(got["schedule_normalized"], job["schedule_normalized"]);
-    for t in ["primary", "offsite"] {
-        let mut x = a.ctl_json(["target", "show", t]);
-        let mut y = b.ctl_json(["target", "show", t]);
-        for v in [&mut x, &mut y] {
-            v.as_object_mut().unwrap().remove("created_at");
-            v.as_object_mut().unwrap().remove("updated_at");
-        }
-        assert_eq!(x, y, "target {t} differs");
-    }
-    let audit_after_first = b.ctl_json(["audit"]);
-
-    // Twice: unchanged, in TOML and in JSON, and nothing new in the audit trail.
-    for f in [&toml_file, &json_file] {
-        let again = apply_file(&b, f, false);
-        assert_eq!(again["created"], json!([]), "{}: {again}", f.display());
-        assert_eq!(again["updated"], json!([]), "{}: {again}", f.display());
-        assert_eq!(sorted(&again["unchanged"]), ["job:etc", "target:offsite", "target:primary"]);
-    }
-    assert_eq!(b.ctl_json(["audit"]), audit_after_first);
-
-    // JSON on a fresh daemon creates the same, then is idempotent.
-    let c = Daemon::start();
-    let r = apply_file(&c, &json_file, false);
-    assert_eq!(sorted(&r["created"]), ["job:etc", "target:offsite", "target:primary"]);
-    assert_eq!(spec_of(&c.ctl_json(["job", "show", "etc"])), spec_of(&job));
-    let again = apply_file(&c, &json_file, false);
-    assert_eq!(sorted(&again["unchanged"]), ["job:etc", "target:offsite", "target:primary"]);
-
-    // A changed file updates only what changed.
-    let changed = toml_text.replace("*-*-* 03:30:00", "daily");
-    assert_ne!(changed, toml_text);
-    let f = write_file(&c.dir, "changed.toml", &changed);
-    let r = apply_file(&c, &f, false);
-    assert_eq!(r["updated"], json!(["job:etc"]));
-    assert_eq!(sorted(&r["unchanged"]), ["target:offsite", "target:primary"]);
-    assert_eq!(c.ctl_json(["job", "show", "etc"])["schedule"], "daily");
-    let actions = audit_actions(&c);
-    assert_eq!(actions.last().unwrap(), &("job.edit".to_owned(), "etc".to_owned()));
-}
-
-#[test]
-fn apply_reads_standard_input() {
-    let d = Daemon::start();
-    let doc = r#"
-[[targets]]
-name = "t1"
-path = "/srv/t1"
-"#;
-    let mut child = d
-        .ctl_cmd()
-        .args(["--json", "apply", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(doc.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_ok(&out);
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["created"], json!(["target:t1"]));
-    assert_eq!(d.ctl_json(["target", "show", "t1"])["kind"], "disk");
 }

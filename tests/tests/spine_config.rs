@@ -7,7 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 fn bmsd_check(config: &Path) -> std::process::Output {
-    clean_command(bin("bmsd")).arg("--config").arg(config).arg("--check-config").output().unwrap()
+    clean_command(bin("bmsd"))
+        .arg("--config")
+        .arg(config)
+        .arg("--check-config")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -23,24 +28,51 @@ fn check_config_accepts_a_valid_file_and_names_the_key_and_line_of_a_bad_one() {
     let text = stdout(&out);
     assert!(text.contains("configuration is valid"), "{text}");
     assert!(text.contains(&good.display().to_string()), "{text}");
-    assert!(text.contains("max_connections = 16") && text.contains("max_concurrent_runs = 3"), "{text}");
+    assert!(
+        text.contains("max_connections = 16") && text.contains("max_concurrent_runs = 3"),
+        "{text}"
+    );
     assert!(text.contains("metrics_listen = 127.0.0.1:9100"), "{text}");
 
     for (name, body, needles) in [
-        ("unknown.toml", "version = 1\n\nsockett = \"/x\"\n", &["sockett", "line 3"][..]),
-        ("range.toml", "version = 1\nmax_connections = 0\n", &["max_connections", "line 2"]),
-        ("level.toml", "version = 1\nlog_level = \"verbose\"\n", &["log_level", "line 2"]),
-        ("listen.toml", "version = 1\n\n\nmetrics_listen = \"nowhere\"\n", &["metrics_listen", "line 4"]),
+        (
+            "unknown.toml",
+            "version = 1\n\nsockett = \"/x\"\n",
+            &["sockett", "line 3"][..],
+        ),
+        (
+            "range.toml",
+            "version = 1\nmax_connections = 0\n",
+            &["max_connections", "line 2"],
+        ),
+        (
+            "level.toml",
+            "version = 1\nlog_level = \"verbose\"\n",
+            &["log_level", "line 2"],
+        ),
+        (
+            "listen.toml",
+            "version = 1\n\n\nmetrics_listen = \"nowhere\"\n",
+            &["metrics_listen", "line 4"],
+        ),
         ("version.toml", "version = 7\n", &["version", "line 1"]),
         ("noversion.toml", "log_level = \"info\"\n", &["version"]),
         ("syntax.toml", "version = 1\nlog_level = \n", &["line 2"]),
-        ("type.toml", "version = 1\nmax_connections = \"many\"\n", &["max_connections", "line 2"]),
+        (
+            "type.toml",
+            "version = 1\nmax_connections = \"many\"\n",
+            &["max_connections", "line 2"],
+        ),
     ] {
         let f = write_file(dir.path(), name, body);
         let out = bmsd_check(&f);
         assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
         for n in needles {
-            assert!(stderr(&out).contains(n), "{name}: message lacks {n:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(n),
+                "{name}: message lacks {n:?}: {}",
+                stderr(&out)
+            );
         }
     }
     let out = bmsd_check(&dir.path().join("missing.toml"));
@@ -51,7 +83,11 @@ fn check_config_accepts_a_valid_file_and_names_the_key_and_line_of_a_bad_one() {
 #[test]
 fn invalid_config_at_start_exits_non_zero_naming_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"info\"\nmax_conections = 4\n");
+    let f = write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"info\"\nmax_conections = 4\n",
+    );
     let state = dir.path().join("state");
     let out = clean_command(bin("bmsd"))
         .arg("--config")
@@ -65,8 +101,14 @@ fn invalid_config_at_start_exits_non_zero_naming_key_and_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
-    assert!(err.contains("max_conections") && err.contains("line 3"), "{err}");
-    assert!(!dir.path().join("bmsd.sock").exists(), "a refused daemon bound its socket");
+    assert!(
+        err.contains("max_conections") && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("bmsd.sock").exists(),
+        "a refused daemon bound its socket"
+    );
     assert!(!state.exists(), "a refused daemon created its state dir");
 }
 
@@ -84,10 +126,14 @@ fn generation(d: &Daemon) -> u64 {
 }
 
 fn wait_generation(d: &Daemon, want: u64) -> serde_json::Value {
-    poll_until(Duration::from_secs(10), &format!("config generation {want}"), || {
-        let s = d.status_json();
-        (s["config"]["generation"] == want).then_some(s)
-    })
+    poll_until(
+        Duration::from_secs(10),
+        &format!("config generation {want}"),
+        || {
+            let s = d.status_json();
+            (s["config"]["generation"] == want).then_some(s)
+        },
+    )
 }
 
 fn count(hay: &str, needle: &str) -> usize {
@@ -97,7 +143,11 @@ fn count(hay: &str, needle: &str) -> usize {
 #[test]
 fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_broken() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"info\"\n");
+    let cfg = write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"info\"\n",
+    );
     let mut d = start_with_config(&cfg);
     let s = d.status_json();
     assert_eq!(s["config"]["generation"], 1);
@@ -107,20 +157,32 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_broken() {
     let loaded1 = s["config"]["loaded_at"].clone();
 
     // A valid change is applied.
-    write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"debug\"\nmax_concurrent_runs = 5\n");
+    write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"debug\"\nmax_concurrent_runs = 5\n",
+    );
     d.signal(Signal::SIGHUP);
     let s = wait_generation(&d, 2);
     assert_eq!(s["config"]["log_level"], "debug");
     assert_eq!(s["config"]["max_concurrent_runs"], 5);
     assert!(s["config"]["loaded_at"].as_str() >= loaded1.as_str());
-    d.wait_for_notify("STATUS=ready: configuration reloaded", Duration::from_secs(5));
+    d.wait_for_notify(
+        "STATUS=ready: configuration reloaded",
+        Duration::from_secs(5),
+    );
     // The new level is live: debug lines appear now (a client connecting is logged at debug).
-    poll_until(Duration::from_secs(5), "a debug line in the log", || d.log().contains("DEBUG").then_some(()));
+    poll_until(Duration::from_secs(5), "a debug line in the log", || {
+        d.log().contains("DEBUG").then_some(())
+    });
 
     // Broken files are rejected and the old config stays: unknown key, then bad TOML.
-    for (i, broken) in ["version = 1\nlog_level = \"warn\"\nbogus_key = 1\n", "version = 1\nlog_level = = \"warn\"\n"]
-        .iter()
-        .enumerate()
+    for (i, broken) in [
+        "version = 1\nlog_level = \"warn\"\nbogus_key = 1\n",
+        "version = 1\nlog_level = = \"warn\"\n",
+    ]
+    .iter()
+    .enumerate()
     {
         write_file(dir.path(), "bmsd.toml", broken);
         d.signal(Signal::SIGHUP);
@@ -133,11 +195,21 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_broken() {
         assert_eq!(s["config"]["max_concurrent_runs"], 5);
     }
     let log = d.log();
-    assert!(log.contains("bogus_key"), "the rejection does not name the key:\n{log}");
-    d.wait_for_notify("STATUS=ready: config reload failed, previous config kept", Duration::from_secs(5));
+    assert!(
+        log.contains("bogus_key"),
+        "the rejection does not name the key:\n{log}"
+    );
+    d.wait_for_notify(
+        "STATUS=ready: config reload failed, previous config kept",
+        Duration::from_secs(5),
+    );
 
     // A later valid reload becomes generation 3 (not 4 or 5): the broken ones did not count.
-    write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"info\"\nmax_concurrent_runs = 7\n");
+    write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"info\"\nmax_concurrent_runs = 7\n",
+    );
     d.signal(Signal::SIGHUP);
     let s = wait_generation(&d, 3);
     assert_eq!(s["config"]["log_level"], "info");
@@ -151,28 +223,52 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_broken() {
 #[test]
 fn sighup_keeps_restart_only_settings_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "bmsd.toml", "version = 1\nmax_connections = 8\n");
+    let cfg = write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nmax_connections = 8\n",
+    );
     let d = start_with_config(&cfg);
-    write_file(dir.path(), "bmsd.toml", "version = 1\nmax_connections = 9\nlog_level = \"warn\"\n");
+    write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nmax_connections = 9\nlog_level = \"warn\"\n",
+    );
     d.signal(Signal::SIGHUP);
     let s = wait_generation(&d, 2);
-    assert_eq!(s["config"]["max_connections"], 8, "max_connections changed without a restart");
+    assert_eq!(
+        s["config"]["max_connections"], 8,
+        "max_connections changed without a restart"
+    );
     assert_eq!(s["config"]["log_level"], "warn");
     assert_eq!(s["socket"], d.socket().display().to_string());
-    assert!(d.log().contains("max_connections changed; it takes effect when bmsd restarts"), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("max_connections changed; it takes effect when bmsd restarts"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
 fn log_level_pinned_by_rust_log_is_not_changed_by_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"info\"\n");
+    let cfg = write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"info\"\n",
+    );
     // The default helper sets RUST_LOG=debug, which pins the filter.
     let d = Daemon::start_with(DaemonOpts {
         args: vec!["--config".into(), cfg.display().to_string()],
         ..Default::default()
     });
     assert_eq!(d.status_json()["config"]["log_level"], "debug");
-    write_file(dir.path(), "bmsd.toml", "version = 1\nlog_level = \"error\"\n");
+    write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nlog_level = \"error\"\n",
+    );
     d.signal(Signal::SIGHUP);
     let s = wait_generation(&d, 2);
     assert_eq!(s["config"]["log_level"], "debug");

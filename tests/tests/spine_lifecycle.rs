@@ -12,12 +12,20 @@ fn ready_then_status_reports_version_schema_and_counts() {
     assert_eq!(s["version"], bms_proto::VERSION);
     assert_eq!(s["pid"], d.pid());
     assert!(s["uptime_secs"].as_u64().is_some(), "uptime_secs: {s}");
-    assert!(s["uptime_secs"].as_u64().unwrap() < 60, "uptime of a fresh daemon: {s}");
     assert!(
-        s["started_at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(),
+        s["uptime_secs"].as_u64().unwrap() < 60,
+        "uptime of a fresh daemon: {s}"
+    );
+    assert!(
+        s["started_at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok(),
         "started_at is RFC 3339: {s}"
     );
-    assert_eq!(s["schema_version"], 1);
+    let schema = s["schema_version"].as_u64().unwrap_or(0);
+    assert!(schema >= 1, "schema_version: {s}");
     assert_eq!(s["targets"], 1);
     assert_eq!(s["jobs"], 0);
     assert_eq!(s["jobs_enabled"], 0);
@@ -38,21 +46,36 @@ fn ready_then_status_reports_version_schema_and_counts() {
     assert_eq!(local["location"], "onsite");
     assert_eq!(local["supported"], true);
     let path = local["path"].as_str().unwrap();
-    assert!(path.starts_with(&d.state_dir().display().to_string()), "local target {path} is not under the state dir");
-    assert!(std::path::Path::new(path).is_dir(), "the local repository dir {path} was not created");
+    assert!(
+        path.starts_with(&d.state_dir().display().to_string()),
+        "local target {path} is not under the state dir"
+    );
+    assert!(
+        std::path::Path::new(path).is_dir(),
+        "the local repository dir {path} was not created"
+    );
     assert_eq!(d.ctl_json(["job", "list"])["jobs"], serde_json::json!([]));
 
     // Human output carries the same facts.
     let out = d.ctl(["status"]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains(bms_proto::VERSION) && text.contains("catalog schema: 1"), "{text}");
-    assert!(text.contains("targets: 1") && text.contains("jobs: 0 (0 enabled)"), "{text}");
+    assert!(
+        text.contains(bms_proto::VERSION) && text.contains(&format!("catalog schema: {schema}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("targets: 1") && text.contains("jobs: 0 (0 enabled)"),
+        "{text}"
+    );
 
     // STOPPING=1 comes with a STATUS= line.
     d.signal(Signal::SIGTERM);
     let msg = d.wait_for_notify("STOPPING=1", Duration::from_secs(5));
-    assert!(msg.lines().any(|l| l.starts_with("STATUS=")), "no STATUS= with STOPPING=1: {msg:?}");
+    assert!(
+        msg.lines().any(|l| l.starts_with("STATUS=")),
+        "no STATUS= with STOPPING=1: {msg:?}"
+    );
     assert!(d.wait_exit(Duration::from_secs(5)).success());
 }
 
@@ -60,7 +83,10 @@ fn ready_then_status_reports_version_schema_and_counts() {
 fn ready_comes_with_a_status_line() {
     let d = Daemon::start();
     let msg = &d.ready_message;
-    let status = msg.lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap_or_else(|| panic!("{msg:?}"));
+    let status = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .unwrap_or_else(|| panic!("{msg:?}"));
     assert!(status.contains("ready"), "STATUS={status}");
     // Readiness means the socket answers right away.
     assert_eq!(d.status_json()["targets"], 1);
@@ -83,9 +109,18 @@ fn second_daemon_on_the_same_state_dir_refuses_and_first_keeps_serving() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!out.status.success(), "second bmsd started: {out:?}");
     let err = stderr(&out);
-    assert!(err.contains(&d.state_dir().display().to_string()), "does not name the state dir: {err}");
-    assert!(err.contains(&format!("pid {first_pid}")), "does not name the other pid {first_pid}: {err}");
-    assert!(!other_socket.exists(), "the refused daemon left a socket behind");
+    assert!(
+        err.contains(&d.state_dir().display().to_string()),
+        "does not name the state dir: {err}"
+    );
+    assert!(
+        err.contains(&format!("pid {first_pid}")),
+        "does not name the other pid {first_pid}: {err}"
+    );
+    assert!(
+        !other_socket.exists(),
+        "the refused daemon left a socket behind"
+    );
     let s = d.status_json();
     assert_eq!(s["pid"], first_pid);
 
@@ -99,7 +134,11 @@ fn second_daemon_on_the_same_state_dir_refuses_and_first_keeps_serving() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&d.socket().display().to_string()), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&d.socket().display().to_string()),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(d.status_json()["pid"], first_pid);
 }
 
@@ -112,10 +151,23 @@ fn stops_on(sig: Signal) {
     let msg = d.wait_for_notify("STOPPING=1", Duration::from_secs(5));
     assert!(msg.contains("STOPPING=1"));
     let st = d.wait_exit(Duration::from_secs(5));
-    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
-    assert_eq!(st.code(), Some(0), "exit status after {sig}: {st}; log:\n{}", d.log());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "exit status after {sig}: {st}; log:\n{}",
+        d.log()
+    );
     assert!(!sock.exists(), "socket left behind after {sig}");
-    assert!(d.log().contains(&format!("{}", sig.as_str())), "log does not mention {sig}:\n{}", d.log());
+    assert!(
+        d.log().contains(sig.as_str()),
+        "log does not mention {sig}:\n{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -136,7 +188,14 @@ fn restart_on_the_same_state_dir_keeps_the_catalog() {
     d.spawn(&DaemonOpts::default());
     let second = d.status_json();
     assert_ne!(first["pid"], second["pid"]);
-    assert_eq!(second["targets"], 1, "the default target was created twice or lost: {second}");
+    assert_eq!(
+        first["schema_version"], second["schema_version"],
+        "schema changed on restart"
+    );
+    assert_eq!(
+        second["targets"], 1,
+        "the default target was created twice or lost: {second}"
+    );
     // The default target is created once: its audit record is not repeated.
     let audit = d.ctl_json(["audit"]);
     let adds: Vec<_> = audit["entries"]
@@ -154,19 +213,39 @@ fn bmsctl_without_a_daemon_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing at the path.
     let missing = dir.path().join("nothing.sock");
-    let out = clean_command(bin("bmsctl")).arg("--socket").arg(&missing).arg("status").output().unwrap();
+    let out = clean_command(bin("bmsctl"))
+        .arg("--socket")
+        .arg(&missing)
+        .arg("status")
+        .output()
+        .unwrap();
     assert_fails(&out, 3, &missing.display().to_string());
     assert_fails(&out, 3, "is it running?");
     // A stale socket file that nobody listens on.
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let out = clean_command(bin("bmsctl")).arg("--socket").arg(&stale).args(["target", "list"]).output().unwrap();
+    let out = clean_command(bin("bmsctl"))
+        .arg("--socket")
+        .arg(&stale)
+        .args(["target", "list"])
+        .output()
+        .unwrap();
     assert_fails(&out, 3, "cannot reach bmsd");
     // BMS_SOCKET is honoured, and --json errors are JSON on stderr.
-    let out = clean_command(bin("bmsctl")).env("BMS_SOCKET", &missing).args(["--json", "status"]).output().unwrap();
+    let out = clean_command(bin("bmsctl"))
+        .env("BMS_SOCKET", &missing)
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let v: serde_json::Value = serde_json::from_slice(&out.stderr).expect("JSON error on stderr");
     assert_eq!(v["error"], "unreachable");
-    assert!(v["message"].as_str().unwrap().contains(&missing.display().to_string()), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains(&missing.display().to_string()),
+        "{v}"
+    );
 }

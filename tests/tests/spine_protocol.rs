@@ -27,9 +27,17 @@ fn garbage_and_non_calls_get_protocol_errors_and_the_connection_goes_on() {
         b"\0",
     ] {
         c.send(bad);
-        let r = c.read_message().unwrap_or_else(|| panic!("no reply to {:?}", String::from_utf8_lossy(bad)));
+        let r = c
+            .read_message()
+            .unwrap_or_else(|| panic!("no reply to {:?}", String::from_utf8_lossy(bad)));
         assert_eq!(error_name(&r), Some("org.bms.Manager.ProtocolError"), "{r}");
-        assert!(r["parameters"]["message"].as_str().unwrap().contains("not a Varlink call"), "{r}");
+        assert!(
+            r["parameters"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a Varlink call"),
+            "{r}"
+        );
     }
     // The same connection still answers a good call.
     let r = c.call(&json!({"method": "org.bms.Manager.Status"}));
@@ -43,26 +51,68 @@ fn unknown_methods_and_bad_parameters_get_typed_errors() {
     let d = Daemon::start();
     let mut c = RawConn::connect(&d.socket());
     let r = c.call(&json!({"method": "org.bms.Manager.NoSuchMethod"}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.MethodNotFound"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.MethodNotFound"),
+        "{r}"
+    );
     assert_eq!(r["parameters"]["method"], "org.bms.Manager.NoSuchMethod");
     let r = c.call(&json!({"method": "org.varlink.service.NoSuchMethod"}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.MethodNotFound"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.MethodNotFound"),
+        "{r}"
+    );
     let r = c.call(&json!({"method": "nodots"}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.MethodNotFound"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.MethodNotFound"),
+        "{r}"
+    );
     let r = c.call(&json!({"method": "org.bms.Manager.GetTarget", "parameters": {"name": 42}}));
-    assert_eq!(error_name(&r), Some("org.bms.Manager.InvalidArgument"), "{r}");
-    assert!(r["parameters"]["message"].as_str().unwrap().contains("GetTarget"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.bms.Manager.InvalidArgument"),
+        "{r}"
+    );
+    assert!(
+        r["parameters"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GetTarget"),
+        "{r}"
+    );
     let r = c.call(&json!({"method": "org.bms.Manager.GetTarget", "parameters": {}}));
-    assert_eq!(error_name(&r), Some("org.bms.Manager.InvalidArgument"), "missing parameter: {r}");
-    assert!(r["parameters"]["message"].as_str().unwrap().contains("name"), "{r}");
-    let r = c.call(&json!({"method": "org.bms.Manager.ListTargets", "parameters": {"bogus": true}}));
-    assert_eq!(error_name(&r), Some("org.bms.Manager.InvalidArgument"), "unknown parameter: {r}");
-    let r = c.call(&json!({"method": "org.bms.Manager.GetTarget", "parameters": {"name": "ghost"}}));
+    assert_eq!(
+        error_name(&r),
+        Some("org.bms.Manager.InvalidArgument"),
+        "missing parameter: {r}"
+    );
+    assert!(
+        r["parameters"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name"),
+        "{r}"
+    );
+    let r =
+        c.call(&json!({"method": "org.bms.Manager.ListTargets", "parameters": {"bogus": true}}));
+    assert_eq!(
+        error_name(&r),
+        Some("org.bms.Manager.InvalidArgument"),
+        "unknown parameter: {r}"
+    );
+    let r =
+        c.call(&json!({"method": "org.bms.Manager.GetTarget", "parameters": {"name": "ghost"}}));
     assert_eq!(error_name(&r), Some("org.bms.Manager.NotFound"), "{r}");
     // A validation error names the field.
     let r = c.call(&json!({"method": "org.bms.Manager.AddTarget",
         "parameters": {"target": {"name": "bad name", "path": "/srv/x"}}}));
-    assert_eq!(error_name(&r), Some("org.bms.Manager.InvalidArgument"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.bms.Manager.InvalidArgument"),
+        "{r}"
+    );
     assert_eq!(r["parameters"]["field"], "name");
     // Parameters that are not an object.
     c.send(b"{\"method\": \"org.bms.Manager.Status\", \"parameters\": [1]}\0");
@@ -87,18 +137,27 @@ fn oversized_message_is_refused_and_the_connection_closed() {
         None
     });
     let mut c = c;
-    match c.read_message() {
-        Some(r) => {
-            assert_eq!(error_name(&r), Some("org.bms.Manager.ProtocolError"), "{r}");
-            assert!(r["parameters"]["message"].as_str().unwrap().contains("larger than"), "{r}");
-            // Then the daemon closes.
-            assert!(c.read_message().is_none(), "connection not closed after an oversized message");
-        }
-        None => {} // dropped without a reply: allowed
+    // An error reply and then the close, or a plain close without a reply: both are allowed.
+    if let Some(r) = c.read_message() {
+        assert_eq!(error_name(&r), Some("org.bms.Manager.ProtocolError"), "{r}");
+        assert!(
+            r["parameters"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("larger than"),
+            "{r}"
+        );
+        assert!(
+            c.read_message().is_none(),
+            "connection not closed after an oversized message"
+        );
     }
     let write_err = t.join().unwrap();
     assert!(
-        matches!(write_err, Some(std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)),
+        matches!(
+            write_err,
+            Some(std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)
+        ),
         "the daemon read all 10 MiB instead of closing: {write_err:?}"
     );
     still_serves(&d);
@@ -128,15 +187,23 @@ fn pipelined_calls_are_answered_in_order() {
     let a = c.read_message().unwrap();
     assert!(a["parameters"]["targets"].is_array(), "{a}");
     let b = c.read_message().unwrap();
-    assert_eq!(error_name(&b), Some("org.varlink.service.InterfaceNotFound"), "{b}");
+    assert_eq!(
+        error_name(&b),
+        Some("org.varlink.service.InterfaceNotFound"),
+        "{b}"
+    );
     let s = c.read_message().unwrap();
-    assert_eq!(s["parameters"]["schema_version"], 1, "{s}");
+    assert!(s["parameters"]["schema_version"].as_u64() >= Some(1), "{s}");
 }
 
 #[test]
 fn connections_over_the_limit_get_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "bmsd.toml", "version = 1\nmax_connections = 4\n");
+    let cfg = write_file(
+        dir.path(),
+        "bmsd.toml",
+        "version = 1\nmax_connections = 4\n",
+    );
     let d = Daemon::start_with(DaemonOpts {
         args: vec!["--config".into(), cfg.display().to_string()],
         ..Default::default()
@@ -152,10 +219,18 @@ fn connections_over_the_limit_get_busy() {
         })
         .collect();
     let mut extra = RawConn::connect(&d.socket());
-    let r = extra.read_message().expect("the extra connection got no reply");
+    let r = extra
+        .read_message()
+        .expect("the extra connection got no reply");
     assert_eq!(error_name(&r), Some("org.bms.Manager.Busy"), "{r}");
-    assert!(r["parameters"]["message"].as_str().unwrap().contains('4'), "{r}");
-    assert!(extra.read_message().is_none(), "the busy connection was not closed");
+    assert!(
+        r["parameters"]["message"].as_str().unwrap().contains('4'),
+        "{r}"
+    );
+    assert!(
+        extra.read_message().is_none(),
+        "the busy connection was not closed"
+    );
     // bmsctl over the limit reports the daemon's message and a failure (not a hang).
     let out = d.ctl(["status"]);
     assert_fails(&out, 1, "maximum of 4 connections");
@@ -164,7 +239,9 @@ fn connections_over_the_limit_get_busy() {
     assert_eq!(r["parameters"]["targets"], 1);
     held.clear();
     // After they close, the daemon serves again (slots free up as it notices the closes).
-    poll_until(Duration::from_secs(10), "a free connection slot", || d.ctl(["status"]).status.success().then_some(()));
+    poll_until(Duration::from_secs(10), "a free connection slot", || {
+        d.ctl(["status"]).status.success().then_some(())
+    });
     let five: Vec<RawConn> = (0..4).map(|_| RawConn::connect(&d.socket())).collect();
     drop(five);
     still_serves_eventually(&d);

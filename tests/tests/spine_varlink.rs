@@ -18,40 +18,88 @@ fn get_info_names_the_service_and_its_interfaces() {
     assert_eq!(p["product"], "bmsd");
     assert_eq!(p["version"], bms_proto::VERSION);
     assert!(p["url"].is_string(), "{r}");
-    let ifaces: Vec<&str> = p["interfaces"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let ifaces: Vec<&str> = p["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(ifaces.contains(&"org.bms.Manager"), "{ifaces:?}");
     assert!(ifaces.contains(&"org.varlink.service"), "{ifaces:?}");
     // A plain reply does not continue.
-    assert!(r.get("continues").is_none() || r["continues"] == false, "{r}");
+    assert!(
+        r.get("continues").is_none() || r["continues"] == false,
+        "{r}"
+    );
 }
 
 #[test]
 fn interface_descriptions_are_served() {
     let d = Daemon::start();
     let mut c = RawConn::connect(&d.socket());
-    let r = c.call(&json!({"method": "org.varlink.service.GetInterfaceDescription",
-        "parameters": {"interface": "org.bms.Manager"}}));
-    let desc = r["parameters"]["description"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let r = c.call(
+        &json!({"method": "org.varlink.service.GetInterfaceDescription",
+        "parameters": {"interface": "org.bms.Manager"}}),
+    );
+    let desc = r["parameters"]["description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
     let first = desc.lines().find(|l| !l.trim().is_empty()).unwrap();
-    assert!(first.starts_with('#') || first.starts_with("interface org.bms.Manager"), "starts with {first:?}");
-    assert!(desc.lines().any(|l| l.trim() == "interface org.bms.Manager"), "{desc}");
-    for m in ["method Status(", "method ListTargets(", "method AddJob(", "method Apply(", "error PermissionDenied"] {
+    assert!(
+        first.starts_with('#') || first.starts_with("interface org.bms.Manager"),
+        "starts with {first:?}"
+    );
+    assert!(
+        desc.lines()
+            .any(|l| l.trim() == "interface org.bms.Manager"),
+        "{desc}"
+    );
+    for m in [
+        "method Status(",
+        "method ListTargets(",
+        "method AddJob(",
+        "method Apply(",
+        "error PermissionDenied",
+    ] {
         assert!(desc.contains(m), "description lacks {m:?}");
     }
-    let r = c.call(&json!({"method": "org.varlink.service.GetInterfaceDescription",
-        "parameters": {"interface": "org.varlink.service"}}));
-    assert!(r["parameters"]["description"].as_str().unwrap().contains("method GetInfo()"), "{r}");
+    let r = c.call(
+        &json!({"method": "org.varlink.service.GetInterfaceDescription",
+        "parameters": {"interface": "org.varlink.service"}}),
+    );
+    assert!(
+        r["parameters"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("method GetInfo()"),
+        "{r}"
+    );
 
     // Unknown interface, both as a description request and as a call.
-    let r = c.call(&json!({"method": "org.varlink.service.GetInterfaceDescription",
-        "parameters": {"interface": "org.example.Nope"}}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.InterfaceNotFound"), "{r}");
+    let r = c.call(
+        &json!({"method": "org.varlink.service.GetInterfaceDescription",
+        "parameters": {"interface": "org.example.Nope"}}),
+    );
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.InterfaceNotFound"),
+        "{r}"
+    );
     assert_eq!(r["parameters"]["interface"], "org.example.Nope");
     let r = c.call(&json!({"method": "org.example.Nope.Hello", "parameters": {}}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.InterfaceNotFound"), "{r}");
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.InterfaceNotFound"),
+        "{r}"
+    );
     assert_eq!(r["parameters"]["interface"], "org.example.Nope");
-    let r = c.call(&json!({"method": "org.varlink.service.GetInterfaceDescription", "parameters": {}}));
-    assert_eq!(error_name(&r), Some("org.varlink.service.InvalidParameter"), "{r}");
+    let r =
+        c.call(&json!({"method": "org.varlink.service.GetInterfaceDescription", "parameters": {}}));
+    assert_eq!(
+        error_name(&r),
+        Some("org.varlink.service.InvalidParameter"),
+        "{r}"
+    );
     assert_eq!(r["parameters"]["parameter"], "interface");
 }
 
@@ -65,7 +113,10 @@ fn oneway_calls_get_no_reply_but_take_effect() {
     );
     // The next call's reply is the first thing read.
     let r = c.call(&json!({"method": "org.varlink.service.GetInfo"}));
-    assert_eq!(r["parameters"]["product"], "bmsd", "first reply read is not GetInfo's: {r}");
+    assert_eq!(
+        r["parameters"]["product"], "bmsd",
+        "first reply read is not GetInfo's: {r}"
+    );
     // The oneway write was carried out.
     let r = c.call(&json!({"method": "org.bms.Manager.GetTarget", "parameters": {"name": "ow"}}));
     assert_eq!(r["parameters"]["target"]["path"], "/srv/ow", "{r}");
@@ -80,7 +131,9 @@ fn manager_calls_work_on_the_wire() {
     let d = Daemon::start();
     let mut c = RawConn::connect(&d.socket());
     let r = c.call(&json!({"method": "org.bms.Manager.ListTargets", "parameters": {}}));
-    let targets = r["parameters"]["targets"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let targets = r["parameters"]["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
     assert_eq!(targets.len(), 1);
     assert_eq!(targets[0]["name"], "local");
     // Parameters may be left out when a method takes none.
@@ -88,8 +141,13 @@ fn manager_calls_work_on_the_wire() {
     assert_eq!(r["parameters"]["jobs"], json!([]), "{r}");
     // What bmsctl does, the wire does: a job added raw shows up in bmsctl.
     let src = d.dir.display().to_string();
-    let r = c.call(&json!({"method": "org.bms.Manager.AddJob", "parameters": {"job": {
-        "name": "raw", "sources": [src], "schedule": "hourly", "targets": ["local"]}}}));
-    assert_eq!(r["parameters"]["job"]["schedule_normalized"], "*-*-* *:00:00", "{r}");
+    let r = c.call(
+        &json!({"method": "org.bms.Manager.AddJob", "parameters": {"job": {
+        "name": "raw", "sources": [src], "schedule": "hourly", "targets": ["local"]}}}),
+    );
+    assert_eq!(
+        r["parameters"]["job"]["schedule_normalized"], "*-*-* *:00:00",
+        "{r}"
+    );
     assert_eq!(d.ctl_json(["job", "show", "raw"])["sources"], json!([src]));
 }

@@ -195,18 +195,7 @@ impl Catalog {
         if self.meta("default_target_created")?.is_some() {
             return Ok(false);
         }
-        let spec = TargetSpec {
-            name: "local".into(),
-            kind: TargetKind::Disk,
-            path: repo_dir.to_string_lossy().into_owned(),
-            media_type: None,
-            location: Location::Onsite,
-            site: None,
-            immutable_days: 0,
-            min_free_bytes: 0,
-            fs_type: None,
-            fs_source: None,
-        };
+        let spec = TargetSpec::disk("local", repo_dir.to_string_lossy());
         let tx = self.conn.transaction().map_err(db_err)?;
         if find(&tx, "local")?.is_none() {
             upsert(&tx, Actor { uid: nix::unistd::geteuid().as_raw() }, &spec, Upsert::CreateOnly)?;

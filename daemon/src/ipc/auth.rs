@@ -57,6 +57,43 @@ pub fn role_of(uid: u32, gid: u32, pid: Option<i32>, daemon_uid: u32) -> Role {
     }
 }
 
+/// Lets group `bms-admin` use the socket too, with a POSIX ACL entry `group:bms-admin:rw-`: the
+/// socket belongs to group `bms` (mode 0660), and an admin need not also be in `bms`.
+/// Returns false when the group does not exist.
+pub fn grant_admin_group(socket: &std::path::Path) -> Result<bool, String> {
+    let Some(gid) = gid_of(ADMIN_GROUP) else {
+        return Ok(false);
+    };
+    xattr::set(socket, "system.posix_acl_access", &admin_acl(gid)).map_err(|e| {
+        format!(
+            "cannot give group {ADMIN_GROUP} access to {} with an ACL ({e}); its members must also be in group {READ_GROUP}",
+            socket.display()
+        )
+    })?;
+    Ok(true)
+}
+
+/// The ACL `user::rw-,group::rw-,group:GID:rw-,mask::rw-,other::---` in the kernel's xattr format
+/// (little endian: version 2, then tag/perm/id entries sorted by tag).
+fn admin_acl(gid: u32) -> Vec<u8> {
+    const UNDEFINED_ID: u32 = u32::MAX;
+    const RW: u16 = 6;
+    let entries: [(u16, u16, u32); 5] = [
+        (0x01, RW, UNDEFINED_ID), // ACL_USER_OBJ
+        (0x04, RW, UNDEFINED_ID), // ACL_GROUP_OBJ
+        (0x08, RW, gid),          // ACL_GROUP
+        (0x10, RW, UNDEFINED_ID), // ACL_MASK
+        (0x20, 0, UNDEFINED_ID),  // ACL_OTHER
+    ];
+    let mut out = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&perm.to_le_bytes());
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +102,14 @@ mod tests {
     fn root_and_own_user_are_admins() {
         assert_eq!(role_of(0, 0, None, 1000), Role::Admin);
         assert_eq!(role_of(1000, 1000, None, 1000), Role::Admin);
+    }
+
+    #[test]
+    fn admin_acl_layout() {
+        let acl = admin_acl(1002);
+        assert_eq!(acl.len(), 4 + 5 * 8);
+        assert_eq!(&acl[..4], &[2, 0, 0, 0]);
+        assert_eq!(&acl[20..28], &[8, 0, 6, 0, 0xea, 3, 0, 0]);
     }
 
     #[test]

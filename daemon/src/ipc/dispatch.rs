@@ -83,7 +83,10 @@ async fn route(call: Call, peer: &Peer, shared: &SharedRef) -> Reply {
 }
 
 fn method_not_found(method: &str) -> Reply {
-    Reply::error("org.varlink.service.MethodNotFound", json!({"method": method}))
+    Reply::error(
+        "org.varlink.service.MethodNotFound",
+        json!({"method": method}),
+    )
 }
 
 fn service(name: &str, params: Map<String, Value>) -> Reply {
@@ -101,9 +104,15 @@ fn service(name: &str, params: Map<String, Value>) -> Reply {
         "GetInterfaceDescription" => match params.get("interface").and_then(Value::as_str) {
             Some(i) => match interface::description(i) {
                 Some(d) => Reply::ok(json!({"description": d})),
-                None => Reply::error("org.varlink.service.InterfaceNotFound", json!({"interface": i})),
+                None => Reply::error(
+                    "org.varlink.service.InterfaceNotFound",
+                    json!({"interface": i}),
+                ),
             },
-            None => Reply::error("org.varlink.service.InvalidParameter", json!({"parameter": "interface"})),
+            None => Reply::error(
+                "org.varlink.service.InvalidParameter",
+                json!({"parameter": "interface"}),
+            ),
         },
         _ => method_not_found(&format!("{SERVICE_INTERFACE}.{name}")),
     }
@@ -136,7 +145,11 @@ pub async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result
     serde_json::to_value(reply).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-async fn manager(name: &str, params: Map<String, Value>, ctx: &Ctx<'_>) -> Option<Result<Value, ApiError>> {
+async fn manager(
+    name: &str,
+    params: Map<String, Value>,
+    ctx: &Ctx<'_>,
+) -> Option<Result<Value, ApiError>> {
     Some(match name {
         "Status" => run::<Status>(params, ctx).await,
         "ListTargets" => run::<ListTargets>(params, ctx).await,

@@ -26,7 +26,11 @@ impl Handle for Status {
             .shared
             .catalog
             .call(move |c| {
-                let get = |ids: &[i64]| ids.iter().map(|id| c.get_run(*id)).collect::<Result<Vec<_>, _>>();
+                let get = |ids: &[i64]| {
+                    ids.iter()
+                        .map(|id| c.get_run(*id))
+                        .collect::<Result<Vec<_>, _>>()
+                };
                 Ok((get(&running_ids)?, get(&queued_ids)?))
             })
             .await?;
@@ -66,7 +70,11 @@ impl Handle for ListTargets {
 
 impl Handle for GetTarget {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
-        let target = ctx.shared.catalog.call(move |c| c.get_target(&self.name)).await?;
+        let target = ctx
+            .shared
+            .catalog
+            .call(move |c| c.get_target(&self.name))
+            .await?;
         Ok(TargetReply { target })
     }
 }
@@ -98,7 +106,10 @@ impl Handle for UpdateTarget {
 impl Handle for RemoveTarget {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
         let a = actor(ctx);
-        ctx.shared.catalog.call(move |c| c.remove_target(a, &self.name)).await?;
+        ctx.shared
+            .catalog
+            .call(move |c| c.remove_target(a, &self.name))
+            .await?;
         Ok(Empty {})
     }
 }
@@ -112,7 +123,11 @@ impl Handle for ListJobs {
 
 impl Handle for GetJob {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
-        let job = ctx.shared.catalog.call(move |c| c.get_job(&self.name)).await?;
+        let job = ctx
+            .shared
+            .catalog
+            .call(move |c| c.get_job(&self.name))
+            .await?;
         Ok(JobReply { job })
     }
 }
@@ -146,7 +161,10 @@ impl Handle for UpdateJob {
 impl Handle for RemoveJob {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
         let a = actor(ctx);
-        ctx.shared.catalog.call(move |c| c.remove_job(a, &self.name)).await?;
+        ctx.shared
+            .catalog
+            .call(move |c| c.remove_job(a, &self.name))
+            .await?;
         Ok(Empty {})
     }
 }
@@ -176,7 +194,11 @@ impl Handle for Apply {
 impl Handle for ListAudit {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<AuditList, ApiError> {
         let limit = self.limit.unwrap_or(100).clamp(1, 10_000);
-        let entries = ctx.shared.catalog.call(move |c| c.list_audit(limit)).await?;
+        let entries = ctx
+            .shared
+            .catalog
+            .call(move |c| c.list_audit(limit))
+            .await?;
         Ok(AuditList { entries })
     }
 }

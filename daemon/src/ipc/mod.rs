@@ -61,12 +61,32 @@ pub async fn serve(
     }
 }
 
+/// How long a refused connection is kept open to swallow the call its client may be writing.
+const BUSY_LINGER: Duration = Duration::from_secs(2);
+
 async fn refuse_busy(mut stream: UnixStream, max: u32) {
     let err = ApiError::new(
         ErrorKind::Busy,
         format!("bmsd is serving its maximum of {max} connections; try again shortly"),
     );
-    let _ = send(&mut stream, &Reply::error(err.kind.wire_name(), err.wire_parameters())).await;
+    if send(&mut stream, &Reply::error(err.kind.wire_name(), err.wire_parameters())).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    // A client usually writes its call before reading. Closing at once would fail that write with
+    // EPIPE and the client would never see Busy; so read and discard (at most one message's worth)
+    // until the client closes or a moment passes.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut total = 0;
+        while total <= MAX_MESSAGE {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(BUSY_LINGER, drain).await;
 }
 
 async fn send(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {

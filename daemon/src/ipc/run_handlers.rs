@@ -18,15 +18,25 @@ impl Handle for RunJob {
 impl Handle for ListRuns {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<RunList, ApiError> {
         let limit = self.limit.unwrap_or(50).clamp(1, 10_000);
-        let runs = ctx.shared.catalog.call(move |c| c.list_runs(self.job.as_deref(), limit)).await?;
+        let runs = ctx
+            .shared
+            .catalog
+            .call(move |c| c.list_runs(self.job.as_deref(), limit))
+            .await?;
         Ok(RunList { runs })
     }
 }
 
 /// The run, its log and its live progress.
 pub async fn run_detail(shared: &SharedRef, id: i64) -> Result<RunDetail, ApiError> {
-    let (run, log) = shared.catalog.call(move |c| Ok((c.get_run(id)?, c.run_log(id)?))).await?;
-    let progress = shared.runner.active(id).map(|a| a.progress.borrow().clone());
+    let (run, log) = shared
+        .catalog
+        .call(move |c| Ok((c.get_run(id)?, c.run_log(id)?)))
+        .await?;
+    let progress = shared
+        .runner
+        .active(id)
+        .map(|a| a.progress.borrow().clone());
     Ok(RunDetail { run, log, progress })
 }
 
@@ -61,14 +71,25 @@ impl Handle for ListSnapshots {
 }
 
 /// Finds a catalogued snapshot by id or unique prefix (8+ characters), optionally on one target.
-pub async fn find_snapshot(shared: &SharedRef, id: &str, target: Option<&str>) -> Result<SnapshotRecord, ApiError> {
+pub async fn find_snapshot(
+    shared: &SharedRef,
+    id: &str,
+    target: Option<&str>,
+) -> Result<SnapshotRecord, ApiError> {
     if id.len() < 8 {
-        return Err(ApiError::invalid("snapshot", "give at least 8 characters of the snapshot id"));
+        return Err(ApiError::invalid(
+            "snapshot",
+            "give at least 8 characters of the snapshot id",
+        ));
     }
     let t = target.map(str::to_owned);
-    let all = shared.catalog.call(move |c| c.list_snapshots(None, t.as_deref())).await?;
+    let all = shared
+        .catalog
+        .call(move |c| c.list_snapshots(None, t.as_deref()))
+        .await?;
     let matches: Vec<SnapshotRecord> = all.into_iter().filter(|s| s.id.starts_with(id)).collect();
-    let distinct: std::collections::BTreeSet<&str> = matches.iter().map(|s| s.id.as_str()).collect();
+    let distinct: std::collections::BTreeSet<&str> =
+        matches.iter().map(|s| s.id.as_str()).collect();
     match distinct.len() {
         0 => Err(ApiError::not_found("snapshot", id)),
         1 => matches
@@ -97,7 +118,10 @@ pub async fn restore(
 ) -> Result<RestoreReply, ApiError> {
     let to = PathBuf::from(&req.to);
     if !to.is_absolute() {
-        return Err(ApiError::invalid("to", format!("restore directory '{}' must be absolute", req.to)));
+        return Err(ApiError::invalid(
+            "to",
+            format!("restore directory '{}' must be absolute", req.to),
+        ));
     }
     let overwrite = match req.overwrite.as_deref().unwrap_or("never") {
         "never" => bms_engine::restore::Overwrite::Never,
@@ -123,7 +147,9 @@ pub async fn restore(
     let repo_path = PathBuf::from(&target.spec.path);
     let summary = tokio::task::spawn_blocking(move || {
         let repo = bms_engine::Repository::open(&repo_path)?;
-        repo.restore(&opts, &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes))
+        repo.restore(&opts, &|p: &bms_engine::restore::RestoreProgress| {
+            progress(p.files, p.bytes)
+        })
     })
     .await
     .map_err(|e| ApiError::internal(format!("restore task failed: {e}")))?
@@ -146,13 +172,20 @@ impl Handle for Restore {
 impl Handle for CheckTarget {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetCheck, ApiError> {
         let name = self.name.clone();
-        let target = ctx.shared.catalog.call(move |c| c.get_target(&name)).await?;
+        let target = ctx
+            .shared
+            .catalog
+            .call(move |c| c.get_target(&name))
+            .await?;
         let spec = target.spec;
         let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
             .await
             .map_err(|e| ApiError::internal(format!("check failed: {e}")))?;
         let stored = check.clone();
-        ctx.shared.catalog.call(move |c| c.store_check(&stored)).await?;
+        ctx.shared
+            .catalog
+            .call(move |c| c.store_check(&stored))
+            .await?;
         Ok(check)
     }
 }

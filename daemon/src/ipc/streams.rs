@@ -21,8 +21,15 @@ fn reply<T: serde::Serialize>(value: &T, continues: bool) -> Reply {
 }
 
 fn params<T: serde::de::DeserializeOwned>(call: &Call, method: &str) -> Result<T, ApiError> {
-    serde_json::from_value(serde_json::Value::Object(call.parameters.clone().unwrap_or_default()))
-        .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("invalid parameters for {method}: {e}")))
+    serde_json::from_value(serde_json::Value::Object(
+        call.parameters.clone().unwrap_or_default(),
+    ))
+    .map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid parameters for {method}: {e}"),
+        )
+    })
 }
 
 /// Starts a stream for calls that have one; `None` lets the call be handled normally.
@@ -41,7 +48,10 @@ pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outco
             if peer.role != Role::Admin {
                 return Some(Outcome::One(api_error(ApiError::new(
                     ErrorKind::PermissionDenied,
-                    format!("restore needs root or group 'bms-admin'; uid {} may only read", peer.uid),
+                    format!(
+                        "restore needs root or group 'bms-admin'; uid {} may only read",
+                        peer.uid
+                    ),
                 ))));
             }
             let req: Restore = match params(call, method) {

@@ -125,13 +125,23 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
         active.progress.send_modify(|p| p.phase = "pre-hook".into());
         let mut env = env_base.clone();
         env.push(("BMS_PHASE", "pre".into()));
-        let r = hooks::run(pre, &env, hook_timeout).await;
+        let r = hooks::run(pre, &env, hook_timeout, Some(&active.stop)).await;
         log.push(format!("pre-hook: {}", r.how));
         if !r.output.is_empty() {
             log.push(format!("pre-hook output:\n{}", r.output.trim_end()));
         }
         if !r.ok {
-            let outcome = Outcome::failed(format!("pre-hook failed ({}); nothing was backed up", r.how));
+            let outcome = if r.stopped {
+                let (state, msg) = stopped(active.stop_reason(), job.timeout_secs);
+                Outcome {
+                    state,
+                    snapshot: None,
+                    stats: RunStats::default(),
+                    error: Some(format!("{msg} (in the pre-hook); nothing was backed up")),
+                }
+            } else {
+                Outcome::failed(format!("pre-hook failed ({}); nothing was backed up", r.how))
+            };
             post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
             return outcome;
         }
@@ -162,7 +172,8 @@ async fn post_hook(job: &JobSpec, env_base: &[(&'static str, String)], outcome: 
     env.push(("BMS_RESULT", outcome.state.as_str().into()));
     env.push(("BMS_SNAPSHOT", outcome.snapshot.clone().unwrap_or_default()));
     env.push(("BMS_ERROR", outcome.error.clone().unwrap_or_default()));
-    let r = hooks::run(post, &env, timeout).await;
+    // The post-hook runs even for a stopped run: it is not stopped itself.
+    let r = hooks::run(post, &env, timeout, None).await;
     log.push(format!("post-hook: {}", r.how));
     if !r.output.is_empty() {
         log.push(format!("post-hook output:\n{}", r.output.trim_end()));

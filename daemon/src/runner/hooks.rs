@@ -2,6 +2,7 @@
 //! variables, and the output captured into the run log.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
@@ -16,10 +17,23 @@ pub struct HookResult {
     /// `exit 0`, `exit 3`, `killed by signal 9`, `timed out after 5 s`, `cannot start: ...`.
     pub how: String,
     pub output: String,
+    /// Killed because the run was stopped (cancelled, timed out, shut down).
+    pub stopped: bool,
 }
 
-/// Runs a hook command and waits for it (at most `timeout`).
-pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration) -> HookResult {
+/// Resolves once `stop` is set (checked every 100 ms); never without one.
+async fn stop_requested(stop: Option<&AtomicBool>) {
+    let Some(stop) = stop else {
+        return std::future::pending().await;
+    };
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a hook command and waits for it: at most `timeout`, and only until `stop` is set (a
+/// cancelled run or a shutdown), when the hook is killed and the result says `stopped`.
+pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration, stop: Option<&AtomicBool>) -> HookResult {
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -42,6 +56,7 @@ pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration) -> HookRe
                 ok: false,
                 how: format!("cannot start: {e}"),
                 output: String::new(),
+                stopped: false,
             }
         }
     };
@@ -64,11 +79,13 @@ pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration) -> HookRe
         out.extend_from_slice(&err);
         out
     };
-    let waited = tokio::time::timeout(timeout, async {
-        let output = read_all.await;
-        (child.wait().await, output)
-    })
-    .await;
+    let waited = tokio::select! {
+        r = tokio::time::timeout(timeout, async {
+            let output = read_all.await;
+            (child.wait().await, output)
+        }) => r.map_err(|_| false),
+        _ = stop_requested(stop) => Err(true),
+    };
     match waited {
         Ok((status, output)) => {
             let mut text = String::from_utf8_lossy(&output).into_owned();
@@ -89,9 +106,14 @@ pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration) -> HookRe
                 },
                 Err(e) => (false, format!("cannot wait: {e}")),
             };
-            HookResult { ok, how, output: text }
+            HookResult {
+                ok,
+                how,
+                output: text,
+                stopped: false,
+            }
         }
-        Err(_) => {
+        Err(stopped) => {
             // Kill the whole process group: the shell and whatever it started.
             if let Some(pid) = child.id() {
                 let _ = nix::sys::signal::killpg(
@@ -100,10 +122,16 @@ pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration) -> HookRe
                 );
             }
             let _ = child.wait().await;
+            let how = if stopped {
+                "killed because the run was stopped".to_owned()
+            } else {
+                format!("timed out after {} s and was killed", timeout.as_secs())
+            };
             HookResult {
                 ok: false,
-                how: format!("timed out after {} s and was killed", timeout.as_secs()),
+                how,
                 output: String::new(),
+                stopped,
             }
         }
     }

@@ -96,15 +96,6 @@ impl Runner {
             .or_else(|| t.queue.iter().find(|a| a.run_id == run_id).cloned())
     }
 
-    fn job_active(&self, job: &str) -> Option<i64> {
-        let t = self.table();
-        t.running
-            .values()
-            .chain(t.queue.iter())
-            .find(|a| a.job == job)
-            .map(|a| a.run_id)
-    }
-
     /// Subscribes to "a run finished" notifications.
     pub fn subscribe_finished(&self) -> Option<watch::Receiver<i64>> {
         self.finished.as_ref().map(|s| s.subscribe())
@@ -144,26 +135,6 @@ pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Resul
         shared.catalog.call(move |c| c.get_job(&name)).await?.spec
     };
     let primary = spec.targets.first().cloned();
-    if let Some(other) = shared.runner.job_active(job) {
-        let reason = format!("job '{job}' is already running (run {other}); this {} run was skipped", trigger.as_str());
-        info!(job, "{reason}");
-        let (name, t) = (job.to_owned(), primary.clone());
-        return shared
-            .catalog
-            .call(move |c| {
-                c.insert_run(&NewRun {
-                    job: &name,
-                    kind: RunKind::Backup,
-                    trigger,
-                    state: RunState::Skipped,
-                    target: t.as_deref(),
-                    source_target: None,
-                    parent_run: None,
-                    error: Some(&reason),
-                })
-            })
-            .await;
-    }
     let name = job.to_owned();
     let run = shared
         .catalog
@@ -192,9 +163,26 @@ pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Resul
         })
         .0,
     });
-    shared.runner.table().queue.push_back(active);
-    shared.runner.wake.notify_one();
-    Ok(run)
+    // Check and enqueue under one lock, so two submissions cannot both pass.
+    let other = {
+        let mut t = shared.runner.table();
+        let other = t.running.values().chain(t.queue.iter()).find(|a| a.job == job).map(|a| a.run_id);
+        if other.is_none() {
+            t.queue.push_back(active);
+        }
+        other
+    };
+    let Some(other) = other else {
+        shared.runner.wake.notify_one();
+        return Ok(run);
+    };
+    let reason = format!("job '{job}' is already running (run {other}); this {} run was skipped", trigger.as_str());
+    info!(job, "{reason}");
+    let id = run.id;
+    shared
+        .catalog
+        .call(move |c| c.finish_run(id, RunState::Skipped, None, &Default::default(), Some(&reason), &[]))
+        .await
 }
 
 /// Cancels a queued or running run.
