@@ -302,6 +302,10 @@ check_restore() { # TOOL DEST
 
 # ------------------------------------------------------------------- run
 mkdir -p "$RUN/logs" "$REPOS" "$RUN/cache"
+if case " $TOOLS " in *" bms "*) true ;; *) false ;; esac; then
+    # a private copy: other builds in the tree may replace target/release/bmsctl during the run
+    cp "$BMSCTL" "$RUN/bmsctl" && BMSCTL_SRC=$BMSCTL && BMSCTL=$RUN/bmsctl
+fi
 export RESTIC_CACHE_DIR=$RUN/cache/restic BORG_BASE_DIR=$RUN/cache/borg
 : > "$RESULTS"; : > "$RUN/sizes.tsv"; : > "$RUN/restore-check.tsv"
 
@@ -337,7 +341,7 @@ untouch
 # ---------------------------------------------------------------- report
 version() {
     case "$1" in
-        bms) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') ($(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
+        bms) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') (binary ${BMSCTL_SRC:-$BMSCTL} built $(date -r "${BMSCTL_SRC:-$BMSCTL}" '+%F %H:%M'), sha256 $(sha256sum "$BMSCTL" | cut -c1-12), tree at $(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
         restic) restic version | awk '{print "restic " $2}' ;;
         borg) borg --version ;;
         tar) echo "$(tar --version | head -n 1), zstd $(zstd --version | grep -o 'v[0-9.]*')" ;;

@@ -118,18 +118,7 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             let Some(path) = fields.path.clone() else {
                 return Err(CliError::usage("target add needs --path (a directory, device or URL)"));
             };
-            let mut spec = TargetSpec {
-                name: name.clone(),
-                kind: TargetKind::Disk,
-                path,
-                media_type: None,
-                location: Location::Onsite,
-                site: None,
-                immutable_days: 0,
-                min_free_bytes: 0,
-                fs_type: None,
-                fs_source: None,
-            };
+            let mut spec = TargetSpec::disk(name.clone(), path);
             fields.apply_to(&mut spec);
             let reply = call(cli, &AddTarget { target: spec })?;
             show(cli, &reply.target)

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Copying snapshots between repositories: only missing blobs move, the copy verifies clean and
 //! restores identically, a corrupted source blob is not propagated, and cancellation leaves no
 //! snapshot behind.

@@ -194,3 +194,29 @@ fn next_runs_equal_systemd_analyze() {
         }
     }
 }
+
+#[test]
+fn re_added_job_does_not_inherit_the_schedule_state_of_a_removed_one() {
+    let d = Daemon::start_with(utc());
+    let src = d.dir.join("src");
+    write_small_tree(&src);
+    let src = src.to_str().unwrap().to_owned();
+    disk_target(&d, "t");
+    let first_add = Timestamp::now();
+    d.ctl_json(["job", "add", "re", "--source", &src, "--schedule", "2099-01-01", "--target", "t"]);
+    // Let the scheduler record the job (a pass happens for the sentinel), then remove it.
+    scheduler_barrier(&d, &src);
+    d.ctl_json(["job", "rm", "re"]);
+    // Re-add it with a daily time that passed after the first job was seen, before this one existed.
+    wait_for_clock(first_add + jiff::SignedDuration::from_secs(3));
+    let passed = Timestamp::from_second(Timestamp::now().as_second() - 1).unwrap();
+    assert!(passed > first_add + jiff::SignedDuration::from_secs(1));
+    d.ctl_json(["job", "add", "re", "--source", &src, "--schedule", &daily_at(passed), "--target", "t"]);
+    // Another scheduler pass after the re-add.
+    d.ctl_json(["job", "rm", "zz-sentinel"]);
+    scheduler_barrier(&d, &src);
+    let runs = d.runs(Some("re"));
+    assert!(runs.is_empty(), "an elapse from before the job existed ran: {runs:#?}");
+    let next = ts(&d.ctl_json(["job", "show", "re"])["next_runs"][0]);
+    assert_eq!(next.as_second(), passed.as_second() + 86_400);
+}
