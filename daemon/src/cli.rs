@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// Runs on embedded defaults when started without arguments: as root it uses /etc/bms/bmsd.toml,
 /// /var/lib/bms and /run/bms/bmsd.sock; as another user the XDG directories.
 #[derive(Debug, Parser)]
-#[command(name = "bmsd", version, about, long_about)]
+#[command(name = "bmsd", version, about, long_about, args_override_self = true)]
 pub struct Args {
     /// Configuration file (TOML); without it /etc/bms/bmsd.toml is read if it exists.
     #[arg(long, value_name = "FILE")]

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod ipc;
 pub mod logging;
+pub mod metrics;
 pub mod preflight;
 pub mod runner;
 pub mod scheduler;

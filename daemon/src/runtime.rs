@@ -210,6 +210,19 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         cancel.clone(),
         tracker.clone(),
     ));
+    match tokio::net::TcpListener::bind(config.metrics_listen).await {
+        Ok(l) => {
+            if let Ok(addr) = l.local_addr() {
+                let _ = shared.metrics_address.set(addr);
+                info!("metrics on http://{addr}/metrics");
+            }
+            tracker.spawn(crate::metrics::serve(l, shared.clone(), cancel.clone()));
+        }
+        Err(e) => warn!(
+            "cannot listen for metrics on {}: {e}; bmsd runs without its metrics endpoint (set metrics_listen)",
+            config.metrics_listen
+        ),
+    }
     tracker.spawn(crate::runner::dispatch_loop(shared.clone(), cancel.clone(), tracker.clone()));
     tracker.spawn(crate::scheduler::run(shared.clone(), cancel.clone()));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -32,9 +32,19 @@ pub fn randomized_delay(job: &str, elapse: Timestamp, max: u32) -> SignedDuratio
 }
 
 /// When a job is due next after `after`, with its randomized delay.
-fn due_after(job: &JobInfo, cal: &CalendarSpec, after: Timestamp) -> Option<(Timestamp, Timestamp)> {
+fn due_after(
+    job: &JobInfo,
+    cal: &CalendarSpec,
+    after: Timestamp,
+) -> Option<(Timestamp, Timestamp)> {
     let elapse = cal.next_after(after)?;
-    let due = elapse.checked_add(randomized_delay(&job.spec.name, elapse, job.spec.randomized_delay_secs)).ok()?;
+    let due = elapse
+        .checked_add(randomized_delay(
+            &job.spec.name,
+            elapse,
+            job.spec.randomized_delay_secs,
+        ))
+        .ok()?;
     Some((elapse, due))
 }
 
@@ -66,7 +76,11 @@ pub async fn run(shared: SharedRef, cancel: CancellationToken) {
 }
 
 /// One pass over all jobs; returns the earliest time something is due.
-async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+async fn tick(
+    shared: &SharedRef,
+    now: Timestamp,
+    startup: bool,
+) -> Result<Option<Timestamp>, bms_proto::ApiError> {
     let jobs = shared.catalog.call(|c| c.list_jobs()).await?;
     let mut earliest: Option<Timestamp> = None;
     for job in jobs {
@@ -88,7 +102,10 @@ async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Optio
         let Some(checked) = checked.filter(|_| job.spec.enabled) else {
             // Disabled job: nothing before now is due.
             let n = name.clone();
-            shared.catalog.call(move |c| c.set_checked_until(&n, now)).await?;
+            shared
+                .catalog
+                .call(move |c| c.set_checked_until(&n, now))
+                .await?;
             if job.spec.enabled {
                 earliest = min(earliest, due_after(&job, &cal, now).map(|d| d.1));
             }
@@ -116,12 +133,19 @@ async fn tick(shared: &SharedRef, now: Timestamp, startup: bool) -> Result<Optio
                     warn!(job = %name, "cannot queue scheduled run: {e}");
                 }
                 // Several elapses passed at once (suspend, clock jump): they collapse into this run.
-                mark = if cal.next_after(elapse).is_some_and(|n| n <= now) { now } else { elapse };
+                mark = if cal.next_after(elapse).is_some_and(|n| n <= now) {
+                    now
+                } else {
+                    elapse
+                };
             }
         }
         if mark != checked {
             let n = name.clone();
-            shared.catalog.call(move |c| c.set_checked_until(&n, mark)).await?;
+            shared
+                .catalog
+                .call(move |c| c.set_checked_until(&n, mark))
+                .await?;
         }
         earliest = min(earliest, due_after(&job, &cal, mark).map(|d| d.1));
     }
@@ -155,8 +179,9 @@ mod tests {
         assert_eq!(a, randomized_delay("home", t, 600));
         assert!(a >= SignedDuration::ZERO && a <= SignedDuration::from_secs(600));
         assert_eq!(randomized_delay("home", t, 0), SignedDuration::ZERO);
-        let spread: std::collections::HashSet<_> =
-            (0..50).map(|i| randomized_delay(&format!("job{i}"), t, 600)).collect();
+        let spread: std::collections::HashSet<_> = (0..50)
+            .map(|i| randomized_delay(&format!("job{i}"), t, 600))
+            .collect();
         assert!(spread.len() > 10, "delays should spread out");
     }
 }

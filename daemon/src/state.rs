@@ -23,6 +23,8 @@ pub struct Shared {
     pub started: Instant,
     pub started_at: String,
     pub daemon_uid: u32,
+    /// Where the metrics endpoint listens (none when it could not bind).
+    pub metrics_address: std::sync::OnceLock<std::net::SocketAddr>,
     config: RwLock<ConfigState>,
 }
 
@@ -37,6 +39,7 @@ impl Shared {
             started: Instant::now(),
             started_at: crate::catalog::now_rfc3339(),
             daemon_uid: nix::unistd::geteuid().as_raw(),
+            metrics_address: std::sync::OnceLock::new(),
             config: RwLock::new(config),
         })
     }

@@ -173,6 +173,7 @@ method Status() -> (
   socket: string,
   config: ConfigSummary,
   role: string,
+  metrics_address: ?string,
   running: []RunInfo,
   queued: []RunInfo
 )

@@ -5,10 +5,12 @@ mod audit;
 mod jobs;
 mod migrations;
 mod runs;
+mod stats;
 mod targets;
 
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
+pub use stats::{CatalogFacts, JobFacts};
 pub use targets::{Change, Upsert};
 
 use bms_proto::ApiError;

@@ -55,6 +55,7 @@ impl Handle for Status {
                 metrics_listen: cs.config.metrics_listen.to_string(),
             },
             role: ctx.peer.role.as_str().into(),
+            metrics_address: ctx.shared.metrics_address.get().map(|a| a.to_string()),
             running,
             queued,
         })

@@ -47,8 +47,14 @@ fn host() -> String {
 fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
     match reason {
         Some(StopReason::Cancelled) => (RunState::Cancelled, "cancelled by request".into()),
-        Some(StopReason::TimedOut) => (RunState::Failed, format!("timed out after {timeout} s and was stopped")),
-        Some(StopReason::Shutdown) | None => (RunState::Interrupted, "bmsd shut down while the run was going".into()),
+        Some(StopReason::TimedOut) => (
+            RunState::Failed,
+            format!("timed out after {timeout} s and was stopped"),
+        ),
+        Some(StopReason::Shutdown) | None => (
+            RunState::Interrupted,
+            "bmsd shut down while the run was going".into(),
+        ),
     }
 }
 
@@ -82,10 +88,23 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
     let outcome = backup(shared, active, &mut log).await;
     let final_state = outcome.state;
     let rec_log = log.clone();
-    let (snap, stats, err) = (outcome.snapshot.clone(), outcome.stats.clone(), outcome.error.clone());
+    let (snap, stats, err) = (
+        outcome.snapshot.clone(),
+        outcome.stats.clone(),
+        outcome.error.clone(),
+    );
     match shared
         .catalog
-        .call(move |c| c.finish_run(id, final_state, snap.as_deref(), &stats, err.as_deref(), &rec_log))
+        .call(move |c| {
+            c.finish_run(
+                id,
+                final_state,
+                snap.as_deref(),
+                &stats,
+                err.as_deref(),
+                &rec_log,
+            )
+        })
         .await
     {
         Ok(r) => info!(run = id, job = %job_name, state = r.state.as_str(), "run finished"),
@@ -111,7 +130,9 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
     let Some(primary) = targets.first().cloned() else {
         return Outcome::failed("the job has no target");
     };
-    active.progress.send_modify(|p| p.phase = "preflight".into());
+    active
+        .progress
+        .send_modify(|p| p.phase = "preflight".into());
     if let Err(msg) = preflight(shared, &primary).await {
         return Outcome::failed(msg);
     }
@@ -140,7 +161,10 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
                     error: Some(format!("{msg} (in the pre-hook); nothing was backed up")),
                 }
             } else {
-                Outcome::failed(format!("pre-hook failed ({}); nothing was backed up", r.how))
+                Outcome::failed(format!(
+                    "pre-hook failed ({}); nothing was backed up",
+                    r.how
+                ))
             };
             post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
             return outcome;
@@ -153,7 +177,9 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
                 if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                if let Err(msg) = super::execute_copy::copy(shared, active, &job, &primary, dst, &snapshot).await {
+                if let Err(msg) =
+                    super::execute_copy::copy(shared, active, &job, &primary, dst, &snapshot).await
+                {
                     log.push(msg.clone());
                     outcome.state = RunState::Warning;
                     outcome.error.get_or_insert(msg);
@@ -165,7 +191,13 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
     outcome
 }
 
-async fn post_hook(job: &JobSpec, env_base: &[(&'static str, String)], outcome: &Outcome, timeout: Duration, log: &mut Vec<String>) {
+async fn post_hook(
+    job: &JobSpec,
+    env_base: &[(&'static str, String)],
+    outcome: &Outcome,
+    timeout: Duration,
+    log: &mut Vec<String>,
+) {
     let Some(post) = &job.hooks.post else { return };
     let mut env = env_base.to_vec();
     env.push(("BMS_PHASE", "post".into()));
@@ -193,7 +225,10 @@ pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), St
     if check.ok {
         Ok(())
     } else {
-        Err(format!("target '{}' failed its pre-flight check: {}", target.name, check.message))
+        Err(format!(
+            "target '{}' failed its pre-flight check: {}",
+            target.name, check.message
+        ))
     }
 }
 
@@ -243,7 +278,8 @@ async fn backup_to_primary(
         let report = |p: &bms_engine::Progress| {
             let secs = started.elapsed().as_secs_f64().max(0.001);
             let rate = p.bytes_read as f64 / secs;
-            let eta = (expected > p.bytes_read && rate > 0.0).then(|| ((expected - p.bytes_read) as f64 / rate) as u64);
+            let eta = (expected > p.bytes_read && rate > 0.0)
+                .then(|| ((expected - p.bytes_read) as f64 / rate) as u64);
             a.progress.send_modify(|pr| {
                 pr.files = p.files;
                 pr.bytes_read = p.bytes_read;
@@ -294,11 +330,18 @@ async fn backup_to_primary(
                 warn!("cannot record snapshot in the catalog: {e}");
             }
             Outcome {
-                state: if summary.partial { RunState::Warning } else { RunState::Succeeded },
+                state: if summary.partial {
+                    RunState::Warning
+                } else {
+                    RunState::Succeeded
+                },
                 snapshot: Some(summary.snapshot_id),
-                error: summary
-                    .partial
-                    .then(|| format!("partial snapshot: {} files could not be read", summary.warnings_count)),
+                error: summary.partial.then(|| {
+                    format!(
+                        "partial snapshot: {} files could not be read",
+                        summary.warnings_count
+                    )
+                }),
                 stats,
             }
         }
@@ -306,8 +349,20 @@ async fn backup_to_primary(
 }
 
 /// Records a copy run that failed before it started.
-pub async fn record_failed_copy(shared: &SharedRef, parent: &Active, job: &str, src: &str, dst: &str, msg: &str) -> Result<(), ApiError> {
-    let (job, src, dst, msg) = (job.to_owned(), src.to_owned(), dst.to_owned(), msg.to_owned());
+pub async fn record_failed_copy(
+    shared: &SharedRef,
+    parent: &Active,
+    job: &str,
+    src: &str,
+    dst: &str,
+    msg: &str,
+) -> Result<(), ApiError> {
+    let (job, src, dst, msg) = (
+        job.to_owned(),
+        src.to_owned(),
+        dst.to_owned(),
+        msg.to_owned(),
+    );
     let parent_id = parent.run_id;
     let trigger = parent.trigger;
     shared

@@ -33,7 +33,12 @@ async fn stop_requested(stop: Option<&AtomicBool>) {
 
 /// Runs a hook command and waits for it: at most `timeout`, and only until `stop` is set (a
 /// cancelled run or a shutdown), when the hook is killed and the result says `stopped`.
-pub async fn run(cmd: &str, env: &[(&str, String)], timeout: Duration, stop: Option<&AtomicBool>) -> HookResult {
+pub async fn run(
+    cmd: &str,
+    env: &[(&str, String)],
+    timeout: Duration,
+    stop: Option<&AtomicBool>,
+) -> HookResult {
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")

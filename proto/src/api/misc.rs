@@ -78,6 +78,9 @@ pub struct StatusReply {
     pub config: ConfigSummary,
     /// The caller's role: `admin` or `reader`.
     pub role: String,
+    /// Address the metrics endpoint listens on; none when it could not bind.
+    #[serde(default)]
+    pub metrics_address: Option<String>,
     /// Runs going now.
     pub running: Vec<super::RunInfo>,
     /// Runs waiting for a slot, in order.

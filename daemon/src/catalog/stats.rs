@@ -1,0 +1,85 @@
+//! Figures for the metrics endpoint, read in one go.
+
+use super::{db_err, Catalog};
+use bms_proto::ApiError;
+
+/// The latest facts about one job.
+#[derive(Debug, Clone, Default)]
+pub struct JobFacts {
+    pub name: String,
+    pub enabled: bool,
+    /// Unix seconds of the end of the latest finished backup run, and its state.
+    pub last_run: Option<(f64, String)>,
+    pub last_success: Option<f64>,
+    pub last_snapshot_bytes: Option<u64>,
+    pub last_duration_secs: Option<f64>,
+}
+
+/// Everything the metrics endpoint reports from the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogFacts {
+    pub targets: u32,
+    pub jobs: Vec<JobFacts>,
+    /// (job, kind, state, count) over the whole run history.
+    pub run_counts: Vec<(String, String, String, u64)>,
+    /// (target, ok, free bytes) of the latest pre-flight checks.
+    pub target_checks: Vec<(String, bool, Option<u64>)>,
+}
+
+fn unix(ts: Option<String>) -> Option<f64> {
+    ts?.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond() as f64 / 1000.0)
+}
+
+impl Catalog {
+    pub fn facts(&self) -> Result<CatalogFacts, ApiError> {
+        let (targets, _, _) = self.counts()?;
+        let mut facts = CatalogFacts { targets, ..Default::default() };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT j.name, j.enabled, \
+                 (SELECT finished_at || ' ' || state FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
+                    AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1), \
+                 (SELECT finished_at FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
+                    AND r.state IN ('succeeded', 'warning') ORDER BY r.id DESC LIMIT 1), \
+                 (SELECT bytes_total FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
+                    AND r.state IN ('succeeded', 'warning') ORDER BY r.id DESC LIMIT 1), \
+                 (SELECT duration_secs FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
+                    AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1) \
+                 FROM jobs j ORDER BY j.name",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let last: Option<String> = r.get(2)?;
+                let last_run = last.and_then(|s| {
+                    let (t, state) = s.split_once(' ')?;
+                    Some((unix(Some(t.to_owned()))?, state.to_owned()))
+                });
+                Ok(JobFacts {
+                    name: r.get(0)?,
+                    enabled: r.get(1)?,
+                    last_run,
+                    last_success: unix(r.get(3)?),
+                    last_snapshot_bytes: r.get::<_, Option<i64>>(4)?.map(|b| b.max(0) as u64),
+                    last_duration_secs: r.get(5)?,
+                })
+            })
+            .map_err(db_err)?;
+        facts.jobs = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT job, kind, state, count(*) FROM runs GROUP BY job, kind, state ORDER BY 1, 2, 3")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?.max(0) as u64)))
+            .map_err(db_err)?;
+        facts.run_counts = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        for t in self.list_targets()? {
+            if let Some(c) = t.last_check {
+                facts.target_checks.push((t.spec.name, c.ok, c.free_bytes));
+            }
+        }
+        Ok(facts)
+    }
+}

@@ -1,0 +1,191 @@
+//! The metrics endpoint: `GET /metrics` (OpenMetrics text, namespace `bms_`) and `GET /healthz`
+//! over plain HTTP on `metrics_listen` (default 127.0.0.1:9597). Figures are read from the catalog
+//! and the runner at scrape time.
+
+use crate::catalog::CatalogFacts;
+use crate::state::SharedRef;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+type Labels = Vec<(String, String)>;
+type FGauge = Gauge<f64, AtomicU64>;
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Renders the metrics text for the given facts.
+pub fn render(facts: &CatalogFacts, running: usize, queued: usize, uptime: f64) -> Result<String, std::fmt::Error> {
+    let mut reg = Registry::with_prefix("bms");
+    reg.register("build", "Version of bmsd", Info::new(vec![("version".to_owned(), bms_proto::VERSION.to_owned())]));
+    let gauge = |reg: &mut Registry, name: &str, help: &str, v: f64| {
+        let g = FGauge::default();
+        g.set(v);
+        reg.register(name, help, g);
+    };
+    gauge(&mut reg, "uptime_seconds", "Seconds since bmsd started", uptime);
+    gauge(&mut reg, "targets", "Targets in the catalog", facts.targets as f64);
+    gauge(&mut reg, "jobs", "Jobs in the catalog", facts.jobs.len() as f64);
+    gauge(&mut reg, "runs_running", "Runs going now", running as f64);
+    gauge(&mut reg, "runs_queued", "Runs waiting for a slot", queued as f64);
+
+    let enabled = Family::<Labels, FGauge>::default();
+    let last_end = Family::<Labels, FGauge>::default();
+    let last_ok = Family::<Labels, FGauge>::default();
+    let last_state = Family::<Labels, FGauge>::default();
+    let last_bytes = Family::<Labels, FGauge>::default();
+    let last_duration = Family::<Labels, FGauge>::default();
+    for j in &facts.jobs {
+        let l = labels(&[("job", &j.name)]);
+        enabled.get_or_create(&l).set(if j.enabled { 1.0 } else { 0.0 });
+        if let Some((t, state)) = &j.last_run {
+            last_end.get_or_create(&l).set(*t);
+            last_state.get_or_create(&labels(&[("job", &j.name), ("state", state)])).set(1.0);
+        }
+        if let Some(t) = j.last_success {
+            last_ok.get_or_create(&l).set(t);
+        }
+        if let Some(b) = j.last_snapshot_bytes {
+            last_bytes.get_or_create(&l).set(b as f64);
+        }
+        if let Some(d) = j.last_duration_secs {
+            last_duration.get_or_create(&l).set(d);
+        }
+    }
+    reg.register("job_enabled", "1 when the job is enabled", enabled);
+    reg.register("job_last_run_end_timestamp_seconds", "End of the latest finished backup run", last_end);
+    reg.register("job_last_success_timestamp_seconds", "End of the latest successful backup run", last_ok);
+    reg.register("job_last_run_state", "State of the latest finished backup run (1 for that state)", last_state);
+    reg.register("job_last_snapshot_bytes", "Logical bytes of the latest successful snapshot", last_bytes);
+    reg.register("job_last_run_duration_seconds", "Duration of the latest finished backup run", last_duration);
+
+    let runs = Family::<Labels, Counter>::default();
+    for (job, kind, state, n) in &facts.run_counts {
+        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)])).inc_by(*n);
+    }
+    reg.register("runs", "Runs recorded, by job, kind and final or current state", runs);
+
+    let check_ok = Family::<Labels, FGauge>::default();
+    let free = Family::<Labels, FGauge>::default();
+    for (t, ok, bytes) in &facts.target_checks {
+        let l = labels(&[("target", t)]);
+        check_ok.get_or_create(&l).set(if *ok { 1.0 } else { 0.0 });
+        if let Some(b) = bytes {
+            free.get_or_create(&l).set(*b as f64);
+        }
+    }
+    reg.register("target_check_ok", "1 when the latest pre-flight check of the target passed", check_ok);
+    reg.register("target_free_bytes", "Free bytes seen by the latest pre-flight check", free);
+    let mut out = String::new();
+    encode(&mut out, &reg)?;
+    Ok(out)
+}
+
+/// Serves HTTP until `cancel` fires.
+pub async fn serve(listener: TcpListener, shared: SharedRef, cancel: CancellationToken) {
+    loop {
+        let conn = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = listener.accept() => c,
+        };
+        match conn {
+            Ok((stream, _)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, shared)).await;
+                });
+            }
+            Err(e) => {
+                debug!("metrics accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn respond(mut stream: TcpStream, shared: SharedRef) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 8192 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, ctype, body) = match (method, path) {
+        ("GET", "/metrics") => {
+            let facts = shared.catalog.call(|c| c.facts()).await;
+            let (running, queued) = shared.runner.snapshot();
+            match facts.map(|f| render(&f, running.len(), queued.len(), shared.started.elapsed().as_secs_f64())) {
+                Ok(Ok(text)) => ("200 OK", OPENMETRICS, text),
+                Ok(Err(e)) => ("500 Internal Server Error", "text/plain", format!("cannot encode metrics: {e}\n")),
+                Err(e) => ("503 Service Unavailable", "text/plain", format!("catalog unavailable: {e}\n")),
+            }
+        }
+        ("GET", "/healthz") => match shared.catalog.call(|c| c.schema_version()).await {
+            Ok(_) => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Err(e) => ("503 Service Unavailable", "text/plain", format!("catalog unavailable: {e}\n")),
+        },
+        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_owned()),
+        _ => ("405 Method Not Allowed", "text/plain", "only GET is served\n".to_owned()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::JobFacts;
+
+    #[test]
+    fn renders_openmetrics_with_labels_and_eof() {
+        let facts = CatalogFacts {
+            targets: 2,
+            jobs: vec![JobFacts {
+                name: "etc".into(),
+                enabled: true,
+                last_run: Some((1_764_000_000.0, "failed".into())),
+                last_success: Some(1_763_000_000.0),
+                last_snapshot_bytes: Some(4096),
+                last_duration_secs: Some(1.5),
+            }],
+            run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
+            target_checks: vec![("nas1".into(), false, Some(1024))],
+        };
+        let text = render(&facts, 1, 0, 12.0).unwrap();
+        for line in [
+            "bms_targets 2.0",
+            "bms_job_enabled{job=\"etc\"} 1.0",
+            "bms_job_last_run_state{job=\"etc\",state=\"failed\"} 1.0",
+            "bms_runs_total{job=\"etc\",kind=\"backup\",state=\"failed\"} 3",
+            "bms_target_check_ok{target=\"nas1\"} 0.0",
+            "bms_build_info{version=",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
