@@ -16,7 +16,9 @@ pub struct LoopMount {
 }
 
 fn run_tool(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -30,7 +32,10 @@ impl LoopMount {
     /// Creates a sparse image of `size_mib` next to `mount_point`, makes an `fs_type` (ext4, xfs)
     /// filesystem on it and mounts it on `mount_point` (created if missing).
     pub fn new(fs_type: &str, size_mib: u64, mount_point: &Path) -> LoopMount {
-        assert!(nix::unistd::geteuid().is_root(), "loop mounts need root (CI runs as root)");
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "loop mounts need root (CI runs as root)"
+        );
         std::fs::create_dir_all(mount_point).expect("create mount point");
         let image = mount_point.with_extension("img");
         let f = std::fs::File::create(&image).expect("create image");
@@ -45,24 +50,44 @@ impl LoopMount {
         let mut cmd = Command::new(&mkfs);
         cmd.arg("-q").arg(&image);
         run_tool(&mut cmd);
-        run_tool(Command::new("mount").arg("-t").arg(fs_type).arg("-o").arg("loop").arg(&image).arg(mount_point));
+        run_tool(
+            Command::new("mount")
+                .arg("-t")
+                .arg(fs_type)
+                .arg("-o")
+                .arg("loop")
+                .arg(&image)
+                .arg(mount_point),
+        );
         guard.mounted = true;
         guard
     }
 
     /// Makes the filesystem fail every further I/O like a dead NAS (XFS only).
     pub fn xfs_shutdown(&self) {
-        run_tool(Command::new("xfs_io").arg("-x").arg("-c").arg("shutdown").arg(&self.mount_point));
+        run_tool(
+            Command::new("xfs_io")
+                .arg("-x")
+                .arg("-c")
+                .arg("shutdown")
+                .arg(&self.mount_point),
+        );
     }
 }
 
 impl Drop for LoopMount {
     fn drop(&mut self) {
         if self.mounted {
-            let ok = Command::new("umount").arg(&self.mount_point).status().is_ok_and(|s| s.success());
+            let ok = Command::new("umount")
+                .arg(&self.mount_point)
+                .status()
+                .is_ok_and(|s| s.success());
             if !ok {
                 // Something still holds it open (a dying daemon): detach lazily.
-                let _ = Command::new("umount").arg("-l").arg(&self.mount_point).status();
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.mount_point)
+                    .status();
             }
         }
         let _ = std::fs::remove_file(&self.image);
@@ -97,7 +122,9 @@ pub fn write_noise_tree(dir: &Path, files: usize, file_mib: usize, seed: u64) ->
     for i in 0..files {
         let sub = dir.join(format!("d{:02}", i % 8));
         std::fs::create_dir_all(&sub).expect("mkdir");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(sub.join(format!("f{i:04}.bin"))).expect("create"));
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(sub.join(format!("f{i:04}.bin"))).expect("create"),
+        );
         let mut left = file_mib << 20;
         while left > 0 {
             block.copy_from_slice(&base);
@@ -133,7 +160,8 @@ pub fn write_small_tree(dir: &Path) -> u64 {
         set_mtime(&p, 1_700_000_000 + i as i64 * 3600, 123_456_789 + i as i64);
     }
     std::os::unix::fs::symlink("a.txt", dir.join("link")).expect("symlink");
-    std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod");
     for (d, t) in [("sub/deeper", 1_690_000_000), ("sub", 1_680_000_000)] {
         set_mtime(&dir.join(d), t, 5);
     }
@@ -145,7 +173,14 @@ pub fn set_mtime(p: &Path, secs: i64, nanos: i64) {
     use nix::sys::stat::{utimensat, UtimensatFlags};
     use nix::sys::time::TimeSpec;
     let t = TimeSpec::new(secs, nanos);
-    utimensat(nix::fcntl::AT_FDCWD, p, &t, &t, UtimensatFlags::NoFollowSymlink).unwrap_or_else(|e| panic!("utimensat {}: {e}", p.display()));
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        &t,
+        &t,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap_or_else(|e| panic!("utimensat {}: {e}", p.display()));
 }
 
 /// Asserts that the tree at `b` equals the tree at `a`: the same names, types, contents,
@@ -155,7 +190,12 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
     fn listing(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         v.sort();
         v
@@ -166,11 +206,18 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
         for name in la {
             let r = rel.join(&name);
             let (pa, pb) = (a.join(&r), b.join(&r));
-            let (ma, mb) = (std::fs::symlink_metadata(&pa).expect("lstat"), std::fs::symlink_metadata(&pb).expect("lstat"));
+            let (ma, mb) = (
+                std::fs::symlink_metadata(&pa).expect("lstat"),
+                std::fs::symlink_metadata(&pb).expect("lstat"),
+            );
             let what = r.display();
             assert_eq!(ma.file_type(), mb.file_type(), "type of {what}");
             if ma.file_type().is_symlink() {
-                assert_eq!(std::fs::read_link(&pa).ok(), std::fs::read_link(&pb).ok(), "link target of {what}");
+                assert_eq!(
+                    std::fs::read_link(&pa).ok(),
+                    std::fs::read_link(&pb).ok(),
+                    "link target of {what}"
+                );
             } else {
                 assert_eq!(ma.mode() & 0o7777, mb.mode() & 0o7777, "mode of {what}");
             }
@@ -184,7 +231,11 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
             if ma.is_dir() {
                 walk(a, b, &r);
             }
-            assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()), "mtime of {what}");
+            assert_eq!(
+                (ma.mtime(), ma.mtime_nsec()),
+                (mb.mtime(), mb.mtime_nsec()),
+                "mtime of {what}"
+            );
         }
     }
     walk(a, b, Path::new(""));
@@ -192,23 +243,38 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
 
 /// Polls `f` every `every` until it returns `Some`, panicking with `what` (and `context()`) after
 /// `timeout`.
-pub fn poll_every<T>(timeout: Duration, every: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn poll_every<T>(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(every);
     }
 }
 
 /// Waits until the wall clock has passed `t`.
 pub fn wait_for_clock(t: jiff::Timestamp) {
-    let limit = t.duration_since(jiff::Timestamp::now()).as_secs_f64().max(0.0) + 5.0;
-    poll_every(Duration::from_secs_f64(limit), Duration::from_millis(20), "the clock", || {
-        (jiff::Timestamp::now() > t).then_some(())
-    });
+    let limit = t
+        .duration_since(jiff::Timestamp::now())
+        .as_secs_f64()
+        .max(0.0)
+        + 5.0;
+    poll_every(
+        Duration::from_secs_f64(limit),
+        Duration::from_millis(20),
+        "the clock",
+        || (jiff::Timestamp::now() > t).then_some(()),
+    );
 }
 
 impl Daemon {
@@ -218,7 +284,10 @@ impl Daemon {
         if let Some(j) = job {
             args.extend(["--job", j]);
         }
-        let mut v = self.ctl_json(args)["runs"].as_array().expect("runs array").clone();
+        let mut v = self.ctl_json(args)["runs"]
+            .as_array()
+            .expect("runs array")
+            .clone();
         v.reverse();
         v
     }
@@ -237,7 +306,11 @@ impl Daemon {
             if !matches!(state, "queued" | "running") {
                 return last;
             }
-            assert!(Instant::now() < deadline, "run {id} not final within {timeout:?}: {last}\nlog:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "run {id} not final within {timeout:?}: {last}\nlog:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -249,7 +322,10 @@ impl Daemon {
             let runs = self.runs(Some(job));
             let done = runs
                 .iter()
-                .filter(|r| r["kind"] == "backup" && !matches!(r["state"].as_str(), Some("queued" | "running")))
+                .filter(|r| {
+                    r["kind"] == "backup"
+                        && !matches!(r["state"].as_str(), Some("queued" | "running"))
+                })
                 .count();
             if done >= n {
                 return runs;
@@ -266,7 +342,9 @@ impl Daemon {
     /// Starts `bmsctl job run NAME` and returns the new run's id.
     pub fn start_run(&self, job: &str) -> i64 {
         let r = self.ctl_json(["job", "run", job]);
-        r["id"].as_i64().unwrap_or_else(|| panic!("job run printed no id: {r}"))
+        r["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("job run printed no id: {r}"))
     }
 
     /// Waits until run `id` is running and has read at least `min_bytes`; returns the detail.
@@ -288,7 +366,10 @@ impl Daemon {
         if let Some(t) = target {
             args.extend(["--target", t]);
         }
-        self.ctl_json(args)["snapshots"].as_array().expect("snapshots array").clone()
+        self.ctl_json(args)["snapshots"]
+            .as_array()
+            .expect("snapshots array")
+            .clone()
     }
 }
 
@@ -296,6 +377,8 @@ impl Daemon {
 pub fn process_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }

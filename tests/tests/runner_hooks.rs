@@ -23,13 +23,29 @@ fn setup() -> (Daemon, std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn add_job(d: &Daemon, name: &str, src: &Path, extra: &[&str]) {
-    let mut args = vec!["job", "add", name, "--source", src.to_str().unwrap(), "--schedule", NEVER, "--target", "t"];
+    let mut args = vec![
+        "job",
+        "add",
+        name,
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        NEVER,
+        "--target",
+        "t",
+    ];
     args.extend_from_slice(extra);
     d.ctl_json(args);
 }
 
 fn log_text(detail: &serde_json::Value) -> String {
-    detail["log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect::<Vec<_>>().join("\n")
+    detail["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -37,7 +53,10 @@ fn failing_pre_hook_fails_the_run_before_any_data_and_post_hook_still_runs() {
     let (d, src, repo) = setup();
     let result = d.dir.join("result");
     let pre = "echo 'database dump failed: disk quota' ; echo 'on stderr too' >&2 ; exit 1";
-    let post = format!("printf '%s|%s|%s' \"$BMS_RESULT\" \"$BMS_PHASE\" \"$BMS_JOB\" > {}", result.display());
+    let post = format!(
+        "printf '%s|%s|%s' \"$BMS_RESULT\" \"$BMS_PHASE\" \"$BMS_JOB\" > {}",
+        result.display()
+    );
     add_job(&d, "pre", &src, &["--pre-hook", pre, "--post-hook", &post]);
 
     let id = d.start_run("pre");
@@ -46,12 +65,18 @@ fn failing_pre_hook_fails_the_run_before_any_data_and_post_hook_still_runs() {
     assert_eq!(run["state"], "failed", "{detail}");
     assert_eq!(run["trigger"], "manual");
     let err = run["error"].as_str().unwrap();
-    assert!(err.contains("pre-hook failed") && err.contains("exit 1"), "{err}");
+    assert!(
+        err.contains("pre-hook failed") && err.contains("exit 1"),
+        "{err}"
+    );
     assert!(run["snapshot"].is_null(), "{detail}");
     assert_eq!(run["stats"]["bytes_read"], 0, "{detail}");
     let log = log_text(&detail);
     assert!(log.contains("pre-hook: exit 1"), "{log}");
-    assert!(log.contains("database dump failed: disk quota") && log.contains("on stderr too"), "{log}");
+    assert!(
+        log.contains("database dump failed: disk quota") && log.contains("on stderr too"),
+        "{log}"
+    );
     assert!(log.contains("post-hook: exit 0"), "{log}");
     // Nothing was written: no snapshot in the catalog, and no repository on the target.
     assert!(d.snapshots("pre", None).is_empty());
@@ -63,7 +88,11 @@ fn failing_pre_hook_fails_the_run_before_any_data_and_post_hook_still_runs() {
     // The human form of `run show` shows the hook output too.
     let out = d.ctl(["run", "show", &id.to_string()]);
     assert_ok(&out);
-    assert!(stdout(&out).contains("database dump failed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("database dump failed"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -71,7 +100,10 @@ fn post_hook_receives_the_result_of_a_successful_run() {
     let (d, src, _repo) = setup();
     let result = d.dir.join("result");
     let pre_marker = d.dir.join("pre-ran");
-    let pre = format!("echo \"$BMS_PHASE $BMS_JOB $BMS_TARGET\" > {}", pre_marker.display());
+    let pre = format!(
+        "echo \"$BMS_PHASE $BMS_JOB $BMS_TARGET\" > {}",
+        pre_marker.display()
+    );
     let post = format!(
         "printf '%s|%s|%s' \"$BMS_RESULT\" \"$BMS_SNAPSHOT\" \"$BMS_RUN_ID\" > {}; echo post-output",
         result.display()
@@ -82,9 +114,17 @@ fn post_hook_receives_the_result_of_a_successful_run() {
     assert_eq!(detail["run"]["state"], "succeeded", "{detail}");
     let snap = detail["run"]["snapshot"].as_str().unwrap().to_owned();
     assert_eq!(std::fs::read_to_string(&pre_marker).unwrap(), "pre ok t\n");
-    assert_eq!(std::fs::read_to_string(&result).unwrap(), format!("succeeded|{snap}|{id}"));
+    assert_eq!(
+        std::fs::read_to_string(&result).unwrap(),
+        format!("succeeded|{snap}|{id}")
+    );
     let log = log_text(&detail);
-    assert!(log.contains("pre-hook: exit 0") && log.contains("post-hook: exit 0") && log.contains("post-output"), "{log}");
+    assert!(
+        log.contains("pre-hook: exit 0")
+            && log.contains("post-hook: exit 0")
+            && log.contains("post-output"),
+        "{log}"
+    );
     assert_eq!(d.snapshots("ok", None).len(), 1);
 }
 
@@ -94,7 +134,12 @@ fn hook_past_its_timeout_is_killed_and_fails_the_run() {
     let pidfile = d.dir.join("sleeper.pid");
     // The sleeper is a grandchild of bmsd: killing only the shell would leave it running.
     let pre = format!("sleep 60 & echo $! > {} ; wait", pidfile.display());
-    add_job(&d, "slow", &src, &["--pre-hook", &pre, "--hook-timeout", "1"]);
+    add_job(
+        &d,
+        "slow",
+        &src,
+        &["--pre-hook", &pre, "--hook-timeout", "1"],
+    );
     let started = std::time::Instant::now();
     let id = d.start_run("slow");
     let detail = d.wait_run_final(id, Duration::from_secs(20));
@@ -102,11 +147,26 @@ fn hook_past_its_timeout_is_killed_and_fails_the_run() {
     assert_eq!(detail["run"]["state"], "failed", "{detail}");
     let err = detail["run"]["error"].as_str().unwrap();
     assert!(err.contains("timed out after 1 s"), "{err}");
-    assert!(took < Duration::from_secs(10), "the hook was not stopped at its timeout: {took:?}");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    poll_until(Duration::from_secs(5), "the hook's child to be killed", || process_gone(pid).then_some(()));
+    assert!(
+        took < Duration::from_secs(10),
+        "the hook was not stopped at its timeout: {took:?}"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    poll_until(
+        Duration::from_secs(5),
+        "the hook's child to be killed",
+        || process_gone(pid).then_some(()),
+    );
     assert!(d.snapshots("slow", None).is_empty());
-    assert_eq!(std::fs::read_dir(&repo).unwrap().count(), 0, "the target was written to");
+    assert_eq!(
+        std::fs::read_dir(&repo).unwrap().count(),
+        0,
+        "the target was written to"
+    );
 }
 
 #[test]
@@ -115,23 +175,45 @@ fn second_run_while_one_is_going_is_skipped_with_a_reason() {
     let gate = d.dir.join("gate");
     // The first run waits in its pre-hook until the test opens the gate.
     let pre = format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display());
-    add_job(&d, "busy", &src, &["--pre-hook", &pre, "--hook-timeout", "60"]);
+    add_job(
+        &d,
+        "busy",
+        &src,
+        &["--pre-hook", &pre, "--hook-timeout", "60"],
+    );
     let first = d.start_run("busy");
-    poll_until(Duration::from_secs(10), "the first run to be in its pre-hook", || {
-        let r = d.run_show(first);
-        (r["run"]["state"] == "running" && r["progress"]["phase"] == "pre-hook").then_some(())
-    });
+    poll_until(
+        Duration::from_secs(10),
+        "the first run to be in its pre-hook",
+        || {
+            let r = d.run_show(first);
+            (r["run"]["state"] == "running" && r["progress"]["phase"] == "pre-hook").then_some(())
+        },
+    );
 
     let out = d.ctl(["job", "run", "busy"]);
     assert_fails(&out, 1, "already running");
-    assert!(stderr(&out).contains(&format!("run {first}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("run {first}")),
+        "{}",
+        stderr(&out)
+    );
     let runs = d.runs(Some("busy"));
     assert_eq!(runs.len(), 2, "{runs:#?}");
     let skipped = &runs[1];
     assert_eq!(skipped["state"], "skipped", "{skipped}");
     assert_eq!(skipped["trigger"], "manual");
-    assert!(skipped["error"].as_str().unwrap().contains("already running"), "{skipped}");
-    assert!(skipped["finished_at"].is_string(), "a skipped run is final: {skipped}");
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap()
+            .contains("already running"),
+        "{skipped}"
+    );
+    assert!(
+        skipped["finished_at"].is_string(),
+        "a skipped run is final: {skipped}"
+    );
     assert_eq!(d.run_show(first)["run"]["state"], "running");
 
     std::fs::write(&gate, "").unwrap();
@@ -139,6 +221,9 @@ fn second_run_while_one_is_going_is_skipped_with_a_reason() {
     assert_eq!(detail["run"]["state"], "succeeded", "{detail}");
     // With the job idle again, a new run is accepted.
     let third = d.start_run("busy");
-    assert_eq!(d.wait_run_final(third, Duration::from_secs(30))["run"]["state"], "succeeded");
+    assert_eq!(
+        d.wait_run_final(third, Duration::from_secs(30))["run"]["state"],
+        "succeeded"
+    );
     assert_eq!(d.snapshots("busy", None).len(), 2);
 }
