@@ -60,7 +60,10 @@ impl Repository {
             ));
         }
         if path.exists() {
-            let mut it = std::fs::read_dir(path).ctx("reading", path)?;
+            // A freshly made filesystem's `lost+found` does not make its root "not empty".
+            let mut it = std::fs::read_dir(path)
+                .ctx("reading", path)?
+                .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "lost+found"));
             if it.next().is_some() {
                 return Err(Error::AlreadyExists {
                     path: path.to_path_buf(),

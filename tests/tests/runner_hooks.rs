@@ -227,3 +227,55 @@ fn second_run_while_one_is_going_is_skipped_with_a_reason() {
     );
     assert_eq!(d.snapshots("busy", None).len(), 2);
 }
+
+#[test]
+fn post_hook_runs_when_the_target_fails_its_preflight() {
+    let d = Daemon::start();
+    let src = d.dir.join("src");
+    write_small_tree(&src);
+    let missing = d.dir.join("not-there");
+    d.ctl_json(["target", "add", "gone", "--path", missing.to_str().unwrap()]);
+    let pre_marker = d.dir.join("pre-ran");
+    let result = d.dir.join("result");
+    let pre = format!("touch {}", pre_marker.display());
+    let post = format!(
+        "printf '%s|%s' \"$BMS_RESULT\" \"$BMS_ERROR\" > {}",
+        result.display()
+    );
+    d.ctl_json([
+        "job",
+        "add",
+        "p",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        NEVER,
+        "--target",
+        "gone",
+        "--pre-hook",
+        &pre,
+        "--post-hook",
+        &post,
+    ]);
+    let id = d.start_run("p");
+    let detail = d.wait_run_final(id, Duration::from_secs(30));
+    assert_eq!(detail["run"]["state"], "failed", "{detail}");
+    let err = detail["run"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("pre-flight") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        !pre_marker.exists(),
+        "the pre-hook ran although the target was not usable"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&result).unwrap(),
+        format!("failed|{err}")
+    );
+    assert!(log_text(&detail).contains("post-hook: exit 0"), "{detail}");
+    assert!(
+        !missing.exists(),
+        "the run created the missing target directory"
+    );
+}

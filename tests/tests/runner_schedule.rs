@@ -334,3 +334,57 @@ fn re_added_job_does_not_inherit_the_schedule_state_of_a_removed_one() {
     let next = ts(&d.ctl_json(["job", "show", "re"])["next_runs"][0]);
     assert_eq!(next.as_second(), passed.as_second() + 86_400);
 }
+
+#[test]
+fn elapse_while_the_job_is_still_running_becomes_a_skipped_run() {
+    let d = Daemon::start_with(utc());
+    let src = d.dir.join("src");
+    write_small_tree(&src);
+    disk_target(&d, "t");
+    let gate = d.dir.join("gate");
+    let pre = format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display());
+    d.ctl_json([
+        "job",
+        "add",
+        "slow",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "*:*:*",
+        "--target",
+        "t",
+        "--pre-hook",
+        &pre,
+        "--hook-timeout",
+        "60",
+    ]);
+    // The first scheduled run waits in its pre-hook; the next elapses find it running.
+    let skipped = poll_every(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "a skipped run",
+        || {
+            d.runs(Some("slow"))
+                .into_iter()
+                .find(|r| r["state"] == "skipped")
+        },
+    );
+    d.ctl_json(["job", "disable", "slow"]);
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(skipped["trigger"], "schedule", "{skipped}");
+    let reason = skipped["error"].as_str().unwrap();
+    assert!(
+        reason.contains("already running") && reason.contains("schedule run was skipped"),
+        "{reason}"
+    );
+    let runs = d.wait_final_runs("slow", d.runs(Some("slow")).len(), Duration::from_secs(30));
+    let ok: Vec<_> = runs.iter().filter(|r| r["state"] == "succeeded").collect();
+    assert_eq!(ok.len(), 1, "{runs:#?}");
+    assert_eq!(ok[0]["trigger"], "schedule");
+    assert!(ok[0]["id"].as_i64() < skipped["id"].as_i64(), "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| matches!(r["state"].as_str(), Some("succeeded" | "skipped"))),
+        "{runs:#?}"
+    );
+}

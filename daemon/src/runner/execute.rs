@@ -130,18 +130,21 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
     let Some(primary) = targets.first().cloned() else {
         return Outcome::failed("the job has no target");
     };
-    active
-        .progress
-        .send_modify(|p| p.phase = "preflight".into());
-    if let Err(msg) = preflight(shared, &primary).await {
-        return Outcome::failed(msg);
-    }
     let env_base = vec![
         ("BMS_JOB", job.name.clone()),
         ("BMS_RUN_ID", active.run_id.to_string()),
         ("BMS_TARGET", primary.name.clone()),
     ];
     let hook_timeout = Duration::from_secs(job.hooks.timeout_secs.max(1) as u64);
+    active
+        .progress
+        .send_modify(|p| p.phase = "preflight".into());
+    if let Err(msg) = preflight(shared, &primary).await {
+        // The post-hook runs after every run that got this far, failed ones included.
+        let outcome = Outcome::failed(msg);
+        post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
+        return outcome;
+    }
     if let Some(pre) = &job.hooks.pre {
         active.progress.send_modify(|p| p.phase = "pre-hook".into());
         let mut env = env_base.clone();
