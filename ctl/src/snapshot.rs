@@ -101,17 +101,6 @@ pub fn restore(
     let Some(r) = last else {
         return Err(CliError::failure("the daemon ended the restore without a result"));
     };
-    if cli.json {
-        return output::json(&r);
-    }
-    eprintln!();
-    println!(
-        "{} {} files, {} into {}",
-        if dry_run { "would restore" } else { "restored" },
-        r.files,
-        bytes(r.bytes),
-        to.display()
-    );
     let errors = r
         .summary
         .as_ref()
@@ -119,8 +108,22 @@ pub fn restore(
         .and_then(|e| e.as_array())
         .map(|a| a.len())
         .unwrap_or(0);
+    if cli.json {
+        output::json(&r)?;
+    } else {
+        eprintln!();
+        println!(
+            "{} {} files, {} into {}",
+            if dry_run { "would restore" } else { "restored" },
+            r.files,
+            bytes(r.bytes),
+            to.display()
+        );
+    }
     if errors > 0 {
-        return Err(CliError::failure(format!("{errors} entries could not be restored (see --json for details)")));
+        return Err(CliError::failure(format!(
+            "{errors} entries could not be restored (see --json for details)"
+        )));
     }
     Ok(())
 }

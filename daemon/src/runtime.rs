@@ -70,7 +70,10 @@ pub fn main(args: Args) -> ExitCode {
         explicit: args.config,
         overrides,
     };
-    match runtime.block_on(run(config, reload, log)) {
+    let result = runtime.block_on(run(config, reload, log));
+    // Blocking work still going (a restore, a check on a dead mount) must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -140,7 +143,14 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     if let Some(parent) = path.parent() {
         make_dir(parent, 0o755)?;
     }
-    if path.exists() {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(format!(
+                "{} exists and is not a socket; bmsd will not replace it: choose another --socket",
+                path.display()
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(
                 "another process is serving on socket {}; stop it or use another --socket",
@@ -333,6 +343,7 @@ fn reload_config(src: &ReloadSource, shared: &SharedRef, log: &LogHandle) {
         loaded_at: now_rfc3339(),
         effective_log_level: effective,
     });
+    shared.runner.poke();
     info!(generation, "SIGHUP: configuration reloaded");
     notify(&[NotifyState::Status("ready: configuration reloaded")]);
 }

@@ -94,11 +94,20 @@ async fn tick(
         };
         let n = name.clone();
         let checked = shared.catalog.call(move |c| c.checked_until(&n)).await?;
-        // Nothing before the job's creation is due: a mark older than that belongs to a removed
-        // job of the same name. A job not seen by the scheduler yet counts from its creation, so
-        // an elapse that passes between `job add` and a shutdown is still missed at the next start.
-        let created: Option<Timestamp> = job.created_at.parse().ok();
-        let checked = max(checked, created);
+        // Nothing before the job's last change is due: a mark older than that belongs to a removed
+        // job of the same name or to an older schedule. A job not seen by the scheduler yet counts
+        // from its creation, so an elapse between `job add` and a shutdown is still missed at the
+        // next start.
+        let changed: Option<Timestamp> = job.updated_at.parse().ok();
+        let mut checked = max(checked, changed);
+        if let Some(c) = checked.filter(|c| *c > now + SignedDuration::from_secs(60)) {
+            // The clock went back (it was ahead when the mark was set): start again from now,
+            // or nothing would be due until the clock catches up.
+            warn!(job = %name, mark = %c, "schedule mark lies in the future; the clock was set back; rescheduling from now");
+            checked = Some(now);
+            let n = name.clone();
+            shared.catalog.call(move |c| c.set_checked_until(&n, now)).await?;
+        }
         let Some(checked) = checked.filter(|_| job.spec.enabled) else {
             // Disabled job: nothing before now is due.
             let n = name.clone();
@@ -113,7 +122,7 @@ async fn tick(
         };
         let mut mark = checked;
         if startup {
-            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(e, _)| *e <= now) {
+            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(_, due)| *due <= now) {
                 match job.spec.missed {
                     MissedPolicy::RunOnce => {
                         info!(job = %name, missed = %elapse, "runs were missed while bmsd was down: one catch-up run");

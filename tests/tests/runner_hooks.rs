@@ -279,3 +279,30 @@ fn post_hook_runs_when_the_target_fails_its_preflight() {
         "the run created the missing target directory"
     );
 }
+
+/// A hook that leaves a process in the background holding its output open ends when its shell
+/// ends, and a chatty hook's output is cut at 64 KiB instead of filling bmsd's memory.
+#[test]
+fn hook_with_background_child_and_huge_output_is_bounded() {
+    let d = bms_tests::Daemon::start();
+    let src = d.dir.join("bgsrc");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    let out = d.ctl([
+        "job", "add", "bg", "--source", src.to_str().unwrap(), "--schedule", "daily", "--target", "local",
+        "--pre-hook", "sleep 30 & echo started-in-background; head -c 20000000 /dev/zero | tr '\\0' 'y'; exit 0",
+        "--hook-timeout", "20",
+    ]);
+    bms_tests::assert_ok(&out);
+    let started = std::time::Instant::now();
+    bms_tests::assert_ok(&d.ctl(["job", "run", "bg", "--wait"]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "waited for the background child");
+    let runs = d.ctl_json(["run", "list", "--job", "bg"]);
+    let id = runs["runs"][0]["id"].as_i64().unwrap();
+    let detail = d.ctl_json(["run", "show", &id.to_string()]);
+    let log = detail["log"].as_array().unwrap();
+    let output = log.iter().filter_map(|l| l.as_str()).find(|l| l.starts_with("pre-hook output")).unwrap();
+    assert!(output.contains("started-in-background"), "{}", &output[..200.min(output.len())]);
+    assert!(output.contains("[output cut at 64 KiB]"), "output not cut");
+    assert!(output.len() < 70_000, "kept {} bytes of hook output", output.len());
+}

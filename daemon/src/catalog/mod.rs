@@ -41,12 +41,10 @@ pub struct Catalog {
     conn: Connection,
 }
 
-/// Current time as RFC 3339 in UTC, truncated to milliseconds.
+/// Current time as RFC 3339 in UTC with exactly three fraction digits, so that the text sorts
+/// like the time (`2026-11-29T18:30:33.120Z`).
 pub fn now_rfc3339() -> String {
-    let round = jiff::TimestampRound::new()
-        .smallest(jiff::Unit::Millisecond)
-        .mode(jiff::RoundMode::Trunc);
-    jiff::Timestamp::now().round(round).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> ApiError {

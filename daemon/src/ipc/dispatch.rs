@@ -33,6 +33,9 @@ pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Outcome {
         }
     };
     let oneway = call.oneway;
+    if call.more && oneway {
+        return Outcome::One(protocol_error("a call cannot be both \"oneway\" and \"more\""));
+    }
     if call.more && peer.role != Role::None {
         if let Some(stream) = super::streams::start(&call, peer, shared).await {
             return stream;
@@ -129,7 +132,7 @@ pub async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result
         return Err(ApiError::new(
             ErrorKind::PermissionDenied,
             format!(
-                "{} changes the configuration: uid {} may only read; be root or a member of group 'bms-admin'",
+                "{} changes state: uid {} may only read; be root or a member of group 'bms-admin'",
                 M::NAME,
                 ctx.peer.uid
             ),

@@ -44,7 +44,7 @@ fn host() -> String {
 }
 
 /// How a stop request turns into a final state and message.
-fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
+pub(super) fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
     match reason {
         Some(StopReason::Cancelled) => (RunState::Cancelled, "cancelled by request".into()),
         Some(StopReason::TimedOut) => (
@@ -80,12 +80,21 @@ impl Outcome {
 pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
     let id = active.run_id;
     let job_name = active.job.clone();
-    if let Err(e) = shared.catalog.call(move |c| c.start_run(id)).await {
-        error!(run = id, "cannot start run: {e}");
-        return;
-    }
     let mut log = Vec::new();
-    let outcome = backup(shared, active, &mut log).await;
+    let outcome = if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        // Stopped between leaving the queue and starting: nothing ran.
+        let (state, msg) = stopped(active.stop_reason(), 0);
+        Outcome {
+            state,
+            snapshot: None,
+            stats: RunStats::default(),
+            error: Some(format!("{msg} before it started")),
+        }
+    } else if let Err(e) = shared.catalog.call(move |c| c.start_run(id)).await {
+        Outcome::failed(format!("cannot start the run: {e}"))
+    } else {
+        backup(shared, active, &mut log).await
+    };
     let final_state = outcome.state;
     let rec_log = log.clone();
     let (snap, stats, err) = (
@@ -136,18 +145,39 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
         ("BMS_TARGET", primary.name.clone()),
     ];
     let hook_timeout = Duration::from_secs(job.hooks.timeout_secs.max(1) as u64);
+    // The job's timeout covers the whole run: pre-hook, backup and copies.
+    let timer = arm_timeout(active, job.timeout_secs);
+    let outcome = backup_steps(shared, active, &job, &targets, &env_base, hook_timeout, log).await;
+    if let Some(t) = timer {
+        t.abort();
+    }
+    post_hook(&job, &env_base, &outcome, hook_timeout, active.stop_reason(), log).await;
+    outcome
+}
+
+/// The steps of a run up to the post-hook.
+async fn backup_steps(
+    shared: &SharedRef,
+    active: &Arc<Active>,
+    job: &JobSpec,
+    targets: &[TargetSpec],
+    env_base: &[(&'static str, String)],
+    hook_timeout: Duration,
+    log: &mut Vec<String>,
+) -> Outcome {
+    let Some(primary) = targets.first().cloned() else {
+        return Outcome::failed("the job has no target");
+    };
     active
         .progress
         .send_modify(|p| p.phase = "preflight".into());
     if let Err(msg) = preflight(shared, &primary).await {
         // The post-hook runs after every run that got this far, failed ones included.
-        let outcome = Outcome::failed(msg);
-        post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
-        return outcome;
+        return Outcome::failed(msg);
     }
     if let Some(pre) = &job.hooks.pre {
         active.progress.send_modify(|p| p.phase = "pre-hook".into());
-        let mut env = env_base.clone();
+        let mut env = env_base.to_vec();
         env.push(("BMS_PHASE", "pre".into()));
         let r = hooks::run(pre, &env, hook_timeout, Some(&active.stop)).await;
         log.push(format!("pre-hook: {}", r.how));
@@ -169,11 +199,10 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
                     r.how
                 ))
             };
-            post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
             return outcome;
         }
     }
-    let mut outcome = backup_to_primary(shared, active, &job, &primary, log).await;
+    let mut outcome = backup_to_primary(shared, active, job, &primary, log).await;
     if matches!(outcome.state, RunState::Succeeded | RunState::Warning) {
         if let Some(snapshot) = outcome.snapshot.clone() {
             for dst in targets.iter().skip(1) {
@@ -181,26 +210,40 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
                     break;
                 }
                 if let Err(msg) =
-                    super::execute_copy::copy(shared, active, &job, &primary, dst, &snapshot).await
+                    super::execute_copy::copy(shared, active, job, &primary, dst, &snapshot).await
                 {
                     log.push(msg.clone());
                     outcome.state = RunState::Warning;
                     outcome.error.get_or_insert(msg);
                 }
             }
+            if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // The snapshot on the primary is complete; the copies were stopped.
+                let (state, msg) = stopped(active.stop_reason(), job.timeout_secs);
+                outcome.state = state;
+                outcome.error = Some(format!("{msg} while copying; the snapshot on '{}' is complete", primary.name));
+            }
         }
     }
-    post_hook(&job, &env_base, &outcome, hook_timeout, log).await;
     outcome
 }
+
+/// At shutdown the post-hook gets at most this long, so bmsd still stops within its grace time.
+const POST_HOOK_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 
 async fn post_hook(
     job: &JobSpec,
     env_base: &[(&'static str, String)],
     outcome: &Outcome,
     timeout: Duration,
+    stop: Option<StopReason>,
     log: &mut Vec<String>,
 ) {
+    let timeout = if stop == Some(StopReason::Shutdown) {
+        timeout.min(POST_HOOK_AT_SHUTDOWN)
+    } else {
+        timeout
+    };
     let Some(post) = &job.hooks.post else { return };
     let mut env = env_base.to_vec();
     env.push(("BMS_PHASE", "post".into()));
@@ -274,7 +317,6 @@ async fn backup_to_primary(
     };
     let path = std::path::PathBuf::from(&target.path);
     let a = active.clone();
-    let timer = arm_timeout(active, job.timeout_secs);
     let result = tokio::task::spawn_blocking(move || {
         let repo = open_or_init(&path)?;
         let started = Instant::now();
@@ -296,9 +338,6 @@ async fn backup_to_primary(
         repo.backup(&opts, &report, stop)
     })
     .await;
-    if let Some(t) = timer {
-        t.abort();
-    }
     match result {
         Err(e) => Outcome::failed(format!("the backup task failed: {e}")),
         Ok(Err(e)) => {

@@ -94,7 +94,7 @@ pub async fn copy(
         ),
         Err(e) => {
             let state = if parent.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                RunState::Cancelled
+                super::execute::stopped(parent.stop_reason(), 0).0
             } else {
                 RunState::Failed
             };

@@ -3,9 +3,11 @@
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+use tokio::task::JoinHandle;
 
 /// Output kept per hook; the rest is cut with a note.
 const MAX_OUTPUT: usize = 64 * 1024;
@@ -65,59 +67,24 @@ pub async fn run(
             }
         }
     };
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_all = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let a = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut out).await;
-            }
-        };
-        let b = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(a, b);
-        out.extend_from_slice(&err);
-        out
-    };
+    // Output is read as it comes, stdout and stderr together, and kept up to MAX_OUTPUT bytes;
+    // the rest is read and dropped so that a chatty hook cannot fill bmsd's memory.
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio::spawn(pump(out, captured.clone())));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio::spawn(pump(err, captured.clone())));
+    }
+    // The hook ends when its shell exits, even if something it started in the background
+    // keeps the output pipes open.
     let waited = tokio::select! {
-        r = tokio::time::timeout(timeout, async {
-            let output = read_all.await;
-            (child.wait().await, output)
-        }) => r.map_err(|_| false),
+        r = tokio::time::timeout(timeout, child.wait()) => r.map_err(|_| false),
         _ = stop_requested(stop) => Err(true),
     };
-    match waited {
-        Ok((status, output)) => {
-            let mut text = String::from_utf8_lossy(&output).into_owned();
-            if text.len() > MAX_OUTPUT {
-                let mut cut = MAX_OUTPUT;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                text.truncate(cut);
-                text.push_str("\n[output cut at 64 KiB]");
-            }
-            let (ok, how) = match status {
-                Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-                    (Some(0), _) => (true, "exit 0".to_owned()),
-                    (Some(c), _) => (false, format!("exit {c}")),
-                    (None, Some(sig)) => (false, format!("killed by signal {sig}")),
-                    (None, None) => (false, "ended abnormally".to_owned()),
-                },
-                Err(e) => (false, format!("cannot wait: {e}")),
-            };
-            HookResult {
-                ok,
-                how,
-                output: text,
-                stopped: false,
-            }
-        }
+    let status = match waited {
+        Ok(status) => status,
         Err(stopped) => {
             // Kill the whole process group: the shell and whatever it started.
             if let Some(pid) = child.id() {
@@ -132,12 +99,68 @@ pub async fn run(
             } else {
                 format!("timed out after {} s and was killed", timeout.as_secs())
             };
-            HookResult {
+            return HookResult {
                 ok: false,
                 how,
-                output: String::new(),
+                output: collect(readers, &captured).await,
                 stopped,
+            };
+        }
+    };
+    let output = collect(readers, &captured).await;
+    let (ok, how) = match status {
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(0), _) => (true, "exit 0".to_owned()),
+            (Some(c), _) => (false, format!("exit {c}")),
+            (None, Some(sig)) => (false, format!("killed by signal {sig}")),
+            (None, None) => (false, "ended abnormally".to_owned()),
+        },
+        Err(e) => (false, format!("cannot wait: {e}")),
+    };
+    HookResult {
+        ok,
+        how,
+        output,
+        stopped: false,
+    }
+}
+
+/// Copies a pipe into `buf`, keeping at most MAX_OUTPUT + 1 bytes.
+async fn pump(mut pipe: impl AsyncRead + Unpin, buf: Arc<Mutex<Vec<u8>>>) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut b) = buf.lock() {
+                    let room = (MAX_OUTPUT + 1).saturating_sub(b.len());
+                    b.extend_from_slice(&chunk[..n.min(room)]);
+                }
             }
         }
     }
+}
+
+/// Lets the readers finish (1 s at most: background processes may hold the pipes) and returns
+/// the output as text, cut at MAX_OUTPUT with a note.
+async fn collect(readers: Vec<JoinHandle<()>>, buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    for mut r in readers {
+        if tokio::time::timeout(Duration::from_secs(1), &mut r)
+            .await
+            .is_err()
+        {
+            r.abort();
+        }
+    }
+    let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if text.len() > MAX_OUTPUT {
+        let mut cut = MAX_OUTPUT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n[output cut at 64 KiB]");
+    }
+    text
 }

@@ -60,8 +60,6 @@ struct Table {
 pub struct Runner {
     table: Mutex<Table>,
     wake: Notify,
-    /// Sends the id of every run that reaches a final state (watchers re-read the catalog).
-    finished: Option<watch::Sender<i64>>,
 }
 
 impl Runner {
@@ -69,7 +67,6 @@ impl Runner {
         Runner {
             table: Mutex::default(),
             wake: Notify::new(),
-            finished: Some(watch::channel(0).0),
         }
     }
 
@@ -96,11 +93,6 @@ impl Runner {
             .or_else(|| t.queue.iter().find(|a| a.run_id == run_id).cloned())
     }
 
-    /// Subscribes to "a run finished" notifications.
-    pub fn subscribe_finished(&self) -> Option<watch::Receiver<i64>> {
-        self.finished.as_ref().map(|s| s.subscribe())
-    }
-
     /// Tells systemd what runs now (`systemctl status` shows it).
     pub fn notify_status(&self) {
         let text = {
@@ -117,12 +109,14 @@ impl Runner {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text)]);
     }
 
+    /// Lets the dispatcher look at the queue again (after a change of the concurrency limit).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
     fn mark_finished(&self, run_id: i64) {
         self.table().running.remove(&run_id);
         self.notify_status();
-        if let Some(s) = &self.finished {
-            s.send_replace(run_id);
-        }
         self.wake.notify_one();
     }
 }
@@ -187,6 +181,18 @@ pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Resul
 
 /// Cancels a queued or running run.
 pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError> {
+    // A copy run is part of its backup run: cancelling it stops the backup run's copies.
+    let target_id = match shared.runner.active(run_id) {
+        Some(_) => run_id,
+        None => {
+            let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
+            match run.parent_run {
+                Some(p) if !run.state.is_final() && shared.runner.active(p).is_some() => p,
+                _ => run_id,
+            }
+        }
+    };
+    let run_id = target_id;
     let Some(active) = shared.runner.active(run_id) else {
         let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
         return Err(ApiError::new(

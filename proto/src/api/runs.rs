@@ -259,4 +259,5 @@ pub struct TargetCheck {
     pub fs_type: Option<String>,
     pub checked_at: String,
 }
-method!(CheckTarget, TargetCheck, false);
+// It writes a probe file on the target and stores the result: admins only.
+method!(CheckTarget, TargetCheck, true);
