@@ -15,7 +15,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "bmsctl", version, about, long_about)]
 pub struct Cli {
-    /// Control socket of bmsd (default: /run/bms/bmsd.sock for root, $XDG_RUNTIME_DIR/bms/bmsd.sock otherwise).
+    /// Control socket of bmsd (default: /run/bms/bmsd.sock for root; for other users
+    /// $XDG_RUNTIME_DIR/bms/bmsd.sock when their own bmsd runs, else /run/bms/bmsd.sock).
     #[arg(long, global = true, env = "BMS_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Print machine-readable JSON instead of tables.

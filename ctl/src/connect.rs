@@ -18,7 +18,7 @@ pub fn call_more<M: Method>(cli: &Cli, request: &M, on_reply: impl FnMut(M::Repl
 }
 
 fn connect(cli: &Cli) -> Result<Client, CliError> {
-    let path = cli.socket.clone().unwrap_or_else(bms_proto::paths::default_socket);
+    let path = cli.socket.clone().unwrap_or_else(bms_proto::paths::client_socket);
     Client::connect(&path).map_err(map_error)
 }
 

@@ -70,6 +70,15 @@ pub fn copy_snapshot(
     let info = src.find_snapshot(spec)?;
     let snap_file = src.path().join("snapshots").join(&info.id);
     let dst_file = dst.path().join("snapshots").join(&info.id);
+    if dst_file.exists() {
+        return Ok(CopySummary {
+            snapshot_id: info.id.clone(),
+            bytes_total: info.snapshot.stats.bytes_total,
+            already_present: true,
+            duration: started.elapsed(),
+            ..Default::default()
+        });
+    }
     let _read_lock = lock::acquire(
         src.path(),
         LockKind::Read,
@@ -121,11 +130,6 @@ pub fn copy_snapshot(
         }
     }
     summary.chunks_total = seen.len() as u64;
-    if dst_file.exists() {
-        summary.already_present = true;
-        summary.duration = started.elapsed();
-        return Ok(summary);
-    }
 
     // Copy the needed blobs pack by pack, in source order, so each source pack is read once.
     let mut by_pack: HashMap<ObjectId, Vec<pack::PackEntry>> = HashMap::new();

@@ -2,7 +2,11 @@
 
 use crate::api::Method;
 use crate::error::{ApiError, ErrorKind};
-use crate::varlink::{self, Call, Reply, MAX_MESSAGE};
+use crate::varlink::{self, Call, Reply};
+
+/// Largest reply the client accepts. Requests are bounded by the daemon's 1 MiB limit; replies
+/// come from the trusted daemon and may list a long history.
+pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 use serde::de::DeserializeOwned;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -123,8 +127,8 @@ impl Client {
             if let Some(msg) = varlink::take_message(&mut self.buf) {
                 return serde_json::from_slice(&msg).map_err(|e| ClientError::BadReply(e.to_string()));
             }
-            if self.buf.len() > MAX_MESSAGE {
-                return Err(ClientError::BadReply("reply larger than 1 MiB".into()));
+            if self.buf.len() > MAX_REPLY {
+                return Err(ClientError::BadReply("reply larger than 64 MiB".into()));
             }
             let mut chunk = [0u8; 64 * 1024];
             let n = self.stream.read(&mut chunk)?;

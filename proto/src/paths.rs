@@ -41,10 +41,13 @@ pub fn default_state_dir() -> PathBuf {
     }
 }
 
+/// The socket of the system daemon.
+pub const SYSTEM_SOCKET: &str = "/run/bms/bmsd.sock";
+
 /// `/run/bms/bmsd.sock` or `$XDG_RUNTIME_DIR/bms/bmsd.sock` (the state dir when there is no runtime dir).
 pub fn default_socket() -> PathBuf {
     if is_root() {
-        return PathBuf::from("/run/bms/bmsd.sock");
+        return PathBuf::from(SYSTEM_SOCKET);
     }
     match env::var_os("XDG_RUNTIME_DIR") {
         Some(v) if PathBuf::from(&v).is_absolute() => PathBuf::from(v).join("bms/bmsd.sock"),
@@ -54,3 +57,13 @@ pub fn default_socket() -> PathBuf {
 
 /// The metrics endpoint's default address.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9597";
+
+/// The socket a client uses by default: the user's own daemon when one is running, else the
+/// system daemon (members of groups bms and bms-admin talk to it without --socket).
+pub fn client_socket() -> PathBuf {
+    let own = default_socket();
+    if !own.exists() && std::path::Path::new(SYSTEM_SOCKET).exists() {
+        return PathBuf::from(SYSTEM_SOCKET);
+    }
+    own
+}

@@ -118,7 +118,7 @@ fn bms_group_reads_and_bms_admin_group_writes() {
             ],
         ),
         4,
-        "AddJob changes the configuration",
+        "AddJob changes state",
     );
     assert_fails(
         &ctl_as(&d, &[reader], &["target", "rm", "local"]),

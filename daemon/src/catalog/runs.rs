@@ -190,8 +190,11 @@ impl Catalog {
     pub fn interrupt_unfinished(&mut self) -> Result<Vec<i64>, ApiError> {
         let mut ids = Vec::new();
         for state in [RunState::Running, RunState::Queued] {
+            let msg = match state {
+                RunState::Queued => "bmsd stopped before this queued run started",
+                _ => "bmsd stopped while this run was going; its repository lock is recovered",
+            };
             for run in self.runs_in_state(state)? {
-                let msg = "bmsd stopped while this run was going; the repository lock is recovered by the next run";
                 self.conn
                     .execute(
                         "UPDATE runs SET state='interrupted', finished_at=?2, error=coalesce(error, ?3) WHERE id=?1",

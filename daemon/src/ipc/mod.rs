@@ -9,7 +9,8 @@ mod streams;
 use crate::state::SharedRef;
 use bms_proto::varlink::{self, Reply, MAX_MESSAGE};
 use bms_proto::{ApiError, ErrorKind};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -21,7 +22,11 @@ use tracing::{debug, warn};
 /// A message started but not finished within this time is dropped with its connection.
 const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection that sends nothing for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Connection slots only admins may take, so that readers cannot lock them out.
+const ADMIN_RESERVE: usize = 4;
+/// Connections one non-admin user may hold at once.
+const PER_USER: usize = 8;
 
 /// Who is calling, and what they may do.
 pub struct Peer {
@@ -29,8 +34,9 @@ pub struct Peer {
     pub role: auth::Role,
 }
 
-/// Accepts connections until `cancel` fires. At most `max_connections` are served at once; a
-/// connection over the limit gets a `Busy` error and is closed.
+/// Accepts connections until `cancel` fires. At most `max_connections` are served at once, the
+/// last few only for admins, and at most a few per non-admin user; a connection over a limit gets
+/// a `Busy` error and is closed.
 pub async fn serve(
     listener: UnixListener,
     shared: SharedRef,
@@ -39,23 +45,73 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let per_user: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => r,
         };
-        match accepted {
-            Ok((stream, _)) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tracker.spawn(connection(stream, shared.clone(), cancel.clone(), permit));
-                }
-                Err(_) => {
-                    tracker.spawn(refuse_busy(stream, max_connections));
-                }
-            },
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             Err(e) => {
                 warn!("accept on control socket failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_cred() {
+            Ok(c) => Peer {
+                uid: c.uid(),
+                role: auth::role_of(c.uid(), c.gid(), c.pid(), shared.daemon_uid),
+            },
+            Err(e) => {
+                warn!("cannot read peer credentials: {e}");
+                continue;
+            }
+        };
+        let admin = peer.role == auth::Role::Admin;
+        let reserve_hit = !admin && slots.available_permits() <= ADMIN_RESERVE.min(max_connections as usize / 2);
+        let user_slot = if admin { Some(None) } else { UserSlot::take(&per_user, peer.uid).map(Some) };
+        match (reserve_hit, user_slot, slots.clone().try_acquire_owned()) {
+            (false, Some(user_slot), Ok(permit)) => {
+                tracker.spawn(connection(stream, peer, shared.clone(), cancel.clone(), (permit, user_slot)));
+            }
+            _ => {
+                tracker.spawn(refuse_busy(stream, max_connections));
+            }
+        }
+    }
+}
+
+/// One of a non-admin user's connections; gives the place back when dropped.
+struct UserSlot {
+    counts: Arc<Mutex<HashMap<u32, usize>>>,
+    uid: u32,
+}
+
+impl UserSlot {
+    fn take(counts: &Arc<Mutex<HashMap<u32, usize>>>, uid: u32) -> Option<UserSlot> {
+        let mut c = counts.lock().ok()?;
+        let n = c.entry(uid).or_insert(0);
+        if *n >= PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            counts: counts.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock() {
+            if let Some(n) = c.get_mut(&self.uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.remove(&self.uid);
+                }
             }
         }
     }
@@ -99,17 +155,13 @@ fn protocol_error(msg: impl Into<String>) -> Reply {
     Reply::error(e.kind.wire_name(), e.wire_parameters())
 }
 
-async fn connection(mut stream: UnixStream, shared: SharedRef, cancel: CancellationToken, _slot: OwnedSemaphorePermit) {
-    let peer = match stream.peer_cred() {
-        Ok(c) => Peer {
-            uid: c.uid(),
-            role: auth::role_of(c.uid(), c.gid(), c.pid(), shared.daemon_uid),
-        },
-        Err(e) => {
-            warn!("cannot read peer credentials: {e}");
-            return;
-        }
-    };
+async fn connection(
+    mut stream: UnixStream,
+    peer: Peer,
+    shared: SharedRef,
+    cancel: CancellationToken,
+    _slots: (OwnedSemaphorePermit, Option<UserSlot>),
+) {
     debug!(uid = peer.uid, role = peer.role.as_str(), "client connected");
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -119,6 +171,10 @@ async fn connection(mut stream: UnixStream, shared: SharedRef, cancel: Cancellat
                 dispatch::Outcome::None => {}
                 dispatch::Outcome::One(reply) => {
                     if send(&mut stream, &reply).await.is_err() {
+                        return;
+                    }
+                    if peer.role == auth::Role::None {
+                        // A refused caller gets its answer and nothing more.
                         return;
                     }
                 }

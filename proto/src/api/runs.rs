@@ -105,7 +105,7 @@ pub struct RunInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunProgress {
-    /// `preflight`, `pre-hook`, `backup`, `copy`, `post-hook`, `restore`, `done`.
+    /// `queued`, `preflight`, `pre-hook`, `backup`, `copy to NAME`, `done`.
     pub phase: String,
     pub files: u64,
     pub bytes_read: u64,
