@@ -59,7 +59,11 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
         reply.created.len(),
         reply.updated.len(),
         reply.unchanged.len(),
-        if reply.dry_run { " (dry run: nothing stored)" } else { "" }
+        if reply.dry_run {
+            " (dry run: nothing stored)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -89,6 +93,8 @@ pub fn export(cli: &Cli, name: &str) -> CliResult {
         jobs: &doc.jobs,
     })
     .map_err(|e| CliError::failure(format!("cannot write TOML: {e}")))?;
-    print!("# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{text}");
+    print!(
+        "# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{text}"
+    );
     Ok(())
 }

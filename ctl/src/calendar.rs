@@ -10,7 +10,11 @@ pub fn run(expr: &str, iterations: usize, json: bool) -> CliResult {
     let next = spec.upcoming_in(jiff::Timestamp::now(), &tz, iterations.clamp(1, 1000));
     let local: Vec<String> = next
         .iter()
-        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        })
         .collect();
     if json {
         let utc: Vec<String> = next.iter().map(|t| t.to_string()).collect();

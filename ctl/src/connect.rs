@@ -13,12 +13,21 @@ pub fn call<M: Method>(cli: &Cli, request: &M) -> Result<M::Reply, CliError> {
 }
 
 /// Calls a streaming method, handing each reply to `on_reply` (return false to stop).
-pub fn call_more<M: Method>(cli: &Cli, request: &M, on_reply: impl FnMut(M::Reply) -> bool) -> Result<(), CliError> {
-    connect(cli)?.call_more(request, on_reply).map_err(map_error)
+pub fn call_more<M: Method>(
+    cli: &Cli,
+    request: &M,
+    on_reply: impl FnMut(M::Reply) -> bool,
+) -> Result<(), CliError> {
+    connect(cli)?
+        .call_more(request, on_reply)
+        .map_err(map_error)
 }
 
 fn connect(cli: &Cli) -> Result<Client, CliError> {
-    let path = cli.socket.clone().unwrap_or_else(bms_proto::paths::client_socket);
+    let path = cli
+        .socket
+        .clone()
+        .unwrap_or_else(bms_proto::paths::client_socket);
     Client::connect(&path).map_err(map_error)
 }
 

@@ -37,9 +37,10 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Failure(m) | CliError::Usage(m) | CliError::Unreachable(m) | CliError::Denied(m) => {
-                f.write_str(m)
-            }
+            CliError::Failure(m)
+            | CliError::Usage(m)
+            | CliError::Unreachable(m)
+            | CliError::Denied(m) => f.write_str(m),
         }
     }
 }

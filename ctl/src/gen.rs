@@ -13,7 +13,8 @@ pub fn completions(shell: clap_complete::Shell) -> CliResult {
 
 /// Writes bmsctl.1 and one page per subcommand (bmsctl-target.1, bmsctl-target-add.1, ...).
 pub fn manpages(dir: &Path) -> CliResult {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
     clap_mangen::generate_to(Cli::command(), dir)
         .map_err(|e| CliError::failure(format!("cannot write man pages to {}: {e}", dir.display())))
 }

@@ -191,7 +191,9 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
                 return Err(CliError::usage("job add needs at least one --target NAME"));
             }
             let Some(schedule) = fields.schedule.clone() else {
-                return Err(CliError::usage("job add needs --schedule, e.g. --schedule daily"));
+                return Err(CliError::usage(
+                    "job add needs --schedule, e.g. --schedule daily",
+                ));
             };
             let mut spec = JobSpec {
                 name: name.clone(),
@@ -217,7 +219,9 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
             if cli.json {
                 return output::json(&reply);
             }
-            let mut t = output::table(&["NAME", "ENABLED", "SCHEDULE", "NEXT RUN", "TARGETS", "SOURCES"]);
+            let mut t = output::table(&[
+                "NAME", "ENABLED", "SCHEDULE", "NEXT RUN", "TARGETS", "SOURCES",
+            ]);
             for j in &reply.jobs {
                 t.add_row(vec![
                     j.spec.name.clone(),
@@ -238,7 +242,9 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
         JobCmd::Show { name } => show(cli, &call(cli, &GetJob { name: name.clone() })?.job),
         JobCmd::Edit { name, fields } => {
             if fields.disabled {
-                return Err(CliError::usage("use 'bmsctl job disable NAME' to disable a job"));
+                return Err(CliError::usage(
+                    "use 'bmsctl job disable NAME' to disable a job",
+                ));
             }
             let mut spec = call(cli, &GetJob { name: name.clone() })?.job.spec;
             fields.apply_to(&mut spec);
@@ -255,11 +261,20 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
         }
         JobCmd::Enable { name } | JobCmd::Disable { name } => {
             let enabled = matches!(cmd, JobCmd::Enable { .. });
-            let reply = call(cli, &SetJobEnabled { name: name.clone(), enabled })?;
+            let reply = call(
+                cli,
+                &SetJobEnabled {
+                    name: name.clone(),
+                    enabled,
+                },
+            )?;
             if cli.json {
                 output::json(&reply.job)
             } else {
-                println!("job '{name}' {}", if enabled { "enabled" } else { "disabled" });
+                println!(
+                    "job '{name}' {}",
+                    if enabled { "enabled" } else { "disabled" }
+                );
                 Ok(())
             }
         }
@@ -292,23 +307,53 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
         ("enabled", if s.enabled { "yes" } else { "no" }.to_owned()),
         ("sources", s.sources.join(" ")),
         ("excludes", s.excludes.join(" ")),
-        ("schedule", format!("{} ({})", s.schedule, j.schedule_normalized)),
+        (
+            "schedule",
+            format!("{} ({})", s.schedule, j.schedule_normalized),
+        ),
         ("targets", s.targets.join(", ")),
-        ("retention", if keep.is_empty() { "keep everything".into() } else { keep.join(", ") }),
+        (
+            "retention",
+            if keep.is_empty() {
+                "keep everything".into()
+            } else {
+                keep.join(", ")
+            },
+        ),
         (
             "verify",
             format!(
                 "after backup: {}, read data: {}%{}",
                 if s.verify.after_backup { "yes" } else { "no" },
                 s.verify.read_data_percent,
-                s.verify.schedule.as_ref().map(|v| format!(", schedule: {v}")).unwrap_or_default()
+                s.verify
+                    .schedule
+                    .as_ref()
+                    .map(|v| format!(", schedule: {v}"))
+                    .unwrap_or_default()
             ),
         ),
-        ("pre hook", s.hooks.pre.clone().unwrap_or_else(|| "-".into())),
-        ("post hook", s.hooks.post.clone().unwrap_or_else(|| "-".into())),
+        (
+            "pre hook",
+            s.hooks.pre.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "post hook",
+            s.hooks.post.clone().unwrap_or_else(|| "-".into()),
+        ),
         ("missed runs", s.missed.as_str().to_owned()),
-        ("timeout", if s.timeout_secs == 0 { "none".into() } else { format!("{} s", s.timeout_secs) }),
-        ("one filesystem", if s.one_file_system { "yes" } else { "no" }.to_owned()),
+        (
+            "timeout",
+            if s.timeout_secs == 0 {
+                "none".into()
+            } else {
+                format!("{} s", s.timeout_secs)
+            },
+        ),
+        (
+            "one filesystem",
+            if s.one_file_system { "yes" } else { "no" }.to_owned(),
+        ),
     ];
     for (i, t) in j.next_runs.iter().enumerate() {
         rows.push((["next run", "then", "then"][i.min(2)], t.clone()));

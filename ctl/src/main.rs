@@ -52,7 +52,10 @@ fn main() -> ExitCode {
                     error::CliError::Unreachable(_) => "unreachable",
                     error::CliError::Denied(_) => "permission_denied",
                 };
-                eprintln!("{}", serde_json::json!({"error": kind, "message": e.to_string()}));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": kind, "message": e.to_string()})
+                );
             } else {
                 eprintln!("bmsctl: {e}");
             }

@@ -30,11 +30,19 @@ pub enum RunCmd {
 pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
     match cmd {
         RunCmd::List { job, limit } => {
-            let reply = call(cli, &ListRuns { job: job.clone(), limit: Some(*limit) })?;
+            let reply = call(
+                cli,
+                &ListRuns {
+                    job: job.clone(),
+                    limit: Some(*limit),
+                },
+            )?;
             if cli.json {
                 return output::json(&reply);
             }
-            let mut t = output::table(&["ID", "JOB", "KIND", "TRIGGER", "STATE", "TARGET", "STARTED", "DURATION", "ADDED"]);
+            let mut t = output::table(&[
+                "ID", "JOB", "KIND", "TRIGGER", "STATE", "TARGET", "STARTED", "DURATION", "ADDED",
+            ]);
             for r in &reply.runs {
                 t.add_row(vec![
                     r.id.to_string(),
@@ -44,7 +52,9 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
                     r.state.as_str().into(),
                     r.target.clone().unwrap_or_default(),
                     r.started_at.clone().unwrap_or_else(|| "-".into()),
-                    r.duration_secs.map(|d| format!("{d:.1}s")).unwrap_or_else(|| "-".into()),
+                    r.duration_secs
+                        .map(|d| format!("{d:.1}s"))
+                        .unwrap_or_else(|| "-".into()),
                     bytes(r.stats.bytes_added),
                 ]);
             }
@@ -68,7 +78,10 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
             if cli.json {
                 output::json(&r.run)
             } else {
-                println!("run {id}: cancel requested (state {})", r.run.state.as_str());
+                println!(
+                    "run {id}: cancel requested (state {})",
+                    r.run.state.as_str()
+                );
                 Ok(())
             }
         }
@@ -79,7 +92,10 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
 pub fn start(cli: &Cli, name: &str, wait: bool) -> CliResult {
     let r = call(cli, &RunJob { name: name.into() })?.run;
     if r.state == RunState::Skipped {
-        return Err(CliError::failure(r.error.unwrap_or_else(|| format!("run {} was skipped", r.id))));
+        return Err(CliError::failure(
+            r.error
+                .unwrap_or_else(|| format!("run {} was skipped", r.id)),
+        ));
     }
     if wait {
         return watch(cli, r.id);
@@ -87,7 +103,10 @@ pub fn start(cli: &Cli, name: &str, wait: bool) -> CliResult {
     if cli.json {
         output::json(&r)
     } else {
-        println!("run {} of job '{name}' queued; follow it with: bmsctl run watch {}", r.id, r.id);
+        println!(
+            "run {} of job '{name}' queued; follow it with: bmsctl run watch {}",
+            r.id, r.id
+        );
         Ok(())
     }
 }
@@ -97,14 +116,37 @@ fn print_run(r: &RunInfo) {
     output::fields(&[
         ("run", r.id.to_string()),
         ("job", r.job.clone()),
-        ("kind", format!("{} ({})", r.kind.as_str(), r.trigger.as_str())),
+        (
+            "kind",
+            format!("{} ({})", r.kind.as_str(), r.trigger.as_str()),
+        ),
         ("state", r.state.as_str().into()),
         ("target", r.target.clone().unwrap_or_default()),
         ("snapshot", r.snapshot.clone().unwrap_or_else(|| "-".into())),
-        ("started", r.started_at.clone().unwrap_or_else(|| "-".into())),
-        ("finished", r.finished_at.clone().unwrap_or_else(|| "-".into())),
-        ("files", format!("{} new, {} changed, {} unmodified", s.files_new, s.files_changed, s.files_unmodified)),
-        ("data", format!("{} read, {} added, {} in snapshot", bytes(s.bytes_read), bytes(s.bytes_added), bytes(s.bytes_total))),
+        (
+            "started",
+            r.started_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "finished",
+            r.finished_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "files",
+            format!(
+                "{} new, {} changed, {} unmodified",
+                s.files_new, s.files_changed, s.files_unmodified
+            ),
+        ),
+        (
+            "data",
+            format!(
+                "{} read, {} added, {} in snapshot",
+                bytes(s.bytes_read),
+                bytes(s.bytes_added),
+                bytes(s.bytes_total)
+            ),
+        ),
         ("error", r.error.clone().unwrap_or_else(|| "-".into())),
     ]);
 }
@@ -124,7 +166,9 @@ fn watch(cli: &Cli, id: i64) -> CliResult {
         } else if let (Some(b), Some(p)) = (&bar, &d.progress) {
             let style = if p.bytes_expected > 0 {
                 b.set_length(p.bytes_expected.max(p.bytes_read));
-                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
             } else {
                 ProgressStyle::with_template("{spinner} {msg} {bytes} read, {bytes_per_sec}")
             };
@@ -141,7 +185,9 @@ fn watch(cli: &Cli, id: i64) -> CliResult {
         b.finish_and_clear();
     }
     let Some(run) = last else {
-        return Err(CliError::failure("the daemon ended the stream without a result"));
+        return Err(CliError::failure(
+            "the daemon ended the stream without a result",
+        ));
     };
     if !cli.json {
         print_run(&run);

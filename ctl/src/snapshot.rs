@@ -28,7 +28,13 @@ pub enum SnapshotCmd {
 pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
     match cmd {
         SnapshotCmd::List { job, target } => {
-            let reply = call(cli, &ListSnapshots { job: job.clone(), target: target.clone() })?;
+            let reply = call(
+                cli,
+                &ListSnapshots {
+                    job: job.clone(),
+                    target: target.clone(),
+                },
+            )?;
             if cli.json {
                 return output::json(&reply);
             }
@@ -39,7 +45,8 @@ pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
                     s.job.clone(),
                     s.target.clone(),
                     s.time.clone(),
-                    (s.stats.files_new + s.stats.files_changed + s.stats.files_unmodified).to_string(),
+                    (s.stats.files_new + s.stats.files_changed + s.stats.files_unmodified)
+                        .to_string(),
                     bytes(s.stats.bytes_total),
                     if s.partial { "yes" } else { "no" }.into(),
                 ]);
@@ -48,7 +55,14 @@ pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
             Ok(())
         }
         SnapshotCmd::Show { id, target } => {
-            let s = call(cli, &GetSnapshot { id: id.clone(), target: target.clone() })?.snapshot;
+            let s = call(
+                cli,
+                &GetSnapshot {
+                    id: id.clone(),
+                    target: target.clone(),
+                },
+            )?
+            .snapshot;
             if cli.json {
                 return output::json(&s);
             }
@@ -62,7 +76,12 @@ pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
                 ("partial", if s.partial { "yes" } else { "no" }.into()),
                 ("size", bytes(s.stats.bytes_total)),
                 ("added", bytes(s.stats.bytes_added)),
-                ("run", s.run_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into())),
+                (
+                    "run",
+                    s.run_id
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
             ]);
             Ok(())
         }
@@ -79,7 +98,8 @@ pub fn restore(
     dry_run: bool,
     overwrite: &str,
 ) -> CliResult {
-    let to = std::path::absolute(to).map_err(|e| CliError::usage(format!("bad --to {}: {e}", to.display())))?;
+    let to = std::path::absolute(to)
+        .map_err(|e| CliError::usage(format!("bad --to {}: {e}", to.display())))?;
     let req = Restore {
         snapshot: snapshot.into(),
         target: target.clone(),
@@ -99,7 +119,9 @@ pub fn restore(
         true
     })?;
     let Some(r) = last else {
-        return Err(CliError::failure("the daemon ended the restore without a result"));
+        return Err(CliError::failure(
+            "the daemon ended the restore without a result",
+        ));
     };
     let errors = r
         .summary

@@ -23,7 +23,10 @@ pub fn status(cli: &Cli) -> CliResult {
     }
     output::fields(&[
         ("bmsd", format!("{} (pid {})", s.version, s.pid)),
-        ("uptime", format!("{} (since {})", duration(s.uptime_secs), s.started_at)),
+        (
+            "uptime",
+            format!("{} (since {})", duration(s.uptime_secs), s.started_at),
+        ),
         ("catalog schema", s.schema_version.to_string()),
         ("targets", s.targets.to_string()),
         ("jobs", format!("{} ({} enabled)", s.jobs, s.jobs_enabled)),
@@ -33,7 +36,10 @@ pub fn status(cli: &Cli) -> CliResult {
             "config",
             format!(
                 "{} (generation {}, loaded {})",
-                s.config.path.clone().unwrap_or_else(|| "embedded defaults".into()),
+                s.config
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| "embedded defaults".into()),
                 s.config.generation,
                 s.config.loaded_at
             ),
@@ -42,10 +48,21 @@ pub fn status(cli: &Cli) -> CliResult {
         ("your role", s.role.clone()),
     ]);
     for r in &s.running {
-        println!("running: run {} of job '{}' ({}, started {})", r.id, r.job, r.trigger.as_str(), r.started_at.clone().unwrap_or_default());
+        println!(
+            "running: run {} of job '{}' ({}, started {})",
+            r.id,
+            r.job,
+            r.trigger.as_str(),
+            r.started_at.clone().unwrap_or_default()
+        );
     }
     for r in &s.queued {
-        println!(" queued: run {} of job '{}' ({})", r.id, r.job, r.trigger.as_str());
+        println!(
+            " queued: run {} of job '{}' ({})",
+            r.id,
+            r.job,
+            r.trigger.as_str()
+        );
     }
     Ok(())
 }
@@ -61,7 +78,13 @@ pub fn audit(cli: &Cli, limit: u32) -> CliResult {
             Some(u) => format!("{u} ({})", e.uid),
             None => e.uid.to_string(),
         };
-        t.add_row(vec![e.id.to_string(), e.time.clone(), who, e.action.clone(), e.object.clone()]);
+        t.add_row(vec![
+            e.id.to_string(),
+            e.time.clone(),
+            who,
+            e.action.clone(),
+            e.object.clone(),
+        ]);
     }
     println!("{t}");
     Ok(())

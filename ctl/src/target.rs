@@ -116,7 +116,9 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
     match cmd {
         TargetCmd::Add { name, fields } => {
             let Some(path) = fields.path.clone() else {
-                return Err(CliError::usage("target add needs --path (a directory, device or URL)"));
+                return Err(CliError::usage(
+                    "target add needs --path (a directory, device or URL)",
+                ));
             };
             let mut spec = TargetSpec::disk(name.clone(), path);
             fields.apply_to(&mut spec);
@@ -128,7 +130,9 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             if cli.json {
                 return output::json(&reply);
             }
-            let mut t = output::table(&["NAME", "KIND", "MEDIA", "LOCATION", "PATH", "STATE", "USED BY"]);
+            let mut t = output::table(&[
+                "NAME", "KIND", "MEDIA", "LOCATION", "PATH", "STATE", "USED BY",
+            ]);
             for i in &reply.targets {
                 let loc = match &i.spec.site {
                     Some(s) => format!("{} ({s})", i.spec.location.as_str()),
@@ -145,7 +149,9 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
                     i.media.as_str().to_owned(),
                     loc,
                     i.spec.path.clone(),
-                    i.last_check.as_ref().map_or_else(|| "unchecked".into(), |c| c.state.clone()),
+                    i.last_check
+                        .as_ref()
+                        .map_or_else(|| "unchecked".into(), |c| c.state.clone()),
                     i.used_by.join(", "),
                 ]);
             }
@@ -172,7 +178,10 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             if c.ok {
                 Ok(())
             } else {
-                Err(CliError::failure(format!("target '{name}' failed its check: {}", c.state)))
+                Err(CliError::failure(format!(
+                    "target '{name}' failed its check: {}",
+                    c.state
+                )))
             }
         }
         TargetCmd::Rm { name } => {

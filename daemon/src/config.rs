@@ -127,7 +127,8 @@ impl Config {
             self.socket = absolute(v.into_inner()).map_err(|m| at(span, "socket", m))?;
         }
         if let Some(v) = file.metrics_listen {
-            self.metrics_listen = parse_listen(v.get_ref()).map_err(|m| at(v.span(), "metrics_listen", m))?;
+            self.metrics_listen =
+                parse_listen(v.get_ref()).map_err(|m| at(v.span(), "metrics_listen", m))?;
         }
         if let Some(v) = file.log_level {
             check_log_level(v.get_ref()).map_err(|m| at(v.span(), "log_level", m))?;
@@ -138,8 +139,8 @@ impl Config {
                 in_range(*v.get_ref(), 1, 4096).map_err(|m| at(v.span(), "max_connections", m))?;
         }
         if let Some(v) = file.max_concurrent_runs {
-            self.max_concurrent_runs =
-                in_range(*v.get_ref(), 1, 64).map_err(|m| at(v.span(), "max_concurrent_runs", m))?;
+            self.max_concurrent_runs = in_range(*v.get_ref(), 1, 64)
+                .map_err(|m| at(v.span(), "max_concurrent_runs", m))?;
         }
         Ok(())
     }
@@ -182,7 +183,9 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 /// comma-separated `target=level` directives such as `bmsd=debug,warn`.
 pub fn check_log_level(s: &str) -> Result<(), String> {
     const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-    let bad = || format!("'{s}' is not a log level: use error, warn, info, debug, trace or target=level directives");
+    let bad = || {
+        format!("'{s}' is not a log level: use error, warn, info, debug, trace or target=level directives")
+    };
     if s.trim().is_empty() {
         return Err(bad());
     }
@@ -216,7 +219,8 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::defaults();
-        c.apply_file(Path::new("/etc/bms/bmsd.toml"), text).map(|_| c)
+        c.apply_file(Path::new("/etc/bms/bmsd.toml"), text)
+            .map(|_| c)
     }
 
     #[test]
@@ -243,9 +247,13 @@ mod tests {
     fn bad_value_names_key_and_line() {
         let e = parse("version = 1\nmax_connections = 0\n").unwrap_err().0;
         assert!(e.contains("line 2") && e.contains("max_connections"), "{e}");
-        let e = parse("version = 1\nlog_level = \"verbose\"\n").unwrap_err().0;
+        let e = parse("version = 1\nlog_level = \"verbose\"\n")
+            .unwrap_err()
+            .0;
         assert!(e.contains("line 2") && e.contains("log_level"), "{e}");
-        let e = parse("version = 1\n metrics_listen = \"nowhere\"\n").unwrap_err().0;
+        let e = parse("version = 1\n metrics_listen = \"nowhere\"\n")
+            .unwrap_err()
+            .0;
         assert!(e.contains("line 2") && e.contains("metrics_listen"), "{e}");
     }
 

@@ -8,7 +8,7 @@ pub mod logging;
 pub mod metrics;
 pub mod preflight;
 pub mod runner;
-pub mod scheduler;
 pub mod runtime;
+pub mod scheduler;
 pub mod state;
 pub mod validate;

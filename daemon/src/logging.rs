@@ -27,7 +27,9 @@ impl LogHandle {
         if self.pinned {
             return Ok(());
         }
-        let filter = EnvFilter::builder().parse(level).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::builder()
+            .parse(level)
+            .map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
     }
 }
@@ -58,7 +60,9 @@ pub fn init(target: LogTarget, level: &str, pinned_by_flag: bool) -> LogHandle {
         None
     };
     match journald {
-        Some(layer) => registry.with(layer.with_syslog_identifier("bmsd".into())).init(),
+        Some(layer) => registry
+            .with(layer.with_syslog_identifier("bmsd".into()))
+            .init(),
         None => registry
             .with(
                 tracing_subscriber::fmt::layer()

@@ -23,23 +23,55 @@ type FGauge = Gauge<f64, AtomicU64>;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Renders the metrics text for the given facts.
-pub fn render(facts: &CatalogFacts, running: usize, queued: usize, uptime: f64) -> Result<String, std::fmt::Error> {
+pub fn render(
+    facts: &CatalogFacts,
+    running: usize,
+    queued: usize,
+    uptime: f64,
+) -> Result<String, std::fmt::Error> {
     let mut reg = Registry::with_prefix("bms");
-    reg.register("build", "Version of bmsd", Info::new(vec![("version".to_owned(), bms_proto::VERSION.to_owned())]));
+    reg.register(
+        "build",
+        "Version of bmsd",
+        Info::new(vec![("version".to_owned(), bms_proto::VERSION.to_owned())]),
+    );
     let gauge = |reg: &mut Registry, name: &str, help: &str, v: f64| {
         let g = FGauge::default();
         g.set(v);
         reg.register(name, help, g);
     };
-    gauge(&mut reg, "uptime_seconds", "Seconds since bmsd started", uptime);
-    gauge(&mut reg, "targets", "Targets in the catalog", facts.targets as f64);
-    gauge(&mut reg, "jobs", "Jobs in the catalog", facts.jobs.len() as f64);
+    gauge(
+        &mut reg,
+        "uptime_seconds",
+        "Seconds since bmsd started",
+        uptime,
+    );
+    gauge(
+        &mut reg,
+        "targets",
+        "Targets in the catalog",
+        facts.targets as f64,
+    );
+    gauge(
+        &mut reg,
+        "jobs",
+        "Jobs in the catalog",
+        facts.jobs.len() as f64,
+    );
     gauge(&mut reg, "runs_running", "Runs going now", running as f64);
-    gauge(&mut reg, "runs_queued", "Runs waiting for a slot", queued as f64);
+    gauge(
+        &mut reg,
+        "runs_queued",
+        "Runs waiting for a slot",
+        queued as f64,
+    );
 
     let enabled = Family::<Labels, FGauge>::default();
     let last_end = Family::<Labels, FGauge>::default();
@@ -49,10 +81,14 @@ pub fn render(facts: &CatalogFacts, running: usize, queued: usize, uptime: f64) 
     let last_duration = Family::<Labels, FGauge>::default();
     for j in &facts.jobs {
         let l = labels(&[("job", &j.name)]);
-        enabled.get_or_create(&l).set(if j.enabled { 1.0 } else { 0.0 });
+        enabled
+            .get_or_create(&l)
+            .set(if j.enabled { 1.0 } else { 0.0 });
         if let Some((t, state)) = &j.last_run {
             last_end.get_or_create(&l).set(*t);
-            last_state.get_or_create(&labels(&[("job", &j.name), ("state", state)])).set(1.0);
+            last_state
+                .get_or_create(&labels(&[("job", &j.name), ("state", state)]))
+                .set(1.0);
         }
         if let Some(t) = j.last_success {
             last_ok.get_or_create(&l).set(t);
@@ -65,17 +101,42 @@ pub fn render(facts: &CatalogFacts, running: usize, queued: usize, uptime: f64) 
         }
     }
     reg.register("job_enabled", "1 when the job is enabled", enabled);
-    reg.register("job_last_run_end_timestamp_seconds", "End of the latest finished backup run", last_end);
-    reg.register("job_last_success_timestamp_seconds", "End of the latest successful backup run", last_ok);
-    reg.register("job_last_run_state", "State of the latest finished backup run (1 for that state)", last_state);
-    reg.register("job_last_snapshot_bytes", "Logical bytes of the latest successful snapshot", last_bytes);
-    reg.register("job_last_run_duration_seconds", "Duration of the latest finished backup run", last_duration);
+    reg.register(
+        "job_last_run_end_timestamp_seconds",
+        "End of the latest finished backup run",
+        last_end,
+    );
+    reg.register(
+        "job_last_success_timestamp_seconds",
+        "End of the latest successful backup run",
+        last_ok,
+    );
+    reg.register(
+        "job_last_run_state",
+        "State of the latest finished backup run (1 for that state)",
+        last_state,
+    );
+    reg.register(
+        "job_last_snapshot_bytes",
+        "Logical bytes of the latest successful snapshot",
+        last_bytes,
+    );
+    reg.register(
+        "job_last_run_duration_seconds",
+        "Duration of the latest finished backup run",
+        last_duration,
+    );
 
     let runs = Family::<Labels, Counter>::default();
     for (job, kind, state, n) in &facts.run_counts {
-        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)])).inc_by(*n);
+        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)]))
+            .inc_by(*n);
     }
-    reg.register("runs", "Runs recorded, by job, kind and final or current state", runs);
+    reg.register(
+        "runs",
+        "Runs recorded, by job, kind and final or current state",
+        runs,
+    );
 
     let check_ok = Family::<Labels, FGauge>::default();
     let free = Family::<Labels, FGauge>::default();
@@ -86,8 +147,16 @@ pub fn render(facts: &CatalogFacts, running: usize, queued: usize, uptime: f64) 
             free.get_or_create(&l).set(*b as f64);
         }
     }
-    reg.register("target_check_ok", "1 when the latest pre-flight check of the target passed", check_ok);
-    reg.register("target_free_bytes", "Free bytes seen by the latest pre-flight check", free);
+    reg.register(
+        "target_check_ok",
+        "1 when the latest pre-flight check of the target passed",
+        check_ok,
+    );
+    reg.register(
+        "target_free_bytes",
+        "Free bytes seen by the latest pre-flight check",
+        free,
+    );
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -104,7 +173,8 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, cancel: Cancellatio
             Ok((stream, _)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, shared)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, shared))
+                        .await;
                 });
             }
             Err(e) => {
@@ -133,18 +203,45 @@ async fn respond(mut stream: TcpStream, shared: SharedRef) -> std::io::Result<()
         ("GET", "/metrics") => {
             let facts = shared.catalog.call(|c| c.facts()).await;
             let (running, queued) = shared.runner.snapshot();
-            match facts.map(|f| render(&f, running.len(), queued.len(), shared.started.elapsed().as_secs_f64())) {
+            match facts.map(|f| {
+                render(
+                    &f,
+                    running.len(),
+                    queued.len(),
+                    shared.started.elapsed().as_secs_f64(),
+                )
+            }) {
                 Ok(Ok(text)) => ("200 OK", OPENMETRICS, text),
-                Ok(Err(e)) => ("500 Internal Server Error", "text/plain", format!("cannot encode metrics: {e}\n")),
-                Err(e) => ("503 Service Unavailable", "text/plain", format!("catalog unavailable: {e}\n")),
+                Ok(Err(e)) => (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    format!("cannot encode metrics: {e}\n"),
+                ),
+                Err(e) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("catalog unavailable: {e}\n"),
+                ),
             }
         }
         ("GET", "/healthz") => match shared.catalog.call(|c| c.schema_version()).await {
             Ok(_) => ("200 OK", "text/plain", "ok\n".to_owned()),
-            Err(e) => ("503 Service Unavailable", "text/plain", format!("catalog unavailable: {e}\n")),
+            Err(e) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("catalog unavailable: {e}\n"),
+            ),
         },
-        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_owned()),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET is served\n".to_owned()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".to_owned(),
+        ),
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -4,6 +4,7 @@
 //! nothing under the target.
 
 use bms_proto::api::{TargetCheck, TargetKind, TargetSpec};
+use bms_proto::units::human_bytes as human;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -22,8 +23,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -42,7 +48,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
             let l: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
             let mut options: Vec<String> = l.get(5)?.split(',').map(str::to_owned).collect();
-            options.extend(r.get(2).map(|o| o.split(',').map(str::to_owned)).into_iter().flatten());
+            options.extend(
+                r.get(2)
+                    .map(|o| o.split(',').map(str::to_owned))
+                    .into_iter()
+                    .flatten(),
+            );
             Some(Mount {
                 mount_point: PathBuf::from(unescape(l.get(4)?)),
                 fs_type: r.first()?.to_string(),
@@ -56,22 +67,10 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 /// The mount whose mount point is exactly `path` (the last one wins, as mounts stack).
 pub fn mount_at(path: &Path) -> io::Result<Option<Mount>> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text).into_iter().rev().find(|m| m.mount_point == path))
-}
-
-fn human(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
+    Ok(parse_mountinfo(&text)
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == path))
 }
 
 /// Whether a configured source (`server:/export`, `/dev/sdb1`, `UUID=...`, `LABEL=...`) names the mount's source.
@@ -86,11 +85,22 @@ fn source_matches(want: &str, have: &str) -> bool {
     };
     match want_dev {
         Some(dev) => resolve(have).is_some_and(|h| h == dev),
-        None => want == have || (want.starts_with('/') && resolve(want).is_some_and(|w| Some(w) == resolve(have))),
+        None => {
+            want == have
+                || (want.starts_with('/')
+                    && resolve(want).is_some_and(|w| Some(w) == resolve(have)))
+        }
     }
 }
 
-fn result(spec: &TargetSpec, ok: bool, state: &str, message: String, free: Option<u64>, fs: Option<String>) -> TargetCheck {
+fn result(
+    spec: &TargetSpec,
+    ok: bool,
+    state: &str,
+    message: String,
+    free: Option<u64>,
+    fs: Option<String>,
+) -> TargetCheck {
     TargetCheck {
         name: spec.name.clone(),
         ok,
@@ -118,13 +128,40 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let hint = if spec.kind == TargetKind::Nas { "mount the NAS share there" } else { "create it" };
-            return result(spec, false, "missing", format!("{} does not exist: {hint}", spec.path), None, None);
+            let hint = if spec.kind == TargetKind::Nas {
+                "mount the NAS share there"
+            } else {
+                "create it"
+            };
+            return result(
+                spec,
+                false,
+                "missing",
+                format!("{} does not exist: {hint}", spec.path),
+                None,
+                None,
+            );
         }
-        Err(e) => return result(spec, false, "error", format!("cannot access {}: {e}", spec.path), None, None),
+        Err(e) => {
+            return result(
+                spec,
+                false,
+                "error",
+                format!("cannot access {}: {e}", spec.path),
+                None,
+                None,
+            )
+        }
     };
     if !meta.is_dir() {
-        return result(spec, false, "error", format!("{} is not a directory", spec.path), None, None);
+        return result(
+            spec,
+            false,
+            "error",
+            format!("{} is not a directory", spec.path),
+            None,
+            None,
+        );
     }
     let mut fs_type = None;
     if spec.kind == TargetKind::Nas {
@@ -153,7 +190,10 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
                     spec,
                     false,
                     "wrong filesystem",
-                    format!("wrong filesystem: {} is {} but the target expects {want}", spec.path, mount.fs_type),
+                    format!(
+                        "wrong filesystem: {} is {} but the target expects {want}",
+                        spec.path, mount.fs_type
+                    ),
                     None,
                     fs_type,
                 );
@@ -165,24 +205,49 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
                     spec,
                     false,
                     "wrong filesystem",
-                    format!("wrong filesystem: {} is mounted from {} but the target expects {want}", spec.path, mount.source),
+                    format!(
+                        "wrong filesystem: {} is mounted from {} but the target expects {want}",
+                        spec.path, mount.source
+                    ),
                     None,
                     fs_type,
                 );
             }
         }
         if mount.options.iter().any(|o| o == "ro") {
-            return result(spec, false, "read-only", format!("read-only: {} is mounted read-only", spec.path), None, fs_type);
+            return result(
+                spec,
+                false,
+                "read-only",
+                format!("read-only: {} is mounted read-only", spec.path),
+                None,
+                fs_type,
+            );
         }
     }
     let free = match nix::sys::statvfs::statvfs(path) {
         Ok(st) => st.blocks_available() * st.fragment_size(),
-        Err(e) => return result(spec, false, "error", format!("cannot stat filesystem of {}: {e}", spec.path), None, fs_type),
+        Err(e) => {
+            return result(
+                spec,
+                false,
+                "error",
+                format!("cannot stat filesystem of {}: {e}", spec.path),
+                None,
+                fs_type,
+            )
+        }
     };
     if let Err(e) = probe_write(path) {
         let (state, msg) = match e.raw_os_error() {
-            Some(libc::EROFS) => ("read-only", format!("read-only: {} is not writable: {e}", spec.path)),
-            Some(libc::EACCES) | Some(libc::EPERM) => ("error", format!("{} is not writable by bmsd: {e}", spec.path)),
+            Some(libc::EROFS) => (
+                "read-only",
+                format!("read-only: {} is not writable: {e}", spec.path),
+            ),
+            Some(libc::EACCES) | Some(libc::EPERM) => (
+                "error",
+                format!("{} is not writable by bmsd: {e}", spec.path),
+            ),
             _ => ("error", format!("cannot write to {}: {e}", spec.path)),
         };
         return result(spec, false, state, msg, Some(free), fs_type);
@@ -192,12 +257,23 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
             spec,
             false,
             "low space",
-            format!("low space: {} free < {}", human(free), human(spec.min_free_bytes)),
+            format!(
+                "low space: {} free < {}",
+                human(free),
+                human(spec.min_free_bytes)
+            ),
             Some(free),
             fs_type,
         );
     }
-    result(spec, true, "ok", format!("ok: {} free", human(free)), Some(free), fs_type)
+    result(
+        spec,
+        true,
+        "ok",
+        format!("ok: {} free", human(free)),
+        Some(free),
+        fs_type,
+    )
 }
 
 fn probe_write(dir: &Path) -> io::Result<()> {
@@ -217,7 +293,8 @@ mod tests {
 
     #[test]
     fn parses_mountinfo_with_escapes_and_optional_fields() {
-        let text = "36 35 98:0 / /mnt/nas\\040one rw,noatime master:1 - nfs4 server:/export rw,vers=4.2\n\
+        let text =
+            "36 35 98:0 / /mnt/nas\\040one rw,noatime master:1 - nfs4 server:/export rw,vers=4.2\n\
                     37 35 8:1 / /srv ro,relatime shared:2 - ext4 /dev/sda1 ro\n";
         let m = parse_mountinfo(text);
         assert_eq!(m.len(), 2);
@@ -236,8 +313,16 @@ mod tests {
         };
         let c = check(&spec);
         assert_eq!(c.state, "not mounted", "{c:?}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
-        let disk = TargetSpec { kind: TargetKind::Disk, min_free_bytes: u64::MAX, ..spec };
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        let disk = TargetSpec {
+            kind: TargetKind::Disk,
+            min_free_bytes: u64::MAX,
+            ..spec
+        };
         let c = check(&disk);
         assert_eq!(c.state, "low space", "{c:?}");
         assert!(c.message.starts_with("low space: "), "{}", c.message);

@@ -157,10 +157,11 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
                 path.display()
             ));
         }
-        fs::remove_file(path).map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+        fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set permissions on {}: {e}", path.display()))?;
     if nix::unistd::geteuid().is_root() {
@@ -187,16 +188,24 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     let db = config.state_dir.join("catalog.db");
     let mut catalog = Catalog::open(&db).map_err(|e| e.to_string())?;
     let local_repo = config.state_dir.join("repos").join("local");
-    if catalog.ensure_default_target(&local_repo).map_err(|e| e.to_string())? {
+    if catalog
+        .ensure_default_target(&local_repo)
+        .map_err(|e| e.to_string())?
+    {
         make_dir(&local_repo, 0o750)?;
-        info!("new catalog {}: created default disk target 'local' at {}", db.display(), local_repo.display());
+        info!(
+            "new catalog {}: created default disk target 'local' at {}",
+            db.display(),
+            local_repo.display()
+        );
     }
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
     if !interrupted.is_empty() {
         warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
         recover_locks(&catalog, &interrupted);
     }
-    let (catalog, catalog_thread) = CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
+    let (catalog, catalog_thread) =
+        CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
     let listener = bind_socket(&config.socket)?;
     let effective = std::env::var("RUST_LOG")
         .ok()
@@ -233,7 +242,11 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
             config.metrics_listen
         ),
     }
-    tracker.spawn(crate::runner::dispatch_loop(shared.clone(), cancel.clone(), tracker.clone()));
+    tracker.spawn(crate::runner::dispatch_loop(
+        shared.clone(),
+        cancel.clone(),
+        tracker.clone(),
+    ));
     tracker.spawn(crate::scheduler::run(shared.clone(), cancel.clone()));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -254,7 +267,10 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     let _ = fs::remove_file(&config.socket);
@@ -276,7 +292,12 @@ fn recover_locks(catalog: &Catalog, runs: &[i64]) {
     for path in paths.into_iter().filter(|p| p.join("config").exists()) {
         // An exclusive lock conflicts with every other lock, so acquiring it inspects them all and
         // removes those whose holder is dead; a live holder only makes this attempt fail.
-        match bms_engine::lock::acquire(&path, bms_engine::lock::LockKind::Exclusive, "stale lock recovery", Duration::ZERO) {
+        match bms_engine::lock::acquire(
+            &path,
+            bms_engine::lock::LockKind::Exclusive,
+            "stale lock recovery",
+            Duration::ZERO,
+        ) {
             Ok(lock) => {
                 for r in &lock.recovered {
                     warn!(repo = %path.display(), "recovered stale lock: {r}");
@@ -306,19 +327,30 @@ async fn watchdog(every: Duration, shared: SharedRef, cancel: CancellationToken)
 
 fn reload_config(src: &ReloadSource, shared: &SharedRef, log: &LogHandle) {
     let old = shared.config();
-    let mut new = match Config::load(src.explicit.as_deref().or(old.config.path.as_deref()), &src.overrides) {
+    let mut new = match Config::load(
+        src.explicit.as_deref().or(old.config.path.as_deref()),
+        &src.overrides,
+    ) {
         Ok(c) => c,
         Err(e) => {
             error!("SIGHUP: new configuration rejected, keeping the previous one: {e}");
-            notify(&[NotifyState::Status("ready: config reload failed, previous config kept")]);
+            notify(&[NotifyState::Status(
+                "ready: config reload failed, previous config kept",
+            )]);
             return;
         }
     };
     for (what, changed) in [
         ("state_dir", new.state_dir != old.config.state_dir),
         ("socket", new.socket != old.config.socket),
-        ("max_connections", new.max_connections != old.config.max_connections),
-        ("metrics_listen", new.metrics_listen != old.config.metrics_listen),
+        (
+            "max_connections",
+            new.max_connections != old.config.max_connections,
+        ),
+        (
+            "metrics_listen",
+            new.metrics_listen != old.config.metrics_listen,
+        ),
     ] {
         if changed {
             warn!("SIGHUP: {what} changed; it takes effect when bmsd restarts");

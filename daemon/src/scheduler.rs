@@ -106,7 +106,10 @@ async fn tick(
             warn!(job = %name, mark = %c, "schedule mark lies in the future; the clock was set back; rescheduling from now");
             checked = Some(now);
             let n = name.clone();
-            shared.catalog.call(move |c| c.set_checked_until(&n, now)).await?;
+            shared
+                .catalog
+                .call(move |c| c.set_checked_until(&n, now))
+                .await?;
         }
         let Some(checked) = checked.filter(|_| job.spec.enabled) else {
             // Disabled job: nothing before now is due.
@@ -122,7 +125,8 @@ async fn tick(
         };
         let mut mark = checked;
         if startup {
-            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(_, due)| *due <= now) {
+            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(_, due)| *due <= now)
+            {
                 match job.spec.missed {
                     MissedPolicy::RunOnce => {
                         info!(job = %name, missed = %elapse, "runs were missed while bmsd was down: one catch-up run");

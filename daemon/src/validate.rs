@@ -45,14 +45,23 @@ pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
                 ));
             }
             if t.path == "/" {
-                return Err(ApiError::invalid("path", "path must not be the root directory"));
+                return Err(ApiError::invalid(
+                    "path",
+                    "path must not be the root directory",
+                ));
             }
         }
         TargetKind::S3 => {
-            if !(t.path.starts_with("s3://") || t.path.starts_with("https://") || t.path.starts_with("http://")) {
+            if !(t.path.starts_with("s3://")
+                || t.path.starts_with("https://")
+                || t.path.starts_with("http://"))
+            {
                 return Err(ApiError::invalid(
                     "path",
-                    format!("s3 target path '{}' must be a URL such as s3://bucket/prefix", t.path),
+                    format!(
+                        "s3 target path '{}' must be a URL such as s3://bucket/prefix",
+                        t.path
+                    ),
                 ));
             }
         }
@@ -63,7 +72,10 @@ pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
     if t.kind != TargetKind::Nas {
         for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
             if v.is_some() {
-                return Err(ApiError::invalid(field, format!("{field} applies to nas targets only")));
+                return Err(ApiError::invalid(
+                    field,
+                    format!("{field} applies to nas targets only"),
+                ));
             }
         }
     }
@@ -73,7 +85,10 @@ pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
         }
     }
     if t.immutable_days > 36500 {
-        return Err(ApiError::invalid("immutable_days", "immutable_days must be at most 36500"));
+        return Err(ApiError::invalid(
+            "immutable_days",
+            "immutable_days must be at most 36500",
+        ));
     }
     Ok(())
 }
@@ -87,7 +102,10 @@ pub fn schedule(field: &str, expr: &str) -> Result<CalendarSpec, ApiError> {
 pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     name("name", &j.name)?;
     if j.sources.is_empty() {
-        return Err(ApiError::invalid("sources", "a job needs at least one source path"));
+        return Err(ApiError::invalid(
+            "sources",
+            "a job needs at least one source path",
+        ));
     }
     for s in &j.sources {
         text("sources", s, 4096)?;
@@ -106,17 +124,27 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
         }
     }
     for g in &j.excludes {
-        globset::Glob::new(g)
-            .map_err(|e| ApiError::invalid("excludes", format!("exclude pattern '{g}' is not a valid glob: {e}")))?;
+        globset::Glob::new(g).map_err(|e| {
+            ApiError::invalid(
+                "excludes",
+                format!("exclude pattern '{g}' is not a valid glob: {e}"),
+            )
+        })?;
     }
     let spec = schedule("schedule", &j.schedule)?;
     if j.targets.is_empty() {
-        return Err(ApiError::invalid("targets", "a job needs at least one target"));
+        return Err(ApiError::invalid(
+            "targets",
+            "a job needs at least one target",
+        ));
     }
     for (i, t) in j.targets.iter().enumerate() {
         name("targets", t)?;
         if j.targets[..i].contains(t) {
-            return Err(ApiError::invalid("targets", format!("target '{t}' is listed twice")));
+            return Err(ApiError::invalid(
+                "targets",
+                format!("target '{t}' is listed twice"),
+            ));
         }
     }
     if j.verify.read_data_percent > 100 {
@@ -131,13 +159,19 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     for (field, v) in [("hooks.pre", &j.hooks.pre), ("hooks.post", &j.hooks.post)] {
         if let Some(cmd) = v {
             if cmd.trim().is_empty() {
-                return Err(ApiError::invalid(field, format!("{field} must not be empty")));
+                return Err(ApiError::invalid(
+                    field,
+                    format!("{field} must not be empty"),
+                ));
             }
             text(field, cmd, 4096)?;
         }
     }
     if j.hooks.timeout_secs == 0 {
-        return Err(ApiError::invalid("hooks.timeout_secs", "hooks.timeout_secs must be at least 1"));
+        return Err(ApiError::invalid(
+            "hooks.timeout_secs",
+            "hooks.timeout_secs must be at least 1",
+        ));
     }
     if j.randomized_delay_secs > 86_400 {
         return Err(ApiError::invalid(

@@ -29,8 +29,14 @@ fn copy_moves_only_missing_blobs_and_verifies_clean() {
 
     let no = AtomicBool::new(false);
     let c1 = copy_snapshot(&a, &b, &first.snapshot_id, &|_| {}, &no).unwrap();
-    assert_eq!(c1.snapshot_id, first.snapshot_id, "the copy keeps the snapshot id");
-    assert!(c1.chunks_copied > 0 && c1.chunks_copied == c1.chunks_total, "{c1:?}");
+    assert_eq!(
+        c1.snapshot_id, first.snapshot_id,
+        "the copy keeps the snapshot id"
+    );
+    assert!(
+        c1.chunks_copied > 0 && c1.chunks_copied == c1.chunks_total,
+        "{c1:?}"
+    );
     let rep = b.verify(&read_data(), &|_| {}).unwrap();
     assert!(rep.ok, "{:?}", rep.problems);
     assert_eq!(b.snapshots().unwrap().len(), 1);
@@ -43,8 +49,15 @@ fn copy_moves_only_missing_blobs_and_verifies_clean() {
     std::fs::write(src_dir.join("new.bin"), pseudo_random(200_000, 42)).unwrap();
     let second = backup(&a, &src_dir);
     let c2 = copy_snapshot(&a, &b, &second.snapshot_id, &|_| {}, &no).unwrap();
-    assert!(c2.chunks_copied > 0 && c2.chunks_copied < c2.chunks_total / 2 + 8, "{c2:?}");
-    assert!(c2.bytes_copied < 260_000, "copied {} bytes for a 200 kB change", c2.bytes_copied);
+    assert!(
+        c2.chunks_copied > 0 && c2.chunks_copied < c2.chunks_total / 2 + 8,
+        "{c2:?}"
+    );
+    assert!(
+        c2.bytes_copied < 260_000,
+        "copied {} bytes for a 200 kB change",
+        c2.bytes_copied
+    );
 
     // The copy restores byte-identically.
     let out = d.path().join("out");
@@ -61,8 +74,14 @@ fn copy_moves_only_missing_blobs_and_verifies_clean() {
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     let restored = out.join(src_dir.strip_prefix("/").unwrap());
-    assert_eq!(std::fs::read(restored.join("new.bin")).unwrap(), pseudo_random(200_000, 42));
-    assert_eq!(std::fs::read(restored.join("a/big.bin")).unwrap(), pseudo_random(300_000, 7));
+    assert_eq!(
+        std::fs::read(restored.join("new.bin")).unwrap(),
+        pseudo_random(200_000, 42)
+    );
+    assert_eq!(
+        std::fs::read(restored.join("a/big.bin")).unwrap(),
+        pseudo_random(300_000, 7)
+    );
 }
 
 #[test]
@@ -80,11 +99,19 @@ fn corrupt_source_blob_is_not_copied() {
         bytes[mid] ^= 0x55;
         std::fs::write(&entry, bytes).unwrap();
     }
-    let err = copy_snapshot(&a, &b, &snap.snapshot_id, &|_| {}, &AtomicBool::new(false)).unwrap_err();
+    let err =
+        copy_snapshot(&a, &b, &snap.snapshot_id, &|_| {}, &AtomicBool::new(false)).unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
-    assert!(b.snapshots().unwrap().is_empty(), "no snapshot may appear after a failed copy");
+    assert!(
+        b.snapshots().unwrap().is_empty(),
+        "no snapshot may appear after a failed copy"
+    );
     let rep = b.verify(&read_data(), &|_| {}).unwrap();
-    assert!(rep.ok, "destination must stay consistent: {:?}", rep.problems);
+    assert!(
+        rep.ok,
+        "destination must stay consistent: {:?}",
+        rep.problems
+    );
 }
 
 #[test]
@@ -95,7 +122,8 @@ fn cancelled_copy_leaves_no_snapshot() {
     let a = small_repo(&d.path().join("a"));
     let b = small_repo(&d.path().join("b"));
     let snap = backup(&a, &src_dir);
-    let err = copy_snapshot(&a, &b, &snap.snapshot_id, &|_| {}, &AtomicBool::new(true)).unwrap_err();
+    let err =
+        copy_snapshot(&a, &b, &snap.snapshot_id, &|_| {}, &AtomicBool::new(true)).unwrap_err();
     assert!(matches!(err, bms_engine::Error::Cancelled), "{err}");
     assert!(b.snapshots().unwrap().is_empty());
 }

@@ -1,13 +1,12 @@
 //! A small blocking Varlink client over the daemon's Unix socket.
 
 use crate::api::Method;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::varlink::{self, Call, Reply};
 
 /// Largest reply the client accepts. Requests are bounded by the daemon's 1 MiB limit; replies
 /// come from the trusted daemon and may list a long history.
 pub const MAX_REPLY: usize = 64 * 1024 * 1024;
-use serde::de::DeserializeOwned;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -51,15 +50,24 @@ impl Client {
 
     /// Calls a typed method and returns its typed reply.
     pub fn call<M: Method>(&mut self, request: &M) -> Result<M::Reply, ClientError> {
-        let params = serde_json::to_value(request).map_err(|e| ClientError::BadReply(e.to_string()))?;
+        let params =
+            serde_json::to_value(request).map_err(|e| ClientError::BadReply(e.to_string()))?;
         let method = format!("{}.{}", crate::INTERFACE, M::NAME);
         let reply = self.call_raw(&method, params)?;
-        serde_json::from_value(reply.parameters.unwrap_or(serde_json::Value::Object(Default::default())))
-            .map_err(|e| ClientError::BadReply(format!("{method}: {e}")))
+        serde_json::from_value(
+            reply
+                .parameters
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+        )
+        .map_err(|e| ClientError::BadReply(format!("{method}: {e}")))
     }
 
     /// Calls any method by its full name; an error reply becomes `ClientError::Api`.
-    pub fn call_raw(&mut self, method: &str, parameters: serde_json::Value) -> Result<Reply, ClientError> {
+    pub fn call_raw(
+        &mut self,
+        method: &str,
+        parameters: serde_json::Value,
+    ) -> Result<Reply, ClientError> {
         let parameters = match parameters {
             serde_json::Value::Object(m) => Some(m),
             serde_json::Value::Null => None,
@@ -112,9 +120,11 @@ impl Client {
                 return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
             }
             let continues = reply.continues;
-            let value = reply.parameters.unwrap_or(serde_json::Value::Object(Default::default()));
-            let parsed: M::Reply =
-                serde_json::from_value(value).map_err(|e| ClientError::BadReply(format!("{}: {e}", M::NAME)))?;
+            let value = reply
+                .parameters
+                .unwrap_or(serde_json::Value::Object(Default::default()));
+            let parsed: M::Reply = serde_json::from_value(value)
+                .map_err(|e| ClientError::BadReply(format!("{}: {e}", M::NAME)))?;
             if !on_reply(parsed) || !continues {
                 return Ok(());
             }
@@ -125,7 +135,8 @@ impl Client {
     pub fn read_reply(&mut self) -> Result<Reply, ClientError> {
         loop {
             if let Some(msg) = varlink::take_message(&mut self.buf) {
-                return serde_json::from_slice(&msg).map_err(|e| ClientError::BadReply(e.to_string()));
+                return serde_json::from_slice(&msg)
+                    .map_err(|e| ClientError::BadReply(e.to_string()));
             }
             if self.buf.len() > MAX_REPLY {
                 return Err(ClientError::BadReply("reply larger than 64 MiB".into()));
@@ -141,10 +152,4 @@ impl Client {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
-}
-
-/// Parses a typed reply out of a raw one (for callers that use `call_raw`).
-pub fn parse_reply<T: DeserializeOwned>(reply: Reply) -> Result<T, ApiError> {
-    serde_json::from_value(reply.parameters.unwrap_or_default())
-        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("unexpected reply: {e}")))
 }

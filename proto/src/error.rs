@@ -107,7 +107,10 @@ impl ApiError {
         }
     }
     pub fn not_found(what: &str, name: &str) -> Self {
-        ApiError::new(ErrorKind::NotFound, format!("{what} '{name}' does not exist"))
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("{what} '{name}' does not exist"),
+        )
     }
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(ErrorKind::Internal, message)
@@ -129,10 +132,12 @@ impl ApiError {
             .and_then(|p| p.get("message"))
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .unwrap_or_else(|| match p.and_then(|p| p.get("parameter")).and_then(Value::as_str) {
-                Some(param) => format!("{name}: parameter '{param}'"),
-                None => name.to_owned(),
-            });
+            .unwrap_or_else(
+                || match p.and_then(|p| p.get("parameter")).and_then(Value::as_str) {
+                    Some(param) => format!("{name}: parameter '{param}'"),
+                    None => name.to_owned(),
+                },
+            );
         let field = p
             .and_then(|p| p.get("field").or_else(|| p.get("parameter")))
             .and_then(Value::as_str)

@@ -12,6 +12,7 @@ pub mod client;
 pub mod error;
 pub mod interface;
 pub mod paths;
+pub mod units;
 pub mod varlink;
 
 pub use error::{ApiError, ErrorKind};

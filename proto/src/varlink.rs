@@ -88,7 +88,10 @@ mod tests {
         };
         let bytes = encode(&call).unwrap();
         assert_eq!(bytes.last(), Some(&0));
-        assert_eq!(&bytes[..bytes.len() - 1], br#"{"method":"org.bms.Manager.Status"}"#);
+        assert_eq!(
+            &bytes[..bytes.len() - 1],
+            br#"{"method":"org.bms.Manager.Status"}"#
+        );
         let back: Call = serde_json::from_slice(&bytes[..bytes.len() - 1]).unwrap();
         assert_eq!(back, call);
     }
@@ -105,6 +108,9 @@ mod tests {
     fn error_reply_shape() {
         let r = Reply::error("org.bms.Manager.NotFound", json!({"message": "x"}));
         let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v, json!({"error": "org.bms.Manager.NotFound", "parameters": {"message": "x"}}));
+        assert_eq!(
+            v,
+            json!({"error": "org.bms.Manager.NotFound", "parameters": {"message": "x"}})
+        );
     }
 }

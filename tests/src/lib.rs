@@ -27,7 +27,11 @@ pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("BMS_") || k == "NOTIFY_SOCKET" || k.starts_with("WATCHDOG_") || k == "RUST_LOG" {
+        if k.starts_with("BMS_")
+            || k == "NOTIFY_SOCKET"
+            || k.starts_with("WATCHDOG_")
+            || k == "RUST_LOG"
+        {
             cmd.env_remove(&k);
         }
     }
@@ -68,7 +72,10 @@ impl Daemon {
         let (temp, dir) = match &opts.dir {
             Some(d) => (None, d.clone()),
             None => {
-                let t = tempfile::Builder::new().prefix("bms-e2e-").tempdir().expect("tempdir");
+                let t = tempfile::Builder::new()
+                    .prefix("bms-e2e-")
+                    .tempdir()
+                    .expect("tempdir");
                 let d = t.path().to_owned();
                 (Some(t), d)
             }
@@ -76,11 +83,14 @@ impl Daemon {
         // Let unprivileged test users reach the socket directory (the socket's own mode decides).
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::create_dir_all(dir.join("run")).expect("run dir");
-        std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let notify_path = dir.join(format!("notify-{}", std::process::id()));
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         let mut d = Daemon {
             child: None,
             dir,
@@ -142,11 +152,17 @@ impl Daemon {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("bmsd exited ({status}) before sending {want}; log:\n{}", self.log());
+                    panic!(
+                        "bmsd exited ({status}) before sending {want}; log:\n{}",
+                        self.log()
+                    );
                 }
             }
         }
-        panic!("bmsd did not send {want} within {timeout:?}; log:\n{}", self.log());
+        panic!(
+            "bmsd did not send {want} within {timeout:?}; log:\n{}",
+            self.log()
+        );
     }
 
     /// The daemon's stderr so far.
@@ -155,7 +171,10 @@ impl Daemon {
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).expect("daemon running")
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("daemon running")
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -173,7 +192,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("bmsd did not exit within 10 s of SIGTERM; log:\n{}", self.log());
+                panic!(
+                    "bmsd did not exit within 10 s of SIGTERM; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -201,10 +223,18 @@ impl Daemon {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let out = self.ctl_cmd().arg("--json").args(args).output().expect("run bmsctl");
+        let out = self
+            .ctl_cmd()
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run bmsctl");
         assert_ok(&out);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("bmsctl printed invalid JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "bmsctl printed invalid JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 }
@@ -239,7 +269,10 @@ pub fn assert_fails(out: &Output, code: i32, needle: &str) {
         out.status,
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(err.contains(needle), "stderr does not mention {needle:?}:\n{err}");
+    assert!(
+        err.contains(needle),
+        "stderr does not mention {needle:?}:\n{err}"
+    );
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -256,7 +289,10 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -7,7 +7,11 @@ use std::net::TcpStream;
 
 fn get(addr: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
@@ -20,16 +24,32 @@ fn metrics_report_jobs_runs_and_targets() {
     let src = d.dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.txt"), b"some data to back up\n").unwrap();
-    assert_ok(&d.ctl(["job", "add", "m1", "--source", src.to_str().unwrap(), "--schedule", "daily", "--target", "local"]));
+    assert_ok(&d.ctl([
+        "job",
+        "add",
+        "m1",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "local",
+    ]));
     assert_ok(&d.ctl(["job", "run", "m1", "--wait"]));
     assert_ok(&d.ctl(["target", "check", "local"]));
     let status = d.status_json();
-    let addr = status["metrics_address"].as_str().expect("metrics address in status").to_owned();
+    let addr = status["metrics_address"]
+        .as_str()
+        .expect("metrics address in status")
+        .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     let (head, body) = get(&addr, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("application/openmetrics-text; version=1.0.0"), "{head}");
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
     for want in [
         "bms_jobs 1.0",
         "bms_targets 1.0",
@@ -42,16 +62,26 @@ fn metrics_report_jobs_runs_and_targets() {
     ] {
         assert!(body.contains(want), "missing {want:?} in:\n{body}");
     }
-    assert_eq!(body.lines().last(), Some("# EOF"), "OpenMetrics text must end with # EOF");
+    assert_eq!(
+        body.lines().last(),
+        Some("# EOF"),
+        "OpenMetrics text must end with # EOF"
+    );
     // Every sample line is `name{labels} value` with a number.
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
-        assert!(line.starts_with("bms_"), "metric outside the bms_ namespace: {line:?}");
+        assert!(
+            line.starts_with("bms_"),
+            "metric outside the bms_ namespace: {line:?}"
+        );
     }
 
     let (head, body) = get(&addr, "/healthz");
-    assert!(head.starts_with("HTTP/1.1 200") && body == "ok\n", "{head}\n{body}");
+    assert!(
+        head.starts_with("HTTP/1.1 200") && body == "ok\n",
+        "{head}\n{body}"
+    );
     let (head, _) = get(&addr, "/nothing");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
@@ -66,5 +96,9 @@ fn daemon_starts_when_metrics_port_is_taken() {
     });
     let status = d.status_json();
     assert!(status["metrics_address"].is_null(), "{status}");
-    assert!(d.log().contains("cannot listen for metrics"), "log:\n{}", d.log());
+    assert!(
+        d.log().contains("cannot listen for metrics"),
+        "log:\n{}",
+        d.log()
+    );
 }

@@ -289,20 +289,45 @@ fn hook_with_background_child_and_huge_output_is_bounded() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
     let out = d.ctl([
-        "job", "add", "bg", "--source", src.to_str().unwrap(), "--schedule", "daily", "--target", "local",
-        "--pre-hook", "sleep 30 & echo started-in-background; head -c 20000000 /dev/zero | tr '\\0' 'y'; exit 0",
-        "--hook-timeout", "20",
+        "job",
+        "add",
+        "bg",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "local",
+        "--pre-hook",
+        "sleep 30 & echo started-in-background; head -c 20000000 /dev/zero | tr '\\0' 'y'; exit 0",
+        "--hook-timeout",
+        "20",
     ]);
     bms_tests::assert_ok(&out);
     let started = std::time::Instant::now();
     bms_tests::assert_ok(&d.ctl(["job", "run", "bg", "--wait"]));
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "waited for the background child");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "waited for the background child"
+    );
     let runs = d.ctl_json(["run", "list", "--job", "bg"]);
     let id = runs["runs"][0]["id"].as_i64().unwrap();
     let detail = d.ctl_json(["run", "show", &id.to_string()]);
     let log = detail["log"].as_array().unwrap();
-    let output = log.iter().filter_map(|l| l.as_str()).find(|l| l.starts_with("pre-hook output")).unwrap();
-    assert!(output.contains("started-in-background"), "{}", &output[..200.min(output.len())]);
+    let output = log
+        .iter()
+        .filter_map(|l| l.as_str())
+        .find(|l| l.starts_with("pre-hook output"))
+        .unwrap();
+    assert!(
+        output.contains("started-in-background"),
+        "{}",
+        &output[..200.min(output.len())]
+    );
     assert!(output.contains("[output cut at 64 KiB]"), "output not cut");
-    assert!(output.len() < 70_000, "kept {} bytes of hook output", output.len());
+    assert!(
+        output.len() < 70_000,
+        "kept {} bytes of hook output",
+        output.len()
+    );
 }

@@ -15,8 +15,14 @@ fn pets_the_watchdog_at_half_the_interval() {
     }
     let took = start.elapsed();
     // Four pings at 200 ms intervals: well under the 400 ms interval each, and not a busy loop.
-    assert!(took < Duration::from_secs(3), "watchdog pings too slow: {took:?}");
-    assert!(took >= Duration::from_millis(500), "watchdog pings too fast: {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "watchdog pings too slow: {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "watchdog pings too fast: {took:?}"
+    );
     assert!(d.stop().success());
 }
 
@@ -35,7 +41,10 @@ fn no_watchdog_pings_for_another_pid() {
     while Instant::now() < deadline {
         if let Ok(n) = d.notify.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]);
-            assert!(!msg.contains("WATCHDOG=1"), "pinged a watchdog that belongs to pid 1: {msg}");
+            assert!(
+                !msg.contains("WATCHDOG=1"),
+                "pinged a watchdog that belongs to pid 1: {msg}"
+            );
         }
     }
     assert!(d.stop().success());

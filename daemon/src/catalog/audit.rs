@@ -24,7 +24,9 @@ impl Catalog {
     pub fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ApiError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, time, uid, action, object, detail FROM audit ORDER BY id DESC LIMIT ?1")
+            .prepare(
+                "SELECT id, time, uid, action, object, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            )
             .map_err(db_err)?;
         let rows = stmt
             .query_map([limit], |r| {

@@ -9,18 +9,23 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Adds the derived fields (normalized schedule, next runs) to a stored definition.
 pub fn job_info(spec: JobSpec, created_at: String, updated_at: String) -> JobInfo {
-    let (schedule_normalized, next_runs) = match bms_proto::calendar::CalendarSpec::parse(&spec.schedule) {
-        Ok(cal) => {
-            let tz = jiff::tz::TimeZone::system();
-            let next = cal
-                .upcoming_in(jiff::Timestamp::now(), &tz, 3)
-                .into_iter()
-                .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
-                .collect();
-            (cal.normalized(), next)
-        }
-        Err(_) => (spec.schedule.clone(), Vec::new()),
-    };
+    let (schedule_normalized, next_runs) =
+        match bms_proto::calendar::CalendarSpec::parse(&spec.schedule) {
+            Ok(cal) => {
+                let tz = jiff::tz::TimeZone::system();
+                let next = cal
+                    .upcoming_in(jiff::Timestamp::now(), &tz, 3)
+                    .into_iter()
+                    .map(|t| {
+                        t.to_zoned(tz.clone())
+                            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                            .to_string()
+                    })
+                    .collect();
+                (cal.normalized(), next)
+            }
+            Err(_) => (spec.schedule.clone(), Vec::new()),
+        };
     JobInfo {
         spec,
         schedule_normalized,
@@ -35,15 +40,23 @@ fn find(conn: &rusqlite::Connection, name: &str) -> Result<Option<(i64, JobInfo)
         .query_row(
             "SELECT id, spec, created_at, updated_at FROM jobs WHERE name = ?1",
             [name],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            },
         )
         .optional()
         .map_err(db_err)?;
     match row {
         None => Ok(None),
         Some((id, spec, created, updated)) => {
-            let spec: JobSpec = serde_json::from_str(&spec)
-                .map_err(|e| ApiError::internal(format!("stored job '{name}' cannot be read: {e}")))?;
+            let spec: JobSpec = serde_json::from_str(&spec).map_err(|e| {
+                ApiError::internal(format!("stored job '{name}' cannot be read: {e}"))
+            })?;
             Ok(Some((id, job_info(spec, created, updated))))
         }
     }
@@ -55,7 +68,9 @@ fn store(tx: &Transaction<'_>, j: &JobSpec, existing: Option<i64>) -> Result<(),
         let (id, _) = targets::find(tx, t)?.ok_or_else(|| {
             ApiError::invalid(
                 "targets",
-                format!("target '{t}' does not exist: add it first with 'bmsctl target add {t} ...'"),
+                format!(
+                    "target '{t}' does not exist: add it first with 'bmsctl target add {t} ...'"
+                ),
             )
         })?;
         target_ids.push(id);
@@ -77,7 +92,8 @@ fn store(tx: &Transaction<'_>, j: &JobSpec, existing: Option<i64>) -> Result<(),
                 params![id, j.enabled, j.schedule, spec, now],
             )
             .map_err(db_err)?;
-            tx.execute("DELETE FROM job_targets WHERE job_id = ?1", [id]).map_err(db_err)?;
+            tx.execute("DELETE FROM job_targets WHERE job_id = ?1", [id])
+                .map_err(db_err)?;
             id
         }
     };
@@ -91,14 +107,23 @@ fn store(tx: &Transaction<'_>, j: &JobSpec, existing: Option<i64>) -> Result<(),
     Ok(())
 }
 
-fn upsert(tx: &Transaction<'_>, actor: Actor, j: &JobSpec, mode: Upsert, action: &str) -> Result<Change, ApiError> {
+fn upsert(
+    tx: &Transaction<'_>,
+    actor: Actor,
+    j: &JobSpec,
+    mode: Upsert,
+    action: &str,
+) -> Result<Change, ApiError> {
     crate::validate::job(j)?;
     let existing = find(tx, &j.name)?;
     let (change, id) = match (&existing, mode) {
         (Some(_), Upsert::CreateOnly) => {
             return Err(ApiError::new(
                 ErrorKind::AlreadyExists,
-                format!("job '{}' already exists: use 'bmsctl job edit' to change it", j.name),
+                format!(
+                    "job '{}' already exists: use 'bmsctl job edit' to change it",
+                    j.name
+                ),
             ))
         }
         (None, Upsert::UpdateOnly) => return Err(ApiError::not_found("job", &j.name)),
@@ -111,13 +136,22 @@ fn upsert(tx: &Transaction<'_>, actor: Actor, j: &JobSpec, mode: Upsert, action:
         (Change::Created, _) => "job.add",
         (_, a) => a,
     };
-    audit::record(tx, actor, action, &j.name, Some(&serde_json::to_string(j).unwrap_or_default()))?;
+    audit::record(
+        tx,
+        actor,
+        action,
+        &j.name,
+        Some(&serde_json::to_string(j).unwrap_or_default()),
+    )?;
     Ok(change)
 }
 
 impl Catalog {
     pub fn list_jobs(&self) -> Result<Vec<JobInfo>, ApiError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM jobs ORDER BY name").map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM jobs ORDER BY name")
+            .map_err(db_err)?;
         let names = stmt
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(db_err)?
@@ -132,17 +166,30 @@ impl Catalog {
             .ok_or_else(|| ApiError::not_found("job", name))
     }
 
-    pub fn put_job(&mut self, actor: Actor, j: &JobSpec, mode: Upsert) -> Result<JobInfo, ApiError> {
+    pub fn put_job(
+        &mut self,
+        actor: Actor,
+        j: &JobSpec,
+        mode: Upsert,
+    ) -> Result<JobInfo, ApiError> {
         let tx = self.conn.transaction().map_err(db_err)?;
         upsert(&tx, actor, j, mode, "job.edit")?;
         tx.commit().map_err(db_err)?;
         self.get_job(&j.name)
     }
 
-    pub fn set_job_enabled(&mut self, actor: Actor, name: &str, enabled: bool) -> Result<JobInfo, ApiError> {
+    pub fn set_job_enabled(
+        &mut self,
+        actor: Actor,
+        name: &str,
+        enabled: bool,
+    ) -> Result<JobInfo, ApiError> {
         let tx = self.conn.transaction().map_err(db_err)?;
         let (_, info) = find(&tx, name)?.ok_or_else(|| ApiError::not_found("job", name))?;
-        let spec = JobSpec { enabled, ..info.spec };
+        let spec = JobSpec {
+            enabled,
+            ..info.spec
+        };
         let action = if enabled { "job.enable" } else { "job.disable" };
         upsert(&tx, actor, &spec, Upsert::UpdateOnly, action)?;
         tx.commit().map_err(db_err)?;
@@ -152,7 +199,8 @@ impl Catalog {
     pub fn remove_job(&mut self, actor: Actor, name: &str) -> Result<(), ApiError> {
         let tx = self.conn.transaction().map_err(db_err)?;
         let (id, _) = find(&tx, name)?.ok_or_else(|| ApiError::not_found("job", name))?;
-        tx.execute("DELETE FROM jobs WHERE id = ?1", [id]).map_err(db_err)?;
+        tx.execute("DELETE FROM jobs WHERE id = ?1", [id])
+            .map_err(db_err)?;
         audit::record(&tx, actor, "job.rm", name, None)?;
         tx.commit().map_err(db_err)
     }
@@ -170,11 +218,13 @@ impl Catalog {
             Change::Unchanged => reply.unchanged.push(entry),
         };
         for (i, t) in req.targets.iter().enumerate() {
-            let change = targets::upsert(&tx, actor, t, Upsert::Either).map_err(|e| in_entry(e, "targets", i, &t.name))?;
+            let change = targets::upsert(&tx, actor, t, Upsert::Either)
+                .map_err(|e| in_entry(e, "targets", i, &t.name))?;
             sort(change, format!("target:{}", t.name));
         }
         for (i, j) in req.jobs.iter().enumerate() {
-            let change = upsert(&tx, actor, j, Upsert::Either, "job.edit").map_err(|e| in_entry(e, "jobs", i, &j.name))?;
+            let change = upsert(&tx, actor, j, Upsert::Either, "job.edit")
+                .map_err(|e| in_entry(e, "jobs", i, &j.name))?;
             sort(change, format!("job:{}", j.name));
         }
         if req.dry_run {

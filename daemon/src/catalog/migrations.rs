@@ -113,8 +113,12 @@ CREATE TABLE target_checks (
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 pub fn current_version(conn: &Connection) -> Result<u32, String> {
-    conn.query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))
-        .map_err(|e| format!("cannot read schema version: {e}"))
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| format!("cannot read schema version: {e}"))
 }
 
 /// Creates the version table and applies every migration newer than the database.
@@ -141,7 +145,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
             rusqlite::params![version, super::now_rfc3339()],
         )
         .map_err(|e| format!("migration {version}: {e}"))?;
-        tx.commit().map_err(|e| format!("migration {version}: {e}"))?;
+        tx.commit()
+            .map_err(|e| format!("migration {version}: {e}"))?;
     }
     Ok(())
 }

@@ -44,7 +44,9 @@ pub struct Catalog {
 /// Current time as RFC 3339 in UTC with exactly three fraction digits, so that the text sorts
 /// like the time (`2026-11-29T18:30:33.120Z`).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> ApiError {
@@ -63,7 +65,8 @@ impl Catalog {
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         )
         .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
         let mut cat = Catalog { conn };
         migrations::migrate(&mut cat.conn).map_err(|message| CatalogError::Schema {
             path: path.to_owned(),
@@ -82,16 +85,6 @@ impl Catalog {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .map_err(db_err)
-    }
-
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), ApiError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                [key, value],
-            )
-            .map(|_| ())
             .map_err(db_err)
     }
 
@@ -118,7 +111,9 @@ pub struct CatalogHandle {
 
 impl CatalogHandle {
     /// Moves the catalog onto its own thread.
-    pub fn spawn(mut catalog: Catalog) -> std::io::Result<(CatalogHandle, std::thread::JoinHandle<()>)> {
+    pub fn spawn(
+        mut catalog: Catalog,
+    ) -> std::io::Result<(CatalogHandle, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Work>();
         let join = std::thread::Builder::new()
             .name("catalog".into())

@@ -5,7 +5,8 @@ use bms_proto::api::*;
 use bms_proto::ApiError;
 use rusqlite::{params, OptionalExtension, Row};
 
-const RUN_COLUMNS: &str = "id, job, kind, trigger, state, target, source_target, snapshot, parent_run, \
+const RUN_COLUMNS: &str =
+    "id, job, kind, trigger, state, target, source_target, snapshot, parent_run, \
     queued_at, started_at, finished_at, duration_secs, files_new, files_changed, files_unmodified, \
     bytes_read, bytes_total, bytes_added, chunks_new, chunks_total, warnings, error";
 
@@ -94,7 +95,11 @@ impl Catalog {
 
     pub fn get_run(&self, id: i64) -> Result<RunInfo, ApiError> {
         self.conn
-            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id], row_to_run)
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                row_to_run,
+            )
             .optional()
             .map_err(db_err)?
             .ok_or_else(|| ApiError::not_found("run", &id.to_string()))
@@ -115,16 +120,22 @@ impl Catalog {
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR job = ?1) ORDER BY id DESC LIMIT ?2"
             ))
             .map_err(db_err)?;
-        let rows = stmt.query_map(params![job, limit], row_to_run).map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![job, limit], row_to_run)
+            .map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
     pub fn runs_in_state(&self, state: RunState) -> Result<Vec<RunInfo>, ApiError> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE state = ?1 ORDER BY id"))
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE state = ?1 ORDER BY id"
+            ))
             .map_err(db_err)?;
-        let rows = stmt.query_map([state.as_str()], row_to_run).map_err(db_err)?;
+        let rows = stmt
+            .query_map([state.as_str()], row_to_run)
+            .map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
@@ -151,7 +162,9 @@ impl Catalog {
         let now = jiff::Timestamp::now();
         let started: Option<String> = self
             .conn
-            .query_row("SELECT started_at FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT started_at FROM runs WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .map_err(db_err)?;
         let duration = started
             .and_then(|s| s.parse::<jiff::Timestamp>().ok())
@@ -228,7 +241,11 @@ impl Catalog {
             .map_err(db_err)
     }
 
-    pub fn list_snapshots(&self, job: Option<&str>, target: Option<&str>) -> Result<Vec<SnapshotRecord>, ApiError> {
+    pub fn list_snapshots(
+        &self,
+        job: Option<&str>,
+        target: Option<&str>,
+    ) -> Result<Vec<SnapshotRecord>, ApiError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -260,7 +277,11 @@ impl Catalog {
     pub fn checked_until(&self, job: &str) -> Result<Option<jiff::Timestamp>, ApiError> {
         let v: Option<String> = self
             .conn
-            .query_row("SELECT checked_until FROM schedule_state WHERE job = ?1", [job], |r| r.get(0))
+            .query_row(
+                "SELECT checked_until FROM schedule_state WHERE job = ?1",
+                [job],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         Ok(v.and_then(|s| s.parse().ok()))
@@ -287,9 +308,16 @@ impl Catalog {
             .map_err(db_err)
     }
 
-    pub(super) fn last_check(conn: &rusqlite::Connection, target: &str) -> Result<Option<TargetCheck>, ApiError> {
+    pub(super) fn last_check(
+        conn: &rusqlite::Connection,
+        target: &str,
+    ) -> Result<Option<TargetCheck>, ApiError> {
         let v: Option<String> = conn
-            .query_row("SELECT result FROM target_checks WHERE target = ?1", [target], |r| r.get(0))
+            .query_row(
+                "SELECT result FROM target_checks WHERE target = ?1",
+                [target],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         Ok(v.and_then(|s| serde_json::from_str(&s).ok()))

@@ -27,13 +27,18 @@ pub struct CatalogFacts {
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
-    ts?.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond() as f64 / 1000.0)
+    ts?.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond() as f64 / 1000.0)
 }
 
 impl Catalog {
     pub fn facts(&self) -> Result<CatalogFacts, ApiError> {
         let (targets, _, _) = self.counts()?;
-        let mut facts = CatalogFacts { targets, ..Default::default() };
+        let mut facts = CatalogFacts {
+            targets,
+            ..Default::default()
+        };
         let mut stmt = self
             .conn
             .prepare(
@@ -72,7 +77,14 @@ impl Catalog {
             .prepare("SELECT job, kind, state, count(*) FROM runs GROUP BY job, kind, state ORDER BY 1, 2, 3")
             .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?.max(0) as u64)))
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)?.max(0) as u64,
+                ))
+            })
             .map_err(db_err)?;
         facts.run_counts = rows.collect::<Result<_, _>>().map_err(db_err)?;
         for t in self.list_targets()? {

@@ -5,7 +5,8 @@ use bms_proto::api::{Location, MediaType, TargetInfo, TargetKind, TargetSpec};
 use bms_proto::{ApiError, ErrorKind};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-const COLUMNS: &str = "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
+const COLUMNS: &str =
+    "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
@@ -16,7 +17,8 @@ fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> 
 
 fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
     let kind: TargetKind = parse_enum(r.get(2)?)?;
-    let media_type: Option<MediaType> = r.get::<_, Option<String>>(4)?.map(parse_enum).transpose()?;
+    let media_type: Option<MediaType> =
+        r.get::<_, Option<String>>(4)?.map(parse_enum).transpose()?;
     let location: Location = parse_enum(r.get(5)?)?;
     let spec = TargetSpec {
         name: r.get(1)?,
@@ -62,9 +64,16 @@ fn used_by(tx: &rusqlite::Connection, id: i64) -> Result<Vec<String>, ApiError> 
     rows.collect::<Result<Vec<String>, _>>().map_err(db_err)
 }
 
-pub(super) fn find(conn: &rusqlite::Connection, name: &str) -> Result<Option<(i64, TargetInfo)>, ApiError> {
+pub(super) fn find(
+    conn: &rusqlite::Connection,
+    name: &str,
+) -> Result<Option<(i64, TargetInfo)>, ApiError> {
     let found = conn
-        .query_row(&format!("SELECT {COLUMNS} FROM targets WHERE name = ?1"), [name], row_to_info)
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM targets WHERE name = ?1"),
+            [name],
+            row_to_info,
+        )
         .optional()
         .map_err(db_err)?;
     match found {
@@ -111,14 +120,22 @@ pub enum Change {
 }
 
 /// Creates or updates a target inside a transaction, with an audit record when something changed.
-pub(super) fn upsert(tx: &Transaction<'_>, actor: Actor, t: &TargetSpec, mode: Upsert) -> Result<Change, ApiError> {
+pub(super) fn upsert(
+    tx: &Transaction<'_>,
+    actor: Actor,
+    t: &TargetSpec,
+    mode: Upsert,
+) -> Result<Change, ApiError> {
     crate::validate::target(t)?;
     let existing = find(tx, &t.name)?;
     let (change, id) = match (&existing, mode) {
         (Some(_), Upsert::CreateOnly) => {
             return Err(ApiError::new(
                 ErrorKind::AlreadyExists,
-                format!("target '{}' already exists: use 'bmsctl target edit' to change it", t.name),
+                format!(
+                    "target '{}' already exists: use 'bmsctl target edit' to change it",
+                    t.name
+                ),
             ))
         }
         (None, Upsert::UpdateOnly) => return Err(ApiError::not_found("target", &t.name)),
@@ -127,8 +144,18 @@ pub(super) fn upsert(tx: &Transaction<'_>, actor: Actor, t: &TargetSpec, mode: U
         (None, _) => (Change::Created, None),
     };
     store(tx, t, id)?;
-    let action = if change == Change::Created { "target.add" } else { "target.edit" };
-    audit::record(tx, actor, action, &t.name, Some(&serde_json::to_string(t).unwrap_or_default()))?;
+    let action = if change == Change::Created {
+        "target.add"
+    } else {
+        "target.edit"
+    };
+    audit::record(
+        tx,
+        actor,
+        action,
+        &t.name,
+        Some(&serde_json::to_string(t).unwrap_or_default()),
+    )?;
     Ok(change)
 }
 
@@ -166,7 +193,12 @@ impl Catalog {
             .ok_or_else(|| ApiError::not_found("target", name))
     }
 
-    pub fn put_target(&mut self, actor: Actor, t: &TargetSpec, mode: Upsert) -> Result<TargetInfo, ApiError> {
+    pub fn put_target(
+        &mut self,
+        actor: Actor,
+        t: &TargetSpec,
+        mode: Upsert,
+    ) -> Result<TargetInfo, ApiError> {
         let tx = self.conn.transaction().map_err(db_err)?;
         upsert(&tx, actor, t, mode)?;
         tx.commit().map_err(db_err)?;
@@ -185,7 +217,8 @@ impl Catalog {
                 ),
             ));
         }
-        tx.execute("DELETE FROM targets WHERE id = ?1", [id]).map_err(db_err)?;
+        tx.execute("DELETE FROM targets WHERE id = ?1", [id])
+            .map_err(db_err)?;
         audit::record(&tx, actor, "target.rm", name, None)?;
         tx.commit().map_err(db_err)
     }
@@ -198,7 +231,14 @@ impl Catalog {
         let spec = TargetSpec::disk("local", repo_dir.to_string_lossy());
         let tx = self.conn.transaction().map_err(db_err)?;
         if find(&tx, "local")?.is_none() {
-            upsert(&tx, Actor { uid: nix::unistd::geteuid().as_raw() }, &spec, Upsert::CreateOnly)?;
+            upsert(
+                &tx,
+                Actor {
+                    uid: nix::unistd::geteuid().as_raw(),
+                },
+                &spec,
+                Upsert::CreateOnly,
+            )?;
         }
         tx.execute(
             "INSERT INTO meta(key, value) VALUES ('default_target_created', ?1)",

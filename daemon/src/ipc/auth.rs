@@ -30,7 +30,10 @@ fn peer_groups(gid: u32, pid: Option<i32>) -> Vec<u32> {
     if let Some(pid) = pid {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(line) = status.lines().find_map(|l| l.strip_prefix("Groups:")) {
-                groups.extend(line.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+                groups.extend(
+                    line.split_whitespace()
+                        .filter_map(|g| g.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -38,7 +41,10 @@ fn peer_groups(gid: u32, pid: Option<i32>) -> Vec<u32> {
 }
 
 fn gid_of(name: &str) -> Option<u32> {
-    Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+    Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
 }
 
 /// Decides the role of a peer.

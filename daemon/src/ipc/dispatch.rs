@@ -34,7 +34,9 @@ pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Outcome {
     };
     let oneway = call.oneway;
     if call.more && oneway {
-        return Outcome::One(protocol_error("a call cannot be both \"oneway\" and \"more\""));
+        return Outcome::One(protocol_error(
+            "a call cannot be both \"oneway\" and \"more\"",
+        ));
     }
     if call.more && peer.role != Role::None {
         if let Some(stream) = super::streams::start(&call, peer, shared).await {

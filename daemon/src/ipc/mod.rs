@@ -70,11 +70,22 @@ pub async fn serve(
             }
         };
         let admin = peer.role == auth::Role::Admin;
-        let reserve_hit = !admin && slots.available_permits() <= ADMIN_RESERVE.min(max_connections as usize / 2);
-        let user_slot = if admin { Some(None) } else { UserSlot::take(&per_user, peer.uid).map(Some) };
+        let reserve_hit =
+            !admin && slots.available_permits() <= ADMIN_RESERVE.min(max_connections as usize / 2);
+        let user_slot = if admin {
+            Some(None)
+        } else {
+            UserSlot::take(&per_user, peer.uid).map(Some)
+        };
         match (reserve_hit, user_slot, slots.clone().try_acquire_owned()) {
             (false, Some(user_slot), Ok(permit)) => {
-                tracker.spawn(connection(stream, peer, shared.clone(), cancel.clone(), (permit, user_slot)));
+                tracker.spawn(connection(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    cancel.clone(),
+                    (permit, user_slot),
+                ));
             }
             _ => {
                 tracker.spawn(refuse_busy(stream, max_connections));
@@ -125,7 +136,13 @@ async fn refuse_busy(mut stream: UnixStream, max: u32) {
         ErrorKind::Busy,
         format!("bmsd is serving its maximum of {max} connections; try again shortly"),
     );
-    if send(&mut stream, &Reply::error(err.kind.wire_name(), err.wire_parameters())).await.is_err() {
+    if send(
+        &mut stream,
+        &Reply::error(err.kind.wire_name(), err.wire_parameters()),
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     let _ = stream.shutdown().await;
@@ -162,7 +179,11 @@ async fn connection(
     cancel: CancellationToken,
     _slots: (OwnedSemaphorePermit, Option<UserSlot>),
 ) {
-    debug!(uid = peer.uid, role = peer.role.as_str(), "client connected");
+    debug!(
+        uid = peer.uid,
+        role = peer.role.as_str(),
+        "client connected"
+    );
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -188,27 +209,43 @@ async fn connection(
             }
         }
         if buf.len() > MAX_MESSAGE {
-            warn!(uid = peer.uid, "dropping connection: message larger than {MAX_MESSAGE} bytes");
+            warn!(
+                uid = peer.uid,
+                "dropping connection: message larger than {MAX_MESSAGE} bytes"
+            );
             let _ = send(
                 &mut stream,
-                &protocol_error(format!("message larger than {MAX_MESSAGE} bytes; connection closed")),
+                &protocol_error(format!(
+                    "message larger than {MAX_MESSAGE} bytes; connection closed"
+                )),
             )
             .await;
             return;
         }
-        let limit = if buf.is_empty() { IDLE_TIMEOUT } else { PARTIAL_MESSAGE_TIMEOUT };
+        let limit = if buf.is_empty() {
+            IDLE_TIMEOUT
+        } else {
+            PARTIAL_MESSAGE_TIMEOUT
+        };
         let read = tokio::select! {
             _ = cancel.cancelled() => return,
             r = tokio::time::timeout(limit, stream.read(&mut chunk)) => r,
         };
         match read {
             Err(_) => {
-                debug!(uid = peer.uid, partial = !buf.is_empty(), "closing connection after timeout");
+                debug!(
+                    uid = peer.uid,
+                    partial = !buf.is_empty(),
+                    "closing connection after timeout"
+                );
                 return;
             }
             Ok(Ok(0)) => {
                 if !buf.is_empty() {
-                    debug!(uid = peer.uid, "client closed the connection in the middle of a message");
+                    debug!(
+                        uid = peer.uid,
+                        "client closed the connection in the middle of a message"
+                    );
                 }
                 return;
             }

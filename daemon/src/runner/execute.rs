@@ -151,7 +151,15 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
     if let Some(t) = timer {
         t.abort();
     }
-    post_hook(&job, &env_base, &outcome, hook_timeout, active.stop_reason(), log).await;
+    post_hook(
+        &job,
+        &env_base,
+        &outcome,
+        hook_timeout,
+        active.stop_reason(),
+        log,
+    )
+    .await;
     outcome
 }
 
@@ -221,7 +229,10 @@ async fn backup_steps(
                 // The snapshot on the primary is complete; the copies were stopped.
                 let (state, msg) = stopped(active.stop_reason(), job.timeout_secs);
                 outcome.state = state;
-                outcome.error = Some(format!("{msg} while copying; the snapshot on '{}' is complete", primary.name));
+                outcome.error = Some(format!(
+                    "{msg} while copying; the snapshot on '{}' is complete",
+                    primary.name
+                ));
             }
         }
     }

@@ -18,7 +18,12 @@ pub struct CopyStats {
     pub bytes_total: u64,
 }
 
-fn engine_copy(src: PathBuf, dst: PathBuf, snapshot: &str, active: &Arc<Active>) -> Result<CopyStats, String> {
+fn engine_copy(
+    src: PathBuf,
+    dst: PathBuf,
+    snapshot: &str,
+    active: &Arc<Active>,
+) -> Result<CopyStats, String> {
     let src = bms_engine::Repository::open(&src).map_err(|e| e.to_string())?;
     let dst = open_or_init(&dst).map_err(|e| e.to_string())?;
     let report = |p: &bms_engine::copy::CopyProgress| {
@@ -28,7 +33,8 @@ fn engine_copy(src: PathBuf, dst: PathBuf, snapshot: &str, active: &Arc<Active>)
             pr.bytes_added = p.bytes_copied;
         });
     };
-    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop).map_err(|e| e.to_string())?;
+    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop)
+        .map_err(|e| e.to_string())?;
     Ok(CopyStats {
         snapshot_id: s.snapshot_id,
         chunks_copied: s.chunks_copied,
@@ -51,7 +57,13 @@ pub async fn copy(
         let _ = record_failed_copy(shared, parent, &job.name, &src.name, &dst.name, &msg).await;
         return Err(format!("copy to '{}' failed: {msg}", dst.name));
     }
-    let (jn, sn, dn, pid, trig) = (job.name.clone(), src.name.clone(), dst.name.clone(), parent.run_id, parent.trigger);
+    let (jn, sn, dn, pid, trig) = (
+        job.name.clone(),
+        src.name.clone(),
+        dst.name.clone(),
+        parent.run_id,
+        parent.trigger,
+    );
     let run = shared
         .catalog
         .call(move |c| {
@@ -75,7 +87,12 @@ pub async fn copy(
         p.bytes_read = 0;
         p.bytes_added = 0;
     });
-    let (sp, dp, snap, a) = (PathBuf::from(&src.path), PathBuf::from(&dst.path), snapshot.to_owned(), parent.clone());
+    let (sp, dp, snap, a) = (
+        PathBuf::from(&src.path),
+        PathBuf::from(&dst.path),
+        snapshot.to_owned(),
+        parent.clone(),
+    );
     let result = tokio::task::spawn_blocking(move || engine_copy(sp, dp, &snap, &a))
         .await
         .unwrap_or_else(|e| Err(format!("copy task failed: {e}")));
@@ -104,7 +121,10 @@ pub async fn copy(
     if let Some(id) = &snap {
         let name = shared.catalog.call({
             let (id, target) = (id.clone(), src.name.clone());
-            move |c| c.list_snapshots(None, Some(&target)).map(|l| l.into_iter().find(|s| s.id == id))
+            move |c| {
+                c.list_snapshots(None, Some(&target))
+                    .map(|l| l.into_iter().find(|s| s.id == id))
+            }
         });
         if let Ok(Some(mut rec)) = name.await {
             rec.target = dst.name.clone();

@@ -97,7 +97,11 @@ impl Runner {
     pub fn notify_status(&self) {
         let text = {
             let t = self.table();
-            let mut jobs: Vec<String> = t.running.values().map(|a| format!("{} (run {})", a.job, a.run_id)).collect();
+            let mut jobs: Vec<String> = t
+                .running
+                .values()
+                .map(|a| format!("{} (run {})", a.job, a.run_id))
+                .collect();
             jobs.sort();
             match (jobs.is_empty(), t.queue.len()) {
                 (true, 0) => "ready: idle".to_owned(),
@@ -123,7 +127,11 @@ impl Runner {
 
 /// Queues a backup run of `job`. A job that is already queued or running gets a `skipped` run
 /// record with the reason instead.
-pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Result<RunInfo, ApiError> {
+pub async fn submit(
+    shared: &SharedRef,
+    job: &str,
+    trigger: RunTrigger,
+) -> Result<RunInfo, ApiError> {
     let spec = {
         let name = job.to_owned();
         shared.catalog.call(move |c| c.get_job(&name)).await?.spec
@@ -160,7 +168,12 @@ pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Resul
     // Check and enqueue under one lock, so two submissions cannot both pass.
     let other = {
         let mut t = shared.runner.table();
-        let other = t.running.values().chain(t.queue.iter()).find(|a| a.job == job).map(|a| a.run_id);
+        let other = t
+            .running
+            .values()
+            .chain(t.queue.iter())
+            .find(|a| a.job == job)
+            .map(|a| a.run_id);
         if other.is_none() {
             t.queue.push_back(active);
         }
@@ -170,12 +183,24 @@ pub async fn submit(shared: &SharedRef, job: &str, trigger: RunTrigger) -> Resul
         shared.runner.wake.notify_one();
         return Ok(run);
     };
-    let reason = format!("job '{job}' is already running (run {other}); this {} run was skipped", trigger.as_str());
+    let reason = format!(
+        "job '{job}' is already running (run {other}); this {} run was skipped",
+        trigger.as_str()
+    );
     info!(job, "{reason}");
     let id = run.id;
     shared
         .catalog
-        .call(move |c| c.finish_run(id, RunState::Skipped, None, &Default::default(), Some(&reason), &[]))
+        .call(move |c| {
+            c.finish_run(
+                id,
+                RunState::Skipped,
+                None,
+                &Default::default(),
+                Some(&reason),
+                &[],
+            )
+        })
         .await
 }
 
@@ -197,7 +222,10 @@ pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError
         let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
-            format!("run {run_id} is {}, not queued or running", run.state.as_str()),
+            format!(
+                "run {run_id} is {}, not queued or running",
+                run.state.as_str()
+            ),
         ));
     };
     active.request_stop(StopReason::Cancelled);

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Empty;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum MissedPolicy {
@@ -183,4 +182,3 @@ pub struct SetJobEnabled {
     pub enabled: bool,
 }
 method!(SetJobEnabled, JobReply, true);
-

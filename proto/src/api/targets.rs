@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Empty;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
@@ -189,4 +188,3 @@ pub struct RemoveTarget {
     pub name: String,
 }
 method!(RemoveTarget, Empty, true);
-
