@@ -98,7 +98,33 @@ pub fn schedule(field: &str, expr: &str) -> Result<CalendarSpec, ApiError> {
     CalendarSpec::parse(expr).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
 }
 
-/// Checks a job definition, except that its targets exist (the catalog does that).
+/// Checks that a job's sources exist. This touches the filesystem (a source on a hung NFS
+/// mount can block), so it runs on a blocking thread with a time limit, never on the catalog's.
+pub async fn sources_exist(j: &JobSpec) -> Result<(), ApiError> {
+    let sources = j.sources.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        for s in &sources {
+            if let Err(e) = std::fs::symlink_metadata(s) {
+                return Err(ApiError::invalid(
+                    "sources",
+                    format!("source '{s}' does not exist or cannot be read by bmsd: {e}"),
+                ));
+            }
+        }
+        Ok(())
+    });
+    match tokio::time::timeout(std::time::Duration::from_secs(10), check).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(ApiError::internal(format!("source check failed: {e}"))),
+        Err(_) => Err(ApiError::invalid(
+            "sources",
+            "checking the sources took more than 10 s (a hung network mount?); fix the mount and try again",
+        )),
+    }
+}
+
+/// Checks a job definition, except that its targets exist (the catalog does that) and that its
+/// sources exist ([`sources_exist`]).
 pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     name("name", &j.name)?;
     if j.sources.is_empty() {
@@ -114,12 +140,6 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
             return Err(ApiError::invalid(
                 "sources",
                 format!("source '{s}' is a relative path: give an absolute path such as /srv/data"),
-            ));
-        }
-        if std::fs::symlink_metadata(p).is_err() {
-            return Err(ApiError::invalid(
-                "sources",
-                format!("source '{s}' does not exist (or cannot be read by bmsd)"),
             ));
         }
     }

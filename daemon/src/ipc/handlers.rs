@@ -135,6 +135,8 @@ impl Handle for GetJob {
 
 impl Handle for AddJob {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        crate::validate::job(&self.job)?;
+        crate::validate::sources_exist(&self.job).await?;
         let a = actor(ctx);
         let job = ctx
             .shared
@@ -148,6 +150,8 @@ impl Handle for AddJob {
 
 impl Handle for UpdateJob {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+        crate::validate::job(&self.job)?;
+        crate::validate::sources_exist(&self.job).await?;
         let a = actor(ctx);
         let job = ctx
             .shared
@@ -185,6 +189,15 @@ impl Handle for SetJobEnabled {
 
 impl Handle for Apply {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
+        for (i, job) in self.jobs.iter().enumerate() {
+            if crate::validate::job(job).is_ok() {
+                crate::validate::sources_exist(job).await.map_err(|mut e| {
+                    e.message = format!("jobs[{i}] '{}': {}", job.name, e.message);
+                    e.field = Some(format!("jobs[{i}].sources"));
+                    e
+                })?;
+            }
+        }
         let a = actor(ctx);
         let reply = ctx.shared.catalog.call(move |c| c.apply(a, &self)).await?;
         ctx.shared.scheduler_wake.notify_one();
