@@ -1,6 +1,7 @@
 //! Backup: walk the sources, store new chunks and trees, commit packs → index → snapshot.
 
 mod meta;
+mod prefetch;
 mod walk;
 pub(crate) mod workers;
 
@@ -245,6 +246,7 @@ impl Repository {
         };
         let repo_path = self.path().to_path_buf();
 
+        let prefetch_stop = AtomicBool::new(false);
         let (walk_res, pack_res) = std::thread::scope(|s| {
             let shared = &shared;
             let cfg = &cfg;
@@ -278,7 +280,13 @@ impl Repository {
                 blobs: raw_tx,
                 results: res_rx,
             };
+            let prefetcher = {
+                let (sources, excludes, stop) = (&sources, &excludes, &prefetch_stop);
+                s.spawn(move || prefetch::run(sources, excludes, opts.one_file_system, stop, 16))
+            };
             let walk_res = walk::walk(ctx, root_listing, root_dev, parent_root);
+            prefetch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = prefetcher.join();
             // The walker's and the readers' blob senders are gone now, so the compressors
             // and then the packer drain their queues and finish.
             let pack_res = packer.join().unwrap_or_else(|_| {
