@@ -42,12 +42,15 @@ impl Meta {
     }
 
     /// Builds a node from `lstat` metadata; reads the symlink target and xattrs.
-    /// Problems reading those are appended to `warnings`.
+    /// Problems reading those are appended to `warnings`. The xattrs of an entry whose inode and
+    /// ctime equal those of `old` (the parent snapshot's node) are taken from `old`: changing an
+    /// xattr changes the ctime, so they cannot differ, and listing them costs a syscall per entry.
     pub fn node(
         &mut self,
         name: &[u8],
         path: &Path,
         md: &Metadata,
+        old: Option<&Node>,
         warnings: &mut Vec<String>,
     ) -> Option<Node> {
         let ft = md.file_type();
@@ -99,7 +102,12 @@ impl Meta {
                 }
             }
         }
-        n.xattrs = read_xattrs(path, warnings);
+        n.xattrs = match old {
+            Some(o) if o.kind == kind && o.inode == n.inode && o.ctime == n.ctime && o.dev == n.dev => {
+                o.xattrs.clone()
+            }
+            _ => read_xattrs(path, warnings),
+        };
         Some(n)
     }
 }

@@ -365,13 +365,13 @@ impl Walker {
                 }
             };
             let mut warnings = Vec::new();
-            let node = self.meta.node(&name, &path, &md, &mut warnings);
+            let old_node = old.as_ref().and_then(|t| t.find(&name));
+            let node = self.meta.node(&name, &path, &md, old_node, &mut warnings);
             for w in warnings {
                 self.warn(w);
             }
             let Some(mut node) = node else { continue };
             self.files_seen += 1;
-            let old_node = old.as_ref().and_then(|t| t.find(&name));
             let Some(Some(st)) = self.slots.get_mut(v.slot) else {
                 return Ok(());
             };
