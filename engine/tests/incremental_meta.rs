@@ -32,7 +32,10 @@ fn xattr_change_on_unchanged_file_is_seen_by_the_next_backup() {
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);
     let restored = out.join(f.strip_prefix("/").unwrap());
-    assert_eq!(xattr::get(&restored, "user.bms.test").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        xattr::get(&restored, "user.bms.test").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
     // A third backup with nothing changed keeps it.
     let third = backup(&repo, &src);
     assert_eq!(third.bytes_read, 0, "nothing changed, nothing read");

@@ -156,7 +156,10 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(j["timeout_secs"], 3600);
     assert_eq!(j["one_file_system"], true);
     assert_eq!(j["enabled"], true);
-    assert_eq!(j["verify"]["after_backup"], true);
+    assert_eq!(
+        j["verify"]["after_backup"], false,
+        "verification after backup is opt-in"
+    );
     assert_eq!(j["hooks"]["timeout_secs"], 300);
 
     // Targets know who uses them.

@@ -225,6 +225,14 @@ async fn backup_steps(
                     outcome.error.get_or_insert(msg);
                 }
             }
+            if job.verify.after_backup && !active.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Err(msg) = super::execute_verify::verify(shared, active, job, &primary).await
+                {
+                    log.push(msg.clone());
+                    outcome.state = RunState::Warning;
+                    outcome.error.get_or_insert(msg);
+                }
+            }
             if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 // The snapshot on the primary is complete; the copies were stopped.
                 let (state, msg) = stopped(active.stop_reason(), job.timeout_secs);

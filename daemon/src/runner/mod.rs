@@ -4,6 +4,7 @@
 
 mod execute;
 mod execute_copy;
+mod execute_verify;
 pub mod hooks;
 
 use crate::catalog::NewRun;

@@ -103,7 +103,9 @@ impl Meta {
             }
         }
         n.xattrs = match old {
-            Some(o) if o.kind == kind && o.inode == n.inode && o.ctime == n.ctime && o.dev == n.dev => {
+            Some(o)
+                if o.kind == kind && o.inode == n.inode && o.ctime == n.ctime && o.dev == n.dev =>
+            {
                 o.xattrs.clone()
             }
             _ => read_xattrs(path, warnings),

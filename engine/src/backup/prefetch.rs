@@ -19,10 +19,21 @@ struct Queue {
 }
 
 /// Lists and stats the trees under `sources` with `threads` threads until done or `stop`.
-pub fn run(sources: &[PathBuf], excludes: &Excludes, one_fs: bool, stop: &AtomicBool, threads: usize) {
+pub fn run(
+    sources: &[PathBuf],
+    excludes: &Excludes,
+    one_fs: bool,
+    stop: &AtomicBool,
+    threads: usize,
+) {
     let dirs = sources
         .iter()
-        .filter_map(|s| std::fs::symlink_metadata(s).ok().filter(|m| m.is_dir()).map(|m| (s.clone(), m.dev())))
+        .filter_map(|s| {
+            std::fs::symlink_metadata(s)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| (s.clone(), m.dev()))
+        })
         .collect();
     let queue = Mutex::new(Queue { dirs, busy: 0 });
     let cv = Condvar::new();
@@ -51,7 +62,13 @@ fn next(queue: &Mutex<Queue>, cv: &Condvar, stop: &AtomicBool) -> Option<(PathBu
     }
 }
 
-fn worker(queue: &Mutex<Queue>, cv: &Condvar, excludes: &Excludes, one_fs: bool, stop: &AtomicBool) {
+fn worker(
+    queue: &Mutex<Queue>,
+    cv: &Condvar,
+    excludes: &Excludes,
+    one_fs: bool,
+    stop: &AtomicBool,
+) {
     while let Some((dir, dev)) = next(queue, cv, stop) {
         let mut found = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&dir) {

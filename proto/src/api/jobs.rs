@@ -38,26 +38,18 @@ pub struct Retention {
 }
 
 /// When and how deeply a job's snapshots are verified.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerifyPolicy {
-    /// Verify the structure right after each backup.
+    /// Verify the primary target right after each backup (structure, plus `read_data_percent` of
+    /// the packs re-read), recorded as a `verify` run of the backup run. Off by default.
     pub after_backup: bool,
     /// Percentage of the data re-read and re-hashed by scheduled verification (0..=100).
     pub read_data_percent: u8,
-    /// Calendar expression for scheduled verification; none means only after backups.
+    /// Calendar expression for scheduled verification (validated and stored; scheduled
+    /// verification runs are not started yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
-}
-
-impl Default for VerifyPolicy {
-    fn default() -> Self {
-        VerifyPolicy {
-            after_backup: true,
-            read_data_percent: 0,
-            schedule: None,
-        }
-    }
 }
 
 /// Commands run before and after a backup.
