@@ -4,47 +4,6 @@
 use bms_tests::*;
 use serde_json::{json, Value};
 
-fn audit_actions(d: &Daemon) -> Vec<(String, String)> {
-    let a = d.ctl_json(["audit", "--limit", "1000"]);
-    let mut out: Vec<(String, String)> = a["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            assert_eq!(e["uid"], 0, "audit entry not by root: {e}");
-            assert_eq!(e["user"], "root", "{e}");
-            assert!(
-                e["time"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<jiff::Timestamp>()
-                    .is_ok(),
-                "{e}"
-            );
-            (
-                e["action"].as_str().unwrap().to_owned(),
-                e["object"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.reverse(); // oldest first
-    out
-}
-
-/// A job's spec without the derived and time fields.
-fn spec_of(job: &Value) -> Value {
-    let mut j = job.clone();
-    for k in [
-        "schedule_normalized",
-        "next_runs",
-        "created_at",
-        "updated_at",
-    ] {
-        j.as_object_mut().unwrap().remove(k);
-    }
-    j
-}
-
 /// Sets up a job with two of its own targets and returns the job's JSON.
 fn make_job(d: &Daemon) -> Value {
     // The sources must exist for every daemon that applies the export: use system paths.

@@ -13,47 +13,6 @@ fn names(list: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn audit_actions(d: &Daemon) -> Vec<(String, String)> {
-    let a = d.ctl_json(["audit", "--limit", "1000"]);
-    let mut out: Vec<(String, String)> = a["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            assert_eq!(e["uid"], 0, "audit entry not by root: {e}");
-            assert_eq!(e["user"], "root", "{e}");
-            assert!(
-                e["time"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<jiff::Timestamp>()
-                    .is_ok(),
-                "{e}"
-            );
-            (
-                e["action"].as_str().unwrap().to_owned(),
-                e["object"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.reverse(); // oldest first
-    out
-}
-
-/// A job's spec without the derived and time fields.
-fn spec_of(job: &Value) -> Value {
-    let mut j = job.clone();
-    for k in [
-        "schedule_normalized",
-        "next_runs",
-        "created_at",
-        "updated_at",
-    ] {
-        j.as_object_mut().unwrap().remove(k);
-    }
-    j
-}
-
 #[test]
 fn target_and_job_round_trip_and_survive_a_restart() {
     let mut d = Daemon::start();

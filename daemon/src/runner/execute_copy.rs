@@ -44,6 +44,40 @@ fn engine_copy(
     })
 }
 
+/// Records and starts a run that belongs to `parent` (a copy or a verification).
+pub(super) async fn start_child(
+    shared: &SharedRef,
+    parent: &Active,
+    job: &str,
+    kind: RunKind,
+    target: &str,
+    source_target: Option<&str>,
+) -> Result<RunInfo, bms_proto::ApiError> {
+    let (job, target, source) = (
+        job.to_owned(),
+        target.to_owned(),
+        source_target.map(str::to_owned),
+    );
+    let (parent_run, trigger) = (parent.run_id, parent.trigger);
+    shared
+        .catalog
+        .call(move |c| {
+            let r = c.insert_run(&NewRun {
+                job: &job,
+                kind,
+                trigger,
+                state: RunState::Queued,
+                target: Some(&target),
+                source_target: source.as_deref(),
+                parent_run: Some(parent_run),
+                error: None,
+            })?;
+            c.start_run(r.id)?;
+            c.get_run(r.id)
+        })
+        .await
+}
+
 /// Copies `snapshot` from `src` to `dst` as its own run; `Err` is a line for the parent's log.
 pub async fn copy(
     shared: &SharedRef,
@@ -57,31 +91,16 @@ pub async fn copy(
         let _ = record_failed_copy(shared, parent, &job.name, &src.name, &dst.name, &msg).await;
         return Err(format!("copy to '{}' failed: {msg}", dst.name));
     }
-    let (jn, sn, dn, pid, trig) = (
-        job.name.clone(),
-        src.name.clone(),
-        dst.name.clone(),
-        parent.run_id,
-        parent.trigger,
-    );
-    let run = shared
-        .catalog
-        .call(move |c| {
-            let r = c.insert_run(&NewRun {
-                job: &jn,
-                kind: RunKind::Copy,
-                trigger: trig,
-                state: RunState::Queued,
-                target: Some(&dn),
-                source_target: Some(&sn),
-                parent_run: Some(pid),
-                error: None,
-            })?;
-            c.start_run(r.id)?;
-            Ok(r)
-        })
-        .await
-        .map_err(|e| format!("copy to '{}': {e}", dst.name))?;
+    let run = start_child(
+        shared,
+        parent,
+        &job.name,
+        RunKind::Copy,
+        &dst.name,
+        Some(&src.name),
+    )
+    .await
+    .map_err(|e| format!("copy to '{}': {e}", dst.name))?;
     parent.progress.send_modify(|p| {
         p.phase = format!("copy to {}", dst.name);
         p.bytes_read = 0;

@@ -3,7 +3,6 @@
 //! `verify` run that belongs to the backup run.
 
 use super::Active;
-use crate::catalog::NewRun;
 use crate::state::SharedRef;
 use bms_proto::api::*;
 use std::path::PathBuf;
@@ -16,30 +15,16 @@ pub async fn verify(
     job: &JobSpec,
     target: &TargetSpec,
 ) -> Result<(), String> {
-    let (jn, tn, pid, trig) = (
-        job.name.clone(),
-        target.name.clone(),
-        parent.run_id,
-        parent.trigger,
-    );
-    let run = shared
-        .catalog
-        .call(move |c| {
-            let r = c.insert_run(&NewRun {
-                job: &jn,
-                kind: RunKind::Verify,
-                trigger: trig,
-                state: RunState::Queued,
-                target: Some(&tn),
-                source_target: None,
-                parent_run: Some(pid),
-                error: None,
-            })?;
-            c.start_run(r.id)?;
-            Ok(r)
-        })
-        .await
-        .map_err(|e| format!("verify of '{}': {e}", target.name))?;
+    let run = super::execute_copy::start_child(
+        shared,
+        parent,
+        &job.name,
+        RunKind::Verify,
+        &target.name,
+        None,
+    )
+    .await
+    .map_err(|e| format!("verify of '{}': {e}", target.name))?;
     parent
         .progress
         .send_modify(|p| p.phase = format!("verify {}", target.name));
