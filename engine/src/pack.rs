@@ -67,38 +67,106 @@ pub fn compress(c: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> (u8, Vec<u8>)
     }
 }
 
+/// Decompresses stored blobs and checks them against their ids, reusing one zstd context
+/// (a fresh context per blob costs an allocation of its window buffer each time).
+pub struct BlobDecoder {
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Default for BlobDecoder {
+    fn default() -> Self {
+        BlobDecoder {
+            dctx: zstd::bulk::Decompressor::new().ok(),
+        }
+    }
+}
+
+impl BlobDecoder {
+    /// Decodes `stored` into `out` (replacing its content) and checks it against its id.
+    pub fn decode_into(
+        &mut self,
+        stored: &[u8],
+        e: &PackEntry,
+        where_: &dyn Fn() -> String,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let what = || format!("{} {} in {}", e.kind.name(), e.id, where_());
+        out.clear();
+        match e.compression {
+            COMP_NONE => out.extend_from_slice(stored),
+            COMP_ZSTD => self
+                .decompress(stored, e.raw_len as usize, out)
+                .map_err(|err| Error::corrupt(what(), format!("cannot decompress: {err}")))?,
+            c => return Err(Error::corrupt(what(), format!("unknown compression {c}"))),
+        }
+        if out.len() != e.raw_len as usize || ObjectId::hash(out) != e.id {
+            return Err(Error::corrupt(
+                what(),
+                "content does not match its id (bit rot?)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a stored blob without keeping its content; `scratch` is reused between calls.
+    pub fn check(
+        &mut self,
+        stored: &[u8],
+        e: &PackEntry,
+        where_: &dyn Fn() -> String,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        if e.compression == COMP_NONE {
+            if stored.len() != e.raw_len as usize || ObjectId::hash(stored) != e.id {
+                return Err(Error::corrupt(
+                    format!("{} {} in {}", e.kind.name(), e.id, where_()),
+                    "content does not match its id (bit rot?)",
+                ));
+            }
+            return Ok(());
+        }
+        self.decode_into(stored, e, where_, scratch)
+    }
+
+    fn decompress(
+        &mut self,
+        stored: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        match &mut self.dctx {
+            Some(d) => {
+                out.reserve(raw_len);
+                d.decompress_to_buffer(stored, out).map(|_| ())
+            }
+            None => {
+                *out = zstd::bulk::decompress(stored, raw_len)?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Decodes a stored blob and checks it against its id.
 pub fn decode_blob(stored: &[u8], e: &PackEntry, where_: &dyn Fn() -> String) -> Result<Vec<u8>> {
-    let raw = match e.compression {
-        COMP_NONE => stored.to_vec(),
-        COMP_ZSTD => zstd::bulk::decompress(stored, e.raw_len as usize).map_err(|err| {
-            Error::corrupt(
-                format!("{} {} in {}", e.kind.name(), e.id, where_()),
-                format!("cannot decompress: {err}"),
-            )
-        })?,
-        c => {
-            return Err(Error::corrupt(
-                format!("{} {} in {}", e.kind.name(), e.id, where_()),
-                format!("unknown compression {c}"),
-            ))
-        }
-    };
-    if raw.len() != e.raw_len as usize || ObjectId::hash(&raw) != e.id {
-        return Err(Error::corrupt(
-            format!("{} {} in {}", e.kind.name(), e.id, where_()),
-            "content does not match its id (bit rot?)",
-        ));
-    }
-    Ok(raw)
+    let mut out = Vec::new();
+    BlobDecoder::default().decode_into(stored, e, where_, &mut out)?;
+    Ok(out)
 }
 
 /// Reads and decodes one blob from an open pack.
-pub fn read_blob(file: &File, path: &Path, e: &PackEntry) -> Result<Vec<u8>> {
+pub fn read_blob(
+    file: &File,
+    path: &Path,
+    e: &PackEntry,
+    decoder: &mut BlobDecoder,
+) -> Result<Vec<u8>> {
     let mut stored = vec![0u8; e.stored_len as usize];
     file.read_exact_at(&mut stored, e.offset)
         .ctx("reading pack", path)?;
-    decode_blob(&stored, e, &|| path.display().to_string())
+    let mut out = Vec::new();
+    decoder.decode_into(&stored, e, &|| path.display().to_string(), &mut out)?;
+    Ok(out)
 }
 
 /// Encodes the pack table (entries in file order) followed by its BLAKE3 checksum.
@@ -321,7 +389,7 @@ mod tests {
             prop_assert_eq!(&table, &entries);
             let f = File::open(&path).unwrap();
             for (e, b) in table.iter().zip(&blobs) {
-                prop_assert_eq!(&read_blob(&f, &path, e).unwrap(), b);
+                prop_assert_eq!(&read_blob(&f, &path, e, &mut BlobDecoder::default()).unwrap(), b);
             }
         }
     }

@@ -335,6 +335,7 @@ pub struct BlobReader {
     repo: PathBuf,
     pub index: Arc<Index>,
     open: HashMap<ObjectId, File>,
+    decoder: pack::BlobDecoder,
 }
 
 impl BlobReader {
@@ -343,6 +344,7 @@ impl BlobReader {
             repo,
             index,
             open: HashMap::new(),
+            decoder: pack::BlobDecoder::default(),
         }
     }
 
@@ -367,7 +369,7 @@ impl BlobReader {
                 what: "pack",
                 id: pack_id.to_hex(),
             })?;
-        pack::read_blob(f, &path, &entry)
+        pack::read_blob(f, &path, &entry, &mut self.decoder)
     }
 
     /// Reads and decodes a tree.

@@ -1,10 +1,10 @@
 //! Reading source metadata into tree nodes.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+
+use nix::sys::stat::FileStat;
 
 use crate::tree::{Node, NodeKind, Time};
 
@@ -41,61 +41,68 @@ impl Meta {
             .clone()
     }
 
-    /// Builds a node from `lstat` metadata; reads the symlink target and xattrs.
-    /// Problems reading those are appended to `warnings`. The xattrs of an entry whose inode and
-    /// ctime equal those of `old` (the parent snapshot's node) are taken from `old`: changing an
-    /// xattr changes the ctime, so they cannot differ, and listing them costs a syscall per entry.
+    /// Builds a node from `lstat` metadata; reads the symlink target (with `read_link`) and
+    /// xattrs. Problems reading those are appended to `warnings`. The xattrs of an entry whose
+    /// inode and ctime equal those of `old` (the parent snapshot's node) are taken from `old`:
+    /// changing an xattr changes the ctime, so they cannot differ, and listing them costs a
+    /// syscall per entry.
     pub fn node(
         &mut self,
         name: &[u8],
         path: &Path,
-        md: &Metadata,
+        md: &FileStat,
+        read_link: &dyn Fn() -> std::io::Result<Vec<u8>>,
         old: Option<&Node>,
         warnings: &mut Vec<String>,
     ) -> Option<Node> {
-        let ft = md.file_type();
-        let kind = if ft.is_file() {
-            NodeKind::File
-        } else if ft.is_dir() {
-            NodeKind::Dir
-        } else if ft.is_symlink() {
-            NodeKind::Symlink
-        } else if ft.is_char_device() {
-            NodeKind::CharDev
-        } else if ft.is_block_device() {
-            NodeKind::BlockDev
-        } else if ft.is_fifo() {
-            NodeKind::Fifo
-        } else if ft.is_socket() {
-            NodeKind::Socket
-        } else {
-            warnings.push(format!("{}: unknown file type, skipped", path.display()));
-            return None;
+        let kind = match md.st_mode & libc::S_IFMT {
+            libc::S_IFREG => NodeKind::File,
+            libc::S_IFDIR => NodeKind::Dir,
+            libc::S_IFLNK => NodeKind::Symlink,
+            libc::S_IFCHR => NodeKind::CharDev,
+            libc::S_IFBLK => NodeKind::BlockDev,
+            libc::S_IFIFO => NodeKind::Fifo,
+            libc::S_IFSOCK => NodeKind::Socket,
+            _ => {
+                warnings.push(format!("{}: unknown file type, skipped", path.display()));
+                return None;
+            }
         };
         let mut n = Node::new(name.to_vec(), kind);
-        n.mode = md.mode() & 0o7777;
-        n.uid = md.uid();
-        n.gid = md.gid();
+        n.mode = md.st_mode & 0o7777;
+        n.uid = md.st_uid;
+        n.gid = md.st_gid;
         n.user = self.user(n.uid);
         n.group = self.group(n.gid);
         n.mtime = Time {
-            sec: md.mtime(),
-            nsec: md.mtime_nsec() as u32,
+            sec: md.st_mtime,
+            nsec: md.st_mtime_nsec as u32,
         };
         n.ctime = Time {
-            sec: md.ctime(),
-            nsec: md.ctime_nsec() as u32,
+            sec: md.st_ctime,
+            nsec: md.st_ctime_nsec as u32,
         };
-        n.inode = md.ino();
-        n.dev = md.dev();
-        n.nlink = md.nlink();
-        n.size = if kind == NodeKind::File { md.size() } else { 0 };
+        n.inode = md.st_ino;
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        {
+            // nlink_t and dev_t differ in width between architectures.
+            n.nlink = md.st_nlink as u64;
+            n.dev = md.st_dev as u64;
+        }
+        n.size = if kind == NodeKind::File {
+            u64::try_from(md.st_size).unwrap_or(0)
+        } else {
+            0
+        };
         if matches!(kind, NodeKind::CharDev | NodeKind::BlockDev) {
-            n.rdev = md.rdev();
+            #[allow(clippy::unnecessary_cast)]
+            {
+                n.rdev = md.st_rdev as u64;
+            }
         }
         if kind == NodeKind::Symlink {
-            match std::fs::read_link(path) {
-                Ok(t) => n.target = t.as_os_str().as_bytes().to_vec(),
+            match read_link() {
+                Ok(t) => n.target = t,
                 Err(e) => {
                     warnings.push(format!("{}: cannot read symlink: {e}", path.display()));
                     return None;

@@ -1,7 +1,7 @@
 //! Backup: walk the sources, store new chunks and trees, commit packs → index → snapshot.
 
 mod meta;
-mod prefetch;
+mod scan;
 mod walk;
 pub(crate) mod workers;
 
@@ -20,10 +20,10 @@ use crate::id::{IdSet, ObjectId};
 use crate::index::Index;
 use crate::lock::{self, LockKind};
 use crate::pack;
-use crate::repo::{BlobReader, Repository};
+use crate::repo::Repository;
 use crate::snapshot::{self, Snapshot, SnapshotInfo, SNAPSHOT_VERSION};
 
-pub use walk::VEntry;
+pub use scan::VEntry;
 
 /// What to back up.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +83,9 @@ pub struct BackupSummary {
     /// Repository maintenance done on the way (stale locks recovered, packs re-indexed).
     pub notes: Vec<String>,
 }
+
+/// Threads listing directories and reading metadata.
+const SCANNERS: usize = 16;
 
 /// Compiled exclude patterns.
 pub struct Excludes {
@@ -236,17 +239,24 @@ impl Repository {
         };
         let (root_listing, root_dev) = if sources.iter().any(|s| s == Path::new("/")) {
             (
-                walk::Listing::Real,
+                scan::Listing::Real,
                 std::fs::symlink_metadata("/")
                     .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
                     .unwrap_or(0),
             )
         } else {
-            (walk::Listing::Virtual(walk::virtual_root(&sources)), 0)
+            (scan::Listing::Virtual(scan::virtual_root(&sources)), 0)
         };
         let repo_path = self.path().to_path_buf();
 
-        let prefetch_stop = AtomicBool::new(false);
+        let scan_ctx = scan::ScanCtx {
+            repo: &repo_path,
+            index: &index,
+            excludes: &excludes,
+            one_file_system: opts.one_file_system,
+        };
+        let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
+        let (scanned_tx, scanned_rx) = crossbeam_channel::unbounded();
         let (walk_res, pack_res) = std::thread::scope(|s| {
             let shared = &shared;
             let cfg = &cfg;
@@ -261,7 +271,9 @@ impl Repository {
             }
             drop(stored_tx);
             drop(raw_rx);
-            for _ in 0..threads {
+            // Twice as many readers as cores: with small files on a cold cache, readers mostly
+            // wait for the disk, one read per file.
+            for _ in 0..threads * 2 {
                 let rx = job_rx.clone();
                 let tx = res_tx.clone();
                 let blobs = raw_tx.clone();
@@ -269,24 +281,26 @@ impl Repository {
             }
             drop(job_rx);
             drop(res_tx);
+            // Metadata reads mostly wait for the disk, so there are more scanners than cores.
+            for _ in 0..SCANNERS {
+                let (rx, tx, ctx) = (scan_rx.clone(), scanned_tx.clone(), &scan_ctx);
+                s.spawn(move || scan::scanner(ctx, rx, tx));
+            }
+            drop(scan_rx);
+            drop(scanned_tx);
             let ctx = walk::WalkCtx {
                 shared,
-                excludes: &excludes,
-                one_file_system: opts.one_file_system,
                 cancel,
                 progress,
-                reader: BlobReader::new(repo_path.clone(), index.clone()),
+                scans: scan_tx,
+                scanned: scanned_rx,
                 jobs: Some(job_tx),
                 blobs: raw_tx,
                 results: res_rx,
             };
-            let prefetcher = {
-                let (sources, excludes, stop) = (&sources, &excludes, &prefetch_stop);
-                s.spawn(move || prefetch::run(sources, excludes, opts.one_file_system, stop, 16))
-            };
+            // Returning drops the walker's senders: the scanners stop, and the readers stop
+            // once their queue is empty.
             let walk_res = walk::walk(ctx, root_listing, root_dev, parent_root);
-            prefetch_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = prefetcher.join();
             // The walker's and the readers' blob senders are gone now, so the compressors
             // and then the packer drain their queues and finish.
             let pack_res = packer.join().unwrap_or_else(|_| {

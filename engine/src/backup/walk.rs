@@ -1,92 +1,25 @@
-//! The directory walker: lists directories depth-first, decides which files must be read,
-//! and assembles trees bottom-up as file results arrive.
+//! The walker: hands directories to the scanners (depth first, a bounded number at a time),
+//! sends the files they find to the readers, and assembles trees bottom-up as directory scans
+//! and file results arrive.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
-use super::meta::{self, Meta};
+use super::scan::{Action, Listing, ScanJob, ScannedDir};
 use super::workers::{FileJob, FileOutcome, FileResult, RawBlob, Shared};
-use super::{Excludes, Progress};
+use super::Progress;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::pack::BlobKind;
-use crate::repo::BlobReader;
 use crate::snapshot::SnapshotStats;
-use crate::tree::{ContentRef, Node, NodeKind, Tree};
+use crate::tree::{Node, Tree};
 
-/// A directory entry that exists only because a source path lies below it.
-pub enum VEntry {
-    /// A source path: walked for real.
-    Source(PathBuf),
-    /// An intermediate directory with only these children.
-    Dir(PathBuf, Vec<(Vec<u8>, VEntry)>),
-}
-
-/// Builds the virtual root listing of absolute, normalised source paths.
-pub fn virtual_root(sources: &[PathBuf]) -> Vec<(Vec<u8>, VEntry)> {
-    fn insert(list: &mut Vec<(Vec<u8>, VEntry)>, prefix: &Path, comps: &[Vec<u8>], full: &Path) {
-        let Some((first, rest)) = comps.split_first() else {
-            return;
-        };
-        let here = prefix.join(OsString::from_vec(first.clone()));
-        let pos = list.iter().position(|(n, _)| n == first);
-        if rest.is_empty() {
-            match pos {
-                Some(i) => list[i].1 = VEntry::Source(full.to_path_buf()),
-                None => list.push((first.clone(), VEntry::Source(full.to_path_buf()))),
-            }
-            return;
-        }
-        let i = match pos {
-            Some(i) => i,
-            None => {
-                list.push((first.clone(), VEntry::Dir(here.clone(), Vec::new())));
-                list.len() - 1
-            }
-        };
-        if let VEntry::Dir(_, children) = &mut list[i].1 {
-            insert(children, &here, rest, full);
-        }
-        // A Source already covers everything below it.
-    }
-    fn sort(list: &mut [(Vec<u8>, VEntry)]) {
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, e) in list.iter_mut() {
-            if let VEntry::Dir(_, c) = e {
-                sort(c);
-            }
-        }
-    }
-    let mut root = Vec::new();
-    let mut sorted: Vec<&PathBuf> = sources.iter().collect();
-    sorted.sort_by_key(|p| p.components().count());
-    for s in sorted {
-        let comps: Vec<Vec<u8>> = s.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
-        insert(&mut root, Path::new("/"), &comps, s);
-    }
-    sort(&mut root);
-    root
-}
-
-/// What a directory visit lists: the real directory, or a virtual one.
-pub enum Listing {
-    Real,
-    Virtual(Vec<(Vec<u8>, VEntry)>),
-}
-
-struct Visit {
-    slot: usize,
-    path: PathBuf,
-    listing: Listing,
-    parent_tree: Option<ObjectId>,
-    dev: u64,
-}
+/// Directories handed to the scanners and not yet taken in by the walker. Bounds the memory
+/// of scans running ahead of a walker that waits for the file readers.
+const MAX_SCANS_IN_FLIGHT: usize = 64;
 
 struct DirState {
     parent: Option<(usize, usize)>,
@@ -99,14 +32,19 @@ struct DirState {
 /// What the walker needs from the backup.
 pub struct WalkCtx<'a> {
     pub shared: &'a Shared,
-    pub excludes: &'a Excludes,
-    pub one_file_system: bool,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Fn(&Progress),
-    pub reader: BlobReader,
+    /// Directories to the scanners.
+    pub scans: Sender<ScanJob>,
+    pub scanned: Receiver<ScannedDir>,
+    /// Files to the readers; dropped once every directory is scanned.
     pub jobs: Option<Sender<FileJob>>,
     pub blobs: Sender<RawBlob>,
     pub results: Receiver<FileResult>,
+}
+
+fn internal(what: &str) -> Error {
+    Error::InvalidArgument(format!("internal error: {what} stopped early"))
 }
 
 /// Walks and returns the root tree id plus statistics (file/dir counts and warnings).
@@ -119,44 +57,47 @@ pub fn walk(
     let mut w = Walker {
         slots: Vec::new(),
         free: Vec::new(),
-        stack: Vec::new(),
+        todo: Vec::new(),
         root: None,
         stats: SnapshotStats::default(),
-        meta: Meta::default(),
         last_progress: Instant::now(),
         files_seen: 0,
     };
     let slot = w.new_slot(None, parent_root);
-    w.stack.push(Visit {
+    w.todo.push(ScanJob {
         slot,
         path: PathBuf::from("/"),
         listing: root_listing,
         parent_tree: parent_root,
         dev: root_dev,
     });
-    while let Some(v) = w.stack.pop() {
-        if ctx.shared.stopped(ctx.cancel) {
-            return Err(Error::Cancelled);
-        }
-        while let Ok(r) = ctx.results.try_recv() {
-            w.apply(&ctx, r)?;
-        }
-        w.visit(&mut ctx, v)?;
-        w.maybe_progress(&ctx);
-    }
-    ctx.jobs = None;
+    let mut in_flight = 0usize;
     while w.root.is_none() {
         if ctx.shared.stopped(ctx.cancel) {
             return Err(Error::Cancelled);
         }
-        match ctx.results.recv_timeout(Duration::from_millis(200)) {
-            Ok(r) => w.apply(&ctx, r)?,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::InvalidArgument(
-                    "internal error: file readers stopped early".into(),
-                ));
+        while in_flight < MAX_SCANS_IN_FLIGHT {
+            let Some(job) = w.todo.pop() else { break };
+            ctx.scans
+                .send(job)
+                .map_err(|_| internal("directory scanners"))?;
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            // Every directory is scanned: the readers finish once their queue is empty.
+            ctx.jobs = None;
+        }
+        crossbeam_channel::select! {
+            recv(ctx.scanned) -> d => {
+                let d = d.map_err(|_| internal("directory scanners"))?;
+                in_flight -= 1;
+                w.process(&mut ctx, d)?;
             }
+            recv(ctx.results) -> r => {
+                let r = r.map_err(|_| internal("file readers"))?;
+                w.apply(&mut ctx, r)?;
+            }
+            default(Duration::from_millis(200)) => {}
         }
         w.maybe_progress(&ctx);
     }
@@ -168,10 +109,10 @@ pub fn walk(
 struct Walker {
     slots: Vec<Option<DirState>>,
     free: Vec<usize>,
-    stack: Vec<Visit>,
+    /// Directories not yet handed to the scanners, next one last.
+    todo: Vec<ScanJob>,
     root: Option<ObjectId>,
     stats: SnapshotStats,
-    meta: Meta,
     last_progress: Instant,
     files_seen: u64,
 }
@@ -226,7 +167,7 @@ impl Walker {
         }
     }
 
-    fn apply(&mut self, ctx: &WalkCtx<'_>, r: FileResult) -> Result<()> {
+    fn apply(&mut self, ctx: &mut WalkCtx<'_>, r: FileResult) -> Result<()> {
         let Some(Some(st)) = self.slots.get_mut(r.slot) else {
             return Ok(());
         };
@@ -248,14 +189,14 @@ impl Walker {
     }
 
     /// One pending child of `slot` completed.
-    fn done_one(&mut self, ctx: &WalkCtx<'_>, slot: usize) -> Result<()> {
+    fn done_one(&mut self, ctx: &mut WalkCtx<'_>, slot: usize) -> Result<()> {
         if let Some(Some(st)) = self.slots.get_mut(slot) {
             st.pending -= 1;
         }
         self.try_finalize(ctx, slot)
     }
 
-    fn try_finalize(&mut self, ctx: &WalkCtx<'_>, mut slot: usize) -> Result<()> {
+    fn try_finalize(&mut self, ctx: &mut WalkCtx<'_>, mut slot: usize) -> Result<()> {
         loop {
             let ready =
                 matches!(self.slots.get(slot), Some(Some(st)) if st.walk_done && st.pending == 0);
@@ -295,166 +236,75 @@ impl Walker {
         }
     }
 
-    fn excluded(ctx: &WalkCtx<'_>, path: &Path, name: &[u8]) -> bool {
-        ctx.excludes.matches(path, name)
-    }
-
-    fn visit(&mut self, ctx: &mut WalkCtx<'_>, v: Visit) -> Result<()> {
-        let old = match v.parent_tree {
-            Some(id) => match ctx.reader.load_tree(&id) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(
-                        "parent tree of {} unreadable, reading all files: {e}",
-                        v.path.display()
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
-        let entries: Vec<(Vec<u8>, PathBuf, Option<VEntry>)> = match v.listing {
-            Listing::Virtual(list) => list
-                .into_iter()
-                .map(|(name, e)| {
-                    let p = match &e {
-                        VEntry::Source(p) | VEntry::Dir(p, _) => p.clone(),
-                    };
-                    (name, p, Some(e))
-                })
-                .collect(),
-            Listing::Real => match std::fs::read_dir(&v.path) {
-                Ok(rd) => {
-                    let mut names = Vec::new();
-                    for e in rd {
-                        match e {
-                            Ok(e) => names.push(e.file_name().into_vec()),
-                            Err(e) => self.warn(format!(
-                                "{}: error listing directory: {e}",
-                                v.path.display()
-                            )),
-                        }
-                    }
-                    names.sort();
-                    names
-                        .into_iter()
-                        .map(|n| (n.clone(), v.path.join(OsString::from_vec(n)), None))
-                        .collect()
-                }
-                Err(e) => {
-                    self.warn(format!("{}: cannot list directory: {e}", v.path.display()));
-                    Vec::new()
-                }
-            },
-        };
+    /// Takes in one scanned directory: queues its files and subdirectories.
+    fn process(&mut self, ctx: &mut WalkCtx<'_>, d: ScannedDir) -> Result<()> {
+        for msg in d.warnings {
+            self.warn(msg);
+        }
         let mut children = Vec::new();
-        for (name, path, ventry) in entries {
-            let is_source = matches!(ventry, Some(VEntry::Source(_)));
-            if ventry.is_none() && Self::excluded(ctx, &path, &name) {
-                continue;
-            }
-            let md = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.warn(format!("{}: vanished during backup", path.display()));
-                    continue;
-                }
-                Err(e) => {
-                    self.warn(format!("{}: cannot stat: {e}", path.display()));
-                    continue;
-                }
-            };
-            let mut warnings = Vec::new();
-            let old_node = old.as_ref().and_then(|t| t.find(&name));
-            let node = self.meta.node(&name, &path, &md, old_node, &mut warnings);
-            for w in warnings {
-                self.warn(w);
-            }
-            let Some(mut node) = node else { continue };
+        for e in d.entries {
             self.files_seen += 1;
-            let Some(Some(st)) = self.slots.get_mut(v.slot) else {
+            let Some(Some(st)) = self.slots.get_mut(d.slot) else {
                 return Ok(());
             };
             let idx = st.nodes.len();
-            match node.kind {
-                NodeKind::Dir => {
-                    let dev = if is_source || v.dev == 0 {
-                        md.dev()
+            let mut node: Node = e.node;
+            match e.action {
+                Action::Keep => {}
+                Action::Reused => {
+                    self.stats.files_unmodified += 1;
+                    self.stats.bytes_total += node.size;
+                }
+                Action::Read { changed } => {
+                    if changed {
+                        self.stats.files_changed += 1;
                     } else {
-                        v.dev
-                    };
-                    let crosses =
-                        ctx.one_file_system && !is_source && ventry.is_none() && md.dev() != v.dev;
-                    if crosses {
-                        node.subtree = Some(ctx.shared.store(
-                            &ctx.blobs,
-                            BlobKind::Tree,
-                            &Tree::default().encode(),
-                        )?);
-                        st.nodes.push(Some(node));
-                        continue;
+                        self.stats.files_new += 1;
                     }
                     st.pending += 1;
-                    st.nodes.push(Some(node));
-                    let old_sub = old_node
-                        .filter(|n| n.kind == NodeKind::Dir)
-                        .and_then(|n| n.subtree);
-                    let listing = match ventry {
-                        Some(VEntry::Dir(_, c)) => Listing::Virtual(c),
-                        _ => Listing::Real,
-                    };
-                    children.push((idx, path, listing, old_sub, dev));
-                }
-                NodeKind::File => {
-                    let reuse = old_node.filter(|o| meta::unchanged(o, &node)).filter(|o| {
-                        o.content.iter().all(|c| match c {
-                            ContentRef::Chunk { id, .. } => ctx.shared.index.contains(id),
-                            ContentRef::Hole { .. } => true,
+                    ctx.jobs
+                        .as_ref()
+                        .ok_or(Error::Cancelled)?
+                        .send(FileJob {
+                            slot: d.slot,
+                            idx,
+                            path: e.path,
                         })
-                    });
-                    if let Some(o) = reuse {
-                        node.content = o.content.clone();
-                        node.size = o.size;
-                        self.stats.files_unmodified += 1;
-                        self.stats.bytes_total += o.size;
-                        st.nodes.push(Some(node));
-                    } else {
-                        if old_node.is_some() {
-                            self.stats.files_changed += 1;
-                        } else {
-                            self.stats.files_new += 1;
-                        }
-                        st.pending += 1;
-                        st.nodes.push(Some(node));
-                        ctx.jobs
-                            .as_ref()
-                            .ok_or(Error::Cancelled)?
-                            .send(FileJob {
-                                slot: v.slot,
-                                idx,
-                                path,
-                            })
-                            .map_err(|_| Error::Cancelled)?;
-                    }
+                        .map_err(|_| Error::Cancelled)?;
                 }
-                _ => st.nodes.push(Some(node)),
+                Action::MountPoint => {
+                    node.subtree = Some(ctx.shared.store(
+                        &ctx.blobs,
+                        BlobKind::Tree,
+                        &Tree::default().encode(),
+                    )?);
+                }
+                Action::Descend {
+                    listing,
+                    old_tree,
+                    dev,
+                } => {
+                    st.pending += 1;
+                    children.push((idx, e.path, listing, old_tree, dev));
+                }
             }
+            st.nodes.push(Some(node));
         }
-        let mut visits = Vec::new();
-        for (idx, path, listing, old_sub, dev) in children {
-            let slot = self.new_slot(Some((v.slot, idx)), old_sub);
-            visits.push(Visit {
+        let mut jobs = Vec::with_capacity(children.len());
+        for (idx, path, listing, old_tree, dev) in children {
+            let slot = self.new_slot(Some((d.slot, idx)), old_tree);
+            jobs.push(ScanJob {
                 slot,
                 path,
                 listing,
-                parent_tree: old_sub,
+                parent_tree: old_tree,
                 dev,
             });
         }
-        self.stack.extend(visits.into_iter().rev());
-        if let Some(Some(st)) = self.slots.get_mut(v.slot) {
+        self.todo.extend(jobs.into_iter().rev());
+        if let Some(Some(st)) = self.slots.get_mut(d.slot) {
             st.walk_done = true;
         }
-        self.try_finalize(ctx, v.slot)
+        self.try_finalize(ctx, d.slot)
     }
 }

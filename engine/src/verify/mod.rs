@@ -2,21 +2,22 @@
 //! decompresses and re-hashes every blob. Problems name packs, chunks, snapshots and files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+mod read;
+mod trees;
+
 use crate::backup::list_packs;
-use crate::error::{Error, Result};
-use crate::id::{IdMap, IdSet, ObjectId};
+use crate::error::Result;
+use crate::id::{IdMap, ObjectId};
 use crate::index::{Index, IndexFile};
 use crate::lock::{self, LockKind};
 use crate::pack::{self, BlobKind, PackEntry};
 use crate::repo::{BlobReader, Repository};
 use crate::snapshot::{self, SnapshotInfo};
-use crate::tree::NodeKind;
 
 /// How thorough the check is.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,7 +82,7 @@ fn problem(kind: &'static str, message: String) -> Problem {
 }
 
 /// A blob found bad: why, and in which pack.
-struct Bad {
+pub(crate) struct Bad {
     kind: BlobKind,
     why: String,
     pack: Option<ObjectId>,
@@ -190,77 +191,10 @@ impl Repository {
             }
         }
         rep.snapshots = snaps.len() as u64;
+        // 4. Full read of (a subset of) the packs, while this thread checks the trees.
         let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
-        let mut seen = IdSet::default();
-        for (n, s) in snaps.iter().enumerate() {
-            progress(&VerifyProgress {
-                phase: "snapshots",
-                done: n as u64,
-                total: rep.snapshots,
-            });
-            let root = match s.snapshot.root_tree() {
-                Ok(r) => r,
-                Err(e) => {
-                    rep.problems
-                        .push(problem("snapshot_file", format!("snapshot {}: {e}", s.id)));
-                    continue;
-                }
-            };
-            let mut stack = vec![root];
-            while let Some(t) = stack.pop() {
-                if !seen.insert(t) || bad.contains_key(&t) {
-                    continue;
-                }
-                rep.blobs_checked += 1;
-                let tree = match reader.load_tree(&t) {
-                    Ok(tree) => tree,
-                    Err(e) => {
-                        let pack = index.lookup(&t).map(|(p, _)| p);
-                        bad.insert(
-                            t,
-                            Bad {
-                                kind: BlobKind::Tree,
-                                why: e.to_string(),
-                                pack,
-                            },
-                        );
-                        continue;
-                    }
-                };
-                if let Err(msg) = tree.check() {
-                    bad.insert(
-                        t,
-                        Bad {
-                            kind: BlobKind::Tree,
-                            why: format!("invalid tree: {msg}"),
-                            pack: index.lookup(&t).map(|(p, _)| p),
-                        },
-                    );
-                    continue;
-                }
-                for node in &tree.nodes {
-                    if let Some(sub) = node.subtree {
-                        stack.push(sub);
-                    }
-                    for c in &node.content {
-                        if let crate::tree::ContentRef::Chunk { id, .. } = c {
-                            if !index.contains(id) {
-                                bad.insert(
-                                    *id,
-                                    Bad {
-                                        kind: BlobKind::Data,
-                                        why: "missing from the index".into(),
-                                        pack: None,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        // 4. Full read of (a subset of) the packs.
+        let mut trees = trees::TreeCheck::default();
+        let mut check = || trees = trees::check(&mut reader, &snaps, &bad, progress);
         if opts.read_data || opts.read_data_percent.is_some() {
             let pct = u64::from(opts.read_data_percent.unwrap_or(100).min(100));
             let seed = crate::fsutil::random_bytes()?;
@@ -276,15 +210,26 @@ impl Repository {
                 })
                 .map(|(p, e)| (*p, e))
                 .collect();
-            let found = self.read_packs(&selected, &on_disk, &mut rep, progress);
-            for (id, b) in found {
+            let read = read::read_packs(&selected, &on_disk, progress, &mut check);
+            rep.packs_read = read.packs;
+            rep.bytes_read = read.bytes;
+            rep.blobs_checked += read.blobs;
+            rep.problems.extend(read.problems);
+            for (id, b) in read.bad {
                 bad.entry(id).or_insert(b);
             }
+        } else {
+            check();
+        }
+        rep.blobs_checked += trees.blobs;
+        rep.problems.extend(trees.problems);
+        for (id, b) in trees.bad {
+            bad.entry(id).or_insert(b);
         }
 
         // 5. Attribute bad blobs to snapshots and files.
         if !bad.is_empty() {
-            let affected = attribute(&mut reader, &snaps, &bad);
+            let affected = trees::attribute(&mut reader, &snaps, &bad);
             let mut groups: BTreeMap<(Option<ObjectId>, String), Vec<ObjectId>> = BTreeMap::new();
             for (id, b) in &bad {
                 groups
@@ -336,152 +281,4 @@ impl Repository {
         rep.duration = started.elapsed();
         Ok(rep)
     }
-
-    fn read_packs(
-        &self,
-        selected: &[(ObjectId, &Vec<PackEntry>)],
-        on_disk: &HashMap<ObjectId, std::path::PathBuf>,
-        rep: &mut VerifyReport,
-        progress: &dyn Fn(&VerifyProgress),
-    ) -> IdMap<Bad> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 16);
-        let next = AtomicU64::new(0);
-        let bytes = AtomicU64::new(0);
-        let blobs = AtomicU64::new(0);
-        let found: Mutex<(IdMap<Bad>, Vec<Problem>)> = Mutex::new((IdMap::default(), Vec::new()));
-        let total = selected.len() as u64;
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some((pid, entries)) = selected.get(i) else { return };
-                    let Some(path) = on_disk.get(pid) else { continue };
-                    let mut local = Vec::new();
-                    let mut probs = Vec::new();
-                    match std::fs::read(path) {
-                        Err(e) => {
-                            let mut p = problem("pack_content", format!("pack {pid}: cannot read {}: {e}", path.display()));
-                            p.pack = Some(pid.to_hex());
-                            probs.push(p);
-                        }
-                        Ok(data) => {
-                            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                            let mut all_ok = true;
-                            for e in entries.iter() {
-                                blobs.fetch_add(1, Ordering::Relaxed);
-                                let end = e.offset.saturating_add(u64::from(e.stored_len));
-                                let res = if end as usize > data.len() {
-                                    Err(Error::corrupt("blob", "extends past the end of the pack"))
-                                } else {
-                                    pack::decode_blob(&data[e.offset as usize..end as usize], e, &|| path.display().to_string()).map(|_| ())
-                                };
-                                if let Err(err) = res {
-                                    all_ok = false;
-                                    let why = match err {
-                                        Error::Corrupt { detail, .. } => detail,
-                                        other => other.to_string(),
-                                    };
-                                    local.push((e.id, Bad { kind: e.kind, why, pack: Some(*pid) }));
-                                }
-                            }
-                            if ObjectId::hash(&data) != *pid && all_ok {
-                                let mut p = problem("pack_content", format!("pack {pid}: content does not match its name (damage outside the blobs, e.g. in the table)"));
-                                p.pack = Some(pid.to_hex());
-                                probs.push(p);
-                            }
-                        }
-                    }
-                    if let Ok(mut g) = found.lock() {
-                        g.0.extend(local);
-                        g.1.extend(probs);
-                    }
-                });
-            }
-            let mut last = 0;
-            loop {
-                let done = next.load(Ordering::Relaxed).min(total);
-                if done != last || done == 0 {
-                    progress(&VerifyProgress {
-                        phase: "read-data",
-                        done,
-                        total,
-                    });
-                    last = done;
-                }
-                if done >= total {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        rep.packs_read = total;
-        rep.bytes_read = bytes.load(Ordering::Relaxed);
-        rep.blobs_checked += blobs.load(Ordering::Relaxed);
-        let (bad, probs) = found.into_inner().unwrap_or_default();
-        rep.problems.extend(probs);
-        bad
-    }
-}
-
-/// For each bad blob: the snapshots and the files ("SHORT:/path") that need it.
-fn attribute(
-    reader: &mut BlobReader,
-    snaps: &[SnapshotInfo],
-    bad: &IdMap<Bad>,
-) -> IdMap<(Vec<String>, Vec<String>)> {
-    let mut out: IdMap<(Vec<String>, Vec<String>)> = IdMap::default();
-    let hit = |id: &ObjectId,
-               snap: &SnapshotInfo,
-               path: &[u8],
-               out: &mut IdMap<(Vec<String>, Vec<String>)>| {
-        let e = out.entry(*id).or_default();
-        if !e.0.contains(&snap.id) {
-            e.0.push(snap.id.clone());
-        }
-        if e.1.len() < 200 {
-            e.1.push(format!(
-                "{}:{}",
-                snap.short_id,
-                String::from_utf8_lossy(path)
-            ));
-        }
-    };
-    for s in snaps {
-        let Ok(root) = s.snapshot.root_tree() else {
-            continue;
-        };
-        let mut stack: Vec<(ObjectId, Vec<u8>)> = vec![(root, b"/".to_vec())];
-        while let Some((t, path)) = stack.pop() {
-            if bad.contains_key(&t) {
-                hit(&t, s, &path, &mut out);
-                continue;
-            }
-            let Ok(tree) = reader.load_tree(&t) else {
-                continue;
-            };
-            for n in &tree.nodes {
-                let mut p = path.clone();
-                if p.len() > 1 {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(&n.name);
-                if let Some(sub) = n.subtree {
-                    stack.push((sub, p.clone()));
-                }
-                if n.kind == NodeKind::File {
-                    for c in &n.content {
-                        if let crate::tree::ContentRef::Chunk { id, .. } = c {
-                            if bad.contains_key(id) {
-                                hit(id, s, &p, &mut out);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
 }
