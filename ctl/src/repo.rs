@@ -342,7 +342,9 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     OverwriteArg::Always => Overwrite::Always,
                 },
             };
-            let s = r.restore(&opts, &|_| {}).map_err(fail)?;
+            let s = r
+                .restore(&opts, &|_| {}, &AtomicBool::new(false))
+                .map_err(fail)?;
             if json {
                 json_out(&to_json(&s)?)?;
             } else {

@@ -220,7 +220,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
             effective_log_level: effective,
         },
     );
-    let cancel = CancellationToken::new();
+    let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
     tracker.spawn(crate::ipc::serve(
         listener,

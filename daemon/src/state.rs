@@ -25,6 +25,8 @@ pub struct Shared {
     pub daemon_uid: u32,
     /// Where the metrics endpoint listens (none when it could not bind).
     pub metrics_address: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Fires when the daemon starts shutting down.
+    pub shutdown: tokio_util::sync::CancellationToken,
     config: RwLock<ConfigState>,
 }
 
@@ -40,6 +42,7 @@ impl Shared {
             started_at: crate::catalog::now_rfc3339(),
             daemon_uid: nix::unistd::geteuid().as_raw(),
             metrics_address: std::sync::OnceLock::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             config: RwLock::new(config),
         })
     }

@@ -70,6 +70,7 @@ fn copy_moves_only_missing_blobs_and_verifies_clean() {
                 ..Default::default()
             },
             &|_| {},
+            &std::sync::atomic::AtomicBool::new(false),
         )
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);

@@ -210,6 +210,7 @@ fn restore_refuses_to_escape_target() {
                 ..Default::default()
             },
             &|_| {},
+            &std::sync::atomic::AtomicBool::new(false),
         );
         assert!(
             res.is_err(),
@@ -271,6 +272,7 @@ fn restore_does_not_follow_planted_symlinks() {
                     ..Default::default()
                 },
                 &|_| {},
+                &std::sync::atomic::AtomicBool::new(false),
             )
             .unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);

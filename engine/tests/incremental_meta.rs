@@ -28,6 +28,7 @@ fn xattr_change_on_unchanged_file_is_seen_by_the_next_backup() {
                 ..Default::default()
             },
             &|_| {},
+            &std::sync::atomic::AtomicBool::new(false),
         )
         .unwrap();
     assert!(sum.errors.is_empty(), "{:?}", sum.errors);

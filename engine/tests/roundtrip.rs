@@ -31,6 +31,7 @@ fn backup_restore_round_trip_and_incremental() {
                 ..Default::default()
             },
             &|_| {},
+            &AtomicBool::new(false),
         )
         .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
@@ -72,11 +73,15 @@ fn backup_restore_round_trip_and_incremental() {
         dry_run: false,
         overwrite: Overwrite::Never,
     };
-    let r = repo.restore(&opts, &|_| {}).unwrap();
+    let r = repo
+        .restore(&opts, &|_| {}, &AtomicBool::new(false))
+        .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let restored = t2.join(sel.strip_prefix("/").unwrap());
     compare_trees_links(&sel, &restored, false);
-    let again = repo.restore(&opts, &|_| {}).unwrap();
+    let again = repo
+        .restore(&opts, &|_| {}, &AtomicBool::new(false))
+        .unwrap();
     assert_eq!(again.files, 0);
     assert!(again.skipped >= 3);
     fs::write(restored.join("dup"), b"changed").unwrap();
@@ -87,6 +92,7 @@ fn backup_restore_round_trip_and_incremental() {
                 ..opts.clone()
             },
             &|_| {},
+            &AtomicBool::new(false),
         )
         .unwrap();
     assert_eq!(r.files, 1, "{r:?}");
@@ -111,6 +117,7 @@ fn backup_restore_round_trip_and_incremental() {
                 ..opts
             },
             &|_| {},
+            &AtomicBool::new(false),
         )
         .unwrap();
     assert_eq!(r.files, 6);
@@ -149,4 +156,22 @@ fn excludes_and_cancel() {
         .unwrap_err();
     assert!(matches!(err, bms_engine::Error::Cancelled), "{err}");
     assert_eq!(repo.snapshots().unwrap().len(), 1);
+
+    // A cancelled restore says so and writes no file.
+    let target = tmp.path().join("restore");
+    let ropts = RestoreOptions {
+        snapshot: "latest".into(),
+        target: target.clone(),
+        paths: vec![],
+        dry_run: false,
+        overwrite: Overwrite::Never,
+    };
+    let err = repo
+        .restore(&ropts, &|_| {}, &AtomicBool::new(true))
+        .unwrap_err();
+    assert!(matches!(err, bms_engine::Error::Cancelled), "{err}");
+    let written = fs::read_dir(&target)
+        .map(|rd| rd.count())
+        .unwrap_or_default();
+    assert_eq!(written, 0, "nothing restored into {}", target.display());
 }

@@ -199,13 +199,28 @@ async fn connection(
                         return;
                     }
                 }
-                dispatch::Outcome::Stream(mut rx) => {
-                    while let Some(reply) = rx.recv().await {
-                        if send(&mut stream, &reply).await.is_err() {
-                            return;
-                        }
+                dispatch::Outcome::Stream(mut rx) => loop {
+                    // Also watch the client: one that hangs up ends the stream (dropping `rx`
+                    // stops the work behind it, e.g. a restore), even when no reply is due.
+                    tokio::select! {
+                        reply = rx.recv() => match reply {
+                            Some(reply) => {
+                                if send(&mut stream, &reply).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => break,
+                        },
+                        read = stream.read(&mut chunk) => match read {
+                            Ok(0) | Err(_) => {
+                                debug!(uid = peer.uid, "client left during a stream");
+                                return;
+                            }
+                            // Calls sent ahead are answered after the stream.
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        },
                     }
-                }
+                },
             }
         }
         if buf.len() > MAX_MESSAGE {

@@ -7,6 +7,8 @@ use crate::state::SharedRef;
 use bms_proto::api::*;
 use bms_proto::{ApiError, ErrorKind};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 impl Handle for RunJob {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
@@ -110,6 +112,15 @@ impl Handle for GetSnapshot {
     }
 }
 
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Restores through the engine; `progress` sees (files, bytes) as it goes.
 pub async fn restore(
     shared: &SharedRef,
@@ -145,11 +156,23 @@ pub async fn restore(
         overwrite,
     };
     let repo_path = PathBuf::from(&target.spec.path);
+    // Dropping this future (the client went away, or the daemon shuts down) stops the restore.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let flag = cancel.0.clone();
     let summary = tokio::task::spawn_blocking(move || {
         let repo = bms_engine::Repository::open(&repo_path)?;
-        repo.restore(&opts, &|p: &bms_engine::restore::RestoreProgress| {
-            progress(p.files, p.bytes)
-        })
+        let r = repo.restore(
+            &opts,
+            &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes),
+            &flag,
+        );
+        if matches!(r, Err(bms_engine::Error::Cancelled)) {
+            tracing::info!(
+                "restore into {} cancelled; what was restored so far stays there",
+                opts.target.display()
+            );
+        }
+        r
     })
     .await
     .map_err(|e| ApiError::internal(format!("restore task failed: {e}")))?

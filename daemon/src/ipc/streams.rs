@@ -99,7 +99,19 @@ async fn restore_stream(shared: SharedRef, req: Restore, tx: mpsc::Sender<Reply>
             let _ = progress_tx.try_send(reply(&r, true));
         }
     };
-    let result = restore(&shared, req, progress).await;
+    // Dropping the restore future stops the restore (see `run_handlers::restore`).
+    let result = tokio::select! {
+        r = restore(&shared, req, progress) => r,
+        _ = tx.closed() => {
+            tracing::info!("restore stopped: the client went away");
+            return;
+        }
+        _ = shared.shutdown.cancelled() => Err(ApiError::new(
+            ErrorKind::Busy,
+            "restore stopped: bmsd is shutting down; what was restored so far stays in the \
+             target directory; run the restore again (with --overwrite if-changed) once bmsd is back",
+        )),
+    };
     let _ = tx
         .send(match result {
             Ok(r) => reply(&r, false),

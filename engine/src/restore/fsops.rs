@@ -181,6 +181,7 @@ pub fn write_file(
     node: &Node,
     reader: &mut BlobReader,
     shown: &str,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(File, u64)> {
     let fd = nix::fcntl::openat(
         dir,
@@ -195,6 +196,9 @@ pub fn write_file(
     let mut off = 0u64;
     let mut written = 0u64;
     for c in &node.content {
+        if stop() {
+            return Err(Error::Cancelled);
+        }
         match c {
             ContentRef::Chunk { id, len } => {
                 let data = reader.read(id, BlobKind::Data).map_err(|e| match e {

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,11 +92,14 @@ fn shown(comps: &[Vec<u8>], name: &[u8]) -> String {
 }
 
 impl Repository {
-    /// Restores a snapshot or selected paths into `opts.target`.
+    /// Restores a snapshot or selected paths into `opts.target`. Setting `cancel` stops the
+    /// restore soon (between chunks) with [`Error::Cancelled`]; what was restored until then
+    /// stays in the target, without the directories' final metadata.
     pub fn restore(
         &self,
         opts: &RestoreOptions,
         progress: &dyn Fn(&RestoreProgress),
+        cancel: &AtomicBool,
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
         let info = self.find_snapshot(&opts.snapshot)?;
@@ -119,6 +122,7 @@ impl Repository {
             links: HashMap::new(),
             tx: None,
             shared: Arc::new(Shared::default()),
+            cancel,
             progress,
             last: Instant::now(),
         };
@@ -141,7 +145,7 @@ impl Repository {
                 let rx = rx.clone();
                 let shared = r.shared.clone();
                 let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
-                s.spawn(move || file_worker(rx, &shared, &mut reader, as_root));
+                s.spawn(move || file_worker(rx, &shared, &mut reader, as_root, cancel));
             }
             drop(rx);
             r.tx = Some(tx);
@@ -156,6 +160,9 @@ impl Repository {
             }
         }
         walk_res?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         // Directory metadata last, deepest first, so that their mtimes stick.
         if let Some(fd) = &target_fd {
             let dirs = std::mem::take(&mut r.dirs);
@@ -196,6 +203,7 @@ struct Restorer<'a> {
     links: HashMap<(u64, u64), Vec<Vec<u8>>>,
     tx: Option<crossbeam_channel::Sender<FileTask>>,
     shared: Arc<Shared>,
+    cancel: &'a AtomicBool,
     progress: &'a dyn Fn(&RestoreProgress),
     last: Instant,
 }
@@ -285,6 +293,9 @@ impl Restorer<'_> {
             ));
         }
         for node in &tree.nodes {
+            if self.cancel.load(Ordering::Relaxed) {
+                self.shared.stop.store(true, Ordering::Relaxed);
+            }
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -415,7 +426,9 @@ impl Restorer<'_> {
         match node.kind {
             NodeKind::File if node.nlink > 1 => {
                 // Written synchronously so that later links find it complete.
-                let (f, n) = fsops::write_file(dir.as_fd(), node, &mut self.reader, &shown)?;
+                let cancel = self.cancel;
+                let stop = || cancel.load(Ordering::Relaxed);
+                let (f, n) = fsops::write_file(dir.as_fd(), node, &mut self.reader, &shown, &stop)?;
                 fsops::apply_meta_fd(&f, node, self.as_root, &shown, &mut self.summary.warnings)?;
                 self.summary.files += 1;
                 self.summary.bytes += n;

@@ -50,16 +50,20 @@ pub fn file_worker(
     shared: &Shared,
     reader: &mut BlobReader,
     as_root: bool,
+    cancel: &AtomicBool,
 ) {
+    let stop = || shared.stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
     for t in rx {
-        if shared.stop.load(Ordering::Relaxed) {
+        if stop() {
             continue;
         }
         let mut warnings = Vec::new();
-        let res = fsops::write_file(t.dir.as_fd(), &t.node, reader, &t.shown).and_then(|(f, n)| {
-            fsops::apply_meta_fd(&f, &t.node, as_root, &t.shown, &mut warnings)?;
-            Ok(n)
-        });
+        let res = fsops::write_file(t.dir.as_fd(), &t.node, reader, &t.shown, &stop).and_then(
+            |(f, n)| {
+                fsops::apply_meta_fd(&f, &t.node, as_root, &t.shown, &mut warnings)?;
+                Ok(n)
+            },
+        );
         for w in warnings {
             Shared::push(&shared.warnings, w);
         }
@@ -68,6 +72,7 @@ pub fn file_worker(
                 shared.files.fetch_add(1, Ordering::Relaxed);
                 shared.bytes.fetch_add(n, Ordering::Relaxed);
             }
+            Err(Error::Cancelled) => {}
             Err(e) if is_fatal(&e) => {
                 shared.stop.store(true, Ordering::Relaxed);
                 if let Ok(mut g) = shared.fatal.lock() {
