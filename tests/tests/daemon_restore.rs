@@ -1,7 +1,7 @@
 //! Restores through bmsd stop when nobody wants them any more: a client that goes away stops its
 //! restore, and SIGTERM stops a restore at once and tells the client why. The restores are
 //! slowed down deterministically by throttling the daemon's reads from the repository's loop
-//! device (cgroup v1 blkio), so they are surely under way when the test acts.
+//! device (a blkio/io cgroup), so they are surely under way when the test acts.
 //! These tests need root (loop mounts, cgroups).
 
 use bms_tests::runner_util::*;
@@ -15,27 +15,41 @@ use std::time::{Duration, Instant};
 const NEVER: &str = "2099-01-01 00:00:00";
 const BLKIO: &str = "/sys/fs/cgroup/blkio";
 
-/// Limits the read rate of one process on one block device; undone on drop.
+/// Limits the read rate of one process on one block device (cgroup v1 blkio, or the io
+/// controller of cgroup v2); undone on drop.
 struct ReadThrottle {
     dir: PathBuf,
+    root: PathBuf,
 }
 
 impl ReadThrottle {
     fn new(dev: u64, bytes_per_sec: u64, pid: i32) -> ReadThrottle {
-        let root = Path::new(BLKIO);
-        assert!(
-            root.join("blkio.throttle.read_bps_device").exists(),
-            "this test needs the cgroup v1 blkio controller mounted at {BLKIO}"
-        );
-        let dir = root.join(format!("bms-test-{}-{pid}", std::process::id()));
-        fs::create_dir(&dir).expect("create blkio cgroup");
-        let guard = ReadThrottle { dir };
         let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-        fs::write(
-            guard.dir.join("blkio.throttle.read_bps_device"),
-            format!("{major}:{minor} {bytes_per_sec}"),
-        )
-        .expect("set read limit");
+        let name = format!("bms-test-{}-{pid}", std::process::id());
+        let v1 = Path::new(BLKIO);
+        let v2 = Path::new("/sys/fs/cgroup");
+        let (root, file, line) = if v1.join("blkio.throttle.read_bps_device").exists() {
+            (
+                v1.to_path_buf(),
+                "blkio.throttle.read_bps_device",
+                format!("{major}:{minor} {bytes_per_sec}"),
+            )
+        } else if fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+        {
+            fs::write(v2.join("cgroup.subtree_control"), "+io").expect("enable the io controller");
+            (
+                v2.to_path_buf(),
+                "io.max",
+                format!("{major}:{minor} rbps={bytes_per_sec}"),
+            )
+        } else {
+            panic!("this test needs cgroup v1 blkio at {BLKIO} or the cgroup v2 io controller");
+        };
+        let dir = root.join(name);
+        fs::create_dir(&dir).expect("create cgroup");
+        let guard = ReadThrottle { dir, root };
+        fs::write(guard.dir.join(file), line).expect("set read limit");
         fs::write(guard.dir.join("cgroup.procs"), pid.to_string()).expect("move bmsd");
         guard
     }
@@ -45,7 +59,7 @@ impl Drop for ReadThrottle {
     fn drop(&mut self) {
         if let Ok(procs) = fs::read_to_string(self.dir.join("cgroup.procs")) {
             for p in procs.split_whitespace() {
-                let _ = fs::write(Path::new(BLKIO).join("cgroup.procs"), p);
+                let _ = fs::write(self.root.join("cgroup.procs"), p);
             }
         }
         let _ = fs::remove_dir(&self.dir);
