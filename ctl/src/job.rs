@@ -76,10 +76,10 @@ pub struct JobFields {
     /// Verify the structure after each backup (true/false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub verify_after_backup: Option<bool>,
-    /// Percentage of data re-read by scheduled verification (0-100).
+    /// Percentage of the packs re-read and re-hashed by verification (0-100).
     #[arg(long)]
     pub read_data_percent: Option<u8>,
-    /// Calendar expression for scheduled verification ("" clears it).
+    /// Calendar expression for verification runs of the primary target ("" clears it).
     #[arg(long)]
     pub verify_schedule: Option<String>,
     /// Command run before the backup ("" clears it).

@@ -1,9 +1,11 @@
-//! The scheduler: turns each enabled job's calendar expression into runs.
+//! The scheduler: turns each enabled job's calendar expressions into runs: its `schedule` into
+//! backup runs, its `verify.schedule` (if set) into verification runs.
 //!
 //! For every job the catalog keeps `checked_until`, the time up to which its elapse times have
 //! been handled, so that next-run times survive restarts. At start-up, elapse times that passed
 //! while bmsd was down are *missed*: a `run-once` job gets exactly one catch-up run, a `skip` job
-//! none. A disabled job never runs, and its elapse times pass unhandled.
+//! none. A disabled job never runs, and its elapse times pass unhandled. The verification
+//! schedule keeps its own mark (`verify:JOB`) and follows the same rules.
 
 use crate::runner;
 use crate::state::SharedRef;
@@ -75,6 +77,42 @@ pub async fn run(shared: SharedRef, cancel: CancellationToken) {
     }
 }
 
+/// A job's schedules: its backups, and its verification (`verify.schedule`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Backup,
+    Verify,
+}
+
+impl Which {
+    /// Key of the schedule mark in the catalog (job names cannot contain ':').
+    fn key(self, job: &str) -> String {
+        match self {
+            Which::Backup => job.to_owned(),
+            Which::Verify => format!("verify:{job}"),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Which::Backup => "run",
+            Which::Verify => "verification",
+        }
+    }
+
+    async fn submit(
+        self,
+        shared: &SharedRef,
+        job: &str,
+        trigger: RunTrigger,
+    ) -> Result<bms_proto::api::RunInfo, bms_proto::ApiError> {
+        match self {
+            Which::Backup => runner::submit(shared, job, trigger).await,
+            Which::Verify => runner::submit_verify(shared, job, trigger).await,
+        }
+    }
+}
+
 /// One pass over all jobs; returns the earliest time something is due.
 async fn tick(
     shared: &SharedRef,
@@ -84,85 +122,112 @@ async fn tick(
     let jobs = shared.catalog.call(|c| c.list_jobs()).await?;
     let mut earliest: Option<Timestamp> = None;
     for job in jobs {
-        let name = job.spec.name.clone();
-        let cal = match CalendarSpec::parse(&job.spec.schedule) {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(job = %name, "schedule cannot be parsed: {e}");
-                continue;
-            }
-        };
-        let n = name.clone();
-        let checked = shared.catalog.call(move |c| c.checked_until(&n)).await?;
-        // Nothing before the job's last change is due: a mark older than that belongs to a removed
-        // job of the same name or to an older schedule. A job not seen by the scheduler yet counts
-        // from its creation, so an elapse between `job add` and a shutdown is still missed at the
-        // next start.
-        let changed: Option<Timestamp> = job.updated_at.parse().ok();
-        let mut checked = max(checked, changed);
-        if let Some(c) = checked.filter(|c| *c > now + SignedDuration::from_secs(60)) {
-            // The clock went back (it was ahead when the mark was set): start again from now,
-            // or nothing would be due until the clock catches up.
-            warn!(job = %name, mark = %c, "schedule mark lies in the future; the clock was set back; rescheduling from now");
-            checked = Some(now);
-            let n = name.clone();
-            shared
-                .catalog
-                .call(move |c| c.set_checked_until(&n, now))
-                .await?;
+        let backup = step(
+            shared,
+            &job,
+            Which::Backup,
+            &job.spec.schedule,
+            now,
+            startup,
+        )
+        .await?;
+        earliest = min(earliest, backup);
+        if let Some(expr) = &job.spec.verify.schedule {
+            let verify = step(shared, &job, Which::Verify, expr, now, startup).await?;
+            earliest = min(earliest, verify);
         }
-        let Some(checked) = checked.filter(|_| job.spec.enabled) else {
-            // Disabled job: nothing before now is due.
-            let n = name.clone();
-            shared
-                .catalog
-                .call(move |c| c.set_checked_until(&n, now))
-                .await?;
-            if job.spec.enabled {
-                earliest = min(earliest, due_after(&job, &cal, now).map(|d| d.1));
-            }
-            continue;
-        };
-        let mut mark = checked;
-        if startup {
-            if let Some((elapse, _)) = due_after(&job, &cal, checked).filter(|(_, due)| *due <= now)
-            {
-                match job.spec.missed {
-                    MissedPolicy::RunOnce => {
-                        info!(job = %name, missed = %elapse, "runs were missed while bmsd was down: one catch-up run");
-                        if let Err(e) = runner::submit(shared, &name, RunTrigger::CatchUp).await {
-                            warn!(job = %name, "cannot queue catch-up run: {e}");
-                        }
-                    }
-                    MissedPolicy::Skip => {
-                        info!(job = %name, missed = %elapse, "runs were missed while bmsd was down; policy skip");
-                    }
-                }
-                mark = now;
-            }
-        } else if let Some((elapse, due)) = due_after(&job, &cal, checked) {
-            if due <= now {
-                if let Err(e) = runner::submit(shared, &name, RunTrigger::Schedule).await {
-                    warn!(job = %name, "cannot queue scheduled run: {e}");
-                }
-                // Several elapses passed at once (suspend, clock jump): they collapse into this run.
-                mark = if cal.next_after(elapse).is_some_and(|n| n <= now) {
-                    now
-                } else {
-                    elapse
-                };
-            }
-        }
-        if mark != checked {
-            let n = name.clone();
-            shared
-                .catalog
-                .call(move |c| c.set_checked_until(&n, mark))
-                .await?;
-        }
-        earliest = min(earliest, due_after(&job, &cal, mark).map(|d| d.1));
     }
     Ok(earliest)
+}
+
+/// Handles one schedule of one job; returns when it is due next.
+async fn step(
+    shared: &SharedRef,
+    job: &JobInfo,
+    which: Which,
+    expr: &str,
+    now: Timestamp,
+    startup: bool,
+) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+    let name = job.spec.name.clone();
+    let what = which.what();
+    let cal = match CalendarSpec::parse(expr) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(job = %name, "{what} schedule cannot be parsed: {e}");
+            return Ok(None);
+        }
+    };
+    let key = which.key(&name);
+    let k = key.clone();
+    let checked = shared.catalog.call(move |c| c.checked_until(&k)).await?;
+    // Nothing before the job's last change is due: a mark older than that belongs to a removed
+    // job of the same name or to an older schedule. A job not seen by the scheduler yet counts
+    // from its creation, so an elapse between `job add` and a shutdown is still missed at the
+    // next start.
+    let changed: Option<Timestamp> = job.updated_at.parse().ok();
+    let mut checked = max(checked, changed);
+    if let Some(c) = checked.filter(|c| *c > now + SignedDuration::from_secs(60)) {
+        // The clock went back (it was ahead when the mark was set): start again from now,
+        // or nothing would be due until the clock catches up.
+        warn!(job = %name, mark = %c, "{what} schedule mark lies in the future; the clock was set back; rescheduling from now");
+        checked = Some(now);
+        let k = key.clone();
+        shared
+            .catalog
+            .call(move |c| c.set_checked_until(&k, now))
+            .await?;
+    }
+    let Some(checked) = checked.filter(|_| job.spec.enabled) else {
+        // Disabled job: nothing before now is due.
+        let k = key.clone();
+        shared
+            .catalog
+            .call(move |c| c.set_checked_until(&k, now))
+            .await?;
+        return Ok(if job.spec.enabled {
+            due_after(job, &cal, now).map(|d| d.1)
+        } else {
+            None
+        });
+    };
+    let mut mark = checked;
+    if startup {
+        if let Some((elapse, _)) = due_after(job, &cal, checked).filter(|(_, due)| *due <= now) {
+            match job.spec.missed {
+                MissedPolicy::RunOnce => {
+                    info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down: one catch-up {what}");
+                    if let Err(e) = which.submit(shared, &name, RunTrigger::CatchUp).await {
+                        warn!(job = %name, "cannot queue catch-up {what}: {e}");
+                    }
+                }
+                MissedPolicy::Skip => {
+                    info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down; policy skip");
+                }
+            }
+            mark = now;
+        }
+    } else if let Some((elapse, due)) = due_after(job, &cal, checked) {
+        if due <= now {
+            if let Err(e) = which.submit(shared, &name, RunTrigger::Schedule).await {
+                warn!(job = %name, "cannot queue scheduled {what}: {e}");
+            }
+            // Several elapses passed at once (suspend, clock jump): they collapse into this run.
+            mark = if cal.next_after(elapse).is_some_and(|n| n <= now) {
+                now
+            } else {
+                elapse
+            };
+        }
+    }
+    if mark != checked {
+        let k = key.clone();
+        shared
+            .catalog
+            .call(move |c| c.set_checked_until(&k, mark))
+            .await?;
+    }
+    Ok(due_after(job, &cal, mark).map(|d| d.1))
 }
 
 fn max(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {

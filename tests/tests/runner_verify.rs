@@ -88,3 +88,93 @@ fn verify_after_backup_passes_then_catches_bit_rot() {
         "the problems are in the verify run's log"
     );
 }
+
+/// Waits for a final `verify` run of job `v` with an id above `after`.
+fn next_verify(d: &Daemon, after: i64) -> serde_json::Value {
+    bms_tests::poll_until(
+        std::time::Duration::from_secs(60),
+        "a scheduled verification",
+        || {
+            runs(d).into_iter().find(|r| {
+                r["kind"] == "verify"
+                    && r["id"].as_i64().unwrap() > after
+                    && !matches!(r["state"].as_str(), Some("queued" | "running"))
+            })
+        },
+    )
+}
+
+#[test]
+fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
+    let d = Daemon::start();
+    let src = d.dir.join("vsrc");
+    std::fs::create_dir_all(&src).unwrap();
+    let data: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    std::fs::write(src.join("data.bin"), &data).unwrap();
+    assert_ok(&d.ctl([
+        "job",
+        "add",
+        "v",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "2099-01-01 00:00:00",
+        "--target",
+        "local",
+        "--read-data-percent",
+        "100",
+    ]));
+    assert_ok(&d.ctl(["job", "run", "v", "--wait"]));
+    assert!(
+        runs(&d).iter().all(|r| r["kind"] == "backup"),
+        "no verification without a verification schedule"
+    );
+
+    // Every two seconds.
+    assert_ok(&d.ctl(["job", "edit", "v", "--verify-schedule", "*:*:0/2"]));
+    let first = next_verify(&d, 0);
+    assert_eq!(first["state"], "succeeded", "{first}");
+    assert_eq!(first["trigger"], "schedule", "{first}");
+    assert_eq!(first["target"], "local");
+    assert!(first["parent_run"].is_null(), "{first}");
+
+    // Bit rot in every pack: the next scheduled verification fails and names the damage.
+    let status = d.status_json();
+    let repo =
+        std::path::Path::new(status["state_dir"].as_str().unwrap()).join("repos/local/packs");
+    let mut packs = Vec::new();
+    files(&repo, &mut packs);
+    for p in &packs {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x55;
+        std::fs::write(p, b).unwrap();
+    }
+    // Runs that started before the damage may still pass; one after it must fail.
+    let mut last = first["id"].as_i64().unwrap();
+    let failed = loop {
+        let r = next_verify(&d, last);
+        if r["state"] == "failed" {
+            break r;
+        }
+        assert_eq!(r["state"], "succeeded", "{r}");
+        last = r["id"].as_i64().unwrap();
+        assert!(
+            last < first["id"].as_i64().unwrap() + 5,
+            "bit rot never found"
+        );
+    };
+    let err = failed["error"].as_str().unwrap();
+    assert!(err.contains("verification of 'local' found"), "{err}");
+    let detail = d.ctl_json(["run", "show", &failed["id"].to_string()]);
+    let log = detail["log"].to_string();
+    assert!(log.contains("data.bin"), "the damaged file is named: {log}");
+
+    // The schedule can be cleared again.
+    assert_ok(&d.ctl(["job", "edit", "v", "--verify-schedule", ""]));
+    let show = d.ctl_json(["job", "show", "v"]);
+    assert!(show["verify"]["schedule"].is_null(), "{show}");
+    assert_eq!(show["verify"]["read_data_percent"], 100, "{show}");
+}

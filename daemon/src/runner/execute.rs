@@ -58,15 +58,15 @@ pub(super) fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, St
     }
 }
 
-struct Outcome {
-    state: RunState,
-    snapshot: Option<String>,
-    stats: RunStats,
-    error: Option<String>,
+pub(super) struct Outcome {
+    pub state: RunState,
+    pub snapshot: Option<String>,
+    pub stats: RunStats,
+    pub error: Option<String>,
 }
 
 impl Outcome {
-    fn failed(msg: impl Into<String>) -> Outcome {
+    pub(super) fn failed(msg: impl Into<String>) -> Outcome {
         Outcome {
             state: RunState::Failed,
             snapshot: None,
@@ -76,7 +76,7 @@ impl Outcome {
     }
 }
 
-/// Runs a queued backup to completion and records it.
+/// Runs a queued run (a backup, or a scheduled verification) to completion and records it.
 pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
     let id = active.run_id;
     let job_name = active.job.clone();
@@ -92,6 +92,8 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
         }
     } else if let Err(e) = shared.catalog.call(move |c| c.start_run(id)).await {
         Outcome::failed(format!("cannot start the run: {e}"))
+    } else if active.kind == RunKind::Verify {
+        super::execute_verify::scheduled(shared, active, &mut log).await
     } else {
         backup(shared, active, &mut log).await
     };
@@ -298,7 +300,7 @@ pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), St
 }
 
 /// Watches the clock for a run's timeout.
-fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
+pub(super) fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
     (secs > 0).then(|| {
         let a = active.clone();
         tokio::spawn(async move {

@@ -1,14 +1,100 @@
-//! Verification after a backup (the job's `verify.after_backup`): a structural check of the
-//! primary target's repository, re-reading `verify.read_data_percent` of its packs, recorded as a
-//! `verify` run that belongs to the backup run.
+//! Verification of a job's primary target: a structural check of its repository plus
+//! `verify.read_data_percent` of its packs re-read. It runs after a backup (`verify.after_backup`,
+//! recorded as a `verify` run that belongs to the backup run) and on the job's own calendar
+//! (`verify.schedule`, a `verify` run of its own).
 
+use super::execute::{arm_timeout, preflight, stopped, Outcome};
 use super::Active;
 use crate::state::SharedRef;
 use bms_proto::api::*;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Verifies `target`; `Err` is a line for the backup run's log and error.
+/// What one verification found.
+struct Checked {
+    state: RunState,
+    error: Option<String>,
+    log: Vec<String>,
+}
+
+/// Verifies `target`'s repository; `run_id` is the verify run's id (named in messages).
+async fn check(
+    target: &TargetSpec,
+    percent: u8,
+    run_id: i64,
+    stop: Arc<AtomicBool>,
+    active: Option<&Arc<Active>>,
+) -> Checked {
+    let opts = bms_engine::verify::VerifyOptions {
+        read_data: percent >= 100,
+        read_data_percent: (percent > 0 && percent < 100).then_some(percent),
+    };
+    let path = PathBuf::from(&target.path);
+    let progress = active.map(|a| a.progress.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let repo = bms_engine::Repository::open(&path)?;
+        repo.verify_cancellable(
+            &opts,
+            &|p: &bms_engine::verify::VerifyProgress| {
+                if let Some(tx) = &progress {
+                    tx.send_modify(|r| {
+                        r.phase = format!("verify: {} {}/{}", p.phase, p.done, p.total)
+                    });
+                }
+            },
+            &stop,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    match result {
+        Ok(rep) if rep.ok => Checked {
+            state: RunState::Succeeded,
+            error: None,
+            log: rep.notes,
+        },
+        Ok(rep) => {
+            let mut log: Vec<String> = rep.problems.iter().map(problem_line).collect();
+            log.extend(rep.notes.iter().cloned());
+            Checked {
+                state: RunState::Failed,
+                error: Some(format!(
+                    "verification of '{}' found {} problem(s); see 'bmsctl run show {run_id}' and run 'bmsctl repo verify {} --read-data'",
+                    target.name,
+                    rep.problems.len(),
+                    target.path
+                )),
+                log,
+            }
+        }
+        Err(e) => Checked {
+            state: RunState::Failed,
+            error: Some(format!(
+                "verification of '{}' could not run: {e}",
+                target.name
+            )),
+            log: Vec::new(),
+        },
+    }
+}
+
+/// A problem for the run log: what is wrong, and the first files it affects.
+fn problem_line(p: &bms_engine::Problem) -> String {
+    const SHOWN: usize = 10;
+    let mut line = format!("{}: {}", p.kind, p.message);
+    if !p.files.is_empty() {
+        let shown: Vec<&str> = p.files.iter().take(SHOWN).map(String::as_str).collect();
+        line.push_str(&format!("; affected files: {}", shown.join(", ")));
+        if p.files.len() > SHOWN {
+            line.push_str(&format!(" and {} more", p.files.len() - SHOWN));
+        }
+    }
+    line
+}
+
+/// Verifies `target` after a backup; `Err` is a line for the backup run's log and error.
 pub async fn verify(
     shared: &SharedRef,
     parent: &Arc<Active>,
@@ -28,53 +114,88 @@ pub async fn verify(
     parent
         .progress
         .send_modify(|p| p.phase = format!("verify {}", target.name));
-    let percent = job.verify.read_data_percent;
-    let opts = bms_engine::verify::VerifyOptions {
-        read_data: percent >= 100,
-        read_data_percent: (percent > 0 && percent < 100).then_some(percent),
-    };
-    let path = PathBuf::from(&target.path);
-    let result = tokio::task::spawn_blocking(move || {
-        let repo = bms_engine::Repository::open(&path)?;
-        repo.verify(&opts, &|_| {})
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r.map_err(|e| e.to_string()));
-    let (state, error, log) = match &result {
-        Ok(rep) if rep.ok => (RunState::Succeeded, None, rep.notes.clone()),
-        Ok(rep) => {
-            let mut log: Vec<String> = rep
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.kind, p.message))
-                .collect();
-            log.extend(rep.notes.iter().cloned());
-            let msg = format!(
-                "verification of '{}' found {} problem(s); see 'bmsctl run show {}' and run 'bmsctl repo verify {} --read-data'",
-                target.name,
-                rep.problems.len(),
-                run.id,
-                target.path
-            );
-            (RunState::Failed, Some(msg), log)
-        }
-        Err(e) => (
-            RunState::Failed,
-            Some(format!(
-                "verification of '{}' could not run: {e}",
-                target.name
-            )),
-            Vec::new(),
-        ),
-    };
-    let (rid, err) = (run.id, error.clone());
+    let c = check(
+        target,
+        job.verify.read_data_percent,
+        run.id,
+        parent.stop.clone(),
+        None,
+    )
+    .await;
+    let (rid, err) = (run.id, c.error.clone());
     let _ = shared
         .catalog
-        .call(move |c| c.finish_run(rid, state, None, &RunStats::default(), err.as_deref(), &log))
+        .call(move |cat| {
+            cat.finish_run(
+                rid,
+                c.state,
+                None,
+                &RunStats::default(),
+                err.as_deref(),
+                &c.log,
+            )
+        })
         .await;
-    match error {
+    match c.error {
         None => Ok(()),
         Some(e) => Err(e),
+    }
+}
+
+/// A scheduled verification (a queued `verify` run): pre-flight of the primary target, then the
+/// check. The job's timeout applies.
+pub(super) async fn scheduled(
+    shared: &SharedRef,
+    active: &Arc<Active>,
+    log: &mut Vec<String>,
+) -> Outcome {
+    let name = active.job.clone();
+    let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
+        Ok(j) => j.spec,
+        Err(e) => return Outcome::failed(format!("job definition not readable: {e}")),
+    };
+    let Some(primary) = job.targets.first().cloned() else {
+        return Outcome::failed("the job has no target");
+    };
+    let target = match shared.catalog.call(move |c| c.get_target(&primary)).await {
+        Ok(t) => t.spec,
+        Err(e) => return Outcome::failed(e.message),
+    };
+    active
+        .progress
+        .send_modify(|p| p.phase = "preflight".into());
+    if let Err(msg) = preflight(shared, &target).await {
+        return Outcome::failed(msg);
+    }
+    let timer = arm_timeout(active, job.timeout_secs);
+    let c = check(
+        &target,
+        job.verify.read_data_percent,
+        active.run_id,
+        active.stop.clone(),
+        Some(active),
+    )
+    .await;
+    if let Some(t) = timer {
+        t.abort();
+    }
+    log.extend(c.log);
+    let error = match active.stop_reason() {
+        Some(reason) => {
+            let (state, msg) = stopped(Some(reason), job.timeout_secs);
+            return Outcome {
+                state,
+                snapshot: None,
+                stats: RunStats::default(),
+                error: Some(format!("verification of '{}' {msg}", target.name)),
+            };
+        }
+        None => c.error,
+    };
+    Outcome {
+        state: c.state,
+        snapshot: None,
+        stats: RunStats::default(),
+        error,
     }
 }

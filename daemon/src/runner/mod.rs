@@ -31,6 +31,8 @@ pub enum StopReason {
 pub struct Active {
     pub run_id: i64,
     pub job: String,
+    /// `Backup`, or `Verify` for a scheduled verification.
+    pub kind: RunKind,
     pub trigger: RunTrigger,
     /// Set to stop the engine; it checks this often.
     pub stop: Arc<AtomicBool>,
@@ -133,6 +135,26 @@ pub async fn submit(
     job: &str,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
+    submit_kind(shared, job, RunKind::Backup, trigger).await
+}
+
+/// Queues a verification of `job`'s primary target (its `verify.schedule`). It may run beside a
+/// backup of the job (verify takes a shared lock on the repository); a second verification of
+/// the same job is skipped.
+pub async fn submit_verify(
+    shared: &SharedRef,
+    job: &str,
+    trigger: RunTrigger,
+) -> Result<RunInfo, ApiError> {
+    submit_kind(shared, job, RunKind::Verify, trigger).await
+}
+
+async fn submit_kind(
+    shared: &SharedRef,
+    job: &str,
+    kind: RunKind,
+    trigger: RunTrigger,
+) -> Result<RunInfo, ApiError> {
     let spec = {
         let name = job.to_owned();
         shared.catalog.call(move |c| c.get_job(&name)).await?.spec
@@ -144,7 +166,7 @@ pub async fn submit(
         .call(move |c| {
             c.insert_run(&NewRun {
                 job: &name,
-                kind: RunKind::Backup,
+                kind,
                 trigger,
                 state: RunState::Queued,
                 target: primary.as_deref(),
@@ -157,6 +179,7 @@ pub async fn submit(
     let active = Arc::new(Active {
         run_id: run.id,
         job: job.to_owned(),
+        kind,
         trigger,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
@@ -173,7 +196,7 @@ pub async fn submit(
             .running
             .values()
             .chain(t.queue.iter())
-            .find(|a| a.job == job)
+            .find(|a| a.job == job && a.kind == kind)
             .map(|a| a.run_id);
         if other.is_none() {
             t.queue.push_back(active);
@@ -184,10 +207,16 @@ pub async fn submit(
         shared.runner.wake.notify_one();
         return Ok(run);
     };
-    let reason = format!(
-        "job '{job}' is already running (run {other}); this {} run was skipped",
-        trigger.as_str()
-    );
+    let reason = match kind {
+        RunKind::Verify => format!(
+            "a verification of job '{job}' is already running (run {other}); this {} verification was skipped",
+            trigger.as_str()
+        ),
+        _ => format!(
+            "job '{job}' is already running (run {other}); this {} run was skipped",
+            trigger.as_str()
+        ),
+    };
     info!(job, "{reason}");
     let id = run.id;
     shared

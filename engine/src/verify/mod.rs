@@ -2,6 +2,7 @@
 //! decompresses and re-hashes every blob. Problems name packs, chunks, snapshots and files.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ mod read;
 mod trees;
 
 use crate::backup::list_packs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{IdMap, ObjectId};
 use crate::index::{Index, IndexFile};
 use crate::lock::{self, LockKind};
@@ -94,6 +95,17 @@ impl Repository {
         &self,
         opts: &VerifyOptions,
         progress: &dyn Fn(&VerifyProgress),
+    ) -> Result<VerifyReport> {
+        self.verify_cancellable(opts, progress, &AtomicBool::new(false))
+    }
+
+    /// [`Repository::verify`] that stops with [`Error::Cancelled`] soon after `cancel` is set
+    /// (between trees and between packs).
+    pub fn verify_cancellable(
+        &self,
+        opts: &VerifyOptions,
+        progress: &dyn Fn(&VerifyProgress),
+        cancel: &AtomicBool,
     ) -> Result<VerifyReport> {
         let started = Instant::now();
         let _lock = lock::acquire(self.path(), LockKind::Read, "verify", self.lock_wait())?;
@@ -194,7 +206,7 @@ impl Repository {
         // 4. Full read of (a subset of) the packs, while this thread checks the trees.
         let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
         let mut trees = trees::TreeCheck::default();
-        let mut check = || trees = trees::check(&mut reader, &snaps, &bad, progress);
+        let mut check = || trees = trees::check(&mut reader, &snaps, &bad, progress, cancel);
         if opts.read_data || opts.read_data_percent.is_some() {
             let pct = u64::from(opts.read_data_percent.unwrap_or(100).min(100));
             let seed = crate::fsutil::random_bytes()?;
@@ -210,7 +222,7 @@ impl Repository {
                 })
                 .map(|(p, e)| (*p, e))
                 .collect();
-            let read = read::read_packs(&selected, &on_disk, progress, &mut check);
+            let read = read::read_packs(&selected, &on_disk, progress, &mut check, cancel);
             rep.packs_read = read.packs;
             rep.bytes_read = read.bytes;
             rep.blobs_checked += read.blobs;
@@ -225,6 +237,10 @@ impl Repository {
         rep.problems.extend(trees.problems);
         for (id, b) in trees.bad {
             bad.entry(id).or_insert(b);
+        }
+
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Cancelled);
         }
 
         // 5. Attribute bad blobs to snapshots and files.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ pub(super) fn read_packs(
     on_disk: &HashMap<ObjectId, PathBuf>,
     progress: &dyn Fn(&VerifyProgress),
     during: &mut dyn FnMut(),
+    cancel: &AtomicBool,
 ) -> ReadResult {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -51,7 +52,9 @@ pub(super) fn read_packs(
                     let Some((pid, entries)) = selected.get(i) else {
                         return;
                     };
-                    if let Some(path) = on_disk.get(pid) {
+                    if cancel.load(Ordering::Relaxed) {
+                        // Cancelled: count the rest as done without reading them.
+                    } else if let Some(path) = on_disk.get(pid) {
                         let (local, probs) =
                             check_pack(pid, path, entries, &mut decoder, &mut scratch, &bytes);
                         blobs.fetch_add(entries.len() as u64, Ordering::Relaxed);

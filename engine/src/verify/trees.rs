@@ -1,5 +1,7 @@
 //! The structural check of the trees, and the attribution of bad blobs to snapshots and files.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{problem, Bad, Problem, VerifyProgress};
 use crate::id::{IdMap, IdSet, ObjectId};
 use crate::pack::BlobKind;
@@ -22,6 +24,7 @@ pub(super) fn check(
     snaps: &[SnapshotInfo],
     known_bad: &IdMap<Bad>,
     progress: &dyn Fn(&VerifyProgress),
+    cancel: &AtomicBool,
 ) -> TreeCheck {
     let mut out = TreeCheck::default();
     let index = reader.index.clone();
@@ -42,6 +45,9 @@ pub(super) fn check(
         };
         let mut stack = vec![root];
         while let Some(t) = stack.pop() {
+            if cancel.load(Ordering::Relaxed) {
+                return out;
+            }
             if !seen.insert(t) || known_bad.contains_key(&t) || out.bad.contains_key(&t) {
                 continue;
             }

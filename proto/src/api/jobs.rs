@@ -46,8 +46,8 @@ pub struct VerifyPolicy {
     pub after_backup: bool,
     /// Percentage of the data re-read and re-hashed by scheduled verification (0..=100).
     pub read_data_percent: u8,
-    /// Calendar expression for scheduled verification (validated and stored; scheduled
-    /// verification runs are not started yet).
+    /// Calendar expression for scheduled verification: a `verify` run of the job's primary
+    /// target on this calendar.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
 }
