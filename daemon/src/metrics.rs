@@ -79,6 +79,8 @@ pub fn render(
     let last_state = Family::<Labels, FGauge>::default();
     let last_bytes = Family::<Labels, FGauge>::default();
     let last_duration = Family::<Labels, FGauge>::default();
+    let verify_end = Family::<Labels, FGauge>::default();
+    let verify_ok = Family::<Labels, FGauge>::default();
     for j in &facts.jobs {
         let l = labels(&[("job", &j.name)]);
         enabled
@@ -98,6 +100,10 @@ pub fn render(
         }
         if let Some(d) = j.last_duration_secs {
             last_duration.get_or_create(&l).set(d);
+        }
+        if let Some((t, ok)) = j.last_verify {
+            verify_end.get_or_create(&l).set(t);
+            verify_ok.get_or_create(&l).set(if ok { 1.0 } else { 0.0 });
         }
     }
     reg.register("job_enabled", "1 when the job is enabled", enabled);
@@ -125,6 +131,16 @@ pub fn render(
         "job_last_run_duration_seconds",
         "Duration of the latest finished backup run",
         last_duration,
+    );
+    reg.register(
+        "job_last_verify_timestamp_seconds",
+        "End of the latest verification of the job's primary target that reached a verdict",
+        verify_end,
+    );
+    reg.register(
+        "job_last_verify_ok",
+        "1 when the latest verification found no problem, 0 when it found some",
+        verify_ok,
     );
 
     let runs = Family::<Labels, Counter>::default();
@@ -268,6 +284,7 @@ mod tests {
                 last_success: Some(1_763_000_000.0),
                 last_snapshot_bytes: Some(4096),
                 last_duration_secs: Some(1.5),
+                last_verify: Some((1_764_000_100.0, false)),
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
@@ -279,6 +296,8 @@ mod tests {
             "bms_job_last_run_state{job=\"etc\",state=\"failed\"} 1.0",
             "bms_runs_total{job=\"etc\",kind=\"backup\",state=\"failed\"} 3",
             "bms_target_check_ok{target=\"nas1\"} 0.0",
+            "bms_job_last_verify_ok{job=\"etc\"} 0.0",
+            "bms_job_last_verify_timestamp_seconds{job=\"etc\"} 1764000100.0",
             "bms_build_info{version=",
             "# EOF",
         ] {

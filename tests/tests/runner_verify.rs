@@ -89,6 +89,24 @@ fn verify_after_backup_passes_then_catches_bit_rot() {
     );
 }
 
+/// The daemon's /metrics text.
+fn metrics(d: &Daemon) -> String {
+    use std::io::{Read, Write};
+    let addr = d.status_json()["metrics_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// Waits for a final `verify` run of job `v` with an id above `after`.
 fn next_verify(d: &Daemon, after: i64) -> serde_json::Value {
     bms_tests::poll_until(
@@ -139,6 +157,7 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
     assert_eq!(first["trigger"], "schedule", "{first}");
     assert_eq!(first["target"], "local");
     assert!(first["parent_run"].is_null(), "{first}");
+    assert!(metrics(&d).contains("bms_job_last_verify_ok{job=\"v\"} 1.0"));
 
     // Bit rot in every pack: the next scheduled verification fails and names the damage.
     let status = d.status_json();
@@ -168,6 +187,12 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
     };
     let err = failed["error"].as_str().unwrap();
     assert!(err.contains("verification of 'local' found"), "{err}");
+    let metrics = metrics(&d);
+    assert!(
+        metrics.contains("bms_job_last_verify_ok{job=\"v\"} 0.0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bms_job_last_verify_timestamp_seconds{job=\"v\"}"));
     let detail = d.ctl_json(["run", "show", &failed["id"].to_string()]);
     let log = detail["log"].to_string();
     assert!(log.contains("data.bin"), "the damaged file is named: {log}");

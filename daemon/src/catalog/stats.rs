@@ -13,6 +13,9 @@ pub struct JobFacts {
     pub last_success: Option<f64>,
     pub last_snapshot_bytes: Option<u64>,
     pub last_duration_secs: Option<f64>,
+    /// Unix seconds of the end of the latest verification that ran to a verdict (after a backup
+    /// or scheduled), and whether it found the repository clean.
+    pub last_verify: Option<(f64, bool)>,
 }
 
 /// Everything the metrics endpoint reports from the catalog.
@@ -50,7 +53,9 @@ impl Catalog {
                  (SELECT bytes_total FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
                     AND r.state IN ('succeeded', 'warning') ORDER BY r.id DESC LIMIT 1), \
                  (SELECT duration_secs FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
-                    AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1) \
+                    AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1), \
+                 (SELECT finished_at || ' ' || state FROM runs r WHERE r.job = j.name AND r.kind = 'verify' \
+                    AND r.state IN ('succeeded', 'failed') ORDER BY r.id DESC LIMIT 1) \
                  FROM jobs j ORDER BY j.name",
             )
             .map_err(db_err)?;
@@ -61,6 +66,11 @@ impl Catalog {
                     let (t, state) = s.split_once(' ')?;
                     Some((unix(Some(t.to_owned()))?, state.to_owned()))
                 });
+                let verify: Option<String> = r.get(6)?;
+                let last_verify = verify.and_then(|s| {
+                    let (t, state) = s.split_once(' ')?;
+                    Some((unix(Some(t.to_owned()))?, state == "succeeded"))
+                });
                 Ok(JobFacts {
                     name: r.get(0)?,
                     enabled: r.get(1)?,
@@ -68,6 +78,7 @@ impl Catalog {
                     last_success: unix(r.get(3)?),
                     last_snapshot_bytes: r.get::<_, Option<i64>>(4)?.map(|b| b.max(0) as u64),
                     last_duration_secs: r.get(5)?,
+                    last_verify,
                 })
             })
             .map_err(db_err)?;
