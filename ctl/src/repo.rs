@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bms_engine::{
@@ -123,6 +124,18 @@ fn fail(e: EngineError) -> CliError {
 
 const fn libc_eacces() -> i32 {
     13
+}
+
+/// A flag set by the first SIGINT or SIGTERM, so that a long operation stops cleanly (locks
+/// released, no half-written snapshot); a second one ends the process at once (status 130).
+fn interrupt_flag() -> CliResult<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
+            .map_err(|e| CliError::failure(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(flag)
 }
 
 fn open(path: &PathBuf) -> CliResult<Repository> {
@@ -271,7 +284,7 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     );
                 }
             };
-            let cancel = AtomicBool::new(false);
+            let cancel = interrupt_flag()?;
             let s = r.backup(&opts, &progress, &cancel).map_err(fail)?;
             if tty {
                 eprintln!();
@@ -343,7 +356,7 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                 },
             };
             let s = r
-                .restore(&opts, &|_| {}, &AtomicBool::new(false))
+                .restore(&opts, &|_| {}, &*interrupt_flag()?)
                 .map_err(fail)?;
             if json {
                 json_out(&to_json(&s)?)?;
@@ -389,7 +402,9 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                 read_data: *read_data,
                 read_data_percent: *read_data_subset,
             };
-            let rep = r.verify(&opts, &|_| {}).map_err(fail)?;
+            let rep = r
+                .verify_cancellable(&opts, &|_| {}, &*interrupt_flag()?)
+                .map_err(fail)?;
             if json {
                 json_out(&to_json(&rep)?)?;
             } else {

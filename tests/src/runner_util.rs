@@ -382,3 +382,84 @@ pub fn process_gone(pid: i32) -> bool {
             .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
+
+const BLKIO: &str = "/sys/fs/cgroup/blkio";
+
+/// The device number of the filesystem holding `p`.
+pub fn device_of(p: &Path) -> u64 {
+    std::fs::metadata(p).expect("stat").dev()
+}
+
+/// Limits the read rate of one process on one block device (cgroup v1 blkio, or the io
+/// controller of cgroup v2); undone on drop.
+pub struct ReadThrottle {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl ReadThrottle {
+    pub fn new(dev: u64, bytes_per_sec: u64, pid: i32) -> ReadThrottle {
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let name = format!("bms-test-{}-{pid}", std::process::id());
+        let v1 = Path::new(BLKIO);
+        let v2 = Path::new("/sys/fs/cgroup");
+        let (root, file, line) = if v1.join("blkio.throttle.read_bps_device").exists() {
+            (
+                v1.to_path_buf(),
+                "blkio.throttle.read_bps_device",
+                format!("{major}:{minor} {bytes_per_sec}"),
+            )
+        } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+        {
+            std::fs::write(v2.join("cgroup.subtree_control"), "+io")
+                .expect("enable the io controller");
+            (
+                v2.to_path_buf(),
+                "io.max",
+                format!("{major}:{minor} rbps={bytes_per_sec}"),
+            )
+        } else {
+            panic!("this test needs cgroup v1 blkio at {BLKIO} or the cgroup v2 io controller");
+        };
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).expect("create cgroup");
+        let guard = ReadThrottle { dir, root };
+        std::fs::write(guard.dir.join(file), line).expect("set read limit");
+        std::fs::write(guard.dir.join("cgroup.procs"), pid.to_string())
+            .expect("move the process into the cgroup");
+        guard
+    }
+}
+
+impl Drop for ReadThrottle {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for p in procs.split_whitespace() {
+                let _ = std::fs::write(self.root.join("cgroup.procs"), p);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Drops the page cache of every file under `dir`, so that reading them goes to the device.
+pub fn evict(dir: &Path) {
+    nix::unistd::sync();
+    for e in std::fs::read_dir(dir).expect("evict") {
+        let p = e.expect("evict").path();
+        let md = std::fs::symlink_metadata(&p).expect("evict");
+        if md.is_dir() {
+            evict(&p);
+        } else if md.is_file() {
+            let f = std::fs::File::open(&p).expect("evict");
+            nix::fcntl::posix_fadvise(
+                &f,
+                0,
+                0,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            )
+            .expect("evict");
+        }
+    }
+}

@@ -13,79 +13,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const NEVER: &str = "2099-01-01 00:00:00";
-const BLKIO: &str = "/sys/fs/cgroup/blkio";
-
-/// Limits the read rate of one process on one block device (cgroup v1 blkio, or the io
-/// controller of cgroup v2); undone on drop.
-struct ReadThrottle {
-    dir: PathBuf,
-    root: PathBuf,
-}
-
-impl ReadThrottle {
-    fn new(dev: u64, bytes_per_sec: u64, pid: i32) -> ReadThrottle {
-        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-        let name = format!("bms-test-{}-{pid}", std::process::id());
-        let v1 = Path::new(BLKIO);
-        let v2 = Path::new("/sys/fs/cgroup");
-        let (root, file, line) = if v1.join("blkio.throttle.read_bps_device").exists() {
-            (
-                v1.to_path_buf(),
-                "blkio.throttle.read_bps_device",
-                format!("{major}:{minor} {bytes_per_sec}"),
-            )
-        } else if fs::read_to_string(v2.join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
-        {
-            fs::write(v2.join("cgroup.subtree_control"), "+io").expect("enable the io controller");
-            (
-                v2.to_path_buf(),
-                "io.max",
-                format!("{major}:{minor} rbps={bytes_per_sec}"),
-            )
-        } else {
-            panic!("this test needs cgroup v1 blkio at {BLKIO} or the cgroup v2 io controller");
-        };
-        let dir = root.join(name);
-        fs::create_dir(&dir).expect("create cgroup");
-        let guard = ReadThrottle { dir, root };
-        fs::write(guard.dir.join(file), line).expect("set read limit");
-        fs::write(guard.dir.join("cgroup.procs"), pid.to_string()).expect("move bmsd");
-        guard
-    }
-}
-
-impl Drop for ReadThrottle {
-    fn drop(&mut self) {
-        if let Ok(procs) = fs::read_to_string(self.dir.join("cgroup.procs")) {
-            for p in procs.split_whitespace() {
-                let _ = fs::write(self.root.join("cgroup.procs"), p);
-            }
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
-}
-
-/// Drops the page cache of every file under `dir`, so that reading them goes to the device.
-fn evict(dir: &Path) {
-    nix::unistd::sync();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let md = fs::symlink_metadata(&p).unwrap();
-        if md.is_dir() {
-            evict(&p);
-        } else if md.is_file() {
-            let f = fs::File::open(&p).unwrap();
-            nix::fcntl::posix_fadvise(
-                &f,
-                0,
-                0,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            )
-            .unwrap();
-        }
-    }
-}
 
 /// (regular files, allocated bytes) under `dir`.
 fn restored(dir: &Path) -> (u64, u64) {
@@ -145,10 +72,6 @@ fn setup() -> Setup {
         total,
         _mount: mount,
     }
-}
-
-fn device_of(p: &Path) -> u64 {
-    fs::metadata(p).unwrap().dev()
 }
 
 #[test]

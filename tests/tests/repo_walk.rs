@@ -274,3 +274,52 @@ fn several_sources_keep_their_paths_across_incremental_runs() {
         ]
     );
 }
+
+#[test]
+fn an_interrupted_offline_backup_stops_cleanly() {
+    use bms_tests::runner_util::{device_of, evict, write_noise_tree, LoopMount, ReadThrottle};
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    // The source sits on its own small filesystem, so that its reads can be slowed down.
+    let src = tmp.path().join("src");
+    let _mount = LoopMount::new("ext4", 96, &src);
+    let total = write_noise_tree(&src, 4, 8, 5);
+    evict(&src);
+    let repo = tmp.path().join("repo");
+    ctl_ok(os!["repo", "init", repo]);
+
+    let child = clean_command(bin("bmsctl"))
+        .args(os!["repo", "backup", repo, src])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 32 MiB at 1 MiB/s: half a minute unless interrupted.
+    let _throttle = ReadThrottle::new(device_of(&src), 1 << 20, child.id() as i32);
+    let locks = repo.join("locks");
+    bms_tests::poll_until(
+        std::time::Duration::from_secs(20),
+        "the backup to hold its lock",
+        || (fs::read_dir(&locks).unwrap().count() > 0).then_some(()),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cancelled: no snapshot was written"), "{err}");
+    assert_eq!(fs::read_dir(&locks).unwrap().count(), 0, "lock released");
+    let list = ctl_ok(os!["repo", "snapshots", repo]);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 0, "{list}");
+    let v = ctl_ok(os!["repo", "verify", repo, "--read-data"]);
+    assert_eq!(v["ok"], true, "{v}");
+
+    // Without the brake, the next backup completes.
+    drop(_throttle);
+    let s = ctl_ok(os!["repo", "backup", repo, src]);
+    assert_eq!(s["partial"], false, "{s}");
+    assert_eq!(s["bytes_total"], total, "{s}");
+}
