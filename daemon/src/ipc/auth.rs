@@ -24,9 +24,55 @@ impl Role {
 pub const ADMIN_GROUP: &str = "bms-admin";
 pub const READ_GROUP: &str = "bms";
 
-/// The peer's groups: its primary gid plus the supplementary groups of its process.
-fn peer_groups(gid: u32, pid: Option<i32>) -> Vec<u32> {
+/// `SO_PEERGROUPS` (Linux 4.13): 59 in asm-generic and on x86, arm and mips; 0x3d on sparc.
+#[cfg(not(target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 59;
+#[cfg(target_arch = "sparc64")]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+
+/// The supplementary groups of a Unix socket's peer as the kernel recorded them when it
+/// connected; `None` when the kernel cannot tell (then `/proc` is asked).
+pub fn socket_peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> Option<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    const GID: usize = std::mem::size_of::<libc::gid_t>();
+    let mut n: usize = 32;
+    loop {
+        let mut buf: Vec<libc::gid_t> = vec![0; n];
+        let mut len = libc::socklen_t::try_from(n * GID).ok()?;
+        // SAFETY: `buf` has room for `len` bytes and outlives the call; the kernel writes at most
+        // `len` bytes and stores the length it needs (or wrote) in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let got = len as usize / GID;
+        if rc == 0 {
+            buf.truncate(got.min(n));
+            return Some(buf);
+        }
+        let retry = std::io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE)
+            && got > n
+            && got <= 65536;
+        if !retry {
+            return None;
+        }
+        n = got;
+    }
+}
+
+/// The peer's groups: its primary gid plus its supplementary groups, taken from the socket
+/// (`known`) or, failing that, from the peer process's `/proc` entry.
+fn peer_groups(gid: u32, known: Option<Vec<u32>>, pid: Option<i32>) -> Vec<u32> {
     let mut groups = vec![gid];
+    if let Some(known) = known {
+        groups.extend(known);
+        return groups;
+    }
     if let Some(pid) = pid {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(line) = status.lines().find_map(|l| l.strip_prefix("Groups:")) {
@@ -47,12 +93,18 @@ fn gid_of(name: &str) -> Option<u32> {
         .map(|g| g.gid.as_raw())
 }
 
-/// Decides the role of a peer.
-pub fn role_of(uid: u32, gid: u32, pid: Option<i32>, daemon_uid: u32) -> Role {
+/// Decides the role of a peer from its credentials and, when known, its supplementary groups.
+pub fn role_of(
+    uid: u32,
+    gid: u32,
+    groups: Option<Vec<u32>>,
+    pid: Option<i32>,
+    daemon_uid: u32,
+) -> Role {
     if uid == 0 || uid == daemon_uid {
         return Role::Admin;
     }
-    let groups = peer_groups(gid, pid);
+    let groups = peer_groups(gid, groups, pid);
     let member = |name: &str| gid_of(name).is_some_and(|g| groups.contains(&g));
     if member(ADMIN_GROUP) {
         Role::Admin
@@ -106,8 +158,8 @@ mod tests {
 
     #[test]
     fn root_and_own_user_are_admins() {
-        assert_eq!(role_of(0, 0, None, 1000), Role::Admin);
-        assert_eq!(role_of(1000, 1000, None, 1000), Role::Admin);
+        assert_eq!(role_of(0, 0, None, None, 1000), Role::Admin);
+        assert_eq!(role_of(1000, 1000, None, None, 1000), Role::Admin);
     }
 
     #[test]
@@ -120,6 +172,21 @@ mod tests {
 
     #[test]
     fn stranger_without_groups_is_refused() {
-        assert_eq!(role_of(65534, 65534, None, 0), Role::None);
+        assert_eq!(role_of(65534, 65534, None, None, 0), Role::None);
+        assert_eq!(role_of(65534, 65534, Some(vec![]), None, 0), Role::None);
+    }
+
+    #[test]
+    fn socket_peer_groups_are_the_connecting_process_groups() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut got = socket_peer_groups(std::os::fd::AsFd::as_fd(&a)).unwrap();
+        let mut want: Vec<u32> = nix::unistd::getgroups()
+            .unwrap()
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
     }
 }

@@ -62,7 +62,13 @@ pub async fn serve(
         let peer = match stream.peer_cred() {
             Ok(c) => Peer {
                 uid: c.uid(),
-                role: auth::role_of(c.uid(), c.gid(), c.pid(), shared.daemon_uid),
+                role: auth::role_of(
+                    c.uid(),
+                    c.gid(),
+                    auth::socket_peer_groups(std::os::fd::AsFd::as_fd(&stream)),
+                    c.pid(),
+                    shared.daemon_uid,
+                ),
             },
             Err(e) => {
                 warn!("cannot read peer credentials: {e}");
