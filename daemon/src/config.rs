@@ -21,6 +21,7 @@ struct FileConfig {
     log_level: Option<Spanned<String>>,
     max_connections: Option<Spanned<u32>>,
     max_concurrent_runs: Option<Spanned<u32>>,
+    run_history_days: Option<Spanned<u32>>,
 }
 
 /// Overrides from the command line; they win over the file.
@@ -44,6 +45,8 @@ pub struct Config {
     pub log_level: String,
     pub max_connections: u32,
     pub max_concurrent_runs: u32,
+    /// Run records older than this many days are deleted (0: kept for ever).
+    pub run_history_days: u32,
 }
 
 /// A configuration that cannot be used, with where and why.
@@ -70,6 +73,7 @@ impl Config {
             log_level: "info".into(),
             max_connections: 64,
             max_concurrent_runs: 2,
+            run_history_days: 400,
         }
     }
 
@@ -141,6 +145,10 @@ impl Config {
         if let Some(v) = file.max_concurrent_runs {
             self.max_concurrent_runs = in_range(*v.get_ref(), 1, 64)
                 .map_err(|m| at(v.span(), "max_concurrent_runs", m))?;
+        }
+        if let Some(v) = file.run_history_days {
+            self.run_history_days = in_range(*v.get_ref(), 0, 36500)
+                .map_err(|m| at(v.span(), "run_history_days", m))?;
         }
         Ok(())
     }

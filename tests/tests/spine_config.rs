@@ -21,7 +21,7 @@ fn check_config_accepts_a_valid_file_and_names_the_key_and_line_of_a_bad_one() {
     let good = write_file(
         dir.path(),
         "good.toml",
-        "version = 1\nlog_level = \"bmsd=debug,warn\"\nmax_connections = 16\nmax_concurrent_runs = 3\nmetrics_listen = \"127.0.0.1:9100\"\n",
+        "version = 1\nlog_level = \"bmsd=debug,warn\"\nmax_connections = 16\nmax_concurrent_runs = 3\nmetrics_listen = \"127.0.0.1:9100\"\nrun_history_days = 30\n",
     );
     let out = bmsd_check(&good);
     assert_ok(&out);
@@ -33,6 +33,7 @@ fn check_config_accepts_a_valid_file_and_names_the_key_and_line_of_a_bad_one() {
         "{text}"
     );
     assert!(text.contains("metrics_listen = 127.0.0.1:9100"), "{text}");
+    assert!(text.contains("run_history_days = 30"), "{text}");
 
     for (name, body, needles) in [
         (
@@ -56,6 +57,11 @@ fn check_config_accepts_a_valid_file_and_names_the_key_and_line_of_a_bad_one() {
             &["metrics_listen", "line 4"],
         ),
         ("version.toml", "version = 7\n", &["version", "line 1"]),
+        (
+            "history.toml",
+            "version = 1\n\nrun_history_days = 99999\n",
+            &["run_history_days", "line 3", "0..=36500"],
+        ),
         ("noversion.toml", "log_level = \"info\"\n", &["version"]),
         ("syntax.toml", "version = 1\nlog_level = \n", &["line 2"]),
         (

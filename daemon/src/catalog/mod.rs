@@ -2,6 +2,7 @@
 //! thread; async code reaches it through [`CatalogHandle::call`].
 
 mod audit;
+mod history;
 mod jobs;
 mod migrations;
 mod runs;
