@@ -2,26 +2,15 @@
 //! post-hook, and the catalog records of each step.
 
 use super::hooks;
+use super::steps::{arm_timeout, open_or_init, preflight, stopped, Outcome};
 use super::{Active, StopReason};
-use crate::catalog::NewRun;
 use crate::state::SharedRef;
-use bms_engine::{BackupOptions, Repository};
+use bms_engine::BackupOptions;
 use bms_proto::api::*;
-use bms_proto::ApiError;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
-
-/// Opens the repository of a target, creating it in an empty directory.
-pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
-    if path.join("config").exists() {
-        Repository::open(path)
-    } else {
-        Repository::init(path, bms_engine::InitOptions::default())
-    }
-}
 
 fn stats_of(s: &bms_engine::BackupSummary) -> RunStats {
     RunStats {
@@ -41,39 +30,6 @@ fn host() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "localhost".into())
-}
-
-/// How a stop request turns into a final state and message.
-pub(super) fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
-    match reason {
-        Some(StopReason::Cancelled) => (RunState::Cancelled, "cancelled by request".into()),
-        Some(StopReason::TimedOut) => (
-            RunState::Failed,
-            format!("timed out after {timeout} s and was stopped"),
-        ),
-        Some(StopReason::Shutdown) | None => (
-            RunState::Interrupted,
-            "bmsd shut down while the run was going".into(),
-        ),
-    }
-}
-
-pub(super) struct Outcome {
-    pub state: RunState,
-    pub snapshot: Option<String>,
-    pub stats: RunStats,
-    pub error: Option<String>,
-}
-
-impl Outcome {
-    pub(super) fn failed(msg: impl Into<String>) -> Outcome {
-        Outcome {
-            state: RunState::Failed,
-            snapshot: None,
-            stats: RunStats::default(),
-            error: Some(msg.into()),
-        }
-    }
 }
 
 /// Runs a queued run (a backup, or a scheduled verification) to completion and records it.
@@ -279,37 +235,6 @@ async fn post_hook(
     }
 }
 
-/// Checks a target and records the result; `Err` carries the reason.
-pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), String> {
-    let spec = target.clone();
-    let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
-        .await
-        .map_err(|e| format!("pre-flight check failed: {e}"))?;
-    let stored = check.clone();
-    if let Err(e) = shared.catalog.call(move |c| c.store_check(&stored)).await {
-        warn!("cannot record target check: {e}");
-    }
-    if check.ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "target '{}' failed its pre-flight check: {}",
-            target.name, check.message
-        ))
-    }
-}
-
-/// Watches the clock for a run's timeout.
-pub(super) fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
-    (secs > 0).then(|| {
-        let a = active.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            a.request_stop(StopReason::TimedOut);
-        })
-    })
-}
-
 async fn backup_to_primary(
     shared: &SharedRef,
     active: &Arc<Active>,
@@ -409,39 +334,4 @@ async fn backup_to_primary(
             }
         }
     }
-}
-
-/// Records a copy run that failed before it started.
-pub async fn record_failed_copy(
-    shared: &SharedRef,
-    parent: &Active,
-    job: &str,
-    src: &str,
-    dst: &str,
-    msg: &str,
-) -> Result<(), ApiError> {
-    let (job, src, dst, msg) = (
-        job.to_owned(),
-        src.to_owned(),
-        dst.to_owned(),
-        msg.to_owned(),
-    );
-    let parent_id = parent.run_id;
-    let trigger = parent.trigger;
-    shared
-        .catalog
-        .call(move |c| {
-            c.insert_run(&NewRun {
-                job: &job,
-                kind: RunKind::Copy,
-                trigger,
-                state: RunState::Failed,
-                target: Some(&dst),
-                source_target: Some(&src),
-                parent_run: Some(parent_id),
-                error: Some(&msg),
-            })
-        })
-        .await
-        .map(|_| ())
 }

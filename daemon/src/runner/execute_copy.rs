@@ -1,7 +1,7 @@
 //! Copy runs: a snapshot of the primary target copied to a further target, transferring only the
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
-use super::execute::{open_or_init, preflight, record_failed_copy};
+use super::steps::{open_or_init, preflight, start_child, stopped};
 use super::Active;
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
@@ -42,40 +42,6 @@ fn engine_copy(
         chunks_total: s.chunks_total,
         bytes_total: s.bytes_total,
     })
-}
-
-/// Records and starts a run that belongs to `parent` (a copy or a verification).
-pub(super) async fn start_child(
-    shared: &SharedRef,
-    parent: &Active,
-    job: &str,
-    kind: RunKind,
-    target: &str,
-    source_target: Option<&str>,
-) -> Result<RunInfo, bms_proto::ApiError> {
-    let (job, target, source) = (
-        job.to_owned(),
-        target.to_owned(),
-        source_target.map(str::to_owned),
-    );
-    let (parent_run, trigger) = (parent.run_id, parent.trigger);
-    shared
-        .catalog
-        .call(move |c| {
-            let r = c.insert_run(&NewRun {
-                job: &job,
-                kind,
-                trigger,
-                state: RunState::Queued,
-                target: Some(&target),
-                source_target: source.as_deref(),
-                parent_run: Some(parent_run),
-                error: None,
-            })?;
-            c.start_run(r.id)?;
-            c.get_run(r.id)
-        })
-        .await
 }
 
 /// Copies `snapshot` from `src` to `dst` as its own run; `Err` is a line for the parent's log.
@@ -130,7 +96,7 @@ pub async fn copy(
         ),
         Err(e) => {
             let state = if parent.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                super::execute::stopped(parent.stop_reason(), 0).0
+                stopped(parent.stop_reason(), 0).0
             } else {
                 RunState::Failed
             };
@@ -160,4 +126,39 @@ pub async fn copy(
         None => Ok(()),
         Some(e) => Err(format!("copy to '{}' failed: {e}", dst.name)),
     }
+}
+
+/// Records a copy run that failed before it started.
+async fn record_failed_copy(
+    shared: &SharedRef,
+    parent: &Active,
+    job: &str,
+    src: &str,
+    dst: &str,
+    msg: &str,
+) -> Result<(), bms_proto::ApiError> {
+    let (job, src, dst, msg) = (
+        job.to_owned(),
+        src.to_owned(),
+        dst.to_owned(),
+        msg.to_owned(),
+    );
+    let parent_id = parent.run_id;
+    let trigger = parent.trigger;
+    shared
+        .catalog
+        .call(move |c| {
+            c.insert_run(&NewRun {
+                job: &job,
+                kind: RunKind::Copy,
+                trigger,
+                state: RunState::Failed,
+                target: Some(&dst),
+                source_target: Some(&src),
+                parent_run: Some(parent_id),
+                error: Some(&msg),
+            })
+        })
+        .await
+        .map(|_| ())
 }

@@ -3,7 +3,7 @@
 //! recorded as a `verify` run that belongs to the backup run) and on the job's own calendar
 //! (`verify.schedule`, a `verify` run of its own).
 
-use super::execute::{arm_timeout, preflight, stopped, Outcome};
+use super::steps::{arm_timeout, preflight, start_child, stopped, Outcome};
 use super::Active;
 use crate::state::SharedRef;
 use bms_proto::api::*;
@@ -101,7 +101,7 @@ pub async fn verify(
     job: &JobSpec,
     target: &TargetSpec,
 ) -> Result<(), String> {
-    let run = super::execute_copy::start_child(
+    let run = start_child(
         shared,
         parent,
         &job.name,

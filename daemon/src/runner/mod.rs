@@ -6,6 +6,7 @@ mod execute;
 mod execute_copy;
 mod execute_verify;
 pub mod hooks;
+mod steps;
 
 use crate::catalog::NewRun;
 use crate::state::SharedRef;

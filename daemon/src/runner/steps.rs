@@ -1,0 +1,119 @@
+//! Steps that the kinds of runs share: opening a target's repository, its pre-flight check, the
+//! run's timeout, how a stop becomes a final state, and child runs (copies, verifications).
+
+use super::{Active, StopReason};
+use crate::catalog::NewRun;
+use crate::state::SharedRef;
+use bms_engine::Repository;
+use bms_proto::api::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::warn;
+
+/// Opens the repository of a target, creating it in an empty directory.
+pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
+    if path.join("config").exists() {
+        Repository::open(path)
+    } else {
+        Repository::init(path, bms_engine::InitOptions::default())
+    }
+}
+
+/// How a stop request turns into a final state and message.
+pub fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
+    match reason {
+        Some(StopReason::Cancelled) => (RunState::Cancelled, "cancelled by request".into()),
+        Some(StopReason::TimedOut) => (
+            RunState::Failed,
+            format!("timed out after {timeout} s and was stopped"),
+        ),
+        Some(StopReason::Shutdown) | None => (
+            RunState::Interrupted,
+            "bmsd shut down while the run was going".into(),
+        ),
+    }
+}
+
+pub struct Outcome {
+    pub state: RunState,
+    pub snapshot: Option<String>,
+    pub stats: RunStats,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub fn failed(msg: impl Into<String>) -> Outcome {
+        Outcome {
+            state: RunState::Failed,
+            snapshot: None,
+            stats: RunStats::default(),
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// Checks a target and records the result; `Err` carries the reason.
+pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), String> {
+    let spec = target.clone();
+    let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
+        .await
+        .map_err(|e| format!("pre-flight check failed: {e}"))?;
+    let stored = check.clone();
+    if let Err(e) = shared.catalog.call(move |c| c.store_check(&stored)).await {
+        warn!("cannot record target check: {e}");
+    }
+    if check.ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "target '{}' failed its pre-flight check: {}",
+            target.name, check.message
+        ))
+    }
+}
+
+/// Watches the clock for a run's timeout.
+pub fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
+    (secs > 0).then(|| {
+        let a = active.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            a.request_stop(StopReason::TimedOut);
+        })
+    })
+}
+
+/// Records and starts a run that belongs to `parent` (a copy or a verification).
+pub async fn start_child(
+    shared: &SharedRef,
+    parent: &Active,
+    job: &str,
+    kind: RunKind,
+    target: &str,
+    source_target: Option<&str>,
+) -> Result<RunInfo, bms_proto::ApiError> {
+    let (job, target, source) = (
+        job.to_owned(),
+        target.to_owned(),
+        source_target.map(str::to_owned),
+    );
+    let (parent_run, trigger) = (parent.run_id, parent.trigger);
+    shared
+        .catalog
+        .call(move |c| {
+            let r = c.insert_run(&NewRun {
+                job: &job,
+                kind,
+                trigger,
+                state: RunState::Queued,
+                target: Some(&target),
+                source_target: source.as_deref(),
+                parent_run: Some(parent_run),
+                error: None,
+            })?;
+            c.start_run(r.id)?;
+            c.get_run(r.id)
+        })
+        .await
+}
