@@ -79,17 +79,19 @@ pub fn copy_snapshot(
             ..Default::default()
         });
     }
-    let _read_lock = lock::acquire(
+    let _read_lock = lock::acquire_cancellable(
         src.path(),
         LockKind::Read,
         &format!("copy of snapshot {}", info.short_id),
         src.lock_wait(),
+        cancel,
     )?;
-    let write_lock = lock::acquire(
+    let write_lock = lock::acquire_cancellable(
         dst.path(),
         LockKind::Write,
         &format!("copy of snapshot {}", info.short_id),
         dst.lock_wait(),
+        cancel,
     )?;
     let mut summary = CopySummary {
         snapshot_id: info.id.clone(),

@@ -2,6 +2,7 @@
 //! Protocol in docs/repository-format.md §"Locks".
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -143,6 +144,18 @@ fn write_lock(repo: &Path, path: &Path, info: &LockInfo) -> Result<()> {
 
 /// Acquires a lock of `kind`, waiting up to `wait` for conflicting live holders.
 pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Result<RepoLock> {
+    acquire_cancellable(repo, kind, purpose, wait, &AtomicBool::new(false))
+}
+
+/// [`acquire`] whose waiting stops with [`Error::Cancelled`] once `cancel` is set. The first
+/// time it has to wait, it logs who holds the repository.
+pub fn acquire_cancellable(
+    repo: &Path,
+    kind: LockKind,
+    purpose: &str,
+    wait: Duration,
+    cancel: &AtomicBool,
+) -> Result<RepoLock> {
     let host = fsutil::hostname();
     let pid = std::process::id();
     let dir = repo.join("locks");
@@ -153,6 +166,7 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
     let mut recovered = Vec::new();
     let started = Instant::now();
     let mut backoff = Duration::from_millis(50);
+    let mut logged = false;
     loop {
         let t = now();
         let info = LockInfo {
@@ -179,6 +193,9 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
             }
             Some((other, other_path)) => {
                 let _ = std::fs::remove_file(&path);
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
                 if started.elapsed() >= wait {
                     return Err(Error::Locked {
                         repo: repo.to_path_buf(),
@@ -190,6 +207,15 @@ pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Re
                 let jitter = Duration::from_millis(
                     u64::from(fsutil::random_bytes().map(|b| b[0]).unwrap_or(7)) * 2,
                 );
+                if !logged {
+                    logged = true;
+                    tracing::info!(
+                        "{purpose}: waiting up to {}s for the lock on {}, held by {}",
+                        wait.as_secs(),
+                        repo.display(),
+                        other.describe()
+                    );
+                }
                 std::thread::sleep((backoff + jitter).min(wait.saturating_sub(started.elapsed())));
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

@@ -223,3 +223,82 @@ fn sigterm_records_a_running_run_as_interrupted() {
         "succeeded"
     );
 }
+
+/// Lock files of the repository at `repo`.
+fn lock_files(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("locks"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_run_waits_for_a_repository_another_writer_holds() {
+    let (_dir, d) = start(2);
+    let src = setup(&d);
+    let repo = d.dir.join("repo");
+    for name in ["a", "b"] {
+        d.ctl_json([
+            "job",
+            "add",
+            name,
+            "--source",
+            src.to_str().unwrap(),
+            "--schedule",
+            NEVER,
+            "--target",
+            "t",
+        ]);
+    }
+    let first = d.start_run("a");
+    assert_eq!(
+        d.wait_run_final(first, Duration::from_secs(30))["run"]["state"],
+        "succeeded"
+    );
+
+    // Another writer (here: this test, through the engine) holds the repository.
+    let held = bms_engine::lock::acquire(
+        &repo,
+        bms_engine::lock::LockKind::Write,
+        "test holder",
+        Duration::ZERO,
+    )
+    .unwrap();
+    let waiting = d.start_run("a");
+    poll_until(
+        Duration::from_secs(20),
+        "run a to wait for the lock",
+        || {
+            d.log()
+                .contains("backup of job a: waiting up to 86400s for the lock")
+                .then_some(())
+        },
+    );
+    assert_eq!(state(&d, waiting), "running");
+    assert!(d.log().contains("test holder"), "the holder is named");
+    // A waiting run can be cancelled.
+    d.ctl_json(["run", "cancel", &waiting.to_string()]);
+    let cancelled = d.wait_run_final(waiting, Duration::from_secs(10));
+    assert_eq!(cancelled["run"]["state"], "cancelled", "{cancelled}");
+
+    // Two jobs on one target while the lock is held: both wait, then both succeed in turn.
+    let a = d.start_run("a");
+    let b = d.start_run("b");
+    poll_until(
+        Duration::from_secs(20),
+        "run b to wait for the lock",
+        || {
+            d.log()
+                .contains("backup of job b: waiting up to 86400s for the lock")
+                .then_some(())
+        },
+    );
+    assert_eq!(state(&d, a), "running");
+    assert_eq!(state(&d, b), "running");
+    drop(held);
+    for id in [a, b] {
+        let r = d.wait_run_final(id, Duration::from_secs(30));
+        assert_eq!(r["run"]["state"], "succeeded", "{r}");
+    }
+    assert_eq!(lock_files(&repo), 0, "every lock released");
+    assert_eq!(d.snapshots("b", None).len(), 1);
+}

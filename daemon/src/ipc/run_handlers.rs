@@ -160,7 +160,7 @@ pub async fn restore(
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = cancel.0.clone();
     let summary = tokio::task::spawn_blocking(move || {
-        let repo = bms_engine::Repository::open(&repo_path)?;
+        let repo = crate::runner::open_repo(&repo_path)?;
         let r = repo.restore(
             &opts,
             &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes),

@@ -1,7 +1,7 @@
 //! Copy runs: a snapshot of the primary target copied to a further target, transferring only the
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
-use super::steps::{open_or_init, preflight, start_child, stopped};
+use super::steps::{open_or_init, open_repo, preflight, start_child, stopped};
 use super::Active;
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
@@ -24,7 +24,7 @@ fn engine_copy(
     snapshot: &str,
     active: &Arc<Active>,
 ) -> Result<CopyStats, String> {
-    let src = bms_engine::Repository::open(&src).map_err(|e| e.to_string())?;
+    let src = open_repo(&src).map_err(|e| e.to_string())?;
     let dst = open_or_init(&dst).map_err(|e| e.to_string())?;
     let report = |p: &bms_engine::copy::CopyProgress| {
         active.progress.send_modify(|pr| {

@@ -3,7 +3,7 @@
 //! recorded as a `verify` run that belongs to the backup run) and on the job's own calendar
 //! (`verify.schedule`, a `verify` run of its own).
 
-use super::steps::{arm_timeout, preflight, start_child, stopped, Outcome};
+use super::steps::{arm_timeout, open_repo, preflight, start_child, stopped, Outcome};
 use super::Active;
 use crate::state::SharedRef;
 use bms_proto::api::*;
@@ -33,7 +33,7 @@ async fn check(
     let path = PathBuf::from(&target.path);
     let progress = active.map(|a| a.progress.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let repo = bms_engine::Repository::open(&path)?;
+        let repo = open_repo(&path)?;
         repo.verify_cancellable(
             &opts,
             &|p: &bms_engine::verify::VerifyProgress| {

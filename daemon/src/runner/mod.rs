@@ -8,6 +8,8 @@ mod execute_verify;
 pub mod hooks;
 mod steps;
 
+pub use steps::open_repo;
+
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
 use bms_proto::api::{RunInfo, RunKind, RunProgress, RunState, RunTrigger};

@@ -11,13 +11,27 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
+/// How long a run waits for a repository that another writer holds (two jobs backing up to one
+/// target, an offline `bmsctl repo backup`). The wait ends early when the run is cancelled, times
+/// out or bmsd stops.
+pub const LOCK_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Opens the repository of a target; runs wait for its lock (see [`LOCK_WAIT`]).
+pub fn open_repo(path: &Path) -> Result<Repository, bms_engine::Error> {
+    let mut repo = Repository::open(path)?;
+    repo.set_lock_wait(LOCK_WAIT);
+    Ok(repo)
+}
+
 /// Opens the repository of a target, creating it in an empty directory.
 pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
-    if path.join("config").exists() {
-        Repository::open(path)
+    let mut repo = if path.join("config").exists() {
+        Repository::open(path)?
     } else {
-        Repository::init(path, bms_engine::InitOptions::default())
-    }
+        Repository::init(path, bms_engine::InitOptions::default())?
+    };
+    repo.set_lock_wait(LOCK_WAIT);
+    Ok(repo)
 }
 
 /// How a stop request turns into a final state and message.

@@ -193,11 +193,12 @@ impl Repository {
             )));
         }
 
-        let lock = lock::acquire(
+        let lock = lock::acquire_cancellable(
             self.path(),
             LockKind::Write,
             &format!("backup of job {job}"),
             self.lock_wait(),
+            cancel,
         )?;
         let mut notes = lock.recovered.clone();
         self.clean_tmp();

@@ -103,7 +103,13 @@ impl Repository {
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
         let info = self.find_snapshot(&opts.snapshot)?;
-        let _lock = lock::acquire(self.path(), LockKind::Read, "restore", self.lock_wait())?;
+        let _lock = lock::acquire_cancellable(
+            self.path(),
+            LockKind::Read,
+            "restore",
+            self.lock_wait(),
+            cancel,
+        )?;
         let (index, _) = self.load_index()?;
         let index = Arc::new(index);
         let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());

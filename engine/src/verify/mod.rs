@@ -108,7 +108,13 @@ impl Repository {
         cancel: &AtomicBool,
     ) -> Result<VerifyReport> {
         let started = Instant::now();
-        let _lock = lock::acquire(self.path(), LockKind::Read, "verify", self.lock_wait())?;
+        let _lock = lock::acquire_cancellable(
+            self.path(),
+            LockKind::Read,
+            "verify",
+            self.lock_wait(),
+            cancel,
+        )?;
         let mut rep = VerifyReport::default();
         let mut bad: IdMap<Bad> = IdMap::default();
 
