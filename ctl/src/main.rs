@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bms_engine::fsutil::raise_open_file_limit();
     let json = cli.json;
     let result = match &cli.command {
         Command::Status => status::status(&cli),

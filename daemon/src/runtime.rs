@@ -28,6 +28,7 @@ pub fn main(args: Args) -> ExitCode {
     if args.print_manpage {
         return print_manpage();
     }
+    bms_engine::fsutil::raise_open_file_limit();
     let overrides = Overrides {
         state_dir: args.state_dir.clone(),
         socket: args.socket.clone(),

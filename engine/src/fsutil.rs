@@ -95,3 +95,27 @@ pub fn ser_ms<S: serde::Serializer>(
 ) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
+
+/// Raises this process's soft limit of open files to its hard limit: a backup keeps a few
+/// hundred files open at once (packs read by the directory scanners, files being read), more
+/// than the common soft limit of 1024 allows with several runs going. Returns the new limit.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).ok()?;
+    }
+    Some(hard.max(soft))
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::resource::{getrlimit, Resource};
+
+    #[test]
+    fn open_file_limit_is_raised_to_the_hard_limit() {
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(super::raise_open_file_limit(), Some(hard));
+        assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap(), (hard, hard));
+    }
+}
