@@ -79,7 +79,7 @@ pub struct JobFields {
     /// Percentage of the packs re-read and re-hashed by verification (0-100).
     #[arg(long)]
     pub read_data_percent: Option<u8>,
-    /// Calendar expression for verification runs of the primary target ("" clears it).
+    /// Calendar expression for verification of every target of the job ("" clears it).
     #[arg(long)]
     pub verify_schedule: Option<String>,
     /// Command run before the backup ("" clears it).

@@ -107,7 +107,7 @@ fn metrics(d: &Daemon) -> String {
     out
 }
 
-/// Waits for a final `verify` run of job `v` with an id above `after`.
+/// Waits for a final scheduled `verify` run (not a child) of job `v` with an id above `after`.
 fn next_verify(d: &Daemon, after: i64) -> serde_json::Value {
     bms_tests::poll_until(
         std::time::Duration::from_secs(60),
@@ -115,6 +115,7 @@ fn next_verify(d: &Daemon, after: i64) -> serde_json::Value {
         || {
             runs(d).into_iter().find(|r| {
                 r["kind"] == "verify"
+                    && r["parent_run"].is_null()
                     && r["id"].as_i64().unwrap() > after
                     && !matches!(r["state"].as_str(), Some("queued" | "running"))
             })
@@ -131,6 +132,9 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
         .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
         .collect();
     std::fs::write(src.join("data.bin"), &data).unwrap();
+    let copy = d.dir.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    assert_ok(&d.ctl(["target", "add", "copy", "--path", copy.to_str().unwrap()]));
     assert_ok(&d.ctl([
         "job",
         "add",
@@ -141,12 +145,14 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
         "2099-01-01 00:00:00",
         "--target",
         "local",
+        "--target",
+        "copy",
         "--read-data-percent",
         "100",
     ]));
     assert_ok(&d.ctl(["job", "run", "v", "--wait"]));
     assert!(
-        runs(&d).iter().all(|r| r["kind"] == "backup"),
+        runs(&d).iter().all(|r| r["kind"] != "verify"),
         "no verification without a verification schedule"
     );
 
@@ -156,15 +162,22 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
     assert_eq!(first["state"], "succeeded", "{first}");
     assert_eq!(first["trigger"], "schedule", "{first}");
     assert_eq!(first["target"], "local");
-    assert!(first["parent_run"].is_null(), "{first}");
+    // The copy is verified by a verify run that belongs to the scheduled one.
+    let child_of = |parent: &serde_json::Value| -> serde_json::Value {
+        runs(&d)
+            .into_iter()
+            .find(|r| r["kind"] == "verify" && r["parent_run"] == parent["id"])
+            .unwrap_or_else(|| panic!("no verify run of the copy under {parent}"))
+    };
+    let child = child_of(&first);
+    assert_eq!(child["target"], "copy", "{child}");
+    assert_eq!(child["state"], "succeeded", "{child}");
     assert!(metrics(&d).contains("bms_job_last_verify_ok{job=\"v\"} 1.0"));
 
-    // Bit rot in every pack: the next scheduled verification fails and names the damage.
-    let status = d.status_json();
-    let repo =
-        std::path::Path::new(status["state_dir"].as_str().unwrap()).join("repos/local/packs");
+    // Bit rot in every pack of the copy: the next scheduled verification fails and names it.
     let mut packs = Vec::new();
-    files(&repo, &mut packs);
+    files(&copy.join("packs"), &mut packs);
+    assert!(!packs.is_empty());
     for p in &packs {
         let mut b = std::fs::read(p).unwrap();
         let mid = b.len() / 2;
@@ -186,14 +199,17 @@ fn scheduled_verification_runs_on_its_calendar_and_catches_bit_rot() {
         );
     };
     let err = failed["error"].as_str().unwrap();
-    assert!(err.contains("verification of 'local' found"), "{err}");
+    assert!(err.contains("verification of 'copy' found"), "{err}");
+    assert!(!err.contains("'local'"), "the primary is clean: {err}");
+    let child = child_of(&failed);
+    assert_eq!(child["state"], "failed", "{child}");
     let metrics = metrics(&d);
     assert!(
         metrics.contains("bms_job_last_verify_ok{job=\"v\"} 0.0"),
         "{metrics}"
     );
     assert!(metrics.contains("bms_job_last_verify_timestamp_seconds{job=\"v\"}"));
-    let detail = d.ctl_json(["run", "show", &failed["id"].to_string()]);
+    let detail = d.ctl_json(["run", "show", &child["id"].to_string()]);
     let log = detail["log"].to_string();
     assert!(log.contains("data.bin"), "the damaged file is named: {log}");
 

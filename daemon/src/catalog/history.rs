@@ -16,8 +16,10 @@ impl Catalog {
                                 GROUP BY job, kind) \
                  AND id NOT IN (SELECT max(id) FROM runs WHERE kind = 'backup' \
                                 AND state IN ('succeeded', 'warning') GROUP BY job) \
-                 AND id NOT IN (SELECT max(id) FROM runs WHERE kind = 'verify' \
-                                AND state IN ('succeeded', 'failed') GROUP BY job)",
+                 AND id NOT IN (SELECT max(id) FROM runs r WHERE kind = 'verify' \
+                                AND state IN ('succeeded', 'failed') \
+                                AND NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_run \
+                                                AND p.kind = 'verify') GROUP BY job)",
                 [before],
             )
             .map_err(db_err)

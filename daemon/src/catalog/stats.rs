@@ -55,7 +55,9 @@ impl Catalog {
                  (SELECT duration_secs FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
                     AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1), \
                  (SELECT finished_at || ' ' || state FROM runs r WHERE r.job = j.name AND r.kind = 'verify' \
-                    AND r.state IN ('succeeded', 'failed') ORDER BY r.id DESC LIMIT 1) \
+                    AND r.state IN ('succeeded', 'failed') \
+                    AND NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_run AND p.kind = 'verify') \
+                    ORDER BY r.id DESC LIMIT 1) \
                  FROM jobs j ORDER BY j.name",
             )
             .map_err(db_err)?;

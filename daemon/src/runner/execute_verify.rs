@@ -94,14 +94,32 @@ fn problem_line(p: &bms_engine::Problem) -> String {
     line
 }
 
-/// Verifies `target` after a backup; `Err` is a line for the backup run's log and error.
-pub async fn verify(
+/// Records the end of a child verify run.
+async fn finish_child(shared: &SharedRef, run_id: i64, c: Checked) {
+    let _ = shared
+        .catalog
+        .call(move |cat| {
+            cat.finish_run(
+                run_id,
+                c.state,
+                None,
+                &RunStats::default(),
+                c.error.as_deref(),
+                &c.log,
+            )
+        })
+        .await;
+}
+
+/// Verifies `target` as a `verify` run that belongs to `parent`; returns its error, if any.
+async fn verify_child(
     shared: &SharedRef,
     parent: &Arc<Active>,
     job: &JobSpec,
     target: &TargetSpec,
-) -> Result<(), String> {
-    let run = start_child(
+    with_preflight: bool,
+) -> Option<String> {
+    let run = match start_child(
         shared,
         parent,
         &job.name,
@@ -110,40 +128,60 @@ pub async fn verify(
         None,
     )
     .await
-    .map_err(|e| format!("verify of '{}': {e}", target.name))?;
+    {
+        Ok(r) => r,
+        Err(e) => return Some(format!("verify of '{}': {e}", target.name)),
+    };
     parent
         .progress
         .send_modify(|p| p.phase = format!("verify {}", target.name));
-    let c = check(
-        target,
-        job.verify.read_data_percent,
-        run.id,
-        parent.stop.clone(),
-        None,
-    )
-    .await;
-    let (rid, err) = (run.id, c.error.clone());
-    let _ = shared
-        .catalog
-        .call(move |cat| {
-            cat.finish_run(
-                rid,
-                c.state,
-                None,
-                &RunStats::default(),
-                err.as_deref(),
-                &c.log,
-            )
-        })
+    let mut c = Checked {
+        state: RunState::Succeeded,
+        error: None,
+        log: Vec::new(),
+    };
+    if with_preflight {
+        if let Err(msg) = preflight(shared, target).await {
+            c.state = RunState::Failed;
+            c.error = Some(msg);
+        }
+    }
+    if c.error.is_none() {
+        c = check(
+            target,
+            job.verify.read_data_percent,
+            run.id,
+            parent.stop.clone(),
+            None,
+        )
         .await;
-    match c.error {
+    }
+    if let Some(reason) = parent.stop_reason() {
+        let (state, msg) = stopped(Some(reason), job.timeout_secs);
+        c.state = state;
+        c.error = Some(format!("verification of '{}' {msg}", target.name));
+    }
+    let error = c.error.clone();
+    finish_child(shared, run.id, c).await;
+    error
+}
+
+/// Verifies `target` after a backup; `Err` is a line for the backup run's log and error.
+pub async fn verify(
+    shared: &SharedRef,
+    parent: &Arc<Active>,
+    job: &JobSpec,
+    target: &TargetSpec,
+) -> Result<(), String> {
+    match verify_child(shared, parent, job, target, false).await {
         None => Ok(()),
         Some(e) => Err(e),
     }
 }
 
-/// A scheduled verification (a queued `verify` run): pre-flight of the primary target, then the
-/// check. The job's timeout applies.
+/// A scheduled verification (a queued `verify` run): the primary target is checked by this run,
+/// every further target (the copies) by a `verify` run that belongs to it; each after its
+/// pre-flight check. The run fails when any target has problems. The job's timeout applies.
 pub(super) async fn scheduled(
     shared: &SharedRef,
     active: &Arc<Active>,
@@ -154,48 +192,66 @@ pub(super) async fn scheduled(
         Ok(j) => j.spec,
         Err(e) => return Outcome::failed(format!("job definition not readable: {e}")),
     };
-    let Some(primary) = job.targets.first().cloned() else {
+    let mut targets = Vec::new();
+    for t in &job.targets {
+        let t = t.clone();
+        match shared.catalog.call(move |c| c.get_target(&t)).await {
+            Ok(info) => targets.push(info.spec),
+            Err(e) => return Outcome::failed(e.message),
+        }
+    }
+    let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed("the job has no target");
     };
-    let target = match shared.catalog.call(move |c| c.get_target(&primary)).await {
-        Ok(t) => t.spec,
-        Err(e) => return Outcome::failed(e.message),
-    };
+    let timer = arm_timeout(active, job.timeout_secs);
+    let mut errors = Vec::new();
     active
         .progress
         .send_modify(|p| p.phase = "preflight".into());
-    if let Err(msg) = preflight(shared, &target).await {
-        return Outcome::failed(msg);
+    match preflight(shared, primary).await {
+        Err(msg) => errors.push(msg),
+        Ok(()) => {
+            let c = check(
+                primary,
+                job.verify.read_data_percent,
+                active.run_id,
+                active.stop.clone(),
+                Some(active),
+            )
+            .await;
+            log.extend(c.log);
+            errors.extend(c.error);
+        }
     }
-    let timer = arm_timeout(active, job.timeout_secs);
-    let c = check(
-        &target,
-        job.verify.read_data_percent,
-        active.run_id,
-        active.stop.clone(),
-        Some(active),
-    )
-    .await;
+    for t in further {
+        if active.stop_reason().is_some() {
+            break;
+        }
+        if let Some(e) = verify_child(shared, active, &job, t, true).await {
+            log.push(e.clone());
+            errors.push(e);
+        }
+    }
     if let Some(t) = timer {
         t.abort();
     }
-    log.extend(c.log);
-    let error = match active.stop_reason() {
-        Some(reason) => {
-            let (state, msg) = stopped(Some(reason), job.timeout_secs);
-            return Outcome {
-                state,
-                snapshot: None,
-                stats: RunStats::default(),
-                error: Some(format!("verification of '{}' {msg}", target.name)),
-            };
-        }
-        None => c.error,
-    };
+    if let Some(reason) = active.stop_reason() {
+        let (state, msg) = stopped(Some(reason), job.timeout_secs);
+        return Outcome {
+            state,
+            snapshot: None,
+            stats: RunStats::default(),
+            error: Some(format!("verification {msg}")),
+        };
+    }
     Outcome {
-        state: c.state,
+        state: if errors.is_empty() {
+            RunState::Succeeded
+        } else {
+            RunState::Failed
+        },
         snapshot: None,
         stats: RunStats::default(),
-        error,
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
     }
 }

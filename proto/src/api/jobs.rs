@@ -44,10 +44,10 @@ pub struct VerifyPolicy {
     /// Verify the primary target right after each backup (structure, plus `read_data_percent` of
     /// the packs re-read), recorded as a `verify` run of the backup run. Off by default.
     pub after_backup: bool,
-    /// Percentage of the data re-read and re-hashed by scheduled verification (0..=100).
+    /// Percentage of the packs re-read and re-hashed by verification (0..=100).
     pub read_data_percent: u8,
-    /// Calendar expression for scheduled verification: a `verify` run of the job's primary
-    /// target on this calendar.
+    /// Calendar expression for scheduled verification: on this calendar a `verify` run checks
+    /// the primary target, and a child `verify` run each further target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
 }
