@@ -2,7 +2,7 @@
 //! post-hook, and the catalog records of each step.
 
 use super::hooks;
-use super::steps::{arm_timeout, open_or_init, preflight, stopped, Outcome};
+use super::steps::{arm_timeout, job_and_targets, open_or_init, preflight, stopped, Outcome};
 use super::{Active, StopReason};
 use crate::state::SharedRef;
 use bms_engine::BackupOptions;
@@ -81,19 +81,10 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
 }
 
 async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>) -> Outcome {
-    let name = active.job.clone();
-    let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
-        Ok(j) => j.spec,
-        Err(e) => return Outcome::failed(format!("job definition not readable: {e}")),
+    let (job, targets) = match job_and_targets(shared, &active.job).await {
+        Ok(jt) => jt,
+        Err(msg) => return Outcome::failed(msg),
     };
-    let mut targets = Vec::new();
-    for t in &job.targets {
-        let t = t.clone();
-        match shared.catalog.call(move |c| c.get_target(&t)).await {
-            Ok(info) => targets.push(info.spec),
-            Err(e) => return Outcome::failed(e.message),
-        }
-    }
     let Some(primary) = targets.first().cloned() else {
         return Outcome::failed("the job has no target");
     };

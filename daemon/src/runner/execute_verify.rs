@@ -3,7 +3,9 @@
 //! recorded as a `verify` run that belongs to the backup run) and on the job's own calendar
 //! (`verify.schedule`, a `verify` run of its own).
 
-use super::steps::{arm_timeout, open_repo, preflight, start_child, stopped, Outcome};
+use super::steps::{
+    arm_timeout, job_and_targets, open_repo, preflight, start_child, stopped, Outcome,
+};
 use super::Active;
 use crate::state::SharedRef;
 use bms_proto::api::*;
@@ -187,19 +189,10 @@ pub(super) async fn scheduled(
     active: &Arc<Active>,
     log: &mut Vec<String>,
 ) -> Outcome {
-    let name = active.job.clone();
-    let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
-        Ok(j) => j.spec,
-        Err(e) => return Outcome::failed(format!("job definition not readable: {e}")),
+    let (job, targets) = match job_and_targets(shared, &active.job).await {
+        Ok(jt) => jt,
+        Err(msg) => return Outcome::failed(msg),
     };
-    let mut targets = Vec::new();
-    for t in &job.targets {
-        let t = t.clone();
-        match shared.catalog.call(move |c| c.get_target(&t)).await {
-            Ok(info) => targets.push(info.spec),
-            Err(e) => return Outcome::failed(e.message),
-        }
-    }
     let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed("the job has no target");
     };

@@ -34,6 +34,27 @@ pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
     Ok(repo)
 }
 
+/// A job's definition and the specs of its targets, in order (the primary first).
+pub async fn job_and_targets(
+    shared: &SharedRef,
+    job: &str,
+) -> Result<(JobSpec, Vec<TargetSpec>), String> {
+    let name = job.to_owned();
+    let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
+        Ok(j) => j.spec,
+        Err(e) => return Err(format!("job definition not readable: {e}")),
+    };
+    let mut targets = Vec::new();
+    for t in &job.targets {
+        let t = t.clone();
+        match shared.catalog.call(move |c| c.get_target(&t)).await {
+            Ok(info) => targets.push(info.spec),
+            Err(e) => return Err(e.message),
+        }
+    }
+    Ok((job, targets))
+}
+
 /// How a stop request turns into a final state and message.
 pub fn stopped(reason: Option<StopReason>, timeout: u64) -> (RunState, String) {
     match reason {
