@@ -7,7 +7,8 @@ use crate::output::{self, bytes};
 use bms_proto::api::*;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
 pub enum RunCmd {
@@ -21,7 +22,8 @@ pub enum RunCmd {
     },
     /// Show one run with its log.
     Show { id: i64 },
-    /// Follow a run's progress until it ends (a progress bar; JSON lines with --json).
+    /// Follow a run's progress until it ends: a progress bar on a terminal, a progress line every
+    /// 5 s (and at each phase) on stderr otherwise, JSON lines with --json.
     Watch { id: i64 },
     /// Stop a queued or running run.
     Cancel { id: i64 },
@@ -67,6 +69,9 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
                 return output::json(&d);
             }
             print_run(&d.run);
+            if let (Some(p), false) = (&d.progress, d.run.state.is_final()) {
+                output::fields(&[("now", progress_text(*id, p))]);
+            }
             for line in &d.log {
                 println!("  | {}", line.replace('\n', "\n  | "));
             }
@@ -151,11 +156,80 @@ fn print_run(r: &RunInfo) {
     ]);
 }
 
+/// How often a progress line is printed when stderr is not a terminal (a log file, cron mail).
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Progress lines for a stderr that is not a terminal: one at each change of phase and one every
+/// [`PLAIN_PROGRESS_EVERY`] in between, the way `dd status=progress` reports into a log.
+struct PlainProgress {
+    started: Instant,
+    last: Option<(Instant, String)>,
+}
+
+impl PlainProgress {
+    fn update(&mut self, id: i64, p: &RunProgress) {
+        let due = match &self.last {
+            None => true,
+            Some((at, phase)) => *phase != p.phase || at.elapsed() >= PLAIN_PROGRESS_EVERY,
+        };
+        if !due {
+            return;
+        }
+        self.last = Some((Instant::now(), p.phase.clone()));
+        let t = self.started.elapsed().as_secs();
+        eprintln!(
+            "[{:02}:{:02}:{:02}] {}",
+            t / 3600,
+            t / 60 % 60,
+            t % 60,
+            progress_text(id, p)
+        );
+    }
+}
+
+/// `run 7 backup: 1234 files, 1.2 GiB read, 300 MiB added, 45.0 MiB/s, ETA 20s`.
+fn progress_text(id: i64, p: &RunProgress) -> String {
+    let mut line = format!(
+        "run {id} {}: {} files, {} read, {} added",
+        p.phase,
+        p.files,
+        bytes(p.bytes_read),
+        bytes(p.bytes_added)
+    );
+    if p.bytes_expected > 0 {
+        let pct = (p.bytes_read as f64 * 100.0 / p.bytes_expected as f64).min(100.0);
+        line.push_str(&format!(
+            " of about {} ({pct:.0}%)",
+            bytes(p.bytes_expected)
+        ));
+    }
+    if p.bytes_per_sec > 0.0 {
+        line.push_str(&format!(", {}/s", bytes(p.bytes_per_sec as u64)));
+    }
+    if let Some(eta) = p.eta_secs {
+        line.push_str(&format!(", ETA {}", human_secs(eta)));
+    }
+    line
+}
+
+fn human_secs(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
 fn watch(cli: &Cli, id: i64) -> CliResult {
-    let bar = (!cli.json).then(|| {
+    let tty = std::io::stderr().is_terminal();
+    let bar = (!cli.json && tty).then(|| {
         let b = ProgressBar::new(0);
         b.enable_steady_tick(Duration::from_millis(200));
         b
+    });
+    let mut plain = (!cli.json && !tty).then(|| PlainProgress {
+        started: Instant::now(),
+        last: None,
     });
     let mut last: Option<RunInfo> = None;
     call_more(cli, &WatchRun { id }, |d: RunDetail| {
@@ -163,6 +237,8 @@ fn watch(cli: &Cli, id: i64) -> CliResult {
             if let Ok(line) = serde_json::to_string(&d) {
                 println!("{line}");
             }
+        } else if let (Some(plain), Some(p)) = (&mut plain, &d.progress) {
+            plain.update(id, p);
         } else if let (Some(b), Some(p)) = (&bar, &d.progress) {
             let style = if p.bytes_expected > 0 {
                 b.set_length(p.bytes_expected.max(p.bytes_read));

@@ -11,7 +11,7 @@ use bms_proto::varlink::{self, Reply, MAX_MESSAGE};
 use bms_proto::{ApiError, ErrorKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-/// A message started but not finished within this time is dropped with its connection.
+/// A message must arrive whole within this time of its first byte, however the client paces it;
+/// otherwise the connection is dropped (a client dripping a byte a second cannot hold a slot).
 const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -93,8 +94,24 @@ pub async fn serve(
                     (permit, user_slot),
                 ));
             }
+            (_, None, _) => {
+                let msg = format!(
+                    "uid {} already holds the most connections one user may have ({PER_USER}); \
+                     close one (another bmsctl or varlinkctl still running?) and try again",
+                    peer.uid
+                );
+                tracker.spawn(refuse_busy(stream, msg));
+            }
             _ => {
-                tracker.spawn(refuse_busy(stream, max_connections));
+                let msg = format!(
+                    "bmsd is serving its maximum of {max_connections} connections{}; try again shortly",
+                    if admin {
+                        String::new()
+                    } else {
+                        format!(" ({} of them kept for administrators)", ADMIN_RESERVE.min(max_connections as usize / 2))
+                    }
+                );
+                tracker.spawn(refuse_busy(stream, msg));
             }
         }
     }
@@ -137,11 +154,8 @@ impl Drop for UserSlot {
 /// How long a refused connection is kept open to swallow the call its client may be writing.
 const BUSY_LINGER: Duration = Duration::from_secs(2);
 
-async fn refuse_busy(mut stream: UnixStream, max: u32) {
-    let err = ApiError::new(
-        ErrorKind::Busy,
-        format!("bmsd is serving its maximum of {max} connections; try again shortly"),
-    );
+async fn refuse_busy(mut stream: UnixStream, message: String) {
+    let err = ApiError::new(ErrorKind::Busy, message);
     if send(
         &mut stream,
         &Reply::error(err.kind.wire_name(), err.wire_parameters()),
@@ -192,8 +206,11 @@ async fn connection(
     );
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
+    // When the first byte of the message now in `buf` arrived.
+    let mut partial_since: Option<Instant> = None;
     loop {
         while let Some(msg) = varlink::take_message(&mut buf) {
+            partial_since = None;
             match dispatch::handle(&msg, &peer, &shared).await {
                 dispatch::Outcome::None => {}
                 dispatch::Outcome::One(reply) => {
@@ -244,9 +261,11 @@ async fn connection(
             return;
         }
         let limit = if buf.is_empty() {
+            partial_since = None;
             IDLE_TIMEOUT
         } else {
-            PARTIAL_MESSAGE_TIMEOUT
+            let since = *partial_since.get_or_insert_with(Instant::now);
+            PARTIAL_MESSAGE_TIMEOUT.saturating_sub(since.elapsed())
         };
         let read = tokio::select! {
             _ = cancel.cancelled() => return,
