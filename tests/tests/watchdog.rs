@@ -36,8 +36,12 @@ fn no_watchdog_pings_for_another_pid() {
         ],
         ..Default::default()
     });
+    // Positive control: a reload makes the daemon send a STATUS= update on the same socket
+    // within the window, so silence about WATCHDOG=1 is not a dead channel.
+    d.signal(nix::sys::signal::Signal::SIGHUP);
     let deadline = Instant::now() + Duration::from_millis(800);
     let mut buf = [0u8; 4096];
+    let mut heard_reload = false;
     while Instant::now() < deadline {
         if let Ok(n) = d.notify.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]);
@@ -45,7 +49,12 @@ fn no_watchdog_pings_for_another_pid() {
                 !msg.contains("WATCHDOG=1"),
                 "pinged a watchdog that belongs to pid 1: {msg}"
             );
+            heard_reload |= msg.contains("configuration reloaded");
         }
     }
+    assert!(
+        heard_reload,
+        "the reload's STATUS= never arrived: the notify socket was not heard at all"
+    );
     assert!(d.stop().success());
 }
