@@ -79,6 +79,11 @@ impl<'a> Decoder<'a> {
             }
             v |= part << shift;
             if b & 0x80 == 0 {
+                // The encoding is minimal: a last byte of zero after others is an overlong form
+                // of a shorter varint (docs/repository-format.md §"Encoding").
+                if b == 0 && shift > 0 {
+                    return Err(self.err("overlong varint"));
+                }
                 return Ok(v);
             }
         }
@@ -141,5 +146,27 @@ mod tests {
             prop_assert_eq!(d.bytes().unwrap(), &b[..]);
             prop_assert!(d.finish().is_ok());
         }
+
+        /// Every value has exactly one encoding: padding a varint with 0x80 continuation bytes
+        /// and a final zero is refused.
+        #[test]
+        fn overlong_varints_are_refused(u in any::<u32>(), pad in 1usize..3) {
+            let mut e = Encoder::new();
+            e.uvar(u64::from(u));
+            let mut bytes = e.buf.clone();
+            let last = bytes.len() - 1;
+            bytes[last] |= 0x80;
+            bytes.extend(std::iter::repeat_n(0x80u8, pad - 1));
+            bytes.push(0);
+            prop_assert!(Decoder::new(&bytes, "test").uvar().is_err());
+            prop_assert_eq!(Decoder::new(&e.buf, "test").uvar().unwrap(), u64::from(u));
+        }
+    }
+
+    #[test]
+    fn zero_is_one_byte() {
+        assert_eq!(Decoder::new(&[0], "test").uvar().unwrap(), 0);
+        assert!(Decoder::new(&[0x80, 0], "test").uvar().is_err());
+        assert_eq!(Decoder::new(&[0x80, 1], "test").uvar().unwrap(), 128);
     }
 }

@@ -59,7 +59,6 @@ fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
 }
@@ -123,6 +122,9 @@ mod tests {
         let id = ObjectId::hash(b"hello");
         assert_eq!(ObjectId::from_hex(&id.to_hex()).unwrap(), id);
         assert!(ObjectId::from_hex("zz").is_err());
+        // Ids are lower-case hex only (docs/repository-format.md): an upper-case file name in
+        // the repository is not an object of it.
+        assert!(ObjectId::from_hex(&id.to_hex().to_ascii_uppercase()).is_err());
         assert_eq!(id.short().len(), 8);
     }
 }
