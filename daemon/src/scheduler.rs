@@ -140,6 +140,90 @@ async fn tick(
     Ok(earliest)
 }
 
+/// What one pass decides for one schedule of one job, from the catalog's mark and the clock
+/// alone (no I/O, so that it is tested with any clock; see the tests below).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decision {
+    /// A run to queue now, with the elapse it stands for.
+    submit: Option<(RunTrigger, Timestamp)>,
+    /// The new `checked_until` mark, when it changes.
+    mark: Option<Timestamp>,
+    /// When this schedule is due next (with its randomized delay).
+    next_due: Option<Timestamp>,
+    /// The first elapse missed while bmsd was down (found at start-up).
+    missed: Option<Timestamp>,
+    /// The mark lay in the future: the clock was set back.
+    clock_went_back: bool,
+}
+
+/// The scheduling rule (module docs): `checked` is the stored mark, `changed` the job's last
+/// change.
+fn decide(
+    job: &JobInfo,
+    cal: &CalendarSpec,
+    checked: Option<Timestamp>,
+    changed: Option<Timestamp>,
+    now: Timestamp,
+    startup: bool,
+) -> Decision {
+    let stored = checked;
+    // Nothing before the job's last change is due: a mark older than that belongs to a removed
+    // job of the same name or to an older schedule. A job not seen by the scheduler yet counts
+    // from its creation, so an elapse between `job add` and a shutdown is still missed at the
+    // next start.
+    let mut checked = max(checked, changed);
+    let mut clock_went_back = false;
+    if checked.is_some_and(|c| c > now + SignedDuration::from_secs(60)) {
+        // The clock went back (it was ahead when the mark was set): start again from now,
+        // or nothing would be due until the clock catches up.
+        clock_went_back = true;
+        checked = Some(now);
+    }
+    let (Some(checked), true) = (checked, job.spec.enabled) else {
+        // Disabled (or never marked): nothing before now is due.
+        return Decision {
+            submit: None,
+            mark: Some(now),
+            next_due: if job.spec.enabled {
+                due_after(job, cal, now).map(|d| d.1)
+            } else {
+                None
+            },
+            missed: None,
+            clock_went_back,
+        };
+    };
+    let mut submit = None;
+    let mut missed = None;
+    let mut mark = checked;
+    if startup {
+        if let Some((elapse, _)) = due_after(job, cal, checked).filter(|(_, due)| *due <= now) {
+            missed = Some(elapse);
+            if job.spec.missed == MissedPolicy::RunOnce {
+                submit = Some((RunTrigger::CatchUp, elapse));
+            }
+            mark = now;
+        }
+    } else if let Some((elapse, due)) = due_after(job, cal, checked) {
+        if due <= now {
+            submit = Some((RunTrigger::Schedule, elapse));
+            // Several elapses passed at once (suspend, clock jump): they collapse into this run.
+            mark = if cal.next_after(elapse).is_some_and(|n| n <= now) {
+                now
+            } else {
+                elapse
+            };
+        }
+    }
+    Decision {
+        submit,
+        mark: (Some(mark) != stored || clock_went_back).then_some(mark),
+        next_due: due_after(job, cal, mark).map(|d| d.1),
+        missed,
+        clock_went_back,
+    }
+}
+
 /// Handles one schedule of one job; returns when it is due next.
 async fn step(
     shared: &SharedRef,
@@ -161,73 +245,36 @@ async fn step(
     let key = which.key(&name);
     let k = key.clone();
     let checked = shared.catalog.call(move |c| c.checked_until(&k)).await?;
-    // Nothing before the job's last change is due: a mark older than that belongs to a removed
-    // job of the same name or to an older schedule. A job not seen by the scheduler yet counts
-    // from its creation, so an elapse between `job add` and a shutdown is still missed at the
-    // next start.
     let changed: Option<Timestamp> = job.updated_at.parse().ok();
-    let mut checked = max(checked, changed);
-    if let Some(c) = checked.filter(|c| *c > now + SignedDuration::from_secs(60)) {
-        // The clock went back (it was ahead when the mark was set): start again from now,
-        // or nothing would be due until the clock catches up.
-        warn!(job = %name, mark = %c, "{what} schedule mark lies in the future; the clock was set back; rescheduling from now");
-        checked = Some(now);
-        let k = key.clone();
-        shared
-            .catalog
-            .call(move |c| c.set_checked_until(&k, now))
-            .await?;
+    let d = decide(job, &cal, checked, changed, now, startup);
+    if d.clock_went_back {
+        warn!(job = %name, mark = ?checked, "{what} schedule mark lies in the future; the clock was set back; rescheduling from now");
     }
-    let Some(checked) = checked.filter(|_| job.spec.enabled) else {
-        // Disabled job: nothing before now is due.
-        let k = key.clone();
-        shared
-            .catalog
-            .call(move |c| c.set_checked_until(&k, now))
-            .await?;
-        return Ok(if job.spec.enabled {
-            due_after(job, &cal, now).map(|d| d.1)
-        } else {
-            None
-        });
-    };
-    let mut mark = checked;
-    if startup {
-        if let Some((elapse, _)) = due_after(job, &cal, checked).filter(|(_, due)| *due <= now) {
-            match job.spec.missed {
-                MissedPolicy::RunOnce => {
-                    info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down: one catch-up {what}");
-                    if let Err(e) = which.submit(shared, &name, RunTrigger::CatchUp).await {
-                        warn!(job = %name, "cannot queue catch-up {what}: {e}");
-                    }
-                }
-                MissedPolicy::Skip => {
-                    info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down; policy skip");
-                }
+    if let (Some(elapse), None) = (d.missed, d.submit) {
+        info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down; policy skip");
+    }
+    match d.submit {
+        Some((RunTrigger::CatchUp, elapse)) => {
+            info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down: one catch-up {what}");
+            if let Err(e) = which.submit(shared, &name, RunTrigger::CatchUp).await {
+                warn!(job = %name, "cannot queue catch-up {what}: {e}");
             }
-            mark = now;
         }
-    } else if let Some((elapse, due)) = due_after(job, &cal, checked) {
-        if due <= now {
-            if let Err(e) = which.submit(shared, &name, RunTrigger::Schedule).await {
+        Some((trigger, _)) => {
+            if let Err(e) = which.submit(shared, &name, trigger).await {
                 warn!(job = %name, "cannot queue scheduled {what}: {e}");
             }
-            // Several elapses passed at once (suspend, clock jump): they collapse into this run.
-            mark = if cal.next_after(elapse).is_some_and(|n| n <= now) {
-                now
-            } else {
-                elapse
-            };
         }
+        None => {}
     }
-    if mark != checked {
+    if let Some(mark) = d.mark {
         let k = key.clone();
         shared
             .catalog
             .call(move |c| c.set_checked_until(&k, mark))
             .await?;
     }
-    Ok(due_after(job, &cal, mark).map(|d| d.1))
+    Ok(d.next_due)
 }
 
 fn max(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
@@ -249,6 +296,172 @@ fn min(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A job created at `created` on the schedule `expr` (UTC).
+    fn job(expr: &str, missed: &str, enabled: bool) -> (JobInfo, CalendarSpec) {
+        let spec: bms_proto::api::JobSpec = serde_json::from_value(serde_json::json!({
+            "name": "j", "sources": ["/srv"], "schedule": expr, "targets": ["t"],
+            "missed": missed, "enabled": enabled,
+        }))
+        .unwrap();
+        let info = JobInfo {
+            spec,
+            schedule_normalized: String::new(),
+            next_runs: vec![],
+            created_at: "2026-11-01T00:00:00Z".into(),
+            updated_at: "2026-11-01T00:00:00Z".into(),
+        };
+        (info, CalendarSpec::parse(expr).unwrap())
+    }
+
+    fn changed(j: &JobInfo) -> Option<Timestamp> {
+        j.updated_at.parse().ok()
+    }
+
+    #[test]
+    fn due_now_submits_one_run_and_marks_the_elapse() {
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "run-once", true);
+        let mark = ts("2026-11-30T02:00:00Z");
+        // Before the elapse: nothing, due at the next 02:00.
+        let d = decide(
+            &j,
+            &cal,
+            Some(mark),
+            changed(&j),
+            ts("2026-12-01T01:59:59Z"),
+            false,
+        );
+        assert_eq!(d.submit, None);
+        assert_eq!(d.mark, None);
+        assert_eq!(d.next_due, Some(ts("2026-12-01T02:00:00Z")));
+        // At the elapse: one scheduled run, the mark moves to it.
+        let now = ts("2026-12-01T02:00:00.5Z");
+        let d = decide(&j, &cal, Some(mark), changed(&j), now, false);
+        assert_eq!(
+            d.submit,
+            Some((RunTrigger::Schedule, ts("2026-12-01T02:00:00Z")))
+        );
+        assert_eq!(d.mark, Some(ts("2026-12-01T02:00:00Z")));
+        assert_eq!(d.next_due, Some(ts("2026-12-02T02:00:00Z")));
+        // The next pass with the new mark does not run it again.
+        let d2 = decide(&j, &cal, d.mark, changed(&j), now, false);
+        assert_eq!((d2.submit, d2.mark), (None, None));
+    }
+
+    #[test]
+    fn elapses_missed_while_down_give_one_catch_up_or_none() {
+        let mark = ts("2026-11-27T02:00:00Z");
+        let now = ts("2026-12-01T12:00:00Z");
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "run-once", true);
+        let d = decide(&j, &cal, Some(mark), changed(&j), now, true);
+        assert_eq!(
+            d.submit,
+            Some((RunTrigger::CatchUp, ts("2026-11-28T02:00:00Z")))
+        );
+        assert_eq!(d.mark, Some(now), "four missed elapses, one catch-up");
+        assert_eq!(d.next_due, Some(ts("2026-12-02T02:00:00Z")));
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "skip", true);
+        let d = decide(&j, &cal, Some(mark), changed(&j), now, true);
+        assert_eq!(d.submit, None);
+        assert_eq!(d.missed, Some(ts("2026-11-28T02:00:00Z")));
+        assert_eq!(d.mark, Some(now));
+    }
+
+    #[test]
+    fn several_elapses_at_once_collapse_into_one_run() {
+        // A suspend or clock jump while running: the pass sees three elapses behind it.
+        let (j, cal) = job("*-*-* *:00:00 UTC", "run-once", true);
+        let now = ts("2026-12-01T05:30:00Z");
+        let d = decide(
+            &j,
+            &cal,
+            Some(ts("2026-12-01T02:00:00Z")),
+            changed(&j),
+            now,
+            false,
+        );
+        assert_eq!(
+            d.submit,
+            Some((RunTrigger::Schedule, ts("2026-12-01T03:00:00Z")))
+        );
+        assert_eq!(d.mark, Some(now));
+        assert_eq!(d.next_due, Some(ts("2026-12-01T06:00:00Z")));
+    }
+
+    #[test]
+    fn clock_set_back_reschedules_from_now() {
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "run-once", true);
+        // The mark was set while the clock was a year ahead.
+        let d = decide(
+            &j,
+            &cal,
+            Some(ts("2027-12-01T02:00:00Z")),
+            changed(&j),
+            ts("2026-12-01T12:00:00Z"),
+            false,
+        );
+        assert!(d.clock_went_back);
+        assert_eq!(d.submit, None);
+        assert_eq!(d.mark, Some(ts("2026-12-01T12:00:00Z")));
+        assert_eq!(d.next_due, Some(ts("2026-12-02T02:00:00Z")));
+        // A mark a few seconds ahead (clock adjustments) is left alone.
+        let d = decide(
+            &j,
+            &cal,
+            Some(ts("2026-12-01T12:00:30Z")),
+            changed(&j),
+            ts("2026-12-01T12:00:00Z"),
+            false,
+        );
+        assert!(!d.clock_went_back);
+        assert_eq!(d.mark, None);
+    }
+
+    #[test]
+    fn disabled_jobs_never_run_and_their_elapses_pass() {
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "run-once", false);
+        let now = ts("2026-12-01T12:00:00Z");
+        for startup in [true, false] {
+            let d = decide(
+                &j,
+                &cal,
+                Some(ts("2026-11-20T02:00:00Z")),
+                changed(&j),
+                now,
+                startup,
+            );
+            assert_eq!(d.submit, None);
+            assert_eq!(d.mark, Some(now));
+            assert_eq!(d.next_due, None);
+        }
+    }
+
+    #[test]
+    fn a_new_job_counts_from_its_last_change() {
+        let (j, cal) = job("*-*-* 02:00:00 UTC", "run-once", true);
+        // No mark yet, changed on Nov 1: the elapses since then were missed at start-up.
+        let now = ts("2026-11-03T12:00:00Z");
+        let d = decide(&j, &cal, None, changed(&j), now, true);
+        assert_eq!(
+            d.submit,
+            Some((RunTrigger::CatchUp, ts("2026-11-01T02:00:00Z")))
+        );
+        // A mark older than the last change (a removed job of the same name) is ignored.
+        let d = decide(
+            &j,
+            &cal,
+            Some(ts("2026-01-01T00:00:00Z")),
+            changed(&j),
+            ts("2026-11-01T01:00:00Z"),
+            false,
+        );
+        assert_eq!(d.submit, None);
+        assert_eq!(d.next_due, Some(ts("2026-11-01T02:00:00Z")));
+    }
 
     #[test]
     fn randomized_delay_is_stable_and_bounded() {

@@ -464,7 +464,10 @@ fn kill_dash_nine_leaves_a_clean_repository() {
         assert_eq!(new, 0, "a completed snapshot's data was not reused: {s}");
     } else {
         // Packs made durable by killed runs are indexed again and their chunks reused.
-        assert!(reused > 0, "nothing of the killed runs' {packs_left} packs was reused: {s}");
+        assert!(
+            reused > 0,
+            "nothing of the killed runs' {packs_left} packs was reused: {s}"
+        );
     }
     let v = ctl_ok(os!["repo", "verify", repo, "--read-data"]);
     assert_eq!(v["ok"], true, "{v}");
