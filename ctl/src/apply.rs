@@ -26,14 +26,110 @@ fn read_file(file: &Path) -> Result<(String, bool), CliError> {
     Ok((text, is_json))
 }
 
-/// Parses an apply document (TOML or JSON) into the request.
+/// Parses an apply document (TOML or JSON) into the request. A name defined twice in one list
+/// is refused, naming both places (line numbers in TOML, list positions in JSON).
 pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError> {
     let parsed: Result<Apply, String> = if is_json {
         serde_json::from_str(text).map_err(|e| e.to_string())
     } else {
         toml::from_str(text).map_err(|e| e.to_string())
     };
-    parsed.map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))
+    let req = parsed
+        .map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))?;
+    let lines = if is_json { None } else { toml_lines(text) };
+    for (list, names) in [
+        (
+            "targets",
+            req.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        ("jobs", req.jobs.iter().map(|j| j.name.as_str()).collect()),
+    ] {
+        if let Some((first, second)) = duplicate(&names) {
+            let place = |i: usize| match lines.as_ref().and_then(|l| l.line(list, i)) {
+                Some(line) => format!("line {line}"),
+                None => format!("{list}[{i}]"),
+            };
+            let what = if list == "jobs" { "job" } else { "target" };
+            return Err(CliError::usage(format!(
+                "{origin}: {what} '{}' is defined twice, at {} and at {}: keep one of them",
+                names[first],
+                place(first),
+                place(second)
+            )));
+        }
+    }
+    Ok(req)
+}
+
+/// The first name that appears twice: the positions of its first and second appearance.
+fn duplicate(names: &[&str]) -> Option<(usize, usize)> {
+    names.iter().enumerate().find_map(|(i, n)| {
+        names[..i]
+            .iter()
+            .position(|m| m == n)
+            .map(|first| (first, i))
+    })
+}
+
+/// The line of each entry's `name` in a TOML document.
+struct TomlLines {
+    targets: Vec<Option<usize>>,
+    jobs: Vec<Option<usize>>,
+}
+
+impl TomlLines {
+    fn line(&self, list: &str, i: usize) -> Option<usize> {
+        let l = if list == "jobs" {
+            &self.jobs
+        } else {
+            &self.targets
+        };
+        l.get(i).copied().flatten()
+    }
+}
+
+fn toml_lines(text: &str) -> Option<TomlLines> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: Option<toml::Spanned<String>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        targets: Vec<Entry>,
+        #[serde(default)]
+        jobs: Vec<Entry>,
+    }
+    let doc: Doc = toml::from_str(text).ok()?;
+    let line_of = |e: &Entry| {
+        e.name
+            .as_ref()
+            .and_then(|n| text.get(..n.span().start))
+            .map(|before| before.matches('\n').count() + 1)
+    };
+    Some(TomlLines {
+        targets: doc.targets.iter().map(line_of).collect(),
+        jobs: doc.jobs.iter().map(line_of).collect(),
+    })
+}
+
+/// The notes on settings of the file that are stored but not yet enforced.
+fn notes(req: &Apply) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &req.targets {
+        for n in crate::notes::target_spec(t) {
+            out.push(format!("target:{}: {n}", t.name));
+        }
+    }
+    for j in &req.jobs {
+        for n in crate::notes::job(j) {
+            out.push(format!("job:{}: {n}", j.name));
+        }
+    }
+    out
 }
 
 pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
@@ -41,8 +137,9 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
     let mut req = parse(&text, is_json, &file.display().to_string())?;
     req.dry_run = dry_run;
     let reply = call(cli, &req)?;
+    let notes = notes(&req);
     if cli.json {
-        return output::json(&reply);
+        return output::json(&crate::notes::with_notes(&reply, notes));
     }
     let verb = if reply.dry_run { "would be " } else { "" };
     for (what, list) in [
@@ -65,6 +162,9 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
             ""
         }
     );
+    for n in notes {
+        println!("note: {n}");
+    }
     Ok(())
 }
 

@@ -14,6 +14,10 @@ pub struct ServiceInfo {
 
 pub const SERVICE_INTERFACE: &str = "org.varlink.service";
 
+/// The `url` of `GetInfo`: empty, because bms has no web page of its own; its documentation is
+/// docs/ of the source and the man pages (docs/protocol.md).
+pub const SERVICE_URL: &str = "";
+
 /// The standard service interface every Varlink server provides.
 pub const SERVICE_DESCRIPTION: &str = r#"# The Varlink Service Interface is provided by every varlink service. It
 # describes the service and the interfaces it implements.
