@@ -27,7 +27,7 @@ fn read_file(file: &Path) -> Result<(String, bool), CliError> {
 }
 
 /// Parses an apply document (TOML or JSON) into the request. A name defined twice in one list
-/// is refused, naming both places (line numbers in TOML, list positions in JSON).
+/// is refused, naming the lines of both (or their list positions when a line is not known).
 pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError> {
     let parsed: Result<Apply, String> = if is_json {
         serde_json::from_str(text).map_err(|e| e.to_string())
@@ -36,7 +36,7 @@ pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError>
     };
     let req = parsed
         .map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))?;
-    let lines = if is_json { None } else { toml_lines(text) };
+    let lines = crate::apply_lines::EntryLines::find(text, is_json);
     for (list, names) in [
         (
             "targets",
@@ -48,7 +48,7 @@ pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError>
         ("jobs", req.jobs.iter().map(|j| j.name.as_str()).collect()),
     ] {
         if let Some((first, second)) = duplicate(&names) {
-            let place = |i: usize| match lines.as_ref().and_then(|l| l.line(list, i)) {
+            let place = |i: usize| match lines.line(list, i) {
                 Some(line) => format!("line {line}"),
                 None => format!("{list}[{i}]"),
             };
@@ -71,48 +71,6 @@ fn duplicate(names: &[&str]) -> Option<(usize, usize)> {
             .iter()
             .position(|m| m == n)
             .map(|first| (first, i))
-    })
-}
-
-/// The line of each entry's `name` in a TOML document.
-struct TomlLines {
-    targets: Vec<Option<usize>>,
-    jobs: Vec<Option<usize>>,
-}
-
-impl TomlLines {
-    fn line(&self, list: &str, i: usize) -> Option<usize> {
-        let l = if list == "jobs" {
-            &self.jobs
-        } else {
-            &self.targets
-        };
-        l.get(i).copied().flatten()
-    }
-}
-
-fn toml_lines(text: &str) -> Option<TomlLines> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: Option<toml::Spanned<String>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        targets: Vec<Entry>,
-        #[serde(default)]
-        jobs: Vec<Entry>,
-    }
-    let doc: Doc = toml::from_str(text).ok()?;
-    let line_of = |e: &Entry| {
-        e.name
-            .as_ref()
-            .and_then(|n| text.get(..n.span().start))
-            .map(|before| before.matches('\n').count() + 1)
-    };
-    Some(TomlLines {
-        targets: doc.targets.iter().map(line_of).collect(),
-        jobs: doc.jobs.iter().map(line_of).collect(),
     })
 }
 

@@ -175,17 +175,28 @@ fn apply_refuses_a_name_defined_twice_naming_both_lines() {
         "target 'nas' is defined twice, at line 2 and at line 6",
     );
 
-    // JSON documents name the list positions.
+    // JSON documents too.
     let spec = |name: &str| {
         json!({"name": name, "sources": [src.display().to_string()], "schedule": "daily",
                "targets": ["local"]})
     };
     let doc = json!({"jobs": [spec("a"), spec("b"), spec("a")]});
-    let f = write_file(&d.dir, "dup.json", &doc.to_string());
+    let text = serde_json::to_string_pretty(&doc).unwrap();
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("\"name\": \"a\""))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let f = write_file(&d.dir, "dup.json", &text);
     assert_fails(
         &d.ctl(["apply", &f.display().to_string()]),
         2,
-        "job 'a' is defined twice, at jobs[0] and at jobs[2]",
+        &format!(
+            "job 'a' is defined twice, at line {} and at line {}",
+            lines[0], lines[1]
+        ),
     );
 
     // bmsd refuses it too, for clients other than bmsctl.
