@@ -151,8 +151,12 @@ pub fn export(cli: &Cli, name: &str) -> CliResult {
         jobs: &doc.jobs,
     })
     .map_err(|e| CliError::failure(format!("cannot write TOML: {e}")))?;
+    let notes: String = notes(&doc)
+        .iter()
+        .map(|n| format!("# note: {n}\n"))
+        .collect();
     print!(
-        "# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{text}"
+        "# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{notes}{text}"
     );
     Ok(())
 }

@@ -47,6 +47,15 @@ fn retention_and_immutability_say_they_are_not_enforced() {
         n[0].contains("retention") && n[0].contains("not yet enforced"),
         "{n:?}"
     );
+    // The export says it too, in a comment that apply skips.
+    let export = stdout(&d.ctl(["job", "export", "kept"]));
+    assert!(
+        export.contains("# note: job:kept: retention (keep_*) is stored, not yet enforced"),
+        "{export}"
+    );
+    let f = write_file(&d.dir, "kept.toml", &export);
+    let v = d.ctl_json(["apply", &f.display().to_string()]);
+    assert_eq!(v["unchanged"].as_array().unwrap().len(), 2, "{v}");
     let out = d.ctl(["job", "edit", "plain", "--keep-weekly", "4"]);
     assert_ok(&out);
     assert!(
