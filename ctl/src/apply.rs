@@ -26,14 +26,68 @@ fn read_file(file: &Path) -> Result<(String, bool), CliError> {
     Ok((text, is_json))
 }
 
-/// Parses an apply document (TOML or JSON) into the request.
+/// Parses an apply document (TOML or JSON) into the request. A name defined twice in one list
+/// is refused, naming the lines of both (or their list positions when a line is not known).
 pub fn parse(text: &str, is_json: bool, origin: &str) -> Result<Apply, CliError> {
     let parsed: Result<Apply, String> = if is_json {
         serde_json::from_str(text).map_err(|e| e.to_string())
     } else {
         toml::from_str(text).map_err(|e| e.to_string())
     };
-    parsed.map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))
+    let req = parsed
+        .map_err(|e| CliError::usage(format!("{origin} is not a valid bms configuration: {e}")))?;
+    let lines = crate::apply_lines::EntryLines::find(text, is_json);
+    for (list, names) in [
+        (
+            "targets",
+            req.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        ("jobs", req.jobs.iter().map(|j| j.name.as_str()).collect()),
+    ] {
+        if let Some((first, second)) = duplicate(&names) {
+            let place = |i: usize| match lines.line(list, i) {
+                Some(line) => format!("line {line}"),
+                None => format!("{list}[{i}]"),
+            };
+            let what = if list == "jobs" { "job" } else { "target" };
+            return Err(CliError::usage(format!(
+                "{origin}: {what} '{}' is defined twice, at {} and at {}: keep one of them",
+                names[first],
+                place(first),
+                place(second)
+            )));
+        }
+    }
+    Ok(req)
+}
+
+/// The first name that appears twice: the positions of its first and second appearance.
+fn duplicate(names: &[&str]) -> Option<(usize, usize)> {
+    names.iter().enumerate().find_map(|(i, n)| {
+        names[..i]
+            .iter()
+            .position(|m| m == n)
+            .map(|first| (first, i))
+    })
+}
+
+/// The notes on settings of the file that are stored but not yet enforced.
+fn notes(req: &Apply) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &req.targets {
+        for n in crate::notes::target_spec(t) {
+            out.push(format!("target:{}: {n}", t.name));
+        }
+    }
+    for j in &req.jobs {
+        for n in crate::notes::job(j) {
+            out.push(format!("job:{}: {n}", j.name));
+        }
+    }
+    out
 }
 
 pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
@@ -41,8 +95,9 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
     let mut req = parse(&text, is_json, &file.display().to_string())?;
     req.dry_run = dry_run;
     let reply = call(cli, &req)?;
+    let notes = notes(&req);
     if cli.json {
-        return output::json(&reply);
+        return output::json(&crate::notes::with_notes(&reply, notes));
     }
     let verb = if reply.dry_run { "would be " } else { "" };
     for (what, list) in [
@@ -65,6 +120,9 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
             ""
         }
     );
+    for n in notes {
+        println!("note: {n}");
+    }
     Ok(())
 }
 
@@ -93,8 +151,12 @@ pub fn export(cli: &Cli, name: &str) -> CliResult {
         jobs: &doc.jobs,
     })
     .map_err(|e| CliError::failure(format!("cannot write TOML: {e}")))?;
+    let notes: String = notes(&doc)
+        .iter()
+        .map(|n| format!("# note: {n}\n"))
+        .collect();
     print!(
-        "# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{text}"
+        "# bms configuration exported from job '{name}'; load it with: bmsctl apply FILE\n{notes}{text}"
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::repo::RepoCmd;
 use crate::run::RunCmd;
 use crate::snapshot::SnapshotCmd;
 use crate::target::TargetCmd;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// bmsctl — control the bms backup management daemon.
@@ -15,11 +15,13 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "bmsctl", version, about, long_about)]
 pub struct Cli {
-    /// Control socket of bmsd (default: /run/bms/bmsd.sock for root; for other users
+    /// Control socket of bmsd; not used by the offline commands (repo, calendar, completions,
+    /// manpages) (default: /run/bms/bmsd.sock for root; for other users
     /// $XDG_RUNTIME_DIR/bms/bmsd.sock when their own bmsd runs, else /run/bms/bmsd.sock).
     #[arg(long, global = true, env = "BMS_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Print machine-readable JSON instead of tables.
+    /// Print machine-readable JSON instead of tables (also for the offline repo and calendar
+    /// commands); errors are then JSON on standard error.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -72,8 +74,8 @@ pub enum Command {
     },
     /// List the audit trail of configuration changes, newest first.
     Audit {
-        /// Show at most this many entries.
-        #[arg(long, default_value_t = 50)]
+        /// Show at most this many entries, 1 to 10000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
     },
     /// Create or update targets and jobs from a TOML or JSON file (idempotent).
@@ -85,12 +87,15 @@ pub enum Command {
         dry_run: bool,
     },
     /// Show the next elapse times of a calendar expression (offline, like systemd-analyze calendar).
+    ///
+    /// An expression that never elapses (e.g. `*-02-30`, or a date in the past) is refused with
+    /// exit 2, as job schedules refuse it.
     Calendar {
         /// A systemd calendar expression such as `Mon..Fri 02:00` or `*:0/15`.
         expr: String,
-        /// How many elapse times to show.
-        #[arg(long, default_value_t = 1)]
-        iterations: usize,
+        /// How many elapse times to show (1 to 10000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        iterations: u64,
     },
     /// Offline commands on a repository path, without the daemon (disaster recovery).
     Repo {
@@ -104,4 +109,34 @@ pub enum Command {
     },
     /// Write man pages for bmsctl and its subcommands into DIR.
     Manpages { dir: PathBuf },
+}
+
+/// Subcommands that work without the daemon, and the global options that do nothing there.
+const OFFLINE: [(&str, &[&str]); 4] = [
+    ("repo", &["socket"]),
+    ("calendar", &["socket"]),
+    ("completions", &["socket", "json"]),
+    ("manpages", &["socket", "json"]),
+];
+
+/// The command line definition, with the global options that do nothing hidden from the help,
+/// completions and man pages of the offline commands: each gets its own hidden copy of them,
+/// which clap then hands down to its subcommands instead of the visible one.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (name, ids) in OFFLINE {
+        let hidden: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| ids.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(name, |s| s.args(hidden));
+    }
+    cmd
+}
+
+/// Parses the command line (exits with a usage message on errors, as clap does).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

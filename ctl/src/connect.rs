@@ -4,7 +4,6 @@ use crate::cli::Cli;
 use crate::error::CliError;
 use bms_proto::api::Method;
 use bms_proto::client::{Client, ClientError};
-use bms_proto::ErrorKind;
 use std::io;
 
 /// Calls one method on the daemon.
@@ -45,13 +44,6 @@ pub fn map_error(e: ClientError) -> CliError {
         },
         ClientError::Io(e) => CliError::Unreachable(format!("lost the connection to bmsd: {e}")),
         ClientError::BadReply(m) => CliError::Failure(format!("bmsd sent an unexpected reply: {m}")),
-        ClientError::Api(e) => {
-            let msg = e.message.clone();
-            match e.kind {
-                ErrorKind::PermissionDenied => CliError::Denied(msg),
-                ErrorKind::InvalidArgument => CliError::Usage(msg),
-                _ => CliError::Failure(msg),
-            }
-        }
+        ClientError::Api(e) => CliError::daemon(e),
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of bmsctl and the exit codes they map to (DESIGN.md §2):
 //! 0 ok, 1 failure, 2 usage error, 3 daemon unreachable, 4 permission denied.
 
+use bms_proto::{ApiError, ErrorKind};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -15,6 +16,9 @@ pub enum CliError {
     Unreachable(String),
     /// The caller may not do this (exit 4).
     Denied(String),
+    /// An error reply of bmsd, kept whole so that `--json` can name it (docs/protocol.md,
+    /// "Errors"); `code` is the exit code.
+    Daemon { error: ApiError, code: u8 },
 }
 
 impl CliError {
@@ -24,13 +28,59 @@ impl CliError {
     pub fn usage(msg: impl Into<String>) -> Self {
         CliError::Usage(msg.into())
     }
-    pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
+
+    /// An error reply of bmsd, with the exit code of its kind.
+    pub fn daemon(error: ApiError) -> Self {
+        let code = match error.kind {
+            ErrorKind::PermissionDenied => 4,
+            ErrorKind::InvalidArgument => 2,
+            _ => 1,
+        };
+        CliError::Daemon { error, code }
+    }
+
+    /// The same error as a failure (exit 1): for replies whose `InvalidArgument` says an object
+    /// is in the wrong state rather than that the command line was wrong.
+    pub fn into_failure(self) -> Self {
+        match self {
+            CliError::Usage(m) => CliError::Failure(m),
+            CliError::Daemon { error, .. } => CliError::Daemon { error, code: 1 },
+            other => other,
+        }
+    }
+
+    fn code(&self) -> u8 {
+        match self {
             CliError::Failure(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable(_) => 3,
             CliError::Denied(_) => 4,
-        })
+            CliError::Daemon { code, .. } => *code,
+        }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+
+    /// The error as the JSON object `--json` prints on standard error: `error` is the class
+    /// (failure, usage, unreachable, permission_denied); replies of bmsd add their wire error
+    /// name (`error_name`, e.g. `org.bms.Manager.NotFound`) and the `field` it concerns.
+    pub fn to_json(&self) -> serde_json::Value {
+        let class = match self.code() {
+            2 => "usage",
+            3 => "unreachable",
+            4 => "permission_denied",
+            _ => "failure",
+        };
+        let mut v = serde_json::json!({"error": class, "message": self.to_string()});
+        if let CliError::Daemon { error, .. } = self {
+            v["error_name"] = error.kind.wire_name().into();
+            if let Some(f) = &error.field {
+                v["field"] = f.clone().into();
+            }
+        }
+        v
     }
 }
 
@@ -41,6 +91,7 @@ impl fmt::Display for CliError {
             | CliError::Usage(m)
             | CliError::Unreachable(m)
             | CliError::Denied(m) => f.write_str(m),
+            CliError::Daemon { error, .. } => f.write_str(&error.message),
         }
     }
 }

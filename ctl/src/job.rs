@@ -14,16 +14,23 @@ pub enum JobCmd {
         name: String,
         #[command(flatten)]
         fields: JobFields,
+        /// Create the job disabled (enable it later with 'bmsctl job enable NAME').
+        #[arg(long)]
+        disabled: bool,
     },
     /// List jobs.
     List,
     /// Show one job, with its next three scheduled runs.
     Show { name: String },
     /// Change a job; only the options given change (list options replace the whole list).
+    /// Enable or disable a job with 'bmsctl job enable|disable NAME'.
     Edit {
         name: String,
         #[command(flatten)]
         fields: JobFields,
+        /// Remove all exclude patterns (with --exclude: replace them by the ones given).
+        #[arg(long)]
+        clear_excludes: bool,
     },
     /// Remove a job (its snapshots stay in the repositories).
     Rm { name: String },
@@ -34,7 +41,7 @@ pub enum JobCmd {
     /// Start a backup run now.
     Run {
         name: String,
-        /// Follow the run until it ends; exit 1 unless it succeeds.
+        /// Follow the run until it ends; exit 0 when it succeeds or ends with warnings, else 1.
         #[arg(long)]
         wait: bool,
     },
@@ -50,28 +57,39 @@ pub struct JobFields {
     /// Glob of paths to leave out (repeat for several).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
-    /// Remove all exclude patterns.
-    #[arg(long)]
-    pub clear_excludes: bool,
     /// systemd calendar expression, e.g. daily, "Mon..Fri 02:00", "*:0/15".
     #[arg(long)]
     pub schedule: Option<String>,
     /// Target name; the first is the primary, others receive copies (repeat for several).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced (nothing is deleted): keep the N newest snapshots
+    /// (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
+    /// hours (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_hourly: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
+    /// days (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_daily: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
+    /// weeks (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_weekly: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
+    /// months (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_monthly: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
+    /// years (0: no rule).
+    #[arg(long, value_name = "N")]
     pub keep_yearly: Option<u32>,
-    #[arg(long)]
+    /// Retention, stored but not yet enforced: keep every snapshot of the last N days (0: no
+    /// rule).
+    #[arg(long, value_name = "DAYS")]
     pub keep_within_days: Option<u32>,
     /// Verify the structure after each backup (true/false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -103,9 +121,6 @@ pub struct JobFields {
     /// Up to this many seconds of random delay for scheduled runs.
     #[arg(long)]
     pub randomized_delay: Option<u32>,
-    /// Create the job disabled.
-    #[arg(long)]
-    pub disabled: bool,
 }
 
 fn parse_missed(s: &str) -> Result<MissedPolicy, String> {
@@ -121,9 +136,6 @@ impl JobFields {
     fn apply_to(&self, j: &mut JobSpec) {
         if !self.sources.is_empty() {
             j.sources = self.sources.clone();
-        }
-        if self.clear_excludes {
-            j.excludes.clear();
         }
         if !self.excludes.is_empty() {
             j.excludes = self.excludes.clone();
@@ -183,7 +195,11 @@ impl JobFields {
 
 pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
     match cmd {
-        JobCmd::Add { name, fields } => {
+        JobCmd::Add {
+            name,
+            fields,
+            disabled,
+        } => {
             if fields.sources.is_empty() {
                 return Err(CliError::usage("job add needs at least one --source PATH"));
             }
@@ -208,7 +224,7 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
                 missed: MissedPolicy::default(),
                 timeout_secs: 0,
                 one_file_system: false,
-                enabled: !fields.disabled,
+                enabled: !disabled,
             };
             fields.apply_to(&mut spec);
             let reply = call(cli, &AddJob { job: spec })?;
@@ -240,13 +256,15 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
             Ok(())
         }
         JobCmd::Show { name } => show(cli, &call(cli, &GetJob { name: name.clone() })?.job),
-        JobCmd::Edit { name, fields } => {
-            if fields.disabled {
-                return Err(CliError::usage(
-                    "use 'bmsctl job disable NAME' to disable a job",
-                ));
-            }
+        JobCmd::Edit {
+            name,
+            fields,
+            clear_excludes,
+        } => {
             let mut spec = call(cli, &GetJob { name: name.clone() })?.job.spec;
+            if *clear_excludes {
+                spec.excludes.clear();
+            }
             fields.apply_to(&mut spec);
             show(cli, &call(cli, &UpdateJob { job: spec })?.job)
         }
@@ -284,8 +302,9 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
 }
 
 fn show(cli: &Cli, j: &JobInfo) -> CliResult {
+    let notes = crate::notes::job(&j.spec);
     if cli.json {
-        return output::json(j);
+        return output::json(&crate::notes::with_notes(j, notes));
     }
     let s = &j.spec;
     let r = &s.retention;
@@ -317,7 +336,7 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
             if keep.is_empty() {
                 "keep everything".into()
             } else {
-                keep.join(", ")
+                format!("{} ({})", keep.join(", "), crate::notes::NOT_ENFORCED)
             },
         ),
         (
@@ -357,6 +376,9 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
     ];
     for (i, t) in j.next_runs.iter().enumerate() {
         rows.push((["next run", "then", "then"][i.min(2)], t.clone()));
+    }
+    for n in notes {
+        rows.push(("note", n));
     }
     output::fields(&rows);
     Ok(())

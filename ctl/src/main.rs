@@ -1,12 +1,14 @@
 //! bmsctl — the command-line client of bmsd.
 
 mod apply;
+mod apply_lines;
 mod calendar;
 mod cli;
 mod connect;
 mod error;
 mod gen;
 mod job;
+mod notes;
 mod output;
 mod repo;
 mod run;
@@ -14,12 +16,24 @@ mod snapshot;
 mod status;
 mod target;
 
-use clap::Parser;
-use cli::{Cli, Command};
+use cli::Command;
 use std::process::ExitCode;
 
+/// Restores the default action of SIGPIPE, which the Rust runtime ignores: `bmsctl … | head -1`
+/// then ends quietly when `head` closes the pipe, as other command-line tools do, instead of
+/// panicking on the failed write to standard output. Writes to the daemon's socket use
+/// `MSG_NOSIGNAL`, so a daemon that closes the connection still gives an error message.
+fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE and no Rust code relies on SIGPIPE being ignored for stdout.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    default_sigpipe();
+    let cli = cli::parse();
     bms_engine::fsutil::raise_open_file_limit();
     let json = cli.json;
     let result = match &cli.command {
@@ -47,16 +61,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if json {
-                let kind = match &e {
-                    error::CliError::Failure(_) => "failure",
-                    error::CliError::Usage(_) => "usage",
-                    error::CliError::Unreachable(_) => "unreachable",
-                    error::CliError::Denied(_) => "permission_denied",
-                };
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"error": kind, "message": e.to_string()})
-                );
+                eprintln!("{}", e.to_json());
             } else {
                 eprintln!("bmsctl: {e}");
             }

@@ -79,7 +79,9 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
         }
         RunCmd::Watch { id } => watch(cli, *id),
         RunCmd::Cancel { id } => {
-            let r = call(cli, &CancelRun { id: *id })?;
+            // A run that has ended cannot be cancelled: that is a failure (exit 1), not a
+            // usage error, although bmsd answers InvalidArgument.
+            let r = call(cli, &CancelRun { id: *id }).map_err(CliError::into_failure)?;
             if cli.json {
                 output::json(&r.run)
             } else {

@@ -45,6 +45,14 @@ pub fn status(cli: &Cli) -> CliResult {
             ),
         ),
         ("log level", s.config.log_level.clone()),
+        (
+            "metrics",
+            match &s.metrics_address {
+                Some(a) => format!("http://{a}/metrics"),
+                None if s.config.metrics_listen.is_empty() => "off".into(),
+                None => format!("not listening (could not bind {})", s.config.metrics_listen),
+            },
+        ),
         ("your role", s.role.clone()),
     ]);
     for r in &s.running {

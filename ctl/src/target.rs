@@ -48,7 +48,7 @@ pub struct TargetFields {
     /// Site label, e.g. "dc-2" ("" clears it).
     #[arg(long)]
     pub site: Option<String>,
-    /// Days written snapshots stay immutable (0: not immutable).
+    /// Days written snapshots stay immutable (0: not immutable); stored, not yet enforced.
     #[arg(long)]
     pub immutable_days: Option<u32>,
     /// Fail runs before writing when less than this is free (e.g. 5GiB).
@@ -198,7 +198,7 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
 
 fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
     if cli.json {
-        return output::json(t);
+        return output::json(&crate::notes::with_notes(t, crate::notes::target(t)));
     }
     let s = &t.spec;
     let mut rows = vec![
@@ -208,7 +208,14 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
         ("media", t.media.as_str().to_owned()),
         ("location", s.location.as_str().to_owned()),
         ("site", s.site.clone().unwrap_or_else(|| "-".into())),
-        ("immutable days", s.immutable_days.to_string()),
+        (
+            "immutable days",
+            if s.immutable_days == 0 {
+                "0 (not immutable)".into()
+            } else {
+                format!("{} ({})", s.immutable_days, crate::notes::NOT_ENFORCED)
+            },
+        ),
         ("min free", bytes(s.min_free_bytes)),
     ];
     if let Some(v) = &s.fs_type {
@@ -218,8 +225,8 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
         rows.push(("fs source", v.clone()));
     }
     rows.push(("used by", t.used_by.join(", ")));
-    if let Some(n) = &t.note {
-        rows.push(("note", n.clone()));
+    for n in crate::notes::target(t) {
+        rows.push(("note", n));
     }
     if let Some(c) = &t.last_check {
         rows.push(("last check", format!("{} at {}", c.message, c.checked_at)));

@@ -33,6 +33,6 @@ pub struct Args {
     #[arg(long)]
     pub check_config: bool,
     /// Print the bmsd(8) man page (roff) and exit.
-    #[arg(long, hide = true)]
+    #[arg(long)]
     pub print_manpage: bool,
 }

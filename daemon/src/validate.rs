@@ -2,6 +2,7 @@
 
 use bms_proto::api::{JobSpec, TargetKind, TargetSpec};
 use bms_proto::calendar::CalendarSpec;
+pub use bms_proto::error::echo;
 use bms_proto::ApiError;
 use std::path::Path;
 
@@ -15,7 +16,7 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
             field,
             format!(
                 "{field} '{}' is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
-                value.escape_debug()
+                echo(value)
             ),
         ));
     }
@@ -93,9 +94,24 @@ pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parses a schedule, naming the field on error.
+/// Parses a schedule, naming the field on error. A schedule that never elapses after now (a
+/// date that does not exist such as `*-02-30`, or one in the past) is refused, as
+/// `systemd-analyze calendar` reports it.
 pub fn schedule(field: &str, expr: &str) -> Result<CalendarSpec, ApiError> {
-    CalendarSpec::parse(expr).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
+    let spec =
+        CalendarSpec::parse(expr).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))?;
+    if spec.next_after(jiff::Timestamp::now()).is_none() {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field}: calendar expression '{}' never elapses (normalized: {}): \
+                 check the date, e.g. with 'bmsctl calendar'",
+                echo(expr),
+                spec.normalized()
+            ),
+        ));
+    }
+    Ok(spec)
 }
 
 /// Checks that a job's sources exist. This touches the filesystem (a source on a hung NFS

@@ -7,7 +7,7 @@ use crate::varlink::{self, Call, Reply};
 /// Largest reply the client accepts. Requests are bounded by the daemon's 1 MiB limit; replies
 /// come from the trusted daemon and may list a long history.
 pub const MAX_REPLY: usize = 64 * 1024 * 1024;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,7 +85,7 @@ impl Client {
             upgrade: false,
         };
         let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
-        self.stream.write_all(&bytes)?;
+        send_all(&self.stream, &bytes)?;
         let reply = self.read_reply()?;
         if let Some(name) = &reply.error {
             return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
@@ -113,7 +113,7 @@ impl Client {
             upgrade: false,
         };
         let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
-        self.stream.write_all(&bytes)?;
+        send_all(&self.stream, &bytes)?;
         loop {
             let reply = self.read_reply()?;
             if let Some(name) = &reply.error {
@@ -152,4 +152,20 @@ impl Client {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// Writes all of `bytes` with `MSG_NOSIGNAL`: a daemon that closed the connection gives an
+/// `EPIPE` error, never a SIGPIPE (bmsctl runs with SIGPIPE's default action).
+fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
+    use nix::sys::socket::{send, MsgFlags};
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        match send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(())
 }

@@ -82,6 +82,21 @@ impl ErrorKind {
     }
 }
 
+/// How many characters of a user's value an error message repeats.
+pub const ECHO_MAX_CHARS: usize = 64;
+
+/// A user's value as error messages repeat it: control characters escaped, and cut after
+/// [`ECHO_MAX_CHARS`] characters with the full length named, so that a 5,000-character name
+/// does not fill the screen.
+pub fn echo(value: &str) -> String {
+    let total = value.chars().count();
+    if total <= ECHO_MAX_CHARS {
+        return value.escape_debug().to_string();
+    }
+    let head: String = value.chars().take(ECHO_MAX_CHARS).collect();
+    format!("{}… ({total} characters)", head.escape_debug())
+}
+
 /// An error reply: kind, message for humans, and the field it concerns when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -109,7 +124,7 @@ impl ApiError {
     pub fn not_found(what: &str, name: &str) -> Self {
         ApiError::new(
             ErrorKind::NotFound,
-            format!("{what} '{name}' does not exist"),
+            format!("{what} '{}' does not exist", echo(name)),
         )
     }
     pub fn internal(message: impl Into<String>) -> Self {
@@ -171,6 +186,17 @@ mod tests {
             ErrorKind::from_wire("org.varlink.service.InvalidParameter"),
             ErrorKind::InvalidArgument
         );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(echo("home"), "home");
+        assert_eq!(echo("a\nb"), "a\\nb");
+        let long = "x".repeat(5000);
+        let e = echo(&long);
+        assert!(e.starts_with(&"x".repeat(ECHO_MAX_CHARS)), "{e}");
+        assert!(e.ends_with("… (5000 characters)"), "{e}");
+        assert!(e.len() < 100, "{e}");
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub struct ServiceInfo {
 
 pub const SERVICE_INTERFACE: &str = "org.varlink.service";
 
+/// The `url` of `GetInfo`: empty, because bms has no web page of its own; its documentation is
+/// docs/ of the source and the man pages (docs/protocol.md).
+pub const SERVICE_URL: &str = "";
+
 /// The standard service interface every Varlink server provides.
 pub const SERVICE_DESCRIPTION: &str = r#"# The Varlink Service Interface is provided by every varlink service. It
 # describes the service and the interfaces it implements.
@@ -57,6 +61,7 @@ pub const MANAGER_DESCRIPTION: &str = r#"# The bms backup management daemon.
 # Writes need root or group bms-admin; reads need group bms.
 interface org.bms.Manager
 
+# immutable_days is stored, not yet enforced.
 type TargetSpec (
   name: string,
   kind: ?(disk, nas, tape, s3),
@@ -90,6 +95,7 @@ type TargetInfo (
   updated_at: string
 )
 
+# The keep_* rules are stored, not yet enforced: no snapshot is deleted.
 type Retention (
   keep_last: ?int,
   keep_hourly: ?int,
@@ -191,7 +197,8 @@ method UpdateJob(job: JobSpec) -> (job: JobInfo)
 method RemoveJob(name: string) -> ()
 method SetJobEnabled(name: string, enabled: bool) -> (job: JobInfo)
 
-# Creates or updates targets and jobs to match; unchanged ones are left alone.
+# Creates or updates targets and jobs to match; unchanged ones are left alone. A name defined
+# twice in targets or in jobs is refused with InvalidArgument.
 method Apply(targets: ?[]TargetSpec, jobs: ?[]JobSpec, dry_run: ?bool) -> (
   created: []string,
   updated: []string,
@@ -199,6 +206,7 @@ method Apply(targets: ?[]TargetSpec, jobs: ?[]JobSpec, dry_run: ?bool) -> (
   dry_run: bool
 )
 
+# The audit trail, newest first; limit is 1 to 10000 (default 100), other values are refused.
 method ListAudit(limit: ?int) -> (entries: []AuditEntry)
 
 type RunStats (

@@ -132,10 +132,10 @@ fn watch_streams_progress_of_a_multi_gb_run_and_cancel_stops_it() {
     assert!(err.contains("cancelled"), "{err}");
     assert!(d.snapshots("big", None).is_empty());
 
-    // Cancelling a finished run is refused.
+    // Cancelling a finished run is refused as a failure, not as a usage error.
     assert_fails(
         &d.ctl(["run", "cancel", &id.to_string()]),
-        2,
+        1,
         "not queued or running",
     );
 

@@ -101,7 +101,7 @@ fn service(name: &str, params: Map<String, Value>) -> Reply {
                 vendor: "bms".into(),
                 product: "bmsd".into(),
                 version: bms_proto::VERSION.into(),
-                url: "https://example.invalid/bms".into(),
+                url: bms_proto::interface::SERVICE_URL.into(),
                 interfaces: vec![SERVICE_INTERFACE.into(), INTERFACE.into()],
             };
             Reply::ok(serde_json::to_value(info).unwrap_or_default())

@@ -187,8 +187,29 @@ impl Handle for SetJobEnabled {
     }
 }
 
+/// Refuses a name that two entries of one list define: the second would silently win.
+fn apply_duplicates(req: &Apply) -> Result<(), ApiError> {
+    let targets: Vec<&str> = req.targets.iter().map(|t| t.name.as_str()).collect();
+    let jobs: Vec<&str> = req.jobs.iter().map(|j| j.name.as_str()).collect();
+    for (list, what, names) in [("targets", "target", targets), ("jobs", "job", jobs)] {
+        for (i, n) in names.iter().enumerate() {
+            if let Some(first) = names[..i].iter().position(|m| m == n) {
+                return Err(ApiError::invalid(
+                    format!("{list}[{i}].name"),
+                    format!(
+                        "{list}[{first}] and {list}[{i}] both define {what} '{}': keep one of them",
+                        crate::validate::echo(n)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Handle for Apply {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
+        apply_duplicates(&self)?;
         for (i, job) in self.jobs.iter().enumerate() {
             if crate::validate::job(job).is_ok() {
                 crate::validate::sources_exist(job).await.map_err(|mut e| {
@@ -207,7 +228,13 @@ impl Handle for Apply {
 
 impl Handle for ListAudit {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<AuditList, ApiError> {
-        let limit = self.limit.unwrap_or(100).clamp(1, 10_000);
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and 10000 (got {limit}); leave it out for 100"),
+            ));
+        }
         let entries = ctx
             .shared
             .catalog

@@ -33,7 +33,8 @@ method!(Apply, ApplyReply, true);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListAudit {
-    /// Newest entries first; at most this many (default 100).
+    /// Newest entries first; at most this many, 1 to 10000 (default 100); other values are
+    /// refused with InvalidArgument.
     #[serde(default)]
     pub limit: Option<u32>,
 }

@@ -76,6 +76,11 @@ pub(crate) fn parse(expr: &str, local: &TimeZone) -> Result<CalendarSpec, Calend
         None => {
             let mut cur = Cursor { s: body, pos: 0 };
             parse_full(&mut cur).map_err(|fail| {
+                if matches!(zone, SpecZone::Local) {
+                    if let Some(e) = unknown_zone(expr, body) {
+                        return e;
+                    }
+                }
                 let rest = String::from_utf8_lossy(body.get(fail.at..).unwrap_or_default());
                 if rest.is_empty() {
                     CalendarError::new(expr, format!("{} at the end", fail.what))
@@ -99,6 +104,33 @@ pub(crate) fn parse(expr: &str, local: &TimeZone) -> Result<CalendarSpec, Calend
         minute: fields.minute,
         second: fields.second,
         zone,
+    })
+}
+
+/// The error for an expression that is valid but for a last word that names no time zone, when
+/// that word looks like one (`Europe/Nowhere`, `XYZ`): "unknown time zone" says more than the
+/// parser's complaint about the characters it could not read.
+fn unknown_zone(expr: &str, body: &[u8]) -> Option<CalendarError> {
+    let space = body.iter().rposition(|&b| b == b' ')?;
+    let (head, word) = (
+        &body[..space],
+        std::str::from_utf8(&body[space + 1..]).ok()?,
+    );
+    let zone_like =
+        word.contains('/') || (word.len() >= 3 && word.bytes().all(|b| b.is_ascii_uppercase()));
+    if !zone_like || head.is_empty() {
+        return None;
+    }
+    let head_ok = shorthand(head).is_some() || parse_full(&mut Cursor { s: head, pos: 0 }).is_ok();
+    head_ok.then(|| {
+        CalendarError::new(
+            expr,
+            format!(
+                "unknown time zone '{}': give UTC, a zone of /usr/share/zoneinfo such as \
+                 Europe/Berlin (names are case-sensitive), or leave it out for local time",
+                word.escape_debug()
+            ),
+        )
     })
 }
 

@@ -295,3 +295,37 @@ fn never_panics_on_odd_input() {
         }
     }
 }
+
+#[test]
+fn unknown_time_zones_are_named() {
+    for (expr, zone) in [
+        ("daily Europe/Nowhere", "Europe/Nowhere"),
+        ("Mon..Fri 02:00 Europe/Nowhere", "Europe/Nowhere"),
+        ("*-*-* 12:00:00 XYZ", "XYZ"),
+        ("daily europe/berlin", "europe/berlin"),
+    ] {
+        let Err(e) = norm(expr) else {
+            panic!("accepted {expr}");
+        };
+        assert!(
+            e.contains(&format!("unknown time zone '{zone}'")),
+            "{expr}: {e}"
+        );
+    }
+    // Other mistakes keep the parser's own message.
+    let e = norm("2026-03-29 Sun").unwrap_err();
+    assert!(!e.contains("time zone"), "{e}");
+    let e = norm("Mon..Fu 02:00").unwrap_err();
+    assert!(!e.contains("time zone"), "{e}");
+}
+
+#[test]
+fn impossible_dates_parse_but_never_elapse() {
+    let now: jiff::Timestamp = "2026-12-01T20:00:00Z".parse().unwrap();
+    for expr in ["*-02-30", "*-04-31 12:00", "2020-01-01"] {
+        let spec = CalendarSpec::parse_in(expr, &TimeZone::UTC).unwrap();
+        assert_eq!(spec.next_after_in(now, &TimeZone::UTC), None, "{expr}");
+    }
+    let spec = CalendarSpec::parse_in("*-02-29", &TimeZone::UTC).unwrap();
+    assert!(spec.next_after_in(now, &TimeZone::UTC).is_some());
+}

@@ -1,0 +1,63 @@
+//! Notes on settings that are stored but not yet enforced (retention, immutability), shown by
+//! `job show|add|edit`, `target show|add|edit` and `apply`, and in `--json` as a `notes` array,
+//! the way a target of a kind that cannot be written yet carries its note.
+
+use bms_proto::api::{JobSpec, Retention, TargetInfo, TargetSpec};
+use serde::Serialize;
+
+/// Says that settings are stored and do nothing yet.
+pub const NOT_ENFORCED: &str = "stored, not yet enforced";
+
+/// True when any `keep_*` rule is set.
+pub fn has_retention(r: &Retention) -> bool {
+    [
+        r.keep_last,
+        r.keep_hourly,
+        r.keep_daily,
+        r.keep_weekly,
+        r.keep_monthly,
+        r.keep_yearly,
+        r.keep_within_days,
+    ]
+    .iter()
+    .any(|n| *n > 0)
+}
+
+/// The notes of a job.
+pub fn job(spec: &JobSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    if has_retention(&spec.retention) {
+        notes.push(format!(
+            "retention (keep_*) is {NOT_ENFORCED}: no snapshot is deleted, every snapshot is kept"
+        ));
+    }
+    notes
+}
+
+/// The notes of a target definition.
+pub fn target_spec(spec: &TargetSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    if spec.immutable_days > 0 {
+        notes.push(format!(
+            "immutable_days is {NOT_ENFORCED}: snapshots on this target are not protected \
+             against deletion or change"
+        ));
+    }
+    notes
+}
+
+/// The notes of a target as bmsd reports it: its own note (a kind not yet supported), then ours.
+pub fn target(info: &TargetInfo) -> Vec<String> {
+    let mut notes: Vec<String> = info.note.iter().cloned().collect();
+    notes.extend(target_spec(&info.spec));
+    notes
+}
+
+/// `value` as JSON with a `notes` array added (empty when there is nothing to say).
+pub fn with_notes<T: Serialize>(value: &T, notes: Vec<String>) -> serde_json::Value {
+    let mut v = serde_json::to_value(value).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("notes".into(), notes.into());
+    }
+    v
+}
