@@ -277,6 +277,11 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     let _ = fs::remove_file(&config.socket);
+    // A clean stop leaves the catalog whole in catalog.db (docs/operations.md).
+    match shared.catalog.call(|c| c.checkpoint()).await {
+        Ok(()) => info!("catalog checkpointed"),
+        Err(e) => warn!("cannot checkpoint the catalog at shutdown: {e}"),
+    }
     drop(shared);
     drop(catalog_thread);
     info!("bmsd stopped");

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use bms_tests::runner_util::*;
 use bms_tests::*;
 
 const NEVER: &str = "2099-01-01 00:00:00";
@@ -178,4 +177,146 @@ fn offline_source_inside_the_repository_is_refused() {
     }
     let list = ctl_ok(&[p("repo"), p("snapshots"), &repo]);
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 0, "{list}");
+}
+
+/// A daemon with a disk target `disk` at `<dir>/target` and a job `web` backing up `sources`.
+fn daemon_job(sources: &[&Path]) -> (Daemon, PathBuf) {
+    let d = Daemon::start();
+    let target = d.dir.join("target");
+    fs::create_dir_all(&target).unwrap();
+    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
+    let mut args = vec!["job".to_string(), "add".into(), "web".into()];
+    for s in sources {
+        args.extend(["--source".into(), s.to_string_lossy().into_owned()]);
+    }
+    args.extend(["--schedule".into(), NEVER.into(), "--target".into(), "disk".into()]);
+    d.ctl_json(args);
+    (d, target)
+}
+
+#[test]
+fn daemon_job_with_a_symlinked_source_stores_its_files_under_the_given_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = web_root(tmp.path());
+    let a = tmp.path().join("a");
+    fs::create_dir(&a).unwrap();
+    let given = a.join("www");
+    symlink(&www, &given).unwrap();
+    let below = given.join("sub");
+    let (d, target) = daemon_job(&[&given, &below]);
+
+    let id = d.start_run("web");
+    let detail = d.wait_run_final(id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["state"], "succeeded", "{detail}");
+    let text = detail.to_string();
+    assert!(
+        text.contains("symbolic link") && text.contains(&*www.to_string_lossy()),
+        "the run log says the source was followed: {detail}"
+    );
+    let to = tmp.path().join("restore");
+    ctl_ok(&[p("repo"), p("restore"), &target, p("latest"), p("--to"), &to]);
+    assert_web_root(&restored(&to, &given));
+}
+
+#[test]
+fn daemon_job_whose_source_is_gone_fails_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = web_root(tmp.path());
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let (d, _target) = daemon_job(&[&www, &other]);
+    fs::remove_dir(&other).unwrap();
+
+    let id = d.start_run("web");
+    let detail = d.wait_run_final(id, Duration::from_secs(60));
+    let run = &detail["run"];
+    assert_eq!(run["state"], "failed", "{detail}");
+    let err = run["error"].as_str().unwrap_or_default();
+    assert!(err.contains(&*other.to_string_lossy()), "{detail}");
+    assert!(run["snapshot"].is_null(), "{detail}");
+    assert!(d.snapshots("web", None).is_empty());
+}
+
+#[test]
+fn daemon_job_whose_source_contains_the_target_leaves_the_repository_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start();
+    let src = d.dir.join("data");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f.txt"), "file").unwrap();
+    let target = src.join("target");
+    fs::create_dir(&target).unwrap();
+    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
+    d.ctl_json([
+        "job",
+        "add",
+        "web",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        NEVER,
+        "--target",
+        "disk",
+    ]);
+    let id = d.start_run("web");
+    let detail = d.wait_run_final(id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["state"], "warning", "{detail}");
+    assert!(
+        detail.to_string().contains("the target repository itself"),
+        "{detail}"
+    );
+    let to = tmp.path().join("restore");
+    ctl_ok(&[p("repo"), p("restore"), &target, p("latest"), p("--to"), &to]);
+    let back = restored(&to, &src);
+    assert_eq!(fs::read_to_string(back.join("f.txt")).unwrap(), "file");
+    assert!(!back.join("target").exists());
+}
+
+#[test]
+fn target_check_refuses_a_non_empty_directory_as_every_run_does() {
+    let d = Daemon::start();
+    let src = d.dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f.txt"), "file").unwrap();
+    let target = d.dir.join("target");
+    fs::create_dir_all(&target).unwrap();
+    fs::write(target.join("somebody-elses.txt"), "not a repository").unwrap();
+    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
+    d.ctl_json([
+        "job",
+        "add",
+        "web",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        NEVER,
+        "--target",
+        "disk",
+    ]);
+    let out = d.ctl(["target", "check", "disk"]);
+    assert_fails(&out, 1, "failed its check");
+    assert!(
+        stdout(&out).contains("not empty and holds no bms repository"),
+        "{out:?}"
+    );
+    let id = d.start_run("web");
+    let detail = d.wait_run_final(id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["state"], "failed", "{detail}");
+    assert!(
+        detail["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not empty"),
+        "{detail}"
+    );
+    // Nothing was written into the foreign directory.
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+
+    // Emptied, the check passes and a run creates the repository.
+    fs::remove_file(target.join("somebody-elses.txt")).unwrap();
+    assert_eq!(d.ctl_json(["target", "check", "disk"])["ok"], true);
+    let id = d.start_run("web");
+    let detail = d.wait_run_final(id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["state"], "succeeded", "{detail}");
+    assert_eq!(d.ctl_json(["target", "check", "disk"])["ok"], true);
 }
