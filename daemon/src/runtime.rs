@@ -204,6 +204,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
     if !interrupted.is_empty() {
         warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
+        crate::runner::hook_groups::reap_leftovers(&mut catalog, &interrupted);
         recover_locks(&catalog, &interrupted);
     }
     let (catalog, catalog_thread) =
