@@ -283,12 +283,15 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
 /// directory (docs/operations.md). Says why a run would refuse, and what to do.
 fn repository_usable(dir: &Path) -> Result<(), String> {
     if dir.join("config").exists() {
-        return bms_engine::Repository::open(dir)
-            .map(|_| ())
-            .map_err(|e| format!("{} holds a repository that cannot be opened: {e}", dir.display()));
+        return bms_engine::Repository::open(dir).map(|_| ()).map_err(|e| {
+            format!(
+                "{} holds a repository that cannot be opened: {e}",
+                dir.display()
+            )
+        });
     }
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     // As at `repo init`, a freshly made filesystem's lost+found does not count.
     let foreign = entries
         .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "lost+found"))

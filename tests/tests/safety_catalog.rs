@@ -113,7 +113,13 @@ fn garbage_in_catalog_pages_stops_bmsd_at_start_with_instructions() {
         dir: Some(d.dir.clone()),
         ..Default::default()
     });
-    assert_eq!(d.ctl_json(["job", "list"])["jobs"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        d.ctl_json(["job", "list"])["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]

@@ -53,11 +53,9 @@ fn pre_hook_orphaned_by_kill_9_is_killed_at_restart() {
     // The run records the hook's process group (read from the catalog, as bmsd writes it).
     let db = d.state_dir().join("catalog.db");
     let group: i64 = poll_until(Duration::from_secs(30), "the hook group recorded", || {
-        let conn = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .ok()?;
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
         conn.query_row("SELECT hook_group FROM runs WHERE id = ?1", [id], |r| {
             r.get::<_, Option<i64>>(0)
         })
@@ -68,14 +66,23 @@ fn pre_hook_orphaned_by_kill_9_is_killed_at_restart() {
 
     d.signal(Signal::SIGKILL);
     d.wait_exit(Duration::from_secs(10));
-    assert!(!process_gone(sh) && !process_gone(child), "the hook died with bmsd");
+    assert!(
+        !process_gone(sh) && !process_gone(child),
+        "the hook died with bmsd"
+    );
 
     d.spawn(&DaemonOpts {
         dir: Some(d.dir.clone()),
         ..Default::default()
     });
-    assert!(process_gone(sh), "the hook's shell {sh} survived the restart");
-    assert!(process_gone(child), "the hook's child {child} survived the restart");
+    assert!(
+        process_gone(sh),
+        "the hook's shell {sh} survived the restart"
+    );
+    assert!(
+        process_gone(child),
+        "the hook's child {child} survived the restart"
+    );
     let detail = d.run_show(id);
     assert_eq!(detail["run"]["state"], "interrupted", "{detail}");
     let log = detail["log"].to_string();

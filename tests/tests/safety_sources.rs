@@ -65,7 +65,10 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 fn assert_web_root(back: &Path) {
     let md = fs::symlink_metadata(back).unwrap();
     assert!(md.is_dir(), "{} is not a directory", back.display());
-    assert_eq!(fs::read_to_string(back.join("index.html")).unwrap(), "hello");
+    assert_eq!(
+        fs::read_to_string(back.join("index.html")).unwrap(),
+        "hello"
+    );
     assert_eq!(fs::read_to_string(back.join("sub/a.txt")).unwrap(), "deep");
     assert_eq!(
         fs::read_link(back.join("link")).unwrap(),
@@ -189,7 +192,12 @@ fn daemon_job(sources: &[&Path]) -> (Daemon, PathBuf) {
     for s in sources {
         args.extend(["--source".into(), s.to_string_lossy().into_owned()]);
     }
-    args.extend(["--schedule".into(), NEVER.into(), "--target".into(), "disk".into()]);
+    args.extend([
+        "--schedule".into(),
+        NEVER.into(),
+        "--target".into(),
+        "disk".into(),
+    ]);
     d.ctl_json(args);
     (d, target)
 }
@@ -214,7 +222,14 @@ fn daemon_job_with_a_symlinked_source_stores_its_files_under_the_given_path() {
         "the run log says the source was followed: {detail}"
     );
     let to = tmp.path().join("restore");
-    ctl_ok(&[p("repo"), p("restore"), &target, p("latest"), p("--to"), &to]);
+    ctl_ok(&[
+        p("repo"),
+        p("restore"),
+        &target,
+        p("latest"),
+        p("--to"),
+        &to,
+    ]);
     assert_web_root(&restored(&to, &given));
 }
 
@@ -266,7 +281,14 @@ fn daemon_job_whose_source_contains_the_target_leaves_the_repository_out() {
         "{detail}"
     );
     let to = tmp.path().join("restore");
-    ctl_ok(&[p("repo"), p("restore"), &target, p("latest"), p("--to"), &to]);
+    ctl_ok(&[
+        p("repo"),
+        p("restore"),
+        &target,
+        p("latest"),
+        p("--to"),
+        &to,
+    ]);
     let back = restored(&to, &src);
     assert_eq!(fs::read_to_string(back.join("f.txt")).unwrap(), "file");
     assert!(!back.join("target").exists());

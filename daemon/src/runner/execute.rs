@@ -326,7 +326,7 @@ async fn backup_to_primary(
                 snapshot: Some(summary.snapshot_id),
                 error: summary.partial.then(|| {
                     format!(
-                        "partial snapshot: {} files could not be read",
+                        "partial snapshot: {} warnings (entries left out; see the run log)",
                         summary.warnings_count
                     )
                 }),

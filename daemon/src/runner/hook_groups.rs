@@ -109,7 +109,10 @@ pub fn reap_leftovers(catalog: &mut Catalog, runs: &[i64]) {
                     warn!(run, "cannot note the killed hook in the run log: {e}");
                 }
             }
-            None => info!(run, pgid, "the hook of interrupted run {run} is no longer running"),
+            None => info!(
+                run,
+                pgid, "the hook of interrupted run {run} is no longer running"
+            ),
         }
         if let Err(e) = catalog.set_hook_group(run, None) {
             warn!(run, "cannot clear the hook group of the run: {e}");

@@ -213,7 +213,10 @@ impl DirScan<'_, '_> {
                 match follow(&path) {
                     Ok((st, real)) => (st, Some(real)),
                     Err(e) => {
-                        self.warn(format!("{}: cannot follow symbolic link: {e}", path.display()));
+                        self.warn(format!(
+                            "{}: cannot follow symbolic link: {e}",
+                            path.display()
+                        ));
                         continue;
                     }
                 }
@@ -296,7 +299,7 @@ impl DirScan<'_, '_> {
         resolved: Option<PathBuf>,
     ) {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR
-            && self.ctx.repo_id == Some((st.st_dev as u64, st.st_ino as u64))
+            && self.ctx.repo_id == Some((st.st_dev, st.st_ino))
         {
             self.warn(format!(
                 "{}: the target repository itself, left out of the backup",
@@ -306,9 +309,14 @@ impl DirScan<'_, '_> {
         }
         let old_node = self.old.and_then(|t| t.find(&name));
         let mut warnings = Vec::new();
-        let node = self
-            .meta
-            .node(&name, resolved.as_deref().unwrap_or(path), st, link, old_node, &mut warnings);
+        let node = self.meta.node(
+            &name,
+            resolved.as_deref().unwrap_or(path),
+            st,
+            link,
+            old_node,
+            &mut warnings,
+        );
         self.out.warnings.append(&mut warnings);
         let Some(mut node) = node else { return };
         let mut resolved = resolved;
