@@ -1,5 +1,6 @@
 //! Catalog integrity through the real bmsd: a catalog with garbage in its pages stops bmsd at
-//! start-up (non-zero exit, no READY, instructions on stderr), and a clean stop leaves the whole
+//! start-up (non-zero exit, no READY, instructions on stderr), a catalog damaged while bmsd runs
+//! makes /healthz answer 503 with the reason, and a clean stop leaves the whole
 //! catalog in catalog.db (the WAL checkpointed), so that a copy of that file alone is complete
 //! (docs/operations.md, "A damaged catalog").
 
@@ -14,6 +15,32 @@ use std::time::{Duration, Instant};
 use bms_tests::*;
 
 const NEVER: &str = "2099-01-01 00:00:00";
+
+fn healthz(addr: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+/// Overwrites the middle third of a database file's 4 KiB pages with garbage.
+fn garble_middle_pages(db: &std::path::Path) {
+    let pages = fs::metadata(db).unwrap().len() / 4096;
+    assert!(pages >= 10, "catalog has only {pages} pages");
+    let mut f = fs::OpenOptions::new().write(true).open(db).unwrap();
+    f.seek(SeekFrom::Start(pages / 3 * 4096)).unwrap();
+    let garbage: Vec<u8> = (0..(pages / 3) * 4096)
+        .map(|i| (i * 7 + 13) as u8)
+        .collect();
+    f.write_all(&garbage).unwrap();
+    f.sync_all().unwrap();
+}
 
 /// Adds `n` jobs with long exclude patterns, so that the catalog spans many pages.
 fn add_jobs(d: &Daemon, n: usize) {
@@ -43,18 +70,7 @@ fn garbage_in_catalog_pages_stops_bmsd_at_start_with_instructions() {
     add_jobs(&d, 40);
     assert!(d.stop().success());
     let db = d.state_dir().join("catalog.db");
-    let len = fs::metadata(&db).unwrap().len();
-    let pages = len / 4096;
-    assert!(pages >= 10, "catalog has only {pages} pages");
-    // Garbage over the middle third of the pages.
-    let mut f = fs::OpenOptions::new().write(true).open(&db).unwrap();
-    f.seek(SeekFrom::Start(pages / 3 * 4096)).unwrap();
-    let garbage: Vec<u8> = (0..(pages / 3) * 4096)
-        .map(|i| (i * 7 + 13) as u8)
-        .collect();
-    f.write_all(&garbage).unwrap();
-    f.sync_all().unwrap();
-    drop(f);
+    garble_middle_pages(&db);
 
     let notify_path = d.dir.join("notify-damaged");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -145,4 +161,41 @@ fn clean_stop_leaves_the_whole_catalog_in_catalog_db() {
         .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(jobs, 30);
+}
+
+#[test]
+fn catalog_damaged_while_running_fails_healthz() {
+    let mut d = Daemon::start();
+    add_jobs(&d, 40);
+    // After a clean stop every row is in catalog.db; the restarted bmsd reads it from there.
+    assert!(d.stop().success());
+    d.spawn(&DaemonOpts {
+        dir: Some(d.dir.clone()),
+        ..Default::default()
+    });
+    let addr = d.status_json()["metrics_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (head, _) = healthz(&addr);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let db = d.state_dir().join("catalog.db");
+    garble_middle_pages(&db);
+    // Another connection's write makes bmsd drop its page cache and read the pages again.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('test-poke', '1')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = d.ctl(["job", "list"]);
+    assert!(
+        !out.status.success(),
+        "job list read a damaged catalog: {out:?}"
+    );
+    let (head, body) = healthz(&addr);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}\n{body}");
+    assert!(body.contains("malformed"), "{body}");
 }
