@@ -252,6 +252,9 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         };
         return result(spec, false, state, msg, Some(free), fs_type);
     }
+    if let Err(msg) = repository_usable(path) {
+        return result(spec, false, "error", msg, Some(free), fs_type);
+    }
     if free < spec.min_free_bytes {
         return result(
             spec,
@@ -274,6 +277,34 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         Some(free),
         fs_type,
     )
+}
+
+/// What a run does with the directory: open the repository in it, or create one in an empty
+/// directory (docs/operations.md). Says why a run would refuse, and what to do.
+fn repository_usable(dir: &Path) -> Result<(), String> {
+    if dir.join("config").exists() {
+        return bms_engine::Repository::open(dir).map(|_| ()).map_err(|e| {
+            format!(
+                "{} holds a repository that cannot be opened: {e}",
+                dir.display()
+            )
+        });
+    }
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    // As at `repo init`, a freshly made filesystem's lost+found does not count.
+    let foreign = entries
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "lost+found"))
+        .count();
+    if foreign > 0 {
+        return Err(format!(
+            "{} is not empty and holds no bms repository, so every run would refuse to create \
+             one there: empty the directory, point the target at an empty or new directory, or \
+             at an existing repository",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 fn probe_write(dir: &Path) -> io::Result<()> {

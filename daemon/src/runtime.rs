@@ -204,6 +204,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
     if !interrupted.is_empty() {
         warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
+        crate::runner::hook_groups::reap_leftovers(&mut catalog, &interrupted);
         recover_locks(&catalog, &interrupted);
     }
     let (catalog, catalog_thread) =
@@ -277,6 +278,11 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     let _ = fs::remove_file(&config.socket);
+    // A clean stop leaves the catalog whole in catalog.db (docs/operations.md).
+    match shared.catalog.call(|c| c.checkpoint()).await {
+        Ok(()) => info!("catalog checkpointed"),
+        Err(e) => warn!("cannot checkpoint the catalog at shutdown: {e}"),
+    }
     drop(shared);
     drop(catalog_thread);
     info!("bmsd stopped");

@@ -107,6 +107,13 @@ CREATE TABLE target_checks (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+ALTER TABLE runs ADD COLUMN hook_group INTEGER;
+ALTER TABLE runs ADD COLUMN hook_identity TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

@@ -3,12 +3,14 @@
 
 mod audit;
 mod history;
+mod integrity;
 mod jobs;
 mod migrations;
 mod runs;
 mod stats;
 mod targets;
 
+pub use integrity::health_of;
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
 pub use stats::{CatalogFacts, JobFacts};
@@ -35,6 +37,8 @@ pub enum CatalogError {
     },
     #[error("catalog {path}: {message}")]
     Schema { path: PathBuf, message: String },
+    #[error("{}", integrity::damaged_message(path, detail))]
+    Damaged { path: PathBuf, detail: String },
 }
 
 /// The catalog database.
@@ -51,6 +55,7 @@ pub fn now_rfc3339() -> String {
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> ApiError {
+    integrity::note_failure(&e);
     ApiError::internal(format!("catalog error: {e}"))
 }
 
@@ -62,10 +67,21 @@ impl Catalog {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
+        let damaged = |detail: String| CatalogError::Damaged {
+            path: path.to_owned(),
+            detail,
+        };
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         )
-        .map_err(open_err)?;
+        .map_err(|e| {
+            if integrity::is_corruption(&e) {
+                damaged(e.to_string())
+            } else {
+                open_err(e)
+            }
+        })?;
+        integrity::quick_check(&conn).map_err(damaged)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         let mut cat = Catalog { conn };

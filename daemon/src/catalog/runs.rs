@@ -199,6 +199,45 @@ impl Catalog {
         self.get_run(id)
     }
 
+    /// Records (or clears) the process group of the hook a run is running, with the identity
+    /// of its leader (docs/operations.md, "Hooks").
+    pub fn set_hook_group(&mut self, id: i64, group: Option<(i32, &str)>) -> Result<(), ApiError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET hook_group = ?2, hook_identity = ?3 WHERE id = ?1",
+                params![id, group.map(|g| g.0), group.map(|g| g.1)],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// The hook process group recorded for a run, if any.
+    pub fn hook_group(&self, id: i64) -> Result<Option<(i32, String)>, ApiError> {
+        let row: (Option<i32>, Option<String>) = self
+            .conn
+            .query_row(
+                "SELECT hook_group, hook_identity FROM runs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_err)?;
+        Ok(match row {
+            (Some(g), Some(i)) => Some((g, i)),
+            _ => None,
+        })
+    }
+
+    /// Adds a line to a run's log.
+    pub fn append_run_log(&mut self, id: i64, line: &str) -> Result<(), ApiError> {
+        let mut log = self.run_log(id)?;
+        log.push(line.to_owned());
+        let text = serde_json::to_string(&log).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute("UPDATE runs SET log = ?2 WHERE id = ?1", params![id, text])
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
     /// Marks runs left `running` or `queued` by a daemon that died as interrupted.
     pub fn interrupt_unfinished(&mut self) -> Result<Vec<i64>, ApiError> {
         let mut ids = Vec::new();

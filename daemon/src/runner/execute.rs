@@ -101,6 +101,7 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
         t.abort();
     }
     post_hook(
+        (&shared.catalog, active.run_id),
         &job,
         &env_base,
         &outcome,
@@ -136,7 +137,14 @@ async fn backup_steps(
         active.progress.send_modify(|p| p.phase = "pre-hook".into());
         let mut env = env_base.to_vec();
         env.push(("BMS_PHASE", "pre".into()));
-        let r = hooks::run(pre, &env, hook_timeout, Some(&active.stop)).await;
+        let r = hooks::run(
+            pre,
+            &env,
+            hook_timeout,
+            Some(&active.stop),
+            (&shared.catalog, active.run_id),
+        )
+        .await;
         log.push(format!("pre-hook: {}", r.how));
         if !r.output.is_empty() {
             log.push(format!("pre-hook output:\n{}", r.output.trim_end()));
@@ -200,6 +208,7 @@ async fn backup_steps(
 const POST_HOOK_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 
 async fn post_hook(
+    record: (&crate::catalog::CatalogHandle, i64),
     job: &JobSpec,
     env_base: &[(&'static str, String)],
     outcome: &Outcome,
@@ -219,7 +228,7 @@ async fn post_hook(
     env.push(("BMS_SNAPSHOT", outcome.snapshot.clone().unwrap_or_default()));
     env.push(("BMS_ERROR", outcome.error.clone().unwrap_or_default()));
     // The post-hook runs even for a stopped run: it is not stopped itself.
-    let r = hooks::run(post, &env, timeout, None).await;
+    let r = hooks::run(post, &env, timeout, None, record).await;
     log.push(format!("post-hook: {}", r.how));
     if !r.output.is_empty() {
         log.push(format!("post-hook output:\n{}", r.output.trim_end()));
@@ -317,7 +326,7 @@ async fn backup_to_primary(
                 snapshot: Some(summary.snapshot_id),
                 error: summary.partial.then(|| {
                     format!(
-                        "partial snapshot: {} files could not be read",
+                        "partial snapshot: {} warnings (entries left out; see the run log)",
                         summary.warnings_count
                     )
                 }),

@@ -9,6 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
+use crate::catalog::CatalogHandle;
+
 /// Output kept per hook; the rest is cut with a note.
 const MAX_OUTPUT: usize = 64 * 1024;
 
@@ -34,12 +36,15 @@ async fn stop_requested(stop: Option<&AtomicBool>) {
 }
 
 /// Runs a hook command and waits for it: at most `timeout`, and only until `stop` is set (a
-/// cancelled run or a shutdown), when the hook is killed and the result says `stopped`.
+/// cancelled run or a shutdown), when the hook is killed and the result says `stopped`. The hook
+/// runs in its own process group, recorded in run `record.1` while it runs, so that a bmsd
+/// restarted after a crash can end it (see `hook_groups`).
 pub async fn run(
     cmd: &str,
     env: &[(&str, String)],
     timeout: Duration,
     stop: Option<&AtomicBool>,
+    record: (&CatalogHandle, i64),
 ) -> HookResult {
     let mut command = Command::new("/bin/sh");
     command
@@ -56,7 +61,7 @@ pub async fn run(
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = match command.spawn() {
+    let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             return HookResult {
@@ -67,6 +72,31 @@ pub async fn run(
             }
         }
     };
+    let group = child.id().map(|pid| pid as i32);
+    let (catalog, run_id) = record;
+    if let Some(pgid) = group {
+        if let Some(identity) = super::hook_groups::identity(pgid) {
+            let r = catalog
+                .call(move |c| c.set_hook_group(run_id, Some((pgid, &identity))))
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(run = run_id, "cannot record the hook's process group: {e}");
+            }
+        }
+    }
+    let result = wait_for(child, timeout, stop).await;
+    if group.is_some() {
+        let _ = catalog.call(move |c| c.set_hook_group(run_id, None)).await;
+    }
+    result
+}
+
+/// Collects a started hook's output and waits for it (see [`run`]).
+async fn wait_for(
+    mut child: tokio::process::Child,
+    timeout: Duration,
+    stop: Option<&AtomicBool>,
+) -> HookResult {
     // Output is read as it comes, stdout and stderr together, and kept up to MAX_OUTPUT bytes;
     // the rest is read and dropped so that a chatty hook cannot fill bmsd's memory.
     let captured = Arc::new(Mutex::new(Vec::new()));

@@ -5,6 +5,7 @@
 mod execute;
 mod execute_copy;
 mod execute_verify;
+pub mod hook_groups;
 pub mod hooks;
 mod steps;
 

@@ -2,6 +2,7 @@
 
 mod meta;
 mod scan;
+mod sources;
 mod walk;
 pub(crate) mod workers;
 
@@ -180,18 +181,7 @@ impl Repository {
         } else {
             opts.host.clone()
         };
-        let mut missing = Vec::new();
-        for s in &sources {
-            if let Err(e) = std::fs::symlink_metadata(s) {
-                missing.push(format!("{}: {e}", s.display()));
-            }
-        }
-        if missing.len() == sources.len() {
-            return Err(Error::NoSources(format!(
-                "no source path is readable: {}",
-                missing.join("; ")
-            )));
-        }
+        let checked = sources::check(&sources, self.path())?;
 
         let lock = lock::acquire_cancellable(
             self.path(),
@@ -200,7 +190,8 @@ impl Repository {
             self.lock_wait(),
             cancel,
         )?;
-        let mut notes = lock.recovered.clone();
+        let mut notes = checked.notes.clone();
+        notes.extend(lock.recovered.iter().cloned());
         self.clean_tmp();
         let (mut index, bad) = self.load_index()?;
         for (id, e) in bad {
@@ -255,6 +246,7 @@ impl Repository {
             index: &index,
             excludes: &excludes,
             one_file_system: opts.one_file_system,
+            repo_id: checked.repo_id,
         };
         let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
         let (scanned_tx, scanned_rx) = crossbeam_channel::unbounded();
@@ -322,10 +314,6 @@ impl Repository {
         stats.bytes_added = c.bytes_added.load(std::sync::atomic::Ordering::Relaxed);
         stats.chunks_new = c.chunks_new.load(std::sync::atomic::Ordering::Relaxed);
         stats.chunks_total = c.chunks_total.load(std::sync::atomic::Ordering::Relaxed);
-        for m in &missing {
-            stats.warnings_count += 1;
-            stats.warnings.push(format!("source {m}"));
-        }
         stats.duration_ms = started.elapsed().as_millis() as u64;
         let partial = stats.warnings_count > 0;
         let snap = Snapshot {

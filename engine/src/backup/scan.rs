@@ -79,6 +79,9 @@ pub fn virtual_root(sources: &[PathBuf]) -> Vec<(Vec<u8>, VEntry)> {
 pub enum Listing {
     Real,
     Virtual(Vec<(Vec<u8>, VEntry)>),
+    /// A source given as a symbolic link: the real directory at this resolved path, stored
+    /// under the path as given.
+    Resolved(PathBuf),
 }
 
 /// A directory to scan.
@@ -131,6 +134,8 @@ pub struct ScanCtx<'a> {
     pub index: &'a Arc<Index>,
     pub excludes: &'a Excludes,
     pub one_file_system: bool,
+    /// (device, inode) of the repository directory: left out where a source contains it.
+    pub repo_id: Option<(u64, u64)>,
 }
 
 /// Scanner thread body: scans directories until the job channel closes.
@@ -170,7 +175,8 @@ fn scan(ctx: &ScanCtx<'_>, reader: &mut BlobReader, meta: &mut Meta, job: ScanJo
     };
     match job.listing {
         Listing::Virtual(list) => scan.virtual_entries(list),
-        Listing::Real => scan.real_entries(&job.path),
+        Listing::Real => scan.real_entries(&job.path, &job.path),
+        Listing::Resolved(real) => scan.real_entries(&job.path, &real),
     }
     out
 }
@@ -200,14 +206,33 @@ impl DirScan<'_, '_> {
                     continue;
                 }
             };
+            // A source, or a directory above one, that is a symbolic link is followed (like
+            // `cp -H`): the data is stored under the path as given (docs/operations.md).
+            // Entries inside a source's tree stay symbolic links.
+            let (st, resolved) = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                match follow(&path) {
+                    Ok((st, real)) => (st, Some(real)),
+                    Err(e) => {
+                        self.warn(format!(
+                            "{}: cannot follow symbolic link: {e}",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                (st, None)
+            };
             let link = || std::fs::read_link(&path).map(|t| t.into_os_string().into_vec());
-            self.entry(name, &path, &st, &link, Some(e));
+            self.entry(name, &path, &st, &link, Some(e), resolved);
         }
     }
 
-    fn real_entries(&mut self, path: &Path) {
+    /// Lists the directory at `open` (the resolved path of a source given as a symbolic link,
+    /// else `path`), naming its entries under `path`.
+    fn real_entries(&mut self, path: &Path, open: &Path) {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mut dir = match Dir::open(path, flags, Mode::empty()) {
+        let mut dir = match Dir::open(open, flags, Mode::empty()) {
             Ok(d) => d,
             Err(e) => {
                 let e = std::io::Error::from(e);
@@ -250,7 +275,7 @@ impl DirScan<'_, '_> {
                 }
             };
             let link = || read_link_at(&dir, &name);
-            self.entry(bytes.to_vec(), &child, &st, &link, None);
+            self.entry(bytes.to_vec(), &child, &st, &link, None, None);
         }
     }
 
@@ -271,14 +296,30 @@ impl DirScan<'_, '_> {
         st: &FileStat,
         link: &dyn Fn() -> std::io::Result<Vec<u8>>,
         ventry: Option<VEntry>,
+        resolved: Option<PathBuf>,
     ) {
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            && self.ctx.repo_id == Some((st.st_dev, st.st_ino))
+        {
+            self.warn(format!(
+                "{}: the target repository itself, left out of the backup",
+                path.display()
+            ));
+            return;
+        }
         let old_node = self.old.and_then(|t| t.find(&name));
         let mut warnings = Vec::new();
-        let node = self
-            .meta
-            .node(&name, path, st, link, old_node, &mut warnings);
+        let node = self.meta.node(
+            &name,
+            resolved.as_deref().unwrap_or(path),
+            st,
+            link,
+            old_node,
+            &mut warnings,
+        );
         self.out.warnings.append(&mut warnings);
         let Some(mut node) = node else { return };
+        let mut resolved = resolved;
         let action = match node.kind {
             NodeKind::Dir => {
                 let is_source = matches!(ventry, Some(VEntry::Source(_)));
@@ -295,8 +336,9 @@ impl DirScan<'_, '_> {
                     Action::MountPoint
                 } else {
                     Action::Descend {
-                        listing: match ventry {
-                            Some(VEntry::Dir(_, c)) => Listing::Virtual(c),
+                        listing: match (ventry, resolved.take()) {
+                            (Some(VEntry::Dir(_, c)), _) => Listing::Virtual(c),
+                            (_, Some(real)) => Listing::Resolved(real),
                             _ => Listing::Real,
                         },
                         old_tree: old_node
@@ -328,10 +370,18 @@ impl DirScan<'_, '_> {
         };
         self.out.entries.push(ScannedEntry {
             node,
-            path: path.to_path_buf(),
+            // A file source given as a symbolic link is read at its resolved path.
+            path: resolved.unwrap_or_else(|| path.to_path_buf()),
             action,
         });
     }
+}
+
+/// Resolves a symbolic link to its real path and that path's metadata.
+fn follow(path: &Path) -> std::io::Result<(FileStat, PathBuf)> {
+    let real = std::fs::canonicalize(path)?;
+    let st = nix::sys::stat::lstat(&real).map_err(std::io::Error::from)?;
+    Ok((st, real))
 }
 
 fn read_link_at(dir: &Dir, name: &CStr) -> std::io::Result<Vec<u8>> {
