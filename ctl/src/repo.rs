@@ -17,7 +17,9 @@ use crate::output;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RepoCmd {
-    /// Create a new, empty repository in PATH (a new or empty directory).
+    /// Create a new, empty repository in PATH (a new or empty directory). The repository is
+    /// private to its owner (directories 0700, files 0600, whatever the umask); an existing
+    /// directory that others may access is restricted to 0700, with a note saying so.
     Init {
         #[arg(value_name = "PATH")]
         repo: PathBuf,
@@ -25,7 +27,9 @@ pub enum RepoCmd {
         #[arg(long, value_parser = output::parse_size)]
         pack_size: Option<u64>,
     },
-    /// List the snapshots of a repository.
+    /// List the snapshots of a repository. Snapshot files that are damaged (unreadable or
+    /// failing their integrity check) are listed as damaged, with the reason, and make the exit
+    /// status 1.
     Snapshots {
         #[arg(value_name = "PATH")]
         repo: PathBuf,
