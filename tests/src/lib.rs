@@ -333,6 +333,7 @@ impl Daemon {
     }
 }
 pub mod runner_util;
+pub mod storage;
 
 /// The audit trail as (action, object), oldest first; every entry must be by root.
 pub fn audit_actions(d: &Daemon) -> Vec<(String, String)> {

@@ -25,11 +25,7 @@ pub fn open_repo(path: &Path) -> Result<Repository, bms_engine::Error> {
 
 /// Opens the repository of a target, creating it in an empty directory.
 pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
-    let mut repo = if path.join("config").exists() {
-        Repository::open(path)?
-    } else {
-        Repository::init(path, bms_engine::InitOptions::default())?
-    };
+    let mut repo = Repository::open_or_init(path, bms_engine::InitOptions::default())?;
     repo.set_lock_wait(LOCK_WAIT);
     Ok(repo)
 }
