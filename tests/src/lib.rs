@@ -280,6 +280,7 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub mod raw;
+pub mod restore_util;
 pub mod users;
 
 /// Polls `f` until it returns `Some`, panicking with `what` after `timeout`.
