@@ -411,7 +411,7 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     format!("restore incomplete: {} error(s)", s.errors.len())
                 } else {
                     format!(
-                        "restore incomplete: {} file(s) not restored ({}{}); an existing file of that name was kept as it was",
+                        "restore incomplete: {} file(s) not restored ({}{}); an existing file of that name, if any, was kept as it was",
                         s.failed.len(),
                         failed.join(", "),
                         if s.failed.len() > failed.len() { ", ..." } else { "" }

@@ -207,7 +207,7 @@ fn failure_message(to: &std::path::Path, failed: &[serde_json::Value], errors: u
         format!("restore incomplete: {errors} error(s); see the lines above")
     } else {
         format!(
-            "restore incomplete: {} file(s) not restored ({}{more}); an existing file of that name was kept as it was",
+            "restore incomplete: {} file(s) not restored ({}{more}); an existing file of that name, if any, was kept as it was",
             failed.len(),
             paths.join(", ")
         )

@@ -218,6 +218,17 @@ pub fn write_file(
                     Error::Corrupt { what, detail } => {
                         Error::corrupt(format!("file {shown}"), format!("{what}: {detail}"))
                     }
+                    Error::Io {
+                        op: "opening pack",
+                        path,
+                        source,
+                    } if source.kind() == std::io::ErrorKind::NotFound => Error::corrupt(
+                        format!("file {shown}"),
+                        format!(
+                            "its data is in pack {}, which is missing from the repository",
+                            path.display()
+                        ),
+                    ),
                     other => other,
                 })?;
                 if data.len() != *len as usize {

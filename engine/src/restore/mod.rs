@@ -201,6 +201,14 @@ impl Repository {
             res
         });
         let shared = r.shared.clone();
+        // Existing directories get their mtimes back however the restore ended.
+        if let Some(fd) = target_fd.as_ref().filter(|_| !opts.dry_run) {
+            for (comps, mtime) in std::mem::take(&mut r.keep) {
+                if let Err(e) = keep_mtime(fd, &comps, mtime) {
+                    r.summary.errors.push(e.to_string());
+                }
+            }
+        }
         if let Ok(mut g) = shared.fatal.lock() {
             if let Some(e) = g.take() {
                 return Err(e);
@@ -215,11 +223,6 @@ impl Repository {
             let dirs = std::mem::take(&mut r.dirs);
             for (comps, node) in dirs.into_iter().rev() {
                 if let Err(e) = r.dir_meta(fd, &comps, &node) {
-                    r.summary.errors.push(e.to_string());
-                }
-            }
-            for (comps, mtime) in std::mem::take(&mut r.keep) {
-                if let Err(e) = keep_mtime(fd, &comps, mtime) {
                     r.summary.errors.push(e.to_string());
                 }
             }
