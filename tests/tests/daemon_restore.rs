@@ -117,6 +117,18 @@ fn a_client_that_goes_away_stops_its_restore() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The outcome is audited although the client is gone.
+    poll_until(
+        Duration::from_secs(20),
+        "the cancel in the audit trail",
+        || {
+            let a = s.d.ctl_json(["audit"]);
+            a["entries"][0]["action"]
+                .as_str()
+                .is_some_and(|x| x == "restore.cancelled")
+                .then_some(())
+        },
+    );
     // Files cut short by the cancel are not left behind, under their names or temporary ones.
     poll_until(
         Duration::from_secs(20),

@@ -271,6 +271,11 @@ fn dry_run_applies_the_overwrite_policy_offline() {
     assert_ok(&offline(os![
         "repo", "restore", f.repo, "latest", "--to", to
     ]));
+    assert_eq!(
+        meta(&to).0,
+        0o700,
+        "a restore directory it creates is private"
+    );
     // One file changed since the restore, one removed.
     let changed = under(&to, &f.src.join("a.txt"));
     fs::write(&changed, b"edited\n").unwrap();

@@ -170,7 +170,7 @@ fn a_missing_or_corrupt_pack_fails_the_restore_by_name_and_is_audited_as_failed(
     }
     let audit = restore_audit(&f.d);
     let last = audit.last().unwrap();
-    assert_eq!(last["action"], "restore", "{last}");
+    assert_eq!(last["action"], "restore.failed", "{last}");
     assert_eq!(last["detail"]["outcome"], "failed", "{last}");
     assert_eq!(last["detail"]["failed"][0], big.to_str().unwrap(), "{last}");
     assert!(f.d.log().contains("restore failed"), "{}", f.d.log());
@@ -197,7 +197,7 @@ fn restores_are_audited_with_who_what_where_how_and_outcome() {
     assert_eq!(audit.len(), 2, "{audit:?}");
     let (start, end) = (&audit[0], &audit[1]);
     assert_eq!(start["action"], "restore.start", "{start}");
-    assert_eq!(end["action"], "restore", "{end}");
+    assert_eq!(end["action"], "restore.succeeded", "{end}");
     for e in [start, end] {
         assert_eq!(e["uid"], 0, "{e}");
         assert_eq!(e["object"], f.snapshot.as_str(), "{e}");

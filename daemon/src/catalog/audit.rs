@@ -1,6 +1,7 @@
 //! The audit trail: who (uid) changed what, when. Configuration changes are recorded in the same
 //! transaction as the change; restores (writes anywhere on the machine) are recorded when they
-//! start (`restore.start`) and when they end (`restore`), with the details as a JSON object
+//! start (`restore.start`) and when they end (`restore.succeeded`, `restore.failed`,
+//! `restore.cancelled`), with the details as a JSON object
 //! (docs/operations.md, "Restores").
 
 use super::{db_err, now_rfc3339, Actor, Catalog};

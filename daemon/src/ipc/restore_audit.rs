@@ -124,7 +124,12 @@ impl RestoreAudit {
                 "restore failed: {error}"
             );
         }
-        if let Err(e) = self.record(shared, "restore", d).await {
+        let action = match outcome {
+            "succeeded" => "restore.succeeded",
+            "cancelled" => "restore.cancelled",
+            _ => "restore.failed",
+        };
+        if let Err(e) = self.record(shared, action, d).await {
             tracing::error!(
                 uid = self.uid,
                 snapshot = %self.snapshot,

@@ -132,7 +132,7 @@ async fn not_on_target(shared: &SharedRef, id: &str, target: Option<&str>) -> Ap
     ApiError::new(
         ErrorKind::NotFound,
         format!(
-            "snapshot '{id}' is not on target '{t}'; it is on {}: restore with --target {}",
+            "snapshot '{id}' is not on target '{t}'; it is on {} (use --target {})",
             names.join(", "),
             names[0].trim_matches('\'')
         ),

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -177,7 +178,11 @@ impl Repository {
                 use std::os::unix::fs::MetadataExt;
                 r.keep.push((Vec::new(), (md.mtime(), md.mtime_nsec())));
             }
-            std::fs::create_dir_all(&opts.target).ctx("creating restore target", &opts.target)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&opts.target)
+                .ctx("creating restore target", &opts.target)?;
             let f = File::open(&opts.target).ctx("opening restore target", &opts.target)?;
             Some(Arc::new(OwnedFd::from(f)))
         };
