@@ -74,6 +74,20 @@ fn one_file_restored_offline_leaves_existing_directories_alone_under_every_polic
 }
 
 #[test]
+fn several_paths_below_one_existing_directory_leave_it_alone() {
+    let f = offline_fixture();
+    let to = f.tmp.path().join("to");
+    foreign_dirs(&to, &f.src);
+    let before = dir_metas(&to);
+    let (one, two) = (f.src.join("sub/b.dat"), f.src.join("sub/deeper/c.txt"));
+    assert_ok(&offline(os![
+        "repo", "restore", f.repo, "latest", "--to", to, "--path", one, "--path", two
+    ]));
+    assert_eq!(dir_metas(&to), before);
+    assert!(under(&to, &one).is_file() && under(&to, &two).is_file());
+}
+
+#[test]
 fn directories_the_restore_creates_get_the_snapshot_metadata() {
     let f = offline_fixture();
     let to = f.tmp.path().join("to");

@@ -206,9 +206,10 @@ impl Repository {
             res
         });
         let shared = r.shared.clone();
-        // Existing directories get their mtimes back however the restore ended.
+        // Existing directories get their mtimes back however the restore ended; in reverse, so
+        // that a directory entered twice (two --path below it) ends with its first, original one.
         if let Some(fd) = target_fd.as_ref().filter(|_| !opts.dry_run) {
-            for (comps, mtime) in std::mem::take(&mut r.keep) {
+            for (comps, mtime) in std::mem::take(&mut r.keep).into_iter().rev() {
                 if let Err(e) = keep_mtime(fd, &comps, mtime) {
                     r.summary.errors.push(e.to_string());
                 }
