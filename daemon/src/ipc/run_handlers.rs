@@ -156,8 +156,8 @@ impl Drop for CancelOnDrop {
 }
 
 /// Restores through the engine on behalf of `uid`; `progress` sees (files, bytes) as it goes.
-/// The restore is audited (`restore.start` before it writes anything, `restore` with the
-/// outcome) and logged; see docs/operations.md, "Restores".
+/// The restore is audited (`restore.start` before it writes anything, then `restore.succeeded`,
+/// `restore.failed` or `restore.cancelled`) and logged; see docs/operations.md, "Restores".
 pub async fn restore(
     shared: &SharedRef,
     req: Restore,
