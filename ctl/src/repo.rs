@@ -92,7 +92,8 @@ pub enum RepoCmd {
         /// Show what would be restored without writing anything.
         #[arg(long)]
         dry_run: bool,
-        /// What to do with entries that already exist in the target.
+        /// What to do with entries that already exist in the target (directories above a --path
+        /// are never changed; a file that cannot be restored leaves the existing one as it was).
         #[arg(long, value_enum, default_value = "never")]
         overwrite: OverwriteArg,
     },
@@ -111,8 +112,11 @@ pub enum RepoCmd {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum OverwriteArg {
+    /// Keep every existing entry as it is, directories included.
     Never,
+    /// Replace files whose size or mtime differ; existing directories get the snapshot's metadata.
     IfChanged,
+    /// Replace all existing non-directories; existing directories get the snapshot's metadata.
     Always,
 }
 
@@ -404,7 +408,18 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                 for w in &s.warnings {
                     println!("warning: {w}");
                 }
-                for e in &s.errors {
+                for f in &s.failed {
+                    println!(
+                        "not restored: {}: {}",
+                        crate::snapshot::dest(to, &f.path).display(),
+                        f.error
+                    );
+                }
+                for e in s
+                    .errors
+                    .iter()
+                    .filter(|e| !s.failed.iter().any(|f| &f.error == *e))
+                {
                     println!("error: {e}");
                 }
                 println!(
@@ -426,10 +441,22 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             if s.errors.is_empty() {
                 Ok(())
             } else {
-                Err(CliError::failure(format!(
-                    "restore incomplete: {} error(s)",
-                    s.errors.len()
-                )))
+                let failed: Vec<String> = s
+                    .failed
+                    .iter()
+                    .take(5)
+                    .map(|f| crate::snapshot::dest(to, &f.path).display().to_string())
+                    .collect();
+                Err(CliError::failure(if failed.is_empty() {
+                    format!("restore incomplete: {} error(s)", s.errors.len())
+                } else {
+                    format!(
+                        "restore incomplete: {} file(s) not restored ({}{}); an existing file of that name, if any, was kept as it was",
+                        s.failed.len(),
+                        failed.join(", "),
+                        if s.failed.len() > failed.len() { ", ..." } else { "" }
+                    )
+                }))
             }
         }
         RepoCmd::Verify {

@@ -281,6 +281,7 @@ pub fn stdout(out: &Output) -> String {
 
 pub mod cli_checks;
 pub mod raw;
+pub mod restore_util;
 pub mod users;
 
 /// Polls `f` until it returns `Some`, panicking with `what` after `timeout`.
