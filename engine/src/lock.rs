@@ -149,6 +149,39 @@ fn write_lock(path: &Path, info: &LockInfo) -> Result<()> {
 /// Prefix of the temp files that stage lock files in `locks/`.
 const STAGE_PREFIX: &str = "w-";
 
+/// What a lock waiter is told: `Some(holder)` when it starts to wait, `None` once it holds the
+/// lock after waiting.
+pub type WaitObserver = dyn Fn(Option<&LockInfo>);
+
+thread_local! {
+    static WAIT_OBSERVER: std::cell::RefCell<Option<Box<WaitObserver>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `observer` told whenever a lock taken on this thread inside `f` has to wait
+/// for another holder, and when it is finally taken (the daemon shows "waiting for lock held
+/// by …" on the run). Engine operations take their locks on the calling thread.
+pub fn observe_waits<T>(observer: Box<WaitObserver>, f: impl FnOnce() -> T) -> T {
+    /// Puts the previous observer back, also when `f` panics.
+    struct Restore(Option<Box<WaitObserver>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            WAIT_OBSERVER.with(|o| *o.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(WAIT_OBSERVER.with(|o| o.replace(Some(observer))));
+    f()
+}
+
+fn notify_waiting(holder: Option<&LockInfo>) {
+    WAIT_OBSERVER.with(|o| {
+        if let Some(f) = o.borrow().as_ref() {
+            f(holder);
+        }
+    });
+}
+
 /// Acquires a lock of `kind`, waiting up to `wait` for conflicting live holders.
 pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Result<RepoLock> {
     acquire_cancellable(repo, kind, purpose, wait, &AtomicBool::new(false))
@@ -196,6 +229,9 @@ pub fn acquire_cancellable(
         write_lock(&path, &info)?;
         match find_conflict(&dir, &path, kind, &host, &mut recovered)? {
             None => {
+                if logged {
+                    notify_waiting(None);
+                }
                 let stop = Arc::new((Mutex::new(false), Condvar::new()));
                 let thread = spawn_heartbeat(path.clone(), info, stop.clone());
                 return Ok(RepoLock {
@@ -223,6 +259,7 @@ pub fn acquire_cancellable(
                 );
                 if !logged {
                     logged = true;
+                    notify_waiting(Some(&other));
                     tracing::info!(
                         "{purpose}: waiting up to {}s for the lock on {}, held by {}",
                         wait.as_secs(),
