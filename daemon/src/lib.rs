@@ -7,6 +7,7 @@ pub mod history;
 pub mod ipc;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod preflight;
 pub mod runner;
 pub mod runtime;

@@ -80,7 +80,7 @@ pub fn main(args: Args) -> ExitCode {
         Err(e) => {
             error!("{e}");
             eprintln!("bmsd: {e}");
-            let _ = sd_notify::notify(&[NotifyState::Status(&format!("failed: {e}"))]);
+            crate::notify::send(&[NotifyState::Status(&format!("failed: {e}"))]);
             ExitCode::from(1)
         }
     }
@@ -229,9 +229,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
 }
 
 fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
-        warn!("cannot notify the service manager: {e}");
-    }
+    crate::notify::send(states);
 }
 
 async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(), String> {

@@ -117,7 +117,7 @@ impl Runner {
                 (false, q) => format!("running: {}; {q} queued", jobs.join(", ")),
             }
         };
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&text)]);
+        crate::notify::send(&[sd_notify::NotifyState::Status(&text)]);
     }
 
     /// Lets the dispatcher look at the queue again (after a change of the concurrency limit).
