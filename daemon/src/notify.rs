@@ -2,7 +2,7 @@
 //! lines to `$NOTIFY_SOCKET`, a path or an `@` abstract name), sent so that a manager that reads
 //! slowly never blocks bmsd. `READY=1` and `STOPPING=1` wait up to 2 s for room in the socket's
 //! queue; status updates and watchdog pings that find the queue full are dropped (the next one
-//! says the same or more). See docs/operations.md.
+//! says the same or more). See docs/architecture.md.
 
 use sd_notify::NotifyState;
 use std::io;
