@@ -12,4 +12,5 @@ pub mod runner;
 pub mod runtime;
 pub mod scheduler;
 pub mod state;
+pub mod targets;
 pub mod validate;

@@ -155,12 +155,12 @@ pub async fn restore(
         dry_run: req.dry_run,
         overwrite,
     };
-    let repo_path = PathBuf::from(&target.spec.path);
+    let spec = target.spec;
     // Dropping this future (the client went away, or the daemon shuts down) stops the restore.
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = cancel.0.clone();
     let summary = tokio::task::spawn_blocking(move || {
-        let repo = crate::runner::open_repo(&repo_path)?;
+        let repo = crate::runner::open_repo(&spec, crate::targets::Purpose::RestoreFrom)?;
         let r = repo.restore(
             &opts,
             &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes),

@@ -2,9 +2,10 @@
 //! post-hook, and the catalog records of each step.
 
 use super::hooks;
-use super::steps::{arm_timeout, job_and_targets, open_or_init, preflight, stopped, Outcome};
+use super::steps::{arm_timeout, job_and_targets, open_repo, preflight, stopped, Outcome};
 use super::{Active, StopReason};
 use crate::state::SharedRef;
+use crate::targets::Purpose;
 use bms_engine::BackupOptions;
 use bms_proto::api::*;
 use std::sync::atomic::AtomicBool;
@@ -261,10 +262,10 @@ async fn backup_to_primary(
         parent: None,
         force_full: false,
     };
-    let path = std::path::PathBuf::from(&target.path);
+    let spec = target.clone();
     let a = active.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let repo = open_or_init(&path)?;
+        let repo = open_repo(&spec, Purpose::Backup)?;
         let started = Instant::now();
         let report = |p: &bms_engine::Progress| {
             let secs = started.elapsed().as_secs_f64().max(0.001);
