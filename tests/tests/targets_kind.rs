@@ -155,3 +155,44 @@ fn kinds_without_a_writer_are_refused_by_checks_runs_and_copies() {
     assert!(err.contains("not yet supported"), "{run}");
     assert_eq!(d.snapshots("copy-tape", Some("local")).len(), 1, "{run}");
 }
+
+#[test]
+fn restore_from_a_kind_without_a_reader_is_not_supported() {
+    let d = Daemon::start();
+    let src = d.dir.join("src");
+    let repo = d.dir.join("repo");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(src.join("a.txt"), b"data\n").unwrap();
+    assert_ok(&d.ctl(["target", "add", "t1", "--path", repo.to_str().unwrap()]));
+    assert_ok(&d.ctl([
+        "job",
+        "add",
+        "j",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "t1",
+    ]));
+    assert_ok(&d.ctl(["job", "run", "j", "--wait"]));
+    let snap = d.snapshots("j", Some("t1"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The target is redefined as a kind that cannot be read yet.
+    assert_ok(&d.ctl(["target", "edit", "t1", "--kind", "tape"]));
+    let to = d.dir.join("restored");
+    let out = d.ctl(["--json", "restore", &snap, "--to", to.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err: serde_json::Value =
+        serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(err["error_name"], "org.bms.Manager.NotSupported", "{err}");
+    let msg = err["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("restore from target 't1'") && msg.contains("not yet supported"),
+        "{err}"
+    );
+    assert!(!to.join("a.txt").exists(), "nothing restored");
+}

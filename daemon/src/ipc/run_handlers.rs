@@ -155,6 +155,8 @@ pub async fn restore(
         dry_run: req.dry_run,
         overwrite,
     };
+    crate::targets::Target::from_spec(&target.spec)?
+        .require(crate::targets::Purpose::RestoreFrom)?;
     let spec = target.spec;
     // Dropping this future (the client went away, or the daemon shuts down) stops the restore.
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));

@@ -59,20 +59,34 @@ impl From<OpenError> for ApiError {
     }
 }
 
+impl Target {
+    /// `Ok` when the target's kind supports `purpose`, else the plain refusal.
+    pub fn require(&self, purpose: Purpose) -> Result<(), OpenError> {
+        let caps = self.capabilities();
+        if caps.allows(purpose) {
+            return Ok(());
+        }
+        Err(OpenError::NotSupported {
+            target: self.name.clone(),
+            kind: self.kind(),
+            purpose,
+            message: caps.refusal(&self.name, purpose),
+        })
+    }
+}
+
 /// Opens `target`'s repository for `purpose`. Backups and copies into a target create the
 /// repository in an empty directory (docs/operations.md); everything else needs one there.
 pub fn open_target(target: &Target, purpose: Purpose) -> Result<Repository, OpenError> {
-    let caps = target.capabilities();
-    let dir = match target.dir() {
-        Some(dir) if caps.allows(purpose) => dir,
-        _ => {
-            return Err(OpenError::NotSupported {
-                target: target.name.clone(),
-                kind: target.kind(),
-                purpose,
-                message: caps.refusal(&target.name, purpose),
-            })
-        }
+    target.require(purpose)?;
+    let Some(dir) = target.dir() else {
+        return Err(OpenError::Repository(bms_engine::Error::InvalidArgument(
+            format!(
+                "target '{}' ({}) has no directory to open a repository in",
+                target.name,
+                target.kind().as_str()
+            ),
+        )));
     };
     let repo = if purpose.creates() && !dir.join("config").exists() {
         Repository::init(dir, bms_engine::InitOptions::default())?

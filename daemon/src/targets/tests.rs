@@ -220,6 +220,8 @@ fn open_target_refuses_kinds_without_a_writer() {
             assert!(msg.contains("'t'"), "{msg}");
             let api = ApiError::from(e);
             assert_eq!(api.kind, ErrorKind::NotSupported);
+            let api = ApiError::from(t.require(purpose).unwrap_err());
+            assert_eq!(api.kind, ErrorKind::NotSupported, "{api:?}");
         }
     }
 }
@@ -240,6 +242,7 @@ fn open_target_creates_only_for_writes() {
     open_target(&t, Purpose::Backup).unwrap();
     assert!(dir.path().join("config").exists());
     open_target(&t, Purpose::RestoreFrom).unwrap();
+    t.require(Purpose::RestoreFrom).unwrap();
 
     let full = tempfile::tempdir().unwrap();
     std::fs::write(full.path().join("foreign"), b"x").unwrap();
