@@ -223,6 +223,8 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
             "immutable days",
             if s.immutable_days == 0 {
                 "0 (not immutable)".into()
+            } else if crate::notes::enforces_immutability(t) {
+                s.immutable_days.to_string()
             } else {
                 format!("{} ({})", s.immutable_days, crate::notes::NOT_ENFORCED)
             },
