@@ -46,10 +46,17 @@ pub fn target_spec(spec: &TargetSpec) -> Vec<String> {
     notes
 }
 
+/// Whether bmsd says it enforces `immutable_days` on targets of this one's kind (its `supports`).
+pub fn enforces_immutability(info: &TargetInfo) -> bool {
+    info.supports.iter().any(|s| s == "immutability")
+}
+
 /// The notes of a target as bmsd reports it: its own note (a kind not yet supported), then ours.
 pub fn target(info: &TargetInfo) -> Vec<String> {
     let mut notes: Vec<String> = info.note.iter().cloned().collect();
-    notes.extend(target_spec(&info.spec));
+    if !enforces_immutability(info) {
+        notes.extend(target_spec(&info.spec));
+    }
     notes
 }
 

@@ -33,7 +33,8 @@ pub enum TargetCmd {
 
 #[derive(Debug, Args)]
 pub struct TargetFields {
-    /// disk, nas, tape or s3 (tape and s3 are not yet supported for writing).
+    /// disk, nas, tape or s3 (tape and s3 targets are stored, listed and counted, but jobs cannot
+    /// back up into, copy into, verify or restore from them yet).
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<TargetKind>,
     /// Directory (disk, nas), device (tape) or URL (s3).
@@ -204,6 +205,16 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
     let mut rows = vec![
         ("name", s.name.clone()),
         ("kind", s.kind.as_str().to_owned()),
+    ];
+    if !t.supports.is_empty() {
+        rows.push(("supports", t.supports.join(", ")));
+    } else if !t.supported {
+        rows.push((
+            "supports",
+            "nothing yet: the definition is stored only".into(),
+        ));
+    }
+    rows.extend([
         ("path", s.path.clone()),
         ("media", t.media.as_str().to_owned()),
         ("location", s.location.as_str().to_owned()),
@@ -212,12 +223,14 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
             "immutable days",
             if s.immutable_days == 0 {
                 "0 (not immutable)".into()
+            } else if crate::notes::enforces_immutability(t) {
+                s.immutable_days.to_string()
             } else {
                 format!("{} ({})", s.immutable_days, crate::notes::NOT_ENFORCED)
             },
         ),
         ("min free", bytes(s.min_free_bytes)),
-    ];
+    ]);
     if let Some(v) = &s.fs_type {
         rows.push(("fs type", v.clone()));
     }

@@ -13,4 +13,5 @@ pub mod runner;
 pub mod runtime;
 pub mod scheduler;
 pub mod state;
+pub mod targets;
 pub mod validate;

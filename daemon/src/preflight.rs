@@ -3,7 +3,8 @@
 //! must exist, be writable, and have more free space than its threshold. A failed check writes
 //! nothing under the target.
 
-use bms_proto::api::{TargetCheck, TargetKind, TargetSpec};
+use crate::targets::{open_target, Kind, Purpose, Target};
+use bms_proto::api::{TargetCheck, TargetSpec};
 use bms_proto::units::human_bytes as human;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -94,7 +95,7 @@ fn source_matches(want: &str, have: &str) -> bool {
 }
 
 fn result(
-    spec: &TargetSpec,
+    name: &str,
     ok: bool,
     state: &str,
     message: String,
@@ -102,7 +103,7 @@ fn result(
     fs: Option<String>,
 ) -> TargetCheck {
     TargetCheck {
-        name: spec.name.clone(),
+        name: name.to_owned(),
         ok,
         state: state.into(),
         message,
@@ -114,40 +115,53 @@ fn result(
 
 /// Checks a target; never writes anything but a probe file that it removes at once.
 pub fn check(spec: &TargetSpec) -> TargetCheck {
-    if !spec.kind.supported() {
-        return result(
-            spec,
-            false,
-            "unsupported",
-            format!("{} targets are not yet supported", spec.kind.as_str()),
-            None,
-            None,
-        );
+    match Target::from_spec(spec) {
+        Ok(t) => check_target(&t),
+        Err(e) => result(&spec.name, false, "error", e.message, None, None),
     }
-    let path = Path::new(&spec.path);
+}
+
+/// Checks a target of any kind; what applies comes from the kind's capabilities.
+pub fn check_target(target: &Target) -> TargetCheck {
+    let name = target.name.as_str();
+    let caps = target.capabilities();
+    let path = match target.dir() {
+        Some(dir) if caps.preflight => dir,
+        _ => {
+            return result(
+                name,
+                false,
+                "unsupported",
+                format!("{} targets are not yet supported", caps.kind.as_str()),
+                None,
+                None,
+            )
+        }
+    };
+    let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let hint = if spec.kind == TargetKind::Nas {
+            let hint = if caps.mount_check {
                 "mount the NAS share there"
             } else {
                 "create it"
             };
             return result(
-                spec,
+                name,
                 false,
                 "missing",
-                format!("{} does not exist: {hint}", spec.path),
+                format!("{} does not exist: {hint}", shown),
                 None,
                 None,
             );
         }
         Err(e) => {
             return result(
-                spec,
+                name,
                 false,
                 "error",
-                format!("cannot access {}: {e}", spec.path),
+                format!("cannot access {}: {e}", shown),
                 None,
                 None,
             )
@@ -155,59 +169,64 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
     };
     if !meta.is_dir() {
         return result(
-            spec,
+            name,
             false,
             "error",
-            format!("{} is not a directory", spec.path),
+            format!("{} is not a directory", shown),
             None,
             None,
         );
     }
     let mut fs_type = None;
-    if spec.kind == TargetKind::Nas {
+    if let Kind::Nas {
+        fs_type: want_fs_type,
+        fs_source: want_fs_source,
+        ..
+    } = &target.kind
+    {
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         let mount = match mount_at(&canonical) {
             Ok(Some(m)) => m,
             Ok(None) => {
                 return result(
-                    spec,
+                    name,
                     false,
                     "not mounted",
                     format!(
                         "not mounted: {} is not a mount point; mount the NAS share there (bms never writes into an empty mount-point directory)",
-                        spec.path
+                        shown
                     ),
                     None,
                     None,
                 )
             }
-            Err(e) => return result(spec, false, "error", format!("cannot read /proc/self/mountinfo: {e}"), None, None),
+            Err(e) => return result(name, false, "error", format!("cannot read /proc/self/mountinfo: {e}"), None, None),
         };
         fs_type = Some(mount.fs_type.clone());
-        if let Some(want) = &spec.fs_type {
+        if let Some(want) = want_fs_type {
             if *want != mount.fs_type {
                 return result(
-                    spec,
+                    name,
                     false,
                     "wrong filesystem",
                     format!(
                         "wrong filesystem: {} is {} but the target expects {want}",
-                        spec.path, mount.fs_type
+                        shown, mount.fs_type
                     ),
                     None,
                     fs_type,
                 );
             }
         }
-        if let Some(want) = &spec.fs_source {
+        if let Some(want) = want_fs_source {
             if !source_matches(want, &mount.source) {
                 return result(
-                    spec,
+                    name,
                     false,
                     "wrong filesystem",
                     format!(
                         "wrong filesystem: {} is mounted from {} but the target expects {want}",
-                        spec.path, mount.source
+                        shown, mount.source
                     ),
                     None,
                     fs_type,
@@ -216,10 +235,10 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         }
         if mount.options.iter().any(|o| o == "ro") {
             return result(
-                spec,
+                name,
                 false,
                 "read-only",
-                format!("read-only: {} is mounted read-only", spec.path),
+                format!("read-only: {} is mounted read-only", shown),
                 None,
                 fs_type,
             );
@@ -229,10 +248,10 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         Ok(st) => st.blocks_available() * st.fragment_size(),
         Err(e) => {
             return result(
-                spec,
+                name,
                 false,
                 "error",
-                format!("cannot stat filesystem of {}: {e}", spec.path),
+                format!("cannot stat filesystem of {}: {e}", shown),
                 None,
                 fs_type,
             )
@@ -242,35 +261,34 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
         let (state, msg) = match e.raw_os_error() {
             Some(libc::EROFS) => (
                 "read-only",
-                format!("read-only: {} is not writable: {e}", spec.path),
+                format!("read-only: {} is not writable: {e}", shown),
             ),
-            Some(libc::EACCES) | Some(libc::EPERM) => (
-                "error",
-                format!("{} is not writable by bmsd: {e}", spec.path),
-            ),
-            _ => ("error", format!("cannot write to {}: {e}", spec.path)),
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                ("error", format!("{} is not writable by bmsd: {e}", shown))
+            }
+            _ => ("error", format!("cannot write to {}: {e}", shown)),
         };
-        return result(spec, false, state, msg, Some(free), fs_type);
+        return result(name, false, state, msg, Some(free), fs_type);
     }
-    if let Err(msg) = repository_usable(path) {
-        return result(spec, false, "error", msg, Some(free), fs_type);
+    if let Err(msg) = repository_usable(target, path) {
+        return result(name, false, "error", msg, Some(free), fs_type);
     }
-    if free < spec.min_free_bytes {
+    if free < target.min_free_bytes {
         return result(
-            spec,
+            name,
             false,
             "low space",
             format!(
                 "low space: {} free < {}",
                 human(free),
-                human(spec.min_free_bytes)
+                human(target.min_free_bytes)
             ),
             Some(free),
             fs_type,
         );
     }
     result(
-        spec,
+        name,
         true,
         "ok",
         format!("ok: {} free", human(free)),
@@ -281,14 +299,16 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
 
 /// What a run does with the directory: open the repository in it, or create one in an empty
 /// directory (docs/operations.md). Says why a run would refuse, and what to do.
-fn repository_usable(dir: &Path) -> Result<(), String> {
+fn repository_usable(target: &Target, dir: &Path) -> Result<(), String> {
     if dir.join("config").exists() {
-        return bms_engine::Repository::open(dir).map(|_| ()).map_err(|e| {
-            format!(
-                "{} holds a repository that cannot be opened: {e}",
-                dir.display()
-            )
-        });
+        return open_target(target, Purpose::Check)
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "{} holds a repository that cannot be opened: {e}",
+                    dir.display()
+                )
+            });
     }
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
@@ -321,6 +341,7 @@ fn probe_write(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bms_proto::api::TargetKind;
 
     #[test]
     fn parses_mountinfo_with_escapes_and_optional_fields() {

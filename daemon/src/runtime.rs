@@ -343,8 +343,9 @@ fn recover_locks(catalog: &Catalog, runs: &[i64]) {
     let mut paths = std::collections::BTreeSet::new();
     for id in runs {
         let target = catalog.get_run(*id).ok().and_then(|r| r.target);
-        if let Some(t) = target.and_then(|t| catalog.get_target(&t).ok()) {
-            paths.insert(PathBuf::from(t.spec.path));
+        let target = target.and_then(|t| catalog.get_target(&t).ok());
+        if let Some(t) = target.and_then(|t| crate::targets::Target::from_spec(&t.spec).ok()) {
+            paths.extend(t.dir().map(PathBuf::from));
         }
     }
     for path in paths.into_iter().filter(|p| p.join("config").exists()) {

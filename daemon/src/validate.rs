@@ -1,6 +1,6 @@
 //! Validation of user input before anything is stored. Every error names the field.
 
-use bms_proto::api::{JobSpec, TargetKind, TargetSpec};
+use bms_proto::api::{JobSpec, TargetSpec};
 use bms_proto::calendar::CalendarSpec;
 pub use bms_proto::error::echo;
 use bms_proto::ApiError;
@@ -23,7 +23,7 @@ pub fn name(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.len() > max || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
@@ -33,65 +33,9 @@ fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks a target definition.
+/// Checks a target definition (the checks live with the targets, in [`crate::targets`]).
 pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
-    name("name", &t.name)?;
-    text("path", &t.path, 4096)?;
-    match t.kind {
-        TargetKind::Disk | TargetKind::Nas | TargetKind::Tape => {
-            if !Path::new(&t.path).is_absolute() {
-                return Err(ApiError::invalid(
-                    "path",
-                    format!("path '{}' must be absolute (start with /)", t.path),
-                ));
-            }
-            if t.path == "/" {
-                return Err(ApiError::invalid(
-                    "path",
-                    "path must not be the root directory",
-                ));
-            }
-        }
-        TargetKind::S3 => {
-            if !(t.path.starts_with("s3://")
-                || t.path.starts_with("https://")
-                || t.path.starts_with("http://"))
-            {
-                return Err(ApiError::invalid(
-                    "path",
-                    format!(
-                        "s3 target path '{}' must be a URL such as s3://bucket/prefix",
-                        t.path
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(site) = &t.site {
-        text("site", site, 128)?;
-    }
-    if t.kind != TargetKind::Nas {
-        for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
-            if v.is_some() {
-                return Err(ApiError::invalid(
-                    field,
-                    format!("{field} applies to nas targets only"),
-                ));
-            }
-        }
-    }
-    for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
-        if let Some(v) = v {
-            text(field, v, 256)?;
-        }
-    }
-    if t.immutable_days > 36500 {
-        return Err(ApiError::invalid(
-            "immutable_days",
-            "immutable_days must be at most 36500",
-        ));
-    }
-    Ok(())
+    crate::targets::Target::from_spec(t).map(|_| ())
 }
 
 /// Parses a schedule, naming the field on error. A schedule that never elapses after now (a

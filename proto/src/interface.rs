@@ -89,6 +89,7 @@ type TargetInfo (
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,
+  supports: []string,
   used_by: []string,
   last_check: ?TargetCheck,
   created_at: string,

@@ -280,6 +280,7 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub mod cli_checks;
+pub mod docs;
 pub mod raw;
 pub mod restore_util;
 pub mod users;

@@ -32,18 +32,14 @@ fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         fs_type: r.get(9)?,
         fs_source: r.get(10)?,
     };
-    let note = (!kind.supported()).then(|| {
-        format!(
-            "{} targets are not yet supported: jobs cannot write to this target yet",
-            kind.as_str()
-        )
-    });
+    let caps = crate::targets::capabilities(kind);
     Ok((
         r.get(0)?,
         TargetInfo {
             media: spec.media(),
-            supported: kind.supported(),
-            note,
+            supported: caps.writable(),
+            note: caps.note(),
+            supports: caps.supports(),
             used_by: Vec::new(),
             last_check: None,
             spec,

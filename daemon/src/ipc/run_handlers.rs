@@ -192,6 +192,8 @@ pub async fn restore(
         dry_run: req.dry_run,
         overwrite,
     };
+    crate::targets::Target::from_spec(&target.spec)?
+        .require(crate::targets::Purpose::RestoreFrom)?;
     let audit = RestoreAudit {
         uid,
         snapshot: snap.id.clone(),
@@ -204,12 +206,12 @@ pub async fn restore(
     // No record, no restore: the start is on file before anything is written, so a restore
     // whose end is lost (bmsd killed) still shows.
     audit.started(shared).await?;
-    let repo_path = PathBuf::from(&target.spec.path);
+    let spec = target.spec;
     // Dropping this future (the client went away, or the daemon shuts down) stops the restore.
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = cancel.0.clone();
     let work = tokio::task::spawn_blocking(move || {
-        let repo = crate::runner::open_repo(&repo_path)?;
+        let repo = crate::runner::open_repo(&spec, crate::targets::Purpose::RestoreFrom)?;
         let r = repo.restore(
             &opts,
             &|p: &bms_engine::restore::RestoreProgress| progress(p.files, p.bytes),

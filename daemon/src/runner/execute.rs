@@ -3,10 +3,11 @@
 
 use super::hooks;
 use super::steps::{
-    arm_timeout, job_and_targets, open_or_init, preflight, stopped, with_lock_status, Outcome,
+    arm_timeout, job_and_targets, open_repo, preflight, stopped, with_lock_status, Outcome,
 };
 use super::{Active, StopReason};
 use crate::state::SharedRef;
+use crate::targets::Purpose;
 use bms_engine::BackupOptions;
 use bms_proto::api::*;
 use std::sync::atomic::AtomicBool;
@@ -263,10 +264,10 @@ async fn backup_to_primary(
         parent: None,
         force_full: false,
     };
-    let path = std::path::PathBuf::from(&target.path);
+    let spec = target.clone();
     let a = active.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let repo = open_or_init(&path)?;
+        let repo = open_repo(&spec, Purpose::Backup)?;
         let started = Instant::now();
         let report = |p: &bms_engine::Progress| {
             let secs = started.elapsed().as_secs_f64().max(0.001);

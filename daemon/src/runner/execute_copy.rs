@@ -1,12 +1,12 @@
 //! Copy runs: a snapshot of the primary target copied to a further target, transferring only the
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
-use super::steps::{open_or_init, open_repo, preflight, start_child, stopped, with_lock_status};
+use super::steps::{open_repo, preflight, start_child, stopped, with_lock_status};
 use super::Active;
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
+use crate::targets::Purpose;
 use bms_proto::api::*;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What a copy moved.
@@ -19,13 +19,13 @@ pub struct CopyStats {
 }
 
 fn engine_copy(
-    src: PathBuf,
-    dst: PathBuf,
+    src: TargetSpec,
+    dst: TargetSpec,
     snapshot: &str,
     active: &Arc<Active>,
 ) -> Result<CopyStats, String> {
-    let src = open_repo(&src).map_err(|e| e.to_string())?;
-    let dst = open_or_init(&dst).map_err(|e| e.to_string())?;
+    let src = open_repo(&src, Purpose::CopyFrom).map_err(|e| e.to_string())?;
+    let dst = open_repo(&dst, Purpose::CopyInto).map_err(|e| e.to_string())?;
     let report = |p: &bms_engine::copy::CopyProgress| {
         active.progress.send_modify(|pr| {
             pr.files = p.blobs_copied;
@@ -73,8 +73,8 @@ pub async fn copy(
         p.bytes_added = 0;
     });
     let (sp, dp, snap, a) = (
-        PathBuf::from(&src.path),
-        PathBuf::from(&dst.path),
+        src.clone(),
+        dst.clone(),
         snapshot.to_owned(),
         parent.clone(),
     );

@@ -8,8 +8,8 @@ use super::steps::{
 };
 use super::Active;
 use crate::state::SharedRef;
+use crate::targets::Purpose;
 use bms_proto::api::*;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -32,10 +32,10 @@ async fn check(
         read_data: percent >= 100,
         read_data_percent: (percent > 0 && percent < 100).then_some(percent),
     };
-    let path = PathBuf::from(&target.path);
+    let spec = target.clone();
     let progress = active.map(|a| a.progress.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let repo = open_repo(&path)?;
+        let repo = open_repo(&spec, Purpose::Verify)?;
         repo.verify_cancellable(
             &opts,
             &|p: &bms_engine::verify::VerifyProgress| {

@@ -4,9 +4,9 @@
 use super::{Active, StopReason};
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
+use crate::targets::{open_target, Purpose, Target};
 use bms_engine::Repository;
 use bms_proto::api::*;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -16,16 +16,12 @@ use tracing::warn;
 /// out or bmsd stops.
 pub const LOCK_WAIT: Duration = Duration::from_secs(24 * 3600);
 
-/// Opens the repository of a target; runs wait for its lock (see [`LOCK_WAIT`]).
-pub fn open_repo(path: &Path) -> Result<Repository, bms_engine::Error> {
-    let mut repo = Repository::open(path)?;
-    repo.set_lock_wait(LOCK_WAIT);
-    Ok(repo)
-}
-
-/// Opens the repository of a target, creating it in an empty directory.
-pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
-    let mut repo = Repository::open_or_init(path, bms_engine::InitOptions::default())?;
+/// Opens the repository of a target for `purpose` (see [`crate::targets::open_target`]); runs
+/// wait for its lock (see [`LOCK_WAIT`]).
+pub fn open_repo(target: &TargetSpec, purpose: Purpose) -> Result<Repository, bms_engine::Error> {
+    let target =
+        Target::from_spec(target).map_err(|e| bms_engine::Error::InvalidArgument(e.message))?;
+    let mut repo = open_target(&target, purpose)?;
     repo.set_lock_wait(LOCK_WAIT);
     Ok(repo)
 }

@@ -31,10 +31,6 @@ impl TargetKind {
             TargetKind::S3 => MediaType::Object,
         }
     }
-    /// Whether this version of bms can write to targets of this kind.
-    pub fn supported(self) -> bool {
-        matches!(self, TargetKind::Disk | TargetKind::Nas)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +134,9 @@ pub struct TargetInfo {
     pub supported: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What bmsd can do with a target of this kind, e.g. "backup", "restore", "mount check".
+    #[serde(default)]
+    pub supports: Vec<String>,
     /// Jobs that use this target.
     pub used_by: Vec<String>,
     /// The last pre-flight check, if any.

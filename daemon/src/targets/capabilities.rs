@@ -1,0 +1,132 @@
+//! What each kind of target supports: the one table that the handlers, the runner, the
+//! pre-flight check and `bmsctl target show` read (docs/architecture.md, "Targets").
+
+use bms_proto::api::TargetKind;
+
+/// What a run or request wants to do with a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Write a job's backup into it (creating the repository in an empty directory).
+    Backup,
+    /// Copy a snapshot into it from another target (creating the repository likewise).
+    CopyInto,
+    /// Copy a snapshot out of it into another target.
+    CopyFrom,
+    /// Check its repository (and re-read data).
+    Verify,
+    /// Restore files out of it.
+    RestoreFrom,
+    /// Look at it before a run: the pre-flight check.
+    Check,
+}
+
+impl Purpose {
+    /// Whether this purpose creates the repository when the directory is empty.
+    pub fn creates(self) -> bool {
+        matches!(self, Purpose::Backup | Purpose::CopyInto)
+    }
+
+    /// The purpose in words, for messages ("cannot {verb} a tape target yet").
+    pub fn verb(self) -> &'static str {
+        match self {
+            Purpose::Backup => "back up into",
+            Purpose::CopyInto => "copy into",
+            Purpose::CopyFrom => "copy from",
+            Purpose::Verify => "verify",
+            Purpose::RestoreFrom => "restore from",
+            Purpose::Check => "check",
+        }
+    }
+}
+
+/// What a kind of target supports in this version of bms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub kind: TargetKind,
+    pub backup: bool,
+    pub copy_into: bool,
+    pub copy_from: bool,
+    pub verify: bool,
+    pub restore_from: bool,
+    /// The pre-flight check applies: exists, is a directory, writable, free space.
+    pub preflight: bool,
+    /// The pre-flight check also demands a mount point of the expected filesystem and source.
+    pub mount_check: bool,
+    /// Whether `immutable_days` is enforced (today it is stored for every kind, not enforced).
+    pub immutability: bool,
+}
+
+/// The capabilities of a kind of target.
+pub fn capabilities(kind: TargetKind) -> Capabilities {
+    let directory = matches!(kind, TargetKind::Disk | TargetKind::Nas);
+    Capabilities {
+        kind,
+        backup: directory,
+        copy_into: directory,
+        copy_from: directory,
+        verify: directory,
+        restore_from: directory,
+        preflight: directory,
+        mount_check: kind == TargetKind::Nas,
+        immutability: false,
+    }
+}
+
+impl Capabilities {
+    /// Whether the kind supports `purpose`.
+    pub fn allows(&self, purpose: Purpose) -> bool {
+        match purpose {
+            Purpose::Backup => self.backup,
+            Purpose::CopyInto => self.copy_into,
+            Purpose::CopyFrom => self.copy_from,
+            Purpose::Verify => self.verify,
+            Purpose::RestoreFrom => self.restore_from,
+            Purpose::Check => self.preflight,
+        }
+    }
+
+    /// Whether jobs can write to targets of this kind (`supported` on the wire).
+    pub fn writable(&self) -> bool {
+        self.backup || self.copy_into
+    }
+
+    /// What the kind supports, in words, in a fixed order (`supports` on the wire).
+    pub fn supports(&self) -> Vec<String> {
+        [
+            (self.backup, "backup"),
+            (self.copy_into, "copy into"),
+            (self.copy_from, "copy from"),
+            (self.verify, "verify"),
+            (self.restore_from, "restore"),
+            (self.preflight, "pre-flight check"),
+            (self.mount_check, "mount check"),
+            (self.immutability, "immutability"),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, what)| what.to_owned())
+        .collect()
+    }
+
+    /// The note a target of a kind that cannot be written carries (`note` on the wire).
+    pub fn note(&self) -> Option<String> {
+        (!self.writable()).then(|| {
+            format!(
+                "{} targets are not yet supported: jobs cannot write to this target yet; bms \
+                 stores, lists and counts it, but cannot back up into, copy into, verify or \
+                 restore from it",
+                self.kind.as_str()
+            )
+        })
+    }
+
+    /// Why `purpose` is refused, for a target named `name`.
+    pub fn refusal(&self, name: &str, purpose: Purpose) -> String {
+        let kind = self.kind.as_str();
+        format!(
+            "{kind} targets are not yet supported: bms cannot {} target '{name}' ({kind}) yet; \
+             use a disk or nas target",
+            purpose.verb()
+        )
+    }
+}

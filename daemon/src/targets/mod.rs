@@ -1,0 +1,172 @@
+//! Targets by kind (docs/architecture.md, "Targets"). On the wire a target is the flat
+//! [`TargetSpec`]; inside bmsd it is a [`Target`]: the fields every kind has, and a [`Kind`] that
+//! holds only what that kind needs. [`Target::from_spec`] is the one place a definition is
+//! checked, [`capabilities`] the one place that says what a kind supports, and [`open_target`]
+//! the one place a target's repository is opened.
+
+mod capabilities;
+mod open;
+
+pub use capabilities::{capabilities, Capabilities, Purpose};
+pub use open::{open_target, OpenError};
+
+use crate::validate::{name, text};
+use bms_proto::api::{Location, MediaType, TargetKind, TargetSpec};
+use bms_proto::ApiError;
+use std::path::{Path, PathBuf};
+
+/// Where a target's data lives, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory on a local filesystem.
+    Disk { path: PathBuf },
+    /// A directory that must be the mount point of a network (or removable) filesystem.
+    Nas {
+        path: PathBuf,
+        /// The filesystem type the mount must have, e.g. "nfs4".
+        fs_type: Option<String>,
+        /// The mount source (or `UUID=`/`LABEL=`) the mount must have.
+        fs_source: Option<String>,
+    },
+    /// A tape drive device, e.g. /dev/nst0.
+    Tape { device: PathBuf },
+    /// An object-store bucket URL, e.g. s3://bucket/prefix.
+    S3 { url: String },
+}
+
+/// A target as bmsd works with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub kind: Kind,
+    /// The effective media type (the kind's unless told otherwise).
+    pub media: MediaType,
+    pub location: Location,
+    pub site: Option<String>,
+    /// Days a written snapshot stays immutable (0: not immutable); stored, not yet enforced.
+    pub immutable_days: u32,
+    /// Runs fail before writing when less than this many bytes are free.
+    pub min_free_bytes: u64,
+}
+
+fn absolute_path(t: &TargetSpec) -> Result<PathBuf, ApiError> {
+    if !Path::new(&t.path).is_absolute() {
+        return Err(ApiError::invalid(
+            "path",
+            format!("path '{}' must be absolute (start with /)", t.path),
+        ));
+    }
+    if t.path == "/" {
+        return Err(ApiError::invalid(
+            "path",
+            "path must not be the root directory",
+        ));
+    }
+    Ok(PathBuf::from(&t.path))
+}
+
+impl Target {
+    /// Checks a target definition and builds the target; every error names the field.
+    pub fn from_spec(t: &TargetSpec) -> Result<Target, ApiError> {
+        name("name", &t.name)?;
+        text("path", &t.path, 4096)?;
+        let path = match t.kind {
+            TargetKind::Disk | TargetKind::Nas | TargetKind::Tape => Some(absolute_path(t)?),
+            TargetKind::S3 => {
+                if !(t.path.starts_with("s3://")
+                    || t.path.starts_with("https://")
+                    || t.path.starts_with("http://"))
+                {
+                    return Err(ApiError::invalid(
+                        "path",
+                        format!(
+                            "s3 target path '{}' must be a URL such as s3://bucket/prefix",
+                            t.path
+                        ),
+                    ));
+                }
+                None
+            }
+        };
+        if let Some(site) = &t.site {
+            text("site", site, 128)?;
+        }
+        if t.kind != TargetKind::Nas {
+            for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
+                if v.is_some() {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("{field} applies to nas targets only"),
+                    ));
+                }
+            }
+        }
+        for (field, v) in [("fs_type", &t.fs_type), ("fs_source", &t.fs_source)] {
+            if let Some(v) = v {
+                text(field, v, 256)?;
+            }
+        }
+        if t.immutable_days > 36500 {
+            return Err(ApiError::invalid(
+                "immutable_days",
+                "immutable_days must be at most 36500",
+            ));
+        }
+        let kind = match (t.kind, path) {
+            (TargetKind::Disk, Some(path)) => Kind::Disk { path },
+            (TargetKind::Nas, Some(path)) => Kind::Nas {
+                path,
+                fs_type: t.fs_type.clone(),
+                fs_source: t.fs_source.clone(),
+            },
+            (TargetKind::Tape, Some(device)) => Kind::Tape { device },
+            _ => Kind::S3 {
+                url: t.path.clone(),
+            },
+        };
+        Ok(Target {
+            name: t.name.clone(),
+            kind,
+            media: t.media(),
+            location: t.location,
+            site: t.site.clone(),
+            immutable_days: t.immutable_days,
+            min_free_bytes: t.min_free_bytes,
+        })
+    }
+
+    /// The kind as the wire names it.
+    pub fn kind(&self) -> TargetKind {
+        match self.kind {
+            Kind::Disk { .. } => TargetKind::Disk,
+            Kind::Nas { .. } => TargetKind::Nas,
+            Kind::Tape { .. } => TargetKind::Tape,
+            Kind::S3 { .. } => TargetKind::S3,
+        }
+    }
+
+    /// What this target supports.
+    pub fn capabilities(&self) -> Capabilities {
+        capabilities(self.kind())
+    }
+
+    /// The directory that holds the repository: disk and NAS targets only.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::Disk { path } | Kind::Nas { path, .. } => Some(path),
+            Kind::Tape { .. } | Kind::S3 { .. } => None,
+        }
+    }
+
+    /// The directory, device or URL, for messages.
+    pub fn place(&self) -> String {
+        match &self.kind {
+            Kind::Disk { path } | Kind::Nas { path, .. } => path.display().to_string(),
+            Kind::Tape { device } => device.display().to_string(),
+            Kind::S3 { url } => url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

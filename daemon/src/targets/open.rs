@@ -1,0 +1,99 @@
+//! Opening what runs write to and read from. For disk and NAS targets that is the repository in
+//! the target's directory; tape and S3 targets have no writer yet and are refused plainly.
+
+use super::{Purpose, Target};
+use bms_engine::Repository;
+use bms_proto::api::TargetKind;
+use bms_proto::{ApiError, ErrorKind};
+
+/// Why a target could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The kind has no reader or writer for this purpose yet.
+    NotSupported {
+        target: String,
+        kind: TargetKind,
+        purpose: Purpose,
+        message: String,
+    },
+    /// The target's repository could not be opened or created.
+    Repository(bms_engine::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::NotSupported { message, .. } => f.write_str(message),
+            OpenError::Repository(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+impl From<bms_engine::Error> for OpenError {
+    fn from(e: bms_engine::Error) -> Self {
+        OpenError::Repository(e)
+    }
+}
+
+/// For the runner's engine calls, whose errors are the engine's: a kind that is not supported
+/// is a request the engine cannot carry out, with the message that says so.
+impl From<OpenError> for bms_engine::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Repository(e) => e,
+            e @ OpenError::NotSupported { .. } => bms_engine::Error::InvalidArgument(e.to_string()),
+        }
+    }
+}
+
+impl From<OpenError> for ApiError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::NotSupported { message, .. } => {
+                ApiError::new(ErrorKind::NotSupported, message)
+            }
+            OpenError::Repository(e) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl Target {
+    /// `Ok` when the target's kind supports `purpose`, else the plain refusal.
+    pub fn require(&self, purpose: Purpose) -> Result<(), OpenError> {
+        let caps = self.capabilities();
+        if caps.allows(purpose) {
+            return Ok(());
+        }
+        Err(OpenError::NotSupported {
+            target: self.name.clone(),
+            kind: self.kind(),
+            purpose,
+            message: caps.refusal(&self.name, purpose),
+        })
+    }
+}
+
+/// Opens `target`'s repository for `purpose`. Backups and copies into a target create the
+/// repository in an empty directory (docs/operations.md); everything else needs one there.
+pub fn open_target(target: &Target, purpose: Purpose) -> Result<Repository, OpenError> {
+    target.require(purpose)?;
+    let Some(dir) = target.dir() else {
+        return Err(OpenError::Repository(bms_engine::Error::InvalidArgument(
+            format!(
+                "target '{}' ({}) has no directory to open a repository in",
+                target.name,
+                target.kind().as_str()
+            ),
+        )));
+    };
+    // Several runs may create one new target at once: open_or_init lets exactly one of them
+    // publish the repository and the others open it (docs/repository-format.md).
+    let repo = if purpose.creates() {
+        Repository::open_or_init(dir, bms_engine::InitOptions::default())?
+    } else {
+        Repository::open(dir)?
+    };
+    Ok(repo)
+}

@@ -1,0 +1,258 @@
+use super::*;
+use bms_proto::ErrorKind;
+
+fn spec(kind: TargetKind, path: &str) -> TargetSpec {
+    TargetSpec {
+        kind,
+        ..TargetSpec::disk("t", path)
+    }
+}
+
+#[test]
+fn every_kind_builds_its_variant() {
+    let disk = Target::from_spec(&spec(TargetKind::Disk, "/srv/b")).unwrap();
+    assert_eq!(
+        disk.kind,
+        Kind::Disk {
+            path: "/srv/b".into()
+        }
+    );
+    assert_eq!(disk.media, MediaType::Disk);
+    assert_eq!(disk.dir(), Some(Path::new("/srv/b")));
+
+    let nas = Target::from_spec(&TargetSpec {
+        fs_type: Some("nfs4".into()),
+        fs_source: Some("server:/export".into()),
+        ..spec(TargetKind::Nas, "/mnt/nas")
+    })
+    .unwrap();
+    assert_eq!(
+        nas.kind,
+        Kind::Nas {
+            path: "/mnt/nas".into(),
+            fs_type: Some("nfs4".into()),
+            fs_source: Some("server:/export".into()),
+        }
+    );
+    assert_eq!(nas.media, MediaType::Disk, "a NAS is disk");
+
+    let tape = Target::from_spec(&spec(TargetKind::Tape, "/dev/nst0")).unwrap();
+    assert_eq!(
+        tape.kind,
+        Kind::Tape {
+            device: "/dev/nst0".into()
+        }
+    );
+    assert_eq!(tape.media, MediaType::Tape);
+    assert_eq!(tape.dir(), None);
+
+    let s3 = Target::from_spec(&spec(TargetKind::S3, "s3://bucket/prefix")).unwrap();
+    assert_eq!(
+        s3.kind,
+        Kind::S3 {
+            url: "s3://bucket/prefix".into()
+        }
+    );
+    assert_eq!(s3.media, MediaType::Object);
+    assert_eq!(s3.place(), "s3://bucket/prefix");
+    for t in [&disk, &nas, &tape, &s3] {
+        let back = spec(t.kind(), &t.place());
+        assert_eq!(back.kind, t.kind(), "the wire kind round-trips");
+    }
+}
+
+#[test]
+fn common_fields_are_kept() {
+    let t = Target::from_spec(&TargetSpec {
+        media_type: Some(MediaType::Optical),
+        location: Location::Offsite,
+        site: Some("vault".into()),
+        immutable_days: 30,
+        min_free_bytes: 5,
+        ..spec(TargetKind::Disk, "/srv/b")
+    })
+    .unwrap();
+    assert_eq!(t.name, "t");
+    assert_eq!(t.media, MediaType::Optical);
+    assert_eq!(t.location, Location::Offsite);
+    assert_eq!(t.site.as_deref(), Some("vault"));
+    assert_eq!((t.immutable_days, t.min_free_bytes), (30, 5));
+}
+
+fn refused(s: TargetSpec, field: &str, words: &str) {
+    let e = Target::from_spec(&s).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e:?}");
+    assert_eq!(e.field.as_deref(), Some(field), "{e:?}");
+    assert!(e.message.contains(words), "{}", e.message);
+}
+
+#[test]
+fn nas_only_fields_are_refused_on_other_kinds() {
+    for kind in [TargetKind::Disk, TargetKind::Tape, TargetKind::S3] {
+        let path = if kind == TargetKind::S3 {
+            "s3://b"
+        } else {
+            "/srv/b"
+        };
+        refused(
+            TargetSpec {
+                fs_type: Some("nfs4".into()),
+                ..spec(kind, path)
+            },
+            "fs_type",
+            "applies to nas targets only",
+        );
+        refused(
+            TargetSpec {
+                fs_source: Some("server:/x".into()),
+                ..spec(kind, path)
+            },
+            "fs_source",
+            "applies to nas targets only",
+        );
+    }
+}
+
+#[test]
+fn bad_definitions_name_the_field() {
+    refused(
+        spec(TargetKind::Disk, "rel/dir"),
+        "path",
+        "must be absolute",
+    );
+    refused(spec(TargetKind::Tape, "nst0"), "path", "must be absolute");
+    refused(spec(TargetKind::Nas, "/"), "path", "root directory");
+    refused(spec(TargetKind::S3, "/srv/b"), "path", "s3://bucket/prefix");
+    refused(
+        spec(TargetKind::Disk, &format!("/{}", "x".repeat(5000))),
+        "path",
+        "at most 4096",
+    );
+    refused(
+        TargetSpec {
+            name: "a b".into(),
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "name",
+        "not a valid name",
+    );
+    refused(
+        TargetSpec {
+            site: Some("a\nb".into()),
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "site",
+        "control characters",
+    );
+    refused(
+        TargetSpec {
+            immutable_days: 36501,
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "immutable_days",
+        "at most 36500",
+    );
+    refused(
+        TargetSpec {
+            fs_type: Some("x".repeat(300)),
+            ..spec(TargetKind::Nas, "/mnt/n")
+        },
+        "fs_type",
+        "at most 256",
+    );
+}
+
+#[test]
+fn capabilities_by_kind() {
+    let all = [
+        Purpose::Backup,
+        Purpose::CopyInto,
+        Purpose::CopyFrom,
+        Purpose::Verify,
+        Purpose::RestoreFrom,
+        Purpose::Check,
+    ];
+    for kind in [TargetKind::Disk, TargetKind::Nas] {
+        let c = capabilities(kind);
+        assert!(all.iter().all(|p| c.allows(*p)), "{kind:?}");
+        assert!(c.writable());
+        assert_eq!(c.note(), None);
+        assert!(!c.immutability, "immutable_days is not enforced yet");
+    }
+    assert!(!capabilities(TargetKind::Disk).mount_check);
+    assert!(capabilities(TargetKind::Nas).mount_check);
+    assert_eq!(
+        capabilities(TargetKind::Nas).supports(),
+        [
+            "backup",
+            "copy into",
+            "copy from",
+            "verify",
+            "restore",
+            "pre-flight check",
+            "mount check"
+        ]
+    );
+    for kind in [TargetKind::Tape, TargetKind::S3] {
+        let c = capabilities(kind);
+        assert!(all.iter().all(|p| !c.allows(*p)), "{kind:?}");
+        assert!(!c.writable());
+        assert!(c.supports().is_empty());
+        let note = c.note().unwrap();
+        assert!(note.contains("not yet supported"), "{note}");
+        assert!(note.starts_with(kind.as_str()), "{note}");
+    }
+}
+
+#[test]
+fn open_target_refuses_kinds_without_a_writer() {
+    for (kind, path) in [
+        (TargetKind::Tape, "/dev/nst0"),
+        (TargetKind::S3, "s3://b/p"),
+    ] {
+        let t = Target::from_spec(&spec(kind, path)).unwrap();
+        for purpose in [Purpose::Backup, Purpose::RestoreFrom] {
+            let e = open_target(&t, purpose).unwrap_err();
+            assert!(matches!(e, OpenError::NotSupported { .. }), "{e:?}");
+            let msg = e.to_string();
+            assert!(msg.contains("not yet supported"), "{msg}");
+            assert!(msg.contains(purpose.verb()), "{msg}");
+            assert!(msg.contains("'t'"), "{msg}");
+            let api = ApiError::from(e);
+            assert_eq!(api.kind, ErrorKind::NotSupported);
+            let api = ApiError::from(t.require(purpose).unwrap_err());
+            assert_eq!(api.kind, ErrorKind::NotSupported, "{api:?}");
+        }
+    }
+}
+
+#[test]
+fn open_target_creates_only_for_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Target::from_spec(&spec(TargetKind::Disk, &dir.path().to_string_lossy())).unwrap();
+    let e = open_target(&t, Purpose::Verify).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpenError::Repository(bms_engine::Error::NotARepository { .. })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    open_target(&t, Purpose::Backup).unwrap();
+    assert!(dir.path().join("config").exists());
+    open_target(&t, Purpose::RestoreFrom).unwrap();
+    t.require(Purpose::RestoreFrom).unwrap();
+
+    let full = tempfile::tempdir().unwrap();
+    std::fs::write(full.path().join("foreign"), b"x").unwrap();
+    let t = Target::from_spec(&spec(TargetKind::Disk, &full.path().to_string_lossy())).unwrap();
+    let e = open_target(&t, Purpose::CopyInto).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            OpenError::Repository(bms_engine::Error::AlreadyExists { .. })
+        ),
+        "{e:?}"
+    );
+}
