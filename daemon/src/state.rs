@@ -18,6 +18,8 @@ pub struct ConfigState {
 pub struct Shared {
     pub catalog: CatalogHandle,
     pub runner: crate::runner::Runner,
+    /// The event bus (docs/architecture.md, "Events").
+    pub events: crate::events::Bus,
     /// Wakes the scheduler after job changes.
     pub scheduler_wake: tokio::sync::Notify,
     pub started: Instant,
@@ -37,6 +39,7 @@ impl Shared {
         Arc::new(Shared {
             catalog,
             runner: crate::runner::Runner::new(),
+            events: crate::events::Bus::new(),
             scheduler_wake: tokio::sync::Notify::new(),
             started: Instant::now(),
             started_at: crate::catalog::now_rfc3339(),

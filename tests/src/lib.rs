@@ -280,6 +280,7 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub mod cli_checks;
+pub mod events_util;
 pub mod raw;
 pub mod users;
 
