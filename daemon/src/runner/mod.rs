@@ -342,10 +342,28 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
             _ = shared.runner.wake.notified() => {}
         }
     }
-    // Shutdown: stop running engines; queued runs are recorded as interrupted at next start.
-    let running: Vec<Arc<Active>> = shared.runner.table().running.values().cloned().collect();
+    // Shutdown: stop running engines (each records its end); queued runs end here.
+    let (running, queued) = {
+        let mut t = shared.runner.table();
+        let queued: Vec<Arc<Active>> = t.queue.drain(..).collect();
+        let running: Vec<Arc<Active>> = t.running.values().cloned().collect();
+        (running, queued)
+    };
     for a in running {
         warn!(run = a.run_id, job = %a.job, "stopping run for shutdown");
         a.request_stop(StopReason::Shutdown);
+    }
+    for a in queued {
+        a.request_stop(StopReason::Shutdown);
+        let head = RunHead {
+            id: a.run_id,
+            job: a.job.clone(),
+            kind: a.kind,
+        };
+        let end = End::new(
+            RunState::Interrupted,
+            Some("bmsd stopped before this queued run started".into()),
+        );
+        finish(&shared, head, end).await;
     }
 }

@@ -9,7 +9,11 @@ use crate::state::{ConfigState, Shared};
 use bms_proto::api::{Event, JobSpec};
 use tokio::sync::broadcast;
 
+/// Real time a test may take before a wait fails (they take milliseconds).
+const REAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 struct Fixture {
+    deadline: tokio::sync::watch::Receiver<bool>,
     shared: SharedRef,
     events: broadcast::Receiver<Event>,
     cancel: CancellationToken,
@@ -45,7 +49,7 @@ fn fake_engine(shared: SharedRef, a: Arc<Active>) -> BoxFuture {
             if quick && started.elapsed() >= std::time::Duration::from_secs(10) {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         if let Some(t) = timer {
             t.abort();
@@ -103,7 +107,13 @@ fn fixture(limit: u32, jobs: &[(&str, u64)]) -> Fixture {
         cancel.clone(),
         TaskTracker::new(),
     ));
+    let (late, deadline) = tokio::sync::watch::channel(false);
+    std::thread::spawn(move || {
+        std::thread::sleep(REAL_LIMIT);
+        let _ = late.send(true);
+    });
     Fixture {
+        deadline,
         shared,
         events,
         cancel,
@@ -112,12 +122,21 @@ fn fixture(limit: u32, jobs: &[(&str, u64)]) -> Fixture {
 }
 
 impl Fixture {
-    /// Waits for the event `want` picks out; returns it.
+    /// Waits for the event `want` picks out; returns it. Fails when [`REAL_LIMIT`] of real
+    /// time has passed since the fixture was made (the paused clock cannot bound a wait for the
+    /// catalog thread: it jumps ahead whenever the runtime is idle).
     async fn until(&mut self, want: impl Fn(&Event) -> bool) -> Event {
         loop {
-            let e = self.events.recv().await.unwrap();
-            if want(&e) {
-                return e;
+            tokio::select! {
+                e = self.events.recv() => {
+                    let e = e.unwrap();
+                    if want(&e) {
+                        return e;
+                    }
+                }
+                _ = self.deadline.wait_for(|late| *late) => {
+                    panic!("the awaited event did not come within {REAL_LIMIT:?}")
+                }
             }
         }
     }
@@ -241,10 +260,7 @@ async fn run_events_come_in_order_and_counters_survive_pruning() {
     let id = f.submit("quick").await;
     let mut seen = Vec::new();
     loop {
-        let e = f.events.recv().await.unwrap();
-        if e.run_id() != Some(id) {
-            continue;
-        }
+        let e = f.until(|e| e.run_id() == Some(id)).await;
         let end = matches!(e, Event::RunFinished { .. });
         seen.push(e);
         if end {
@@ -309,4 +325,34 @@ async fn an_end_the_catalog_refuses_is_shown_and_recorded_later() {
     let stored = f.shared.catalog.call(move |c| c.get_run(id)).await.unwrap();
     assert_eq!(stored.state, RunState::Cancelled);
     assert_eq!(stored.error.as_deref(), Some("cancelled by request"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_shutdown_running_and_queued_runs_end_interrupted() {
+    let mut f = fixture(1, &[("a", 0), ("b", 0)]);
+    let a = f.submit("a").await;
+    f.started(a).await;
+    let b = f.submit("b").await;
+    f.cancel.cancel();
+    let (mut ra, mut rb) = (None, None);
+    while ra.is_none() || rb.is_none() {
+        let e = f
+            .until(|e| matches!(e, Event::RunFinished { run, .. } if run.id == a || run.id == b))
+            .await;
+        if let Event::RunFinished { run, .. } = e {
+            if run.id == a {
+                ra = Some(run);
+            } else {
+                rb = Some(run);
+            }
+        }
+    }
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.state, RunState::Interrupted);
+    assert_eq!(rb.state, RunState::Interrupted);
+    assert_eq!(
+        rb.error.as_deref(),
+        Some("bmsd stopped before this queued run started")
+    );
+    assert!(rb.started_at.is_none());
 }
