@@ -2,7 +2,7 @@
 //! as RunQueued → RunStarted → RunProgress… → RunFinished, in order, for a manual run, a run
 //! failed by its pre-hook, a cancelled run and the copy run of a job with two targets; `--job`
 //! leaves other jobs out; a target check reports the target's state when it changes; and
-//! `bms_runs_total` does not fall when the run history is pruned.
+//! WatchEvents on the wire starts with an empty reply and needs `"more"`.
 
 use bms_tests::events_util::{kinds, run_of, EventStream};
 use bms_tests::runner_util::*;
@@ -179,4 +179,34 @@ fn job_filter_leaves_other_jobs_out_and_target_checks_report_state_changes() {
         seen.iter()
             .any(|e| e["type"] == "TargetStateChanged" && e["state"] == "error")
     });
+}
+
+#[test]
+fn watch_events_on_the_wire_streams_with_more_and_is_refused_without() {
+    let (d, src) = setup(&["t"]);
+    add_job(&d, "w", &src, &["--target", "t"]);
+    let mut conn = bms_tests::raw::RawConn::connect(&d.socket());
+    let reply = conn.call(&serde_json::json!({"method": "org.bms.Manager.WatchEvents"}));
+    assert_eq!(
+        bms_tests::raw::error_name(&reply),
+        Some("org.bms.Manager.InvalidArgument"),
+        "{reply}"
+    );
+    let hello = conn.call(&serde_json::json!({
+        "method": "org.bms.Manager.WatchEvents",
+        "parameters": {"job": "w"},
+        "more": true,
+    }));
+    assert_eq!(hello["continues"], true, "{hello}");
+    assert!(hello["parameters"]["event"].is_null(), "{hello}");
+    let id = d.start_run("w");
+    loop {
+        let m = conn.read_message().expect("the stream goes on");
+        assert_eq!(m["continues"], true, "{m}");
+        let e = &m["parameters"]["event"];
+        if e["type"] == "RunFinished" && run_of(e) == Some(id) {
+            assert_eq!(e["state"], "succeeded", "{e}");
+            break;
+        }
+    }
 }
