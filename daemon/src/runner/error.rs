@@ -18,6 +18,9 @@ pub enum RunError {
     Preflight { target: String, message: String },
     #[error("cannot start the run: {0}")]
     Start(ApiError),
+    /// The engine failed (its own message).
+    #[error("{0}")]
+    Engine(#[from] bms_engine::Error),
     /// A step failed; the text says which and why.
     #[error("{0}")]
     Step(String),

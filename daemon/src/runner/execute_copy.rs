@@ -24,9 +24,9 @@ fn engine_copy(
     dst: PathBuf,
     snapshot: &str,
     active: &Arc<Active>,
-) -> Result<CopyStats, String> {
-    let src = open_repo(&src).map_err(|e| e.to_string())?;
-    let dst = open_or_init(&dst).map_err(|e| e.to_string())?;
+) -> Result<CopyStats, RunError> {
+    let src = open_repo(&src)?;
+    let dst = open_or_init(&dst)?;
     let report = |p: &bms_engine::copy::CopyProgress| {
         active.progress.send_modify(|pr| {
             pr.files = p.blobs_copied;
@@ -34,8 +34,7 @@ fn engine_copy(
             pr.bytes_added = p.bytes_copied;
         });
     };
-    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop)
-        .map_err(|e| e.to_string())?;
+    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop)?;
     Ok(CopyStats {
         snapshot_id: s.snapshot_id,
         chunks_copied: s.chunks_copied,
@@ -100,7 +99,7 @@ pub async fn copy(
     );
     let result = tokio::task::spawn_blocking(move || engine_copy(sp, dp, &snap, &a))
         .await
-        .unwrap_or_else(|e| Err(format!("copy task failed: {e}")));
+        .unwrap_or_else(|e| Err(RunError::Step(format!("copy task failed: {e}"))));
     drop(forwarder);
     let mut log = Vec::new();
     let (state, snap, stats, err) = match &result {
@@ -122,7 +121,7 @@ pub async fn copy(
             } else {
                 RunState::Failed
             };
-            (state, None, RunStats::default(), Some(e.clone()))
+            (state, None, RunStats::default(), Some(e.to_string()))
         }
     };
     if let Some(id) = &snap {
