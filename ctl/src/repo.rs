@@ -17,7 +17,9 @@ use crate::output;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RepoCmd {
-    /// Create a new, empty repository in PATH (a new or empty directory).
+    /// Create a new, empty repository in PATH (a new or empty directory). The repository is
+    /// private to its owner (directories 0700, files 0600, whatever the umask); an existing
+    /// directory that others may access is restricted to 0700, with a note saying so.
     Init {
         #[arg(value_name = "PATH")]
         repo: PathBuf,
@@ -25,7 +27,9 @@ pub enum RepoCmd {
         #[arg(long, value_parser = output::parse_size)]
         pack_size: Option<u64>,
     },
-    /// List the snapshots of a repository.
+    /// List the snapshots of a repository. Snapshot files that are damaged (unreadable or
+    /// failing their integrity check) are listed as damaged, with the reason, and make the exit
+    /// status 1.
     Snapshots {
         #[arg(value_name = "PATH")]
         repo: PathBuf,
@@ -88,7 +92,8 @@ pub enum RepoCmd {
         /// Show what would be restored without writing anything.
         #[arg(long)]
         dry_run: bool,
-        /// What to do with entries that already exist in the target.
+        /// What to do with entries that already exist in the target (directories above a --path
+        /// are never changed; a file that cannot be restored leaves the existing one as it was).
         #[arg(long, value_enum, default_value = "never")]
         overwrite: OverwriteArg,
     },
@@ -107,8 +112,11 @@ pub enum RepoCmd {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum OverwriteArg {
+    /// Keep every existing entry as it is, directories included.
     Never,
+    /// Replace files whose size or mtime differ; existing directories get the snapshot's metadata.
     IfChanged,
+    /// Replace all existing non-directories; existing directories get the snapshot's metadata.
     Always,
 }
 
@@ -159,10 +167,14 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             }
             let r = Repository::init(repo, opts).map_err(fail)?;
             if json {
-                json_out(
-                    &serde_json::json!({"path": repo, "id": r.config().id, "version": r.config().version}),
-                )
+                json_out(&serde_json::json!({
+                    "path": repo, "id": r.config().id, "version": r.config().version,
+                    "notes": r.notes(),
+                }))
             } else {
+                for n in r.notes() {
+                    println!("note: {n}");
+                }
                 println!(
                     "created repository {} (id {})",
                     repo.display(),
@@ -173,14 +185,29 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
         }
         RepoCmd::Snapshots { repo, job } => {
             let r = open(repo)?;
-            let list: Vec<_> = r
-                .snapshots()
-                .map_err(fail)?
+            let (all, damaged) = r.snapshots_checked().map_err(fail)?;
+            let list: Vec<_> = all
                 .into_iter()
                 .filter(|s| job.as_ref().is_none_or(|j| &s.snapshot.job == j))
                 .collect();
+            let damaged_error = || {
+                CliError::failure(format!(
+                    "{} snapshot file(s) in {} are damaged and were not listed: run `bmsctl repo verify {}` to see what is affected",
+                    damaged.len(),
+                    repo.join("snapshots").display(),
+                    repo.display()
+                ))
+            };
             if json {
-                return json_out(&serde_json::json!({ "snapshots": to_json(&list)? }));
+                json_out(&serde_json::json!({
+                    "snapshots": to_json(&list)?,
+                    "damaged": to_json(&damaged)?,
+                }))?;
+                return if damaged.is_empty() {
+                    Ok(())
+                } else {
+                    Err(damaged_error())
+                };
             }
             let mut t = output::table(&[
                 "ID", "TIME", "JOB", "HOST", "PATHS", "FILES", "SIZE", "ADDED", "STATE",
@@ -208,9 +235,26 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                     },
                 ]);
             }
+            for d in &damaged {
+                t.add_row(vec![
+                    d.id.chars().take(16).collect::<String>(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("damaged: {}", d.reason),
+                ]);
+            }
             println!("{t}");
             println!("{} snapshot(s)", list.len());
-            Ok(())
+            if damaged.is_empty() {
+                Ok(())
+            } else {
+                Err(damaged_error())
+            }
         }
         RepoCmd::Ls {
             repo,
@@ -364,7 +408,18 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
                 for w in &s.warnings {
                     println!("warning: {w}");
                 }
-                for e in &s.errors {
+                for f in &s.failed {
+                    println!(
+                        "not restored: {}: {}",
+                        crate::snapshot::dest(to, &f.path).display(),
+                        f.error
+                    );
+                }
+                for e in s
+                    .errors
+                    .iter()
+                    .filter(|e| !s.failed.iter().any(|f| &f.error == *e))
+                {
                     println!("error: {e}");
                 }
                 println!(
@@ -386,10 +441,22 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
             if s.errors.is_empty() {
                 Ok(())
             } else {
-                Err(CliError::failure(format!(
-                    "restore incomplete: {} error(s)",
-                    s.errors.len()
-                )))
+                let failed: Vec<String> = s
+                    .failed
+                    .iter()
+                    .take(5)
+                    .map(|f| crate::snapshot::dest(to, &f.path).display().to_string())
+                    .collect();
+                Err(CliError::failure(if failed.is_empty() {
+                    format!("restore incomplete: {} error(s)", s.errors.len())
+                } else {
+                    format!(
+                        "restore incomplete: {} file(s) not restored ({}{}); an existing file of that name, if any, was kept as it was",
+                        s.failed.len(),
+                        failed.join(", "),
+                        if s.failed.len() > failed.len() { ", ..." } else { "" }
+                    )
+                }))
             }
         }
         RepoCmd::Verify {

@@ -123,29 +123,93 @@ pub fn restore(
             "the daemon ended the restore without a result",
         ));
     };
-    let errors = r
-        .summary
-        .as_ref()
-        .and_then(|s| s.get("errors"))
-        .and_then(|e| e.as_array())
-        .map(|a| a.len())
-        .unwrap_or(0);
+    let summary = r.summary.clone().unwrap_or_default();
+    let list = |k: &str| {
+        summary
+            .get(k)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let errors = list("errors");
+    let failed = list("failed");
+    let skipped = summary.get("skipped").and_then(|v| v.as_u64()).unwrap_or(0);
     if cli.json {
         output::json(&r)?;
     } else {
         eprintln!();
+        for w in list("warnings") {
+            println!("warning: {}", w.as_str().unwrap_or_default());
+        }
+        print_failures(&to, &failed, &errors);
         println!(
-            "{} {} files, {} into {}",
+            "{} {} files, {} into {}{}",
             if dry_run { "would restore" } else { "restored" },
             r.files,
             bytes(r.bytes),
-            to.display()
+            to.display(),
+            if skipped > 0 {
+                format!(" ({skipped} existing entries kept)")
+            } else {
+                String::new()
+            }
         );
     }
-    if errors > 0 {
-        return Err(CliError::failure(format!(
-            "{errors} entries could not be restored (see --json for details)"
+    if !errors.is_empty() {
+        return Err(CliError::failure(failure_message(
+            &to,
+            &failed,
+            errors.len(),
         )));
     }
     Ok(())
+}
+
+/// Where a snapshot path lands below the restore directory.
+pub fn dest(to: &std::path::Path, path: &str) -> PathBuf {
+    to.join(path.trim_start_matches('/'))
+}
+
+/// Prints the entries that were not restored (with their destination path) and other errors.
+fn print_failures(
+    to: &std::path::Path,
+    failed: &[serde_json::Value],
+    errors: &[serde_json::Value],
+) {
+    let mut known = Vec::new();
+    for f in failed {
+        let path = f.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+        let error = f.get("error").and_then(|p| p.as_str()).unwrap_or_default();
+        println!("not restored: {}: {error}", dest(to, path).display());
+        known.push(error);
+    }
+    for e in errors.iter().filter_map(|e| e.as_str()) {
+        if !known.contains(&e) {
+            println!("error: {e}");
+        }
+    }
+}
+
+/// The closing error of an incomplete restore, naming the first paths not restored.
+fn failure_message(to: &std::path::Path, failed: &[serde_json::Value], errors: usize) -> String {
+    let paths: Vec<String> = failed
+        .iter()
+        .filter_map(|f| f.get("path").and_then(|p| p.as_str()))
+        .take(5)
+        .map(|p| dest(to, p).display().to_string())
+        .collect();
+    let more = if failed.len() > paths.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    if paths.is_empty() {
+        format!("restore incomplete: {errors} error(s); see the lines above")
+    } else {
+        format!(
+            "restore incomplete: {} file(s) not restored ({}{more}); an existing file of that name, if any, was kept as it was",
+            failed.len(),
+            paths.join(", ")
+        )
+    }
 }

@@ -10,7 +10,7 @@ use nix::fcntl::{Flock, FlockArg};
 use sd_notify::NotifyState;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -116,6 +116,7 @@ fn lock_state_dir(dir: &Path) -> Result<StateLock, String> {
         .truncate(false)
         .read(true)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(file, _)| {
@@ -138,6 +139,55 @@ fn make_dir(dir: &Path, mode: u32) -> Result<(), String> {
         .mode(mode)
         .create(dir)
         .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))
+}
+
+/// Creates the state dir, or restricts an existing one, to mode 0700: it holds the catalog and
+/// the default repository, which are private to the daemon's user (docs/repository-format.md
+/// "Permissions").
+fn private_state_dir(dir: &Path) -> Result<(), String> {
+    make_dir(dir, 0o700)?;
+    restrict(dir, 0o700)
+}
+
+/// Sets `path` to `mode` if group or others have any access to it (the umask does not decide).
+fn restrict(path: &Path, mode: u32) -> Result<(), String> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(());
+    };
+    let old = meta.permissions().mode() & 0o7777;
+    if old & 0o077 == 0 {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
+        format!(
+            "cannot restrict {} to mode {mode:04o}: {e}; run `chmod {mode:o} {}` as its owner",
+            path.display(),
+            path.display()
+        )
+    })?;
+    warn!(
+        "restricted {} from mode {old:04o} to {mode:04o}: it is private to bmsd's user",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Makes the catalog's files private (0600) before SQLite opens them: the database is created
+/// here with that mode, and SQLite gives its -wal and -shm files the database's mode.
+fn private_catalog_files(db: &Path) -> Result<(), String> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| format!("cannot create catalog {}: {e}", db.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        restrict(Path::new(&p), 0o600)?;
+    }
+    Ok(())
 }
 
 /// Binds the control socket, replacing a stale socket file but never a live daemon's.
@@ -185,16 +235,17 @@ fn notify(states: &[NotifyState<'_>]) {
 }
 
 async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(), String> {
-    make_dir(&config.state_dir, 0o750)?;
+    private_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let db = config.state_dir.join("catalog.db");
+    private_catalog_files(&db)?;
     let mut catalog = Catalog::open(&db).map_err(|e| e.to_string())?;
     let local_repo = config.state_dir.join("repos").join("local");
     if catalog
         .ensure_default_target(&local_repo)
         .map_err(|e| e.to_string())?
     {
-        make_dir(&local_repo, 0o750)?;
+        make_dir(&local_repo, 0o700)?;
         info!(
             "new catalog {}: created default disk target 'local' at {}",
             db.display(),

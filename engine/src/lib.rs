@@ -29,7 +29,7 @@ pub use backup::{BackupOptions, BackupSummary, Progress};
 pub use config::{ChunkerParams, CompressionParams, RepoConfig};
 pub use error::{Error, Result};
 pub use id::ObjectId;
-pub use repo::{Entry, InitOptions, Repository};
+pub use repo::{DamagedSnapshot, Entry, InitOptions, Repository};
 pub use restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotStats};
 pub use verify::{Problem, VerifyOptions, VerifyProgress, VerifyReport};

@@ -136,10 +136,50 @@ impl Drop for RepoLock {
     }
 }
 
-fn write_lock(repo: &Path, path: &Path, info: &LockInfo) -> Result<()> {
+/// Writes a lock file atomically. It is staged in `locks/` itself, under a temp name that lock
+/// scanning ignores (it does not end in `.json`), never in `tmp/`, which writers clean up
+/// (docs/repository-format.md "Locks").
+fn write_lock(path: &Path, info: &LockInfo) -> Result<()> {
     let data =
         serde_json::to_vec_pretty(info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    fsutil::write_atomic(&repo.join("tmp"), path, &data, "writing lock file")
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fsutil::write_atomic(dir, path, &data, "writing lock file")
+}
+
+/// Prefix of the temp files that stage lock files in `locks/`.
+const STAGE_PREFIX: &str = "w-";
+
+/// What a lock waiter is told: `Some(holder)` when it starts to wait, `None` once it holds the
+/// lock after waiting.
+pub type WaitObserver = dyn Fn(Option<&LockInfo>);
+
+thread_local! {
+    static WAIT_OBSERVER: std::cell::RefCell<Option<Box<WaitObserver>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `observer` told whenever a lock taken on this thread inside `f` has to wait
+/// for another holder, and when it is finally taken (the daemon shows "waiting for lock held
+/// by …" on the run). Engine operations take their locks on the calling thread.
+pub fn observe_waits<T>(observer: Box<WaitObserver>, f: impl FnOnce() -> T) -> T {
+    /// Puts the previous observer back, also when `f` panics.
+    struct Restore(Option<Box<WaitObserver>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            WAIT_OBSERVER.with(|o| *o.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(WAIT_OBSERVER.with(|o| o.replace(Some(observer))));
+    f()
+}
+
+fn notify_waiting(holder: Option<&LockInfo>) {
+    WAIT_OBSERVER.with(|o| {
+        if let Some(f) = o.borrow().as_ref() {
+            f(holder);
+        }
+    });
 }
 
 /// Acquires a lock of `kind`, waiting up to `wait` for conflicting live holders.
@@ -164,6 +204,13 @@ pub fn acquire_cancellable(
         fsutil::unique_name(&format!("{}-", kind_name(kind)))
     ));
     let mut recovered = Vec::new();
+    let removed = fsutil::remove_abandoned(&dir, STAGE_PREFIX, LEASE);
+    if removed > 0 {
+        recovered.push(format!(
+            "removed {removed} abandoned staged lock file(s) in {}",
+            dir.display()
+        ));
+    }
     let started = Instant::now();
     let mut backoff = Duration::from_millis(50);
     let mut logged = false;
@@ -179,11 +226,14 @@ pub fn acquire_cancellable(
             heartbeat: t,
             expires: t + LEASE.as_secs() as i64,
         };
-        write_lock(repo, &path, &info)?;
+        write_lock(&path, &info)?;
         match find_conflict(&dir, &path, kind, &host, &mut recovered)? {
             None => {
+                if logged {
+                    notify_waiting(None);
+                }
                 let stop = Arc::new((Mutex::new(false), Condvar::new()));
-                let thread = spawn_heartbeat(repo.to_path_buf(), path.clone(), info, stop.clone());
+                let thread = spawn_heartbeat(path.clone(), info, stop.clone());
                 return Ok(RepoLock {
                     path,
                     stop,
@@ -209,6 +259,7 @@ pub fn acquire_cancellable(
                 );
                 if !logged {
                     logged = true;
+                    notify_waiting(Some(&other));
                     tracing::info!(
                         "{purpose}: waiting up to {}s for the lock on {}, held by {}",
                         wait.as_secs(),
@@ -277,7 +328,6 @@ fn find_conflict(
 }
 
 fn spawn_heartbeat(
-    repo: PathBuf,
     path: PathBuf,
     mut info: LockInfo,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -300,7 +350,7 @@ fn spawn_heartbeat(
             if !path.exists() {
                 tracing::error!("lock file {} was removed by another process; continuing, but a concurrent prune may now run", path.display());
             }
-            if let Err(e) = write_lock(&repo, &path, &info) {
+            if let Err(e) = write_lock(&path, &info) {
                 tracing::error!("cannot renew lock {}: {e}", path.display());
             }
         }
@@ -340,6 +390,37 @@ mod tests {
         drop(a);
         drop(r);
         let _b = acquire(d.path(), LockKind::Exclusive, "prune", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn lock_files_are_staged_in_locks_not_tmp() {
+        // No tmp/ at all: a writer emptying tmp/ cannot touch a contender's staged lock file.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("locks")).unwrap();
+        let host = fsutil::hostname();
+        // A staged file of a dead writer is removed; one of a live writer is kept (and ignored).
+        let (_f, live) = fsutil::create_temp(&d.path().join("locks"), STAGE_PREFIX).unwrap();
+        let name = live.file_name().unwrap().to_str().unwrap().to_owned();
+        let (head, _) = name.split_once('.').unwrap();
+        let dead = d
+            .path()
+            .join("locks")
+            .join(format!("{head}.{}.1.00000000000000ff", 0x7fff_fff0u32));
+        std::fs::write(&dead, b"{").unwrap();
+        let l = acquire(d.path(), LockKind::Write, "backup", Duration::ZERO).unwrap();
+        assert!(
+            !dead.exists(),
+            "abandoned staged file of a dead writer on {host}"
+        );
+        assert!(live.exists());
+        assert!(!d.path().join("tmp").exists());
+        let locks: Vec<_> = std::fs::read_dir(d.path().join("locks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        assert_eq!(locks.len(), 1, "{locks:?}");
+        drop(l);
     }
 
     #[test]

@@ -44,40 +44,93 @@ pub struct Repository {
     path: PathBuf,
     config: RepoConfig,
     lock_wait: Duration,
+    notes: Vec<String>,
 }
 
 /// Sub-directories of a repository.
 pub const DIRS: [&str; 6] = ["packs", "index", "snapshots", "locks", "tmp", "keys"];
 
+/// A snapshot file that cannot be read or fails its integrity check.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedSnapshot {
+    /// The file's name (the 64-hex id it should have).
+    pub id: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 impl Repository {
-    /// Creates a repository in `path` (which must not exist or be empty).
+    /// Creates a repository in `path` (which must not exist or be empty). All its files and
+    /// directories are private to the owner (0600/0700 whatever the umask); an existing
+    /// directory that group or others can access is restricted to 0700, which
+    /// [`Repository::notes`] reports.
     pub fn init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
+        Self::create(path.as_ref(), opts, false)
+    }
+
+    /// Opens the repository in `path`, creating it if the directory is new, empty or a
+    /// repository that another process is creating at the same moment (it then opens that
+    /// one). Several runs that start at once on a new target use this.
+    pub fn open_or_init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
         let path = path.as_ref();
+        if path.join("config").exists() {
+            return Self::open(path);
+        }
+        Self::create(path, opts, true)
+    }
+
+    fn create(path: &Path, opts: InitOptions, join: bool) -> Result<Repository> {
         opts.chunker.validate()?;
         if opts.pack_size < (1 << 20) || opts.pack_size > (1 << 30) {
             return Err(Error::InvalidArgument(
                 "pack size must be between 1 MiB and 1 GiB".into(),
             ));
         }
+        let mut notes = Vec::new();
         if path.exists() {
-            // A freshly made filesystem's `lost+found` does not make its root "not empty".
-            let mut it = std::fs::read_dir(path)
-                .ctx("reading", path)?
-                .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "lost+found"));
+            // A freshly made filesystem's `lost+found` does not make its root "not empty"; with
+            // `join`, neither do the directories of a repository being created concurrently.
+            let mut it = std::fs::read_dir(path).ctx("reading", path)?.filter(|e| {
+                e.as_ref().map_or(true, |e| {
+                    let n = e.file_name();
+                    n != "lost+found" && !(join && DIRS.iter().any(|d| n == *d))
+                })
+            });
             if it.next().is_some() {
+                if join && path.join("config").exists() {
+                    return Self::open(path);
+                }
                 return Err(Error::AlreadyExists {
                     path: path.to_path_buf(),
                 });
             }
+            if let Some(n) = restrict_dir(path)? {
+                notes.push(n);
+            }
         } else {
-            std::fs::create_dir_all(path).ctx("creating repository directory", path)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).ctx("creating repository directory", parent)?;
+            }
+            let made = if join {
+                fsutil::ensure_dir_private(path)
+            } else {
+                fsutil::create_dir_private(path)
+            };
+            made.ctx("creating repository directory", path)?;
         }
+        let mkdir = |d: &Path| {
+            if join {
+                fsutil::ensure_dir_private(d)
+            } else {
+                fsutil::create_dir_private(d)
+            }
+            .ctx("creating repository directory", d)
+        };
         for d in DIRS {
-            std::fs::create_dir(path.join(d)).ctx("creating repository directory", path.join(d))?;
+            mkdir(&path.join(d))?;
         }
         for i in 0..256 {
-            let d = path.join("packs").join(format!("{i:02x}"));
-            std::fs::create_dir(&d).ctx("creating repository directory", &d)?;
+            mkdir(&path.join("packs").join(format!("{i:02x}")))?;
         }
         fsutil::fsync_dir(&path.join("packs"))?;
         let config = RepoConfig {
@@ -96,19 +149,35 @@ impl Repository {
         };
         let data = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        // The config is written last: a directory without it is not (yet) a repository.
-        fsutil::write_atomic(
+        // The config is written last: a directory without it is not (yet) a repository. It
+        // never replaces a config that a concurrent init wrote first.
+        let written = fsutil::write_new(
             &path.join("tmp"),
             &path.join("config"),
             &data,
             "writing repository config",
         )?;
+        if !written {
+            if join {
+                return Self::open(path);
+            }
+            return Err(Error::AlreadyExists {
+                path: path.to_path_buf(),
+            });
+        }
         fsutil::fsync_dir(path)?;
         Ok(Repository {
             path: path.to_path_buf(),
             config,
             lock_wait: Duration::ZERO,
+            notes,
         })
+    }
+
+    /// What [`Repository::init`] changed besides creating the repository (e.g. permissions
+    /// it restricted).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Opens an existing repository, refusing unknown format versions.
@@ -137,6 +206,7 @@ impl Repository {
             path: path.to_path_buf(),
             config,
             lock_wait: Duration::ZERO,
+            notes: Vec::new(),
         })
     }
 
@@ -175,10 +245,21 @@ impl Repository {
     }
 
     /// All readable snapshots, oldest first. Corrupt snapshot files are skipped here (and
-    /// reported by verify).
+    /// reported by verify and [`Repository::snapshots_checked`]).
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let (list, damaged) = self.snapshots_checked()?;
+        for d in damaged {
+            tracing::warn!("skipping snapshot {}: {}", d.id, d.reason);
+        }
+        Ok(list)
+    }
+
+    /// All readable snapshots, oldest first, and the snapshot files that cannot be read or
+    /// fail their integrity check.
+    pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotInfo>, Vec<DamagedSnapshot>)> {
         let dir = self.path.join("snapshots");
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         for id in snapshot::list_ids(&dir)? {
             match snapshot::load(&dir.join(id.to_hex()), &id) {
                 Ok(s) => out.push(SnapshotInfo {
@@ -186,11 +267,14 @@ impl Repository {
                     short_id: id.short(),
                     snapshot: s,
                 }),
-                Err(e) => tracing::warn!("skipping snapshot {id}: {e}"),
+                Err(e) => damaged.push(DamagedSnapshot {
+                    id: id.to_hex(),
+                    reason: e.to_string(),
+                }),
             }
         }
         out.sort_by_key(|s| (s.snapshot.unix_nanos(), s.id.clone()));
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// Finds a snapshot by id, unique prefix or `latest`.
@@ -228,6 +312,36 @@ impl Repository {
         }
         Ok(out)
     }
+}
+
+/// Restricts an existing repository directory that group or others can access to 0700;
+/// returns a note saying so.
+fn restrict_dir(path: &Path) -> Result<Option<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .ctx("reading", path)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(fsutil::DIR_MODE)).map_err(
+        |e| {
+            Error::InvalidArgument(format!(
+                "{} is accessible to other users (mode {mode:04o}) and cannot be restricted to 0700: {e}; \
+                 run `chmod 700 {}` as its owner, or choose another directory",
+                path.display(),
+                path.display()
+            ))
+        },
+    )?;
+    let msg = format!(
+        "restricted {} from mode {mode:04o} to 0700: a repository is private to its owner",
+        path.display()
+    );
+    tracing::warn!("{msg}");
+    Ok(Some(msg))
 }
 
 /// Splits a snapshot path into its non-empty components ("/a//b/" → ["a", "b"]).

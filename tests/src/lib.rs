@@ -282,6 +282,7 @@ pub fn stdout(out: &Output) -> String {
 pub mod cli_checks;
 pub mod events_util;
 pub mod raw;
+pub mod restore_util;
 pub mod users;
 
 /// Polls `f` until it returns `Some`, panicking with `what` after `timeout`.
@@ -334,6 +335,7 @@ impl Daemon {
     }
 }
 pub mod runner_util;
+pub mod storage;
 
 /// The audit trail as (action, object), oldest first; every entry must be by root.
 pub fn audit_actions(d: &Daemon) -> Vec<(String, String)> {

@@ -2,8 +2,11 @@
 //! restore, and SIGTERM stops a restore at once and tells the client why. The restores are
 //! slowed down deterministically by throttling the daemon's reads from the repository's loop
 //! device (a blkio/io cgroup), so they are surely under way when the test acts.
+//! A restored file gets its name only when complete, so the restore is seen under way by the
+//! files bmsd holds open below the restore directory.
 //! These tests need root (loop mounts, cgroups).
 
+use bms_tests::restore_util::{temp_leftovers, writing_below};
 use bms_tests::runner_util::*;
 use bms_tests::*;
 use std::fs;
@@ -88,7 +91,7 @@ fn a_client_that_goes_away_stops_its_restore() {
             .spawn()
             .unwrap();
     poll_until(Duration::from_secs(30), "the restore to start", || {
-        (restored(&to).0 > 0).then_some(())
+        writing_below(s.d.pid(), &to).then_some(())
     });
     client.kill().unwrap();
     client.wait().unwrap();
@@ -114,6 +117,25 @@ fn a_client_that_goes_away_stops_its_restore() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The outcome is audited although the client is gone.
+    poll_until(
+        Duration::from_secs(20),
+        "the cancel in the audit trail",
+        || {
+            let a = s.d.ctl_json(["audit"]);
+            a["entries"][0]["action"]
+                .as_str()
+                .is_some_and(|x| x == "restore.cancelled")
+                .then_some(())
+        },
+    );
+    // Files cut short by the cancel are not left behind, under their names or temporary ones.
+    poll_until(
+        Duration::from_secs(20),
+        "the restore to close its files",
+        || (!writing_below(s.d.pid(), &to)).then_some(()),
+    );
+    assert_eq!(temp_leftovers(&to), Vec::<PathBuf>::new());
     let (_, bytes) = restored(&to);
     assert!(
         bytes < s.total / 2,
@@ -140,7 +162,7 @@ fn sigterm_stops_a_restore_at_once_and_tells_the_client() {
             .spawn()
             .unwrap();
     poll_until(Duration::from_secs(30), "the restore to start", || {
-        (restored(&to).0 > 0).then_some(())
+        writing_below(s.d.pid(), &to).then_some(())
     });
     let asked = Instant::now();
     s.d.signal(nix::sys::signal::Signal::SIGTERM);
@@ -161,4 +183,5 @@ fn sigterm_stops_a_restore_at_once_and_tells_the_client() {
         "{err}"
     );
     assert!(restored(&to).1 < s.total);
+    assert_eq!(temp_leftovers(&to), Vec::<PathBuf>::new());
 }

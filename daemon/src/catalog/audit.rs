@@ -1,4 +1,8 @@
-//! The audit trail: who (uid) changed what, when.
+//! The audit trail: who (uid) changed what, when. Configuration changes are recorded in the same
+//! transaction as the change; restores (writes anywhere on the machine) are recorded when they
+//! start (`restore.start`) and when they end (`restore.succeeded`, `restore.failed`,
+//! `restore.cancelled`), with the details as a JSON object
+//! (docs/operations.md, "Restores").
 
 use super::{db_err, now_rfc3339, Actor, Catalog};
 use bms_proto::api::AuditEntry;
@@ -20,6 +24,17 @@ pub(super) fn record(
 }
 
 impl Catalog {
+    /// Records an action that is not a catalog change (e.g. a restore).
+    pub fn record_audit(
+        &mut self,
+        actor: Actor,
+        action: &str,
+        object: &str,
+        detail: Option<&str>,
+    ) -> Result<(), ApiError> {
+        record(&self.conn, actor, action, object, detail)
+    }
+
     /// Newest first.
     pub fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ApiError> {
         let mut stmt = self

@@ -131,6 +131,13 @@ pub struct Ctx<'a> {
 
 pub async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     if M::WRITES && ctx.peer.role != Role::Admin {
+        tracing::warn!(
+            uid = ctx.peer.uid,
+            method = M::NAME,
+            "refused {}: uid {} may only read",
+            M::NAME,
+            ctx.peer.uid
+        );
         return Err(ApiError::new(
             ErrorKind::PermissionDenied,
             format!(

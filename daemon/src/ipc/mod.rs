@@ -3,6 +3,7 @@
 pub mod auth;
 mod dispatch;
 mod handlers;
+mod restore_audit;
 mod run_handlers;
 mod streams;
 

@@ -2,6 +2,7 @@
 
 use super::dispatch::Ctx;
 use super::handlers::Handle;
+use super::restore_audit::RestoreAudit;
 use crate::runner;
 use crate::state::SharedRef;
 use bms_proto::api::*;
@@ -85,7 +86,7 @@ pub async fn find_snapshot(
     let distinct: std::collections::BTreeSet<&str> =
         matches.iter().map(|s| s.id.as_str()).collect();
     match distinct.len() {
-        0 => Err(ApiError::not_found("snapshot", id)),
+        0 => Err(not_on_target(shared, id, target).await),
         1 => matches
             .into_iter()
             .next()
@@ -95,6 +96,39 @@ pub async fn find_snapshot(
             format!("snapshot prefix '{id}' matches {n} snapshots: give more characters"),
         )),
     }
+}
+
+/// The error for a snapshot the catalog has not found (on `target`, when given): says when the
+/// target does not exist, or names the targets that do hold the snapshot.
+async fn not_on_target(shared: &SharedRef, id: &str, target: Option<&str>) -> ApiError {
+    let Some(t) = target else {
+        return ApiError::not_found("snapshot", id);
+    };
+    let tname = t.to_owned();
+    if let Err(e) = shared.catalog.call(move |c| c.get_target(&tname)).await {
+        return e;
+    }
+    let all = match shared.catalog.call(|c| c.list_snapshots(None, None)).await {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let holders: std::collections::BTreeSet<String> = all
+        .into_iter()
+        .filter(|s| s.id.starts_with(id))
+        .map(|s| s.target)
+        .collect();
+    if holders.is_empty() {
+        return ApiError::not_found("snapshot", id);
+    }
+    let names: Vec<String> = holders.into_iter().map(|h| format!("'{h}'")).collect();
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "snapshot '{id}' is not on target '{t}'; it is on {} (use --target {})",
+            names.join(", "),
+            names[0].trim_matches('\'')
+        ),
+    )
 }
 
 impl Handle for GetSnapshot {
@@ -113,10 +147,13 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Restores through the engine; `progress` sees (files, bytes) as it goes.
+/// Restores through the engine on behalf of `uid`; `progress` sees (files, bytes) as it goes.
+/// The restore is audited (`restore.start` before it writes anything, then `restore.succeeded`,
+/// `restore.failed` or `restore.cancelled`) and logged; see docs/operations.md, "Restores".
 pub async fn restore(
     shared: &SharedRef,
     req: Restore,
+    uid: u32,
     progress: impl Fn(u64, u64) + Send + Sync + 'static,
 ) -> Result<RestoreReply, ApiError> {
     let to = PathBuf::from(&req.to);
@@ -147,11 +184,23 @@ pub async fn restore(
         dry_run: req.dry_run,
         overwrite,
     };
+    let audit = RestoreAudit {
+        uid,
+        snapshot: snap.id.clone(),
+        target: snap.target.clone(),
+        paths: req.paths.clone(),
+        to: req.to.clone(),
+        overwrite: overwrite.name(),
+        dry_run: req.dry_run,
+    };
+    // No record, no restore: the start is on file before anything is written, so a restore
+    // whose end is lost (bmsd killed) still shows.
+    audit.started(shared).await?;
     let repo_path = PathBuf::from(&target.spec.path);
     // Dropping this future (the client went away, or the daemon shuts down) stops the restore.
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = cancel.0.clone();
-    let summary = tokio::task::spawn_blocking(move || {
+    let work = tokio::task::spawn_blocking(move || {
         let repo = crate::runner::open_repo(&repo_path)?;
         let r = repo.restore(
             &opts,
@@ -165,10 +214,27 @@ pub async fn restore(
             );
         }
         r
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("restore task failed: {e}")))?
-    .map_err(|e| ApiError::new(ErrorKind::Internal, format!("restore failed: {e}")))?;
+    });
+    // The outcome is recorded by a task of its own, so that it is also recorded when this
+    // future is dropped (a cancelled restore).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let owner = shared.clone();
+    tokio::spawn(async move {
+        let (r, cancelled) = match work.await {
+            Ok(r) => {
+                let cancelled = matches!(r, Err(bms_engine::Error::Cancelled));
+                (r.map_err(|e| e.to_string()), cancelled)
+            }
+            Err(e) => (Err(format!("restore task failed: {e}")), false),
+        };
+        audit.finished(&owner, &r, cancelled).await;
+        let _ = done_tx.send(r);
+    });
+    let summary = done_rx
+        .await
+        .map_err(|_| ApiError::internal("the restore ended without a result"))?
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("restore failed: {e}")))?;
+    drop(cancel);
     let value = serde_json::to_value(&summary).ok();
     Ok(RestoreReply {
         files: summary.files,
@@ -180,7 +246,7 @@ pub async fn restore(
 
 impl Handle for Restore {
     async fn handle(self, ctx: &Ctx<'_>) -> Result<RestoreReply, ApiError> {
-        restore(ctx.shared, self, |_, _| {}).await
+        restore(ctx.shared, self, ctx.peer.uid, |_, _| {}).await
     }
 }
 

@@ -54,6 +54,7 @@ pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outco
         }
         "Restore" => {
             if peer.role != Role::Admin {
+                log_refused_restore(call, peer.uid);
                 return Some(Outcome::One(api_error(ApiError::new(
                     ErrorKind::PermissionDenied,
                     format!(
@@ -66,7 +67,7 @@ pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outco
                 Ok(r) => r,
                 Err(e) => return Some(Outcome::One(api_error(e))),
             };
-            tokio::spawn(restore_stream(shared.clone(), req, tx));
+            tokio::spawn(restore_stream(shared.clone(), req, peer.uid, tx));
         }
         _ => return None,
     }
@@ -100,7 +101,25 @@ async fn watch_events(shared: SharedRef, req: WatchEvents, tx: mpsc::Sender<Repl
     }
 }
 
-async fn restore_stream(shared: SharedRef, req: Restore, tx: mpsc::Sender<Reply>) {
+/// A restore refused for lack of the admin role is logged (a warning with the caller's uid and
+/// what it asked for), not audited: a caller who may only read does not write to the catalog.
+pub fn log_refused_restore(call: &Call, uid: u32) {
+    let p = call.parameters.clone().unwrap_or_default();
+    let field = |k: &str| {
+        p.get(k)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    tracing::warn!(
+        uid,
+        snapshot = %field("snapshot"),
+        to = %field("to"),
+        paths = %field("paths"),
+        "restore refused: uid {uid} is not root or in group 'bms-admin'"
+    );
+}
+
+async fn restore_stream(shared: SharedRef, req: Restore, uid: u32, tx: mpsc::Sender<Reply>) {
     let progress_tx = tx.clone();
     let last = std::sync::Mutex::new(std::time::Instant::now());
     let progress = move |files: u64, bytes: u64| {
@@ -118,7 +137,7 @@ async fn restore_stream(shared: SharedRef, req: Restore, tx: mpsc::Sender<Reply>
     };
     // Dropping the restore future stops the restore (see `run_handlers::restore`).
     let result = tokio::select! {
-        r = restore(&shared, req, progress) => r,
+        r = restore(&shared, req, uid, progress) => r,
         _ = tx.closed() => {
             tracing::info!("restore stopped: the client went away");
             return;

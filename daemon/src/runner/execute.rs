@@ -2,7 +2,9 @@
 //! post-hook, and the catalog records of each step.
 
 use super::hooks;
-use super::steps::{arm_timeout, job_and_targets, open_or_init, preflight, stopped, Outcome};
+use super::steps::{
+    arm_timeout, job_and_targets, open_or_init, preflight, stopped, with_lock_status, Outcome,
+};
 use super::{finish, progress, Active, End, RunError, RunHead, StopReason};
 use crate::state::SharedRef;
 use bms_engine::BackupOptions;
@@ -292,7 +294,7 @@ async fn backup_to_primary(
             });
         };
         let stop: &AtomicBool = &a.stop;
-        repo.backup(&opts, &report, stop)
+        with_lock_status(&a, || repo.backup(&opts, &report, stop))
     })
     .await;
     match result {

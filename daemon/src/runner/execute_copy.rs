@@ -1,7 +1,7 @@
 //! Copy runs: a snapshot of the primary target copied to a further target, transferring only the
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
-use super::steps::{open_or_init, open_repo, preflight, start_child, stopped};
+use super::steps::{open_or_init, open_repo, preflight, start_child, stopped, with_lock_status};
 use super::{finish, progress, Active, End, RunError, RunHead};
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
@@ -97,9 +97,11 @@ pub async fn copy(
         snapshot.to_owned(),
         parent.clone(),
     );
-    let result = tokio::task::spawn_blocking(move || engine_copy(sp, dp, &snap, &a))
-        .await
-        .unwrap_or_else(|e| Err(RunError::Step(format!("copy task failed: {e}"))));
+    let result = tokio::task::spawn_blocking(move || {
+        with_lock_status(&a, || engine_copy(sp, dp, &snap, &a))
+    })
+    .await
+    .unwrap_or_else(|e| Err(RunError::Step(format!("copy task failed: {e}"))));
     drop(forwarder);
     let mut log = Vec::new();
     let (state, snap, stats, err) = match &result {

@@ -25,13 +25,31 @@ pub fn open_repo(path: &Path) -> Result<Repository, bms_engine::Error> {
 
 /// Opens the repository of a target, creating it in an empty directory.
 pub fn open_or_init(path: &Path) -> Result<Repository, bms_engine::Error> {
-    let mut repo = if path.join("config").exists() {
-        Repository::open(path)?
-    } else {
-        Repository::init(path, bms_engine::InitOptions::default())?
-    };
+    let mut repo = Repository::open_or_init(path, bms_engine::InitOptions::default())?;
     repo.set_lock_wait(LOCK_WAIT);
     Ok(repo)
+}
+
+/// Runs the engine operation `f` (on the blocking thread) so that while it waits for a
+/// repository lock, the run's phase says who holds it ("waiting for lock held by …", shown by
+/// `run show` and `run watch`); the phase before the wait comes back once the lock is taken.
+pub fn with_lock_status<T>(active: &Arc<Active>, f: impl FnOnce() -> T) -> T {
+    let a = active.clone();
+    let saved = std::sync::Mutex::new(None::<String>);
+    let observer = move |holder: Option<&bms_engine::lock::LockInfo>| match holder {
+        Some(h) => a.progress.send_modify(|p| {
+            if let Ok(mut s) = saved.lock() {
+                s.get_or_insert_with(|| p.phase.clone());
+            }
+            p.phase = format!("waiting for lock held by {}", h.describe());
+        }),
+        None => {
+            if let Some(phase) = saved.lock().ok().and_then(|mut s| s.take()) {
+                a.progress.send_modify(|p| p.phase = phase);
+            }
+        }
+    };
+    bms_engine::lock::observe_waits(Box::new(observer), f)
 }
 
 /// A job's definition and the specs of its targets, in order (the primary first).

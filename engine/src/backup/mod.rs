@@ -382,13 +382,18 @@ impl Repository {
         }))
     }
 
-    /// Removes temp files of interrupted writers (we hold the write lock, so none is live).
+    /// Removes the temp files of interrupted writers. Holding the write lock is not enough to
+    /// know a file is dead (another process may be between writing and renaming a file it
+    /// owns), so only provably abandoned files go: their writer, named in the file name, is a
+    /// process of this host that no longer exists, or the file was not modified for longer
+    /// than a lock lease (docs/repository-format.md "Temporary files").
     fn clean_tmp(&self) {
-        let tmp = self.path().join("tmp");
-        if let Ok(rd) = std::fs::read_dir(&tmp) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
+        let n = fsutil::remove_abandoned(&self.path().join("tmp"), "", lock::LEASE);
+        if n > 0 {
+            tracing::info!(
+                "removed {n} temp file(s) of interrupted writers from {}",
+                self.path().join("tmp").display()
+            );
         }
     }
 

@@ -17,6 +17,8 @@ use crate::pack::BlobKind;
 use crate::repo::BlobReader;
 use crate::tree::{ContentRef, Node, NodeKind};
 
+use super::place::{Placement, Staged};
+
 fn os(name: &[u8]) -> &OsStr {
     OsStr::from_bytes(name)
 }
@@ -175,22 +177,29 @@ pub fn apply_meta_at(
     .map_err(|e| nix_err("setting times of", shown, e))
 }
 
-/// Creates a regular file and writes its content; holes stay holes. Returns bytes written.
+/// Where a restored file goes.
+pub struct Dest<'a> {
+    pub dir: BorrowedFd<'a>,
+    /// Prefix of temporary names in `dir` (see `place::temp_prefix`).
+    pub prefix: &'a [u8],
+    pub placement: Placement,
+    pub shown: &'a str,
+}
+
+/// Writes a regular file's content (holes stay holes) and metadata under a temporary identity,
+/// then puts the complete file in place under its name. On any error, or when `stop` says so,
+/// nothing is left and an existing entry of that name is untouched. Returns the bytes written.
 pub fn write_file(
-    dir: BorrowedFd<'_>,
+    dest: &Dest<'_>,
     node: &Node,
     reader: &mut BlobReader,
-    shown: &str,
     stop: &dyn Fn() -> bool,
-) -> Result<(File, u64)> {
-    let fd = nix::fcntl::openat(
-        dir,
-        os(&node.name),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
-    .map_err(|e| nix_err("creating file", shown, e))?;
-    let f = File::from(fd);
+    as_root: bool,
+    warnings: &mut Vec<String>,
+) -> Result<u64> {
+    let shown = dest.shown;
+    let staged = Staged::create(dest.dir, dest.prefix, shown)?;
+    let f = &staged.file;
     f.set_len(node.size)
         .map_err(|e| Error::io("writing", shown, e))?;
     let mut off = 0u64;
@@ -205,6 +214,20 @@ pub fn write_file(
                     Error::MissingObject { id, .. } => Error::corrupt(
                         format!("file {shown}"),
                         format!("chunk {id} is missing from the repository"),
+                    ),
+                    Error::Corrupt { what, detail } => {
+                        Error::corrupt(format!("file {shown}"), format!("{what}: {detail}"))
+                    }
+                    Error::Io {
+                        op: "opening pack",
+                        path,
+                        source,
+                    } if source.kind() == std::io::ErrorKind::NotFound => Error::corrupt(
+                        format!("file {shown}"),
+                        format!(
+                            "its data is in pack {}, which is missing from the repository",
+                            path.display()
+                        ),
                     ),
                     other => other,
                 })?;
@@ -222,5 +245,19 @@ pub fn write_file(
         }
         off += c.len();
     }
-    Ok((f, written))
+    if off != node.size {
+        return Err(Error::corrupt(
+            format!("file {shown}"),
+            format!(
+                "its content adds up to {off} bytes, the tree says {}",
+                node.size
+            ),
+        ));
+    }
+    apply_meta_fd(f, node, as_root, shown, warnings)?;
+    if stop() {
+        return Err(Error::Cancelled);
+    }
+    staged.commit(&node.name, dest.placement, shown)?;
+    Ok(written)
 }

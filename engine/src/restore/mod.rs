@@ -4,15 +4,21 @@
 //! made relative to a directory descriptor opened with `O_NOFOLLOW`, so a crafted snapshot or
 //! symlinks planted in the target cannot make a restore write outside the target.
 
+mod dirs;
 mod fsops;
+mod place;
 mod worker;
 
-use worker::{file_worker, FileTask, Shared};
+use dirs::keep_mtime;
+use fsops::Dest;
+use place::{temp_prefix, Placement};
+use worker::{file_worker, is_fatal, FileTask, Shared};
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,17 +31,41 @@ use crate::lock::{self, LockKind};
 use crate::repo::{lookup_path, split_path, BlobReader, Repository};
 use crate::tree::{Node, NodeKind, Tree};
 
-/// What to do with entries that already exist in the target.
+/// What to do with entries that already exist in the target (docs/operations.md, "Restores").
+/// Existing directories are never replaced, only merged into; existing directories *above* a
+/// selected `--path` are never changed at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Overwrite {
-    /// Keep existing entries (default).
+    /// Keep existing entries exactly as they are, directories included (default).
     #[default]
     Never,
-    /// Replace files whose size or mtime differ.
+    /// Replace files whose size or mtime differ; existing directories of the restored tree get
+    /// the snapshot's metadata.
     IfChanged,
-    /// Replace all non-directory entries.
+    /// Replace all non-directory entries; existing directories of the restored tree get the
+    /// snapshot's metadata.
     Always,
+}
+
+impl Overwrite {
+    /// The policy's name as the command line and the protocol spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overwrite::Never => "never",
+            Overwrite::IfChanged => "if-changed",
+            Overwrite::Always => "always",
+        }
+    }
+}
+
+/// An entry that could not be restored: it is absent from the target, or an existing entry of
+/// that name was kept as it was.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FailedEntry {
+    /// The path inside the snapshot (and, below the restore directory, in the target).
+    pub path: String,
+    pub error: String,
 }
 
 /// What to restore where.
@@ -74,6 +104,8 @@ pub struct RestoreSummary {
     pub skipped: u64,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
+    /// Files that could not be restored (each also has a line in `errors`).
+    pub failed: Vec<FailedEntry>,
     #[serde(rename = "duration_ms", serialize_with = "crate::fsutil::ser_ms")]
     pub duration: Duration,
 }
@@ -125,6 +157,7 @@ impl Repository {
                 ..Default::default()
             },
             dirs: Vec::new(),
+            keep: Vec::new(),
             links: HashMap::new(),
             tx: None,
             shared: Arc::new(Shared::default()),
@@ -134,9 +167,22 @@ impl Repository {
         };
 
         let target_fd = if opts.dry_run {
-            None
+            // A dry run looks at what exists, to apply the overwrite policy, but writes nothing.
+            match File::open(&opts.target) {
+                Ok(f) => Some(Arc::new(OwnedFd::from(f))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io("opening restore target", &opts.target, e)),
+            }
         } else {
-            std::fs::create_dir_all(&opts.target).ctx("creating restore target", &opts.target)?;
+            if let Ok(md) = std::fs::metadata(&opts.target) {
+                use std::os::unix::fs::MetadataExt;
+                r.keep.push((Vec::new(), (md.mtime(), md.mtime_nsec())));
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&opts.target)
+                .ctx("creating restore target", &opts.target)?;
             let f = File::open(&opts.target).ctx("opening restore target", &opts.target)?;
             Some(Arc::new(OwnedFd::from(f)))
         };
@@ -160,6 +206,15 @@ impl Repository {
             res
         });
         let shared = r.shared.clone();
+        // Existing directories get their mtimes back however the restore ended; in reverse, so
+        // that a directory entered twice (two --path below it) ends with its first, original one.
+        if let Some(fd) = target_fd.as_ref().filter(|_| !opts.dry_run) {
+            for (comps, mtime) in std::mem::take(&mut r.keep).into_iter().rev() {
+                if let Err(e) = keep_mtime(fd, &comps, mtime) {
+                    r.summary.errors.push(e.to_string());
+                }
+            }
+        }
         if let Ok(mut g) = shared.fatal.lock() {
             if let Some(e) = g.take() {
                 return Err(e);
@@ -170,7 +225,7 @@ impl Repository {
             return Err(Error::Cancelled);
         }
         // Directory metadata last, deepest first, so that their mtimes stick.
-        if let Some(fd) = &target_fd {
+        if let Some(fd) = target_fd.as_ref().filter(|_| !opts.dry_run) {
             let dirs = std::mem::take(&mut r.dirs);
             for (comps, node) in dirs.into_iter().rev() {
                 if let Err(e) = r.dir_meta(fd, &comps, &node) {
@@ -187,6 +242,9 @@ impl Repository {
         if let Ok(mut e) = shared.errors.lock() {
             s.errors.append(&mut e);
         }
+        if let Ok(mut f) = shared.failed.lock() {
+            s.failed.append(&mut f);
+        }
         s.duration = started.elapsed();
         (progress)(&RestoreProgress {
             files: s.files,
@@ -198,6 +256,9 @@ impl Repository {
     }
 }
 
+/// Seconds and nanoseconds.
+type Mtime = (i64, i64);
+
 struct Restorer<'a> {
     opts: &'a RestoreOptions,
     reader: BlobReader,
@@ -205,6 +266,9 @@ struct Restorer<'a> {
     summary: RestoreSummary,
     /// Directories whose metadata is applied at the end (path components, node).
     dirs: Vec<(Vec<Vec<u8>>, Node)>,
+    /// Existing directories left as they are: their mtime (changed by adding entries) is set
+    /// back at the end.
+    keep: Vec<(Vec<Vec<u8>>, Mtime)>,
     /// First restored path of each hard-linked inode.
     links: HashMap<(u64, u64), Vec<Vec<u8>>>,
     tx: Option<crossbeam_channel::Sender<FileTask>>,
@@ -215,7 +279,10 @@ struct Restorer<'a> {
 }
 
 enum Slot {
+    /// Nothing of that name exists.
     Create,
+    /// A non-directory of that name exists and the policy replaces it.
+    Replace,
     Skip,
     UseDir,
 }
@@ -256,13 +323,14 @@ impl Restorer<'_> {
                     path: String::from_utf8_lossy(path).into_owned(),
                 })?;
                 if i + 1 == comps.len() {
-                    self.restore_node(&node, dir_fd.clone(), &comps[..i])?;
+                    let prefix: Arc<[u8]> = temp_prefix(&tree.nodes).into();
+                    self.restore_node(&node, dir_fd.clone(), &comps[..i], &prefix)?;
                 } else {
                     let sub = node.subtree.ok_or_else(|| Error::PathNotFound {
                         snapshot: snap.into(),
                         path: String::from_utf8_lossy(path).into_owned(),
                     })?;
-                    dir_fd = match self.enter_dir(&node, dir_fd.clone(), &comps[..i])? {
+                    dir_fd = match self.enter_dir(&node, dir_fd.clone(), &comps[..i], true)? {
                         Ok(fd) => fd,
                         Err(()) => return Err(Error::InvalidArgument(format!("cannot restore into {}: a non-directory is in the way (use --overwrite always)", shown(&comps[..i], &node.name)))),
                     };
@@ -298,6 +366,7 @@ impl Restorer<'_> {
                 format!("{msg}; refusing to restore it"),
             ));
         }
+        let prefix: Arc<[u8]> = temp_prefix(&tree.nodes).into();
         for node in &tree.nodes {
             if self.cancel.load(Ordering::Relaxed) {
                 self.shared.stop.store(true, Ordering::Relaxed);
@@ -305,78 +374,10 @@ impl Restorer<'_> {
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            self.restore_node(node, dir.clone(), comps)?;
+            self.restore_node(node, dir.clone(), comps, &prefix)?;
             self.tick();
         }
         Ok(())
-    }
-
-    /// Decides what to do with an existing entry of the same name.
-    fn slot(&mut self, dir: &OwnedFd, node: &Node, shown: &str) -> Result<Slot> {
-        let Some(st) = fsops::stat_at(dir.as_fd(), &node.name, shown)? else {
-            return Ok(Slot::Create);
-        };
-        if node.kind == NodeKind::Dir {
-            if fsops::is_dir(&st) {
-                return Ok(Slot::UseDir);
-            }
-            if self.opts.overwrite == Overwrite::Always {
-                fsops::unlink_at(dir.as_fd(), &node.name, shown)?;
-                return Ok(Slot::Create);
-            }
-            self.summary
-                .warnings
-                .push(format!("{shown}: exists and is not a directory; kept"));
-            self.summary.skipped += 1;
-            return Ok(Slot::Skip);
-        }
-        let replace = match self.opts.overwrite {
-            Overwrite::Never => false,
-            Overwrite::Always => true,
-            Overwrite::IfChanged => {
-                !(node.kind == NodeKind::File
-                    && fsops::is_file(&st)
-                    && st.st_size as u64 == node.size
-                    && st.st_mtime == node.mtime.sec
-                    && st.st_mtime_nsec as u32 == node.mtime.nsec)
-            }
-        };
-        if !replace {
-            self.summary.skipped += 1;
-            return Ok(Slot::Skip);
-        }
-        if fsops::is_dir(&st) {
-            self.summary.warnings.push(format!(
-                "{shown}: is a directory in the target; not replaced"
-            ));
-            self.summary.skipped += 1;
-            return Ok(Slot::Skip);
-        }
-        fsops::unlink_at(dir.as_fd(), &node.name, shown)?;
-        Ok(Slot::Create)
-    }
-
-    /// Creates (or reuses) a directory and returns its descriptor (None in a dry run);
-    /// records it for metadata. `Err(None)`-like skips are reported as `Ok(Err(()))`.
-    fn enter_dir(
-        &mut self,
-        node: &Node,
-        dir: Option<Arc<OwnedFd>>,
-        comps: &[Vec<u8>],
-    ) -> Result<std::result::Result<Option<Arc<OwnedFd>>, ()>> {
-        let shown = shown(comps, &node.name);
-        let mut path = comps.to_vec();
-        path.push(node.name.clone());
-        self.summary.dirs += 1;
-        let Some(dir) = dir else { return Ok(Ok(None)) };
-        match self.slot(&dir, node, &shown)? {
-            Slot::Skip => return Ok(Err(())),
-            Slot::Create => fsops::mkdir_at(dir.as_fd(), &node.name, &shown)?,
-            Slot::UseDir => {}
-        }
-        let fd = fsops::open_dir_at(dir.as_fd(), &node.name, &shown)?;
-        self.dirs.push((path, node.clone()));
-        Ok(Ok(Some(Arc::new(fd))))
     }
 
     fn restore_node(
@@ -384,6 +385,7 @@ impl Restorer<'_> {
         node: &Node,
         dir: Option<Arc<OwnedFd>>,
         comps: &[Vec<u8>],
+        prefix: &Arc<[u8]>,
     ) -> Result<()> {
         let shown = shown(comps, &node.name);
         if !crate::tree::valid_name(&node.name) {
@@ -396,7 +398,7 @@ impl Restorer<'_> {
             let sub = node
                 .subtree
                 .ok_or_else(|| Error::corrupt(format!("directory {shown}"), "no subtree"))?;
-            let Ok(child) = self.enter_dir(node, dir, comps)? else {
+            let Ok(child) = self.enter_dir(node, dir, comps, false)? else {
                 return Ok(());
             };
             let tree = self.reader.load_tree(&sub)?;
@@ -404,23 +406,37 @@ impl Restorer<'_> {
             path.push(node.name.clone());
             return self.restore_tree(&tree, child, &path);
         }
-        let Some(dir) = dir else {
-            // Dry run: count only.
-            match node.kind {
-                NodeKind::File => {
-                    self.summary.files += 1;
-                    self.summary.bytes += node.size;
-                }
-                NodeKind::Symlink => self.summary.symlinks += 1,
-                _ => self.summary.special += 1,
-            }
-            return Ok(());
+        let placement = match &dir {
+            // Only in a dry run: the directory would be created, so the name is free.
+            None => Placement::New,
+            Some(d) => match self.slot(d, node, &shown)? {
+                Slot::Skip | Slot::UseDir => return Ok(()),
+                Slot::Create => Placement::New,
+                Slot::Replace => Placement::Replace,
+            },
         };
-        match self.slot(&dir, node, &shown)? {
-            Slot::Skip | Slot::UseDir => return Ok(()),
-            Slot::Create => {}
-        }
+        let dir = match dir {
+            Some(d) if !self.opts.dry_run => d,
+            _ => {
+                // Dry run: count only.
+                match node.kind {
+                    NodeKind::File => {
+                        self.summary.files += 1;
+                        self.summary.bytes += node.size;
+                    }
+                    NodeKind::Symlink => self.summary.symlinks += 1,
+                    _ => self.summary.special += 1,
+                }
+                return Ok(());
+            }
+        };
+        // Files are renamed over the entry they replace once complete; other entries, and
+        // further links to a file restored already, replace it now.
         let key = (node.dev, node.inode);
+        let linked = node.nlink > 1 && self.links.contains_key(&key);
+        if placement == Placement::Replace && (node.kind != NodeKind::File || linked) {
+            fsops::unlink_at(dir.as_fd(), &node.name, &shown)?;
+        }
         if node.kind != NodeKind::Dir && node.nlink > 1 {
             if let Some(first) = self.links.get(&key).cloned() {
                 return self.hardlink(&dir, &first, node, &shown);
@@ -434,16 +450,40 @@ impl Restorer<'_> {
                 // Written synchronously so that later links find it complete.
                 let cancel = self.cancel;
                 let stop = || cancel.load(Ordering::Relaxed);
-                let (f, n) = fsops::write_file(dir.as_fd(), node, &mut self.reader, &shown, &stop)?;
-                fsops::apply_meta_fd(&f, node, self.as_root, &shown, &mut self.summary.warnings)?;
-                self.summary.files += 1;
-                self.summary.bytes += n;
+                let dest = Dest {
+                    dir: dir.as_fd(),
+                    prefix,
+                    placement,
+                    shown: &shown,
+                };
+                let warnings = &mut self.summary.warnings;
+                match fsops::write_file(
+                    &dest,
+                    node,
+                    &mut self.reader,
+                    &stop,
+                    self.as_root,
+                    warnings,
+                ) {
+                    Ok(n) => {
+                        self.summary.files += 1;
+                        self.summary.bytes += n;
+                    }
+                    Err(e) if matches!(e, Error::Cancelled) || is_fatal(&e) => return Err(e),
+                    Err(e) => {
+                        // The next link of this inode restores the content itself.
+                        self.links.remove(&key);
+                        self.shared.fail(&shown, &e);
+                    }
+                }
             }
             NodeKind::File => {
                 let task = FileTask {
                     dir,
                     node: node.clone(),
                     shown,
+                    prefix: prefix.clone(),
+                    placement,
                 };
                 if let Some(tx) = &self.tx {
                     tx.send(task).map_err(|_| Error::Cancelled)?;
@@ -495,15 +535,5 @@ impl Restorer<'_> {
         fsops::link_at(fd.as_fd(), name, dir.as_fd(), &node.name, shown)?;
         self.summary.hardlinks += 1;
         Ok(())
-    }
-
-    fn dir_meta(&mut self, target: &OwnedFd, comps: &[Vec<u8>], node: &Node) -> Result<()> {
-        let shown = shown(comps, b"");
-        let mut fd = fsops::open_dir_at(target.as_fd(), b".", &shown)?;
-        for c in comps {
-            fd = fsops::open_dir_at(fd.as_fd(), c, &shown)?;
-        }
-        let f = File::from(fd);
-        fsops::apply_meta_fd(&f, node, self.as_root, &shown, &mut self.summary.warnings)
     }
 }

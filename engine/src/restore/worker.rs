@@ -4,7 +4,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::fsops;
+use super::fsops::{self, Dest};
+use super::place::Placement;
+use super::FailedEntry;
 use crate::error::Error;
 use crate::repo::BlobReader;
 use crate::tree::Node;
@@ -14,6 +16,9 @@ pub struct FileTask {
     pub dir: Arc<OwnedFd>,
     pub node: Node,
     pub shown: String,
+    /// Prefix of temporary names in `dir`.
+    pub prefix: Arc<[u8]>,
+    pub placement: Placement,
 }
 
 /// Counters and outcomes shared by the workers and the walker.
@@ -23,11 +28,25 @@ pub struct Shared {
     pub bytes: AtomicU64,
     pub warnings: Mutex<Vec<String>>,
     pub errors: Mutex<Vec<String>>,
+    pub failed: Mutex<Vec<FailedEntry>>,
     pub fatal: Mutex<Option<Error>>,
     pub stop: AtomicBool,
 }
 
 impl Shared {
+    /// Records a file that could not be restored.
+    pub fn fail(&self, shown: &str, e: &Error) {
+        Shared::push(&self.errors, e.to_string());
+        if let Ok(mut g) = self.failed.lock() {
+            if g.len() < 1000 {
+                g.push(FailedEntry {
+                    path: shown.to_owned(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+
     pub fn push(v: &Mutex<Vec<String>>, m: String) {
         if let Ok(mut g) = v.lock() {
             if g.len() < 1000 {
@@ -37,7 +56,7 @@ impl Shared {
     }
 }
 
-fn is_fatal(e: &Error) -> bool {
+pub fn is_fatal(e: &Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EIO) | Some(libc::EROFS)
@@ -58,12 +77,13 @@ pub fn file_worker(
             continue;
         }
         let mut warnings = Vec::new();
-        let res = fsops::write_file(t.dir.as_fd(), &t.node, reader, &t.shown, &stop).and_then(
-            |(f, n)| {
-                fsops::apply_meta_fd(&f, &t.node, as_root, &t.shown, &mut warnings)?;
-                Ok(n)
-            },
-        );
+        let dest = Dest {
+            dir: t.dir.as_fd(),
+            prefix: &t.prefix,
+            placement: t.placement,
+            shown: &t.shown,
+        };
+        let res = fsops::write_file(&dest, &t.node, reader, &stop, as_root, &mut warnings);
         for w in warnings {
             Shared::push(&shared.warnings, w);
         }
@@ -79,7 +99,7 @@ pub fn file_worker(
                     g.get_or_insert(e);
                 }
             }
-            Err(e) => Shared::push(&shared.errors, e.to_string()),
+            Err(e) => shared.fail(&t.shown, &e),
         }
     }
 }
