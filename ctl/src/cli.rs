@@ -72,6 +72,13 @@ pub enum Command {
         #[arg(long, default_value = "never")]
         overwrite: String,
     },
+    /// Follow the daemon's events (runs queued, started, progressing, finished; target state
+    /// changes) until interrupted: one line per event, JSON lines with --json.
+    Events {
+        /// Only events of this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
     /// List the audit trail of configuration changes, newest first.
     Audit {
         /// Show at most this many entries, 1 to 10000.

@@ -6,6 +6,7 @@ mod calendar;
 mod cli;
 mod connect;
 mod error;
+mod events;
 mod gen;
 mod job;
 mod notes;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             dry_run,
             overwrite,
         } => snapshot::restore(&cli, snapshot, to, paths, target, *dry_run, overwrite),
+        Command::Events { job } => events::events(&cli, job),
         Command::Audit { limit } => status::audit(&cli, *limit),
         Command::Target { cmd } => target::run(&cli, cmd),
         Command::Job { cmd } => job::run(&cli, cmd),

@@ -251,6 +251,14 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         );
     }
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
+    // Counters start from the runs the catalog holds (docs/metrics.md).
+    let run_counts = match catalog.facts() {
+        Ok(f) => f.run_counts,
+        Err(e) => {
+            warn!("cannot count the recorded runs: {e}; bms_runs_total counts from zero");
+            Vec::new()
+        }
+    };
     if !interrupted.is_empty() {
         warn!(runs = ?interrupted, "runs left unfinished by a previous bmsd are recorded as interrupted");
         crate::runner::hook_groups::reap_leftovers(&mut catalog, &interrupted);
@@ -272,6 +280,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
             effective_log_level: effective,
         },
     );
+    shared.events.counters.seed(&run_counts);
     let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
     tracker.spawn(crate::ipc::serve(

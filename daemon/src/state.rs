@@ -18,6 +18,8 @@ pub struct ConfigState {
 pub struct Shared {
     pub catalog: CatalogHandle,
     pub runner: crate::runner::Runner,
+    /// The event bus (docs/architecture.md, "Events").
+    pub events: crate::events::Bus,
     /// Wakes the scheduler after job changes.
     pub scheduler_wake: tokio::sync::Notify,
     pub started: Instant,
@@ -34,9 +36,19 @@ pub type SharedRef = Arc<Shared>;
 
 impl Shared {
     pub fn new(catalog: CatalogHandle, config: ConfigState) -> SharedRef {
+        Shared::with_runner(catalog, config, crate::runner::Runner::new())
+    }
+
+    /// Shared state with a given runner (its unit tests use a fake engine).
+    pub fn with_runner(
+        catalog: CatalogHandle,
+        config: ConfigState,
+        runner: crate::runner::Runner,
+    ) -> SharedRef {
         Arc::new(Shared {
             catalog,
-            runner: crate::runner::Runner::new(),
+            runner,
+            events: crate::events::Bus::new(),
             scheduler_wake: tokio::sync::Notify::new(),
             started: Instant::now(),
             started_at: crate::catalog::now_rfc3339(),

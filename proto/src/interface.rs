@@ -284,6 +284,11 @@ method GetSnapshot(id: string, target: ?string) -> (snapshot: SnapshotRecord)
 # With "more": progress replies, then the summary. Needs the admin role.
 method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, dry_run: ?bool,
                overwrite: ?string) -> (files: int, bytes: int, done: bool, summary: ?object)
+# With "more": an empty reply once subscribed, then one reply per event of the daemon's event
+# stream (optionally of one job) until the client hangs up; "missed" counts events dropped for a slow reader. "event" is an object whose
+# "type" is RunQueued, RunStarted, RunProgress, RunFinished, TargetStateChanged, AlertRaised,
+# ComplianceChanged or MediaNeeded.
+method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)
 
@@ -340,6 +345,7 @@ mod tests {
             GetSnapshot::NAME,
             Restore::NAME,
             CheckTarget::NAME,
+            WatchEvents::NAME,
         ];
         for n in names {
             assert!(

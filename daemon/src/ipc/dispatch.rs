@@ -186,6 +186,10 @@ async fn manager(
         "GetSnapshot" => run::<GetSnapshot>(params, ctx).await,
         "Restore" => run::<Restore>(params, ctx).await,
         "CheckTarget" => run::<CheckTarget>(params, ctx).await,
+        "WatchEvents" => Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            "WatchEvents streams events: call it with \"more\": true (bmsctl events)",
+        )),
         _ => return None,
     })
 }

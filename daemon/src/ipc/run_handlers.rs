@@ -32,15 +32,7 @@ impl Handle for ListRuns {
 
 /// The run, its log and its live progress.
 pub async fn run_detail(shared: &SharedRef, id: i64) -> Result<RunDetail, ApiError> {
-    let (run, log) = shared
-        .catalog
-        .call(move |c| Ok((c.get_run(id)?, c.run_log(id)?)))
-        .await?;
-    let progress = shared
-        .runner
-        .active(id)
-        .map(|a| a.progress.borrow().clone());
-    Ok(RunDetail { run, log, progress })
+    runner::watch::detail(shared, id).await
 }
 
 impl Handle for GetRun {
@@ -272,11 +264,7 @@ impl Handle for CheckTarget {
         let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
             .await
             .map_err(|e| ApiError::internal(format!("check failed: {e}")))?;
-        let stored = check.clone();
-        ctx.shared
-            .catalog
-            .call(move |c| c.store_check(&stored))
-            .await?;
+        runner::record_check(ctx.shared, &check).await?;
         Ok(check)
     }
 }

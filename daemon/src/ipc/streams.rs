@@ -1,17 +1,18 @@
-//! Methods that stream replies when called with `"more": true`: `WatchRun` and `Restore`.
+//! Methods that stream replies when called with `"more": true`: `WatchRun`, `WatchEvents` and
+//! `Restore`.
 
 use super::auth::Role;
 use super::dispatch::{api_error, Outcome};
-use super::run_handlers::{restore, run_detail};
+use super::run_handlers::restore;
 use super::Peer;
 use crate::state::SharedRef;
-use bms_proto::api::{Restore, RestoreReply, WatchRun};
+use bms_proto::api::{Restore, RestoreReply, WatchEvents, WatchRun};
 use bms_proto::varlink::{Call, Reply};
 use bms_proto::{ApiError, ErrorKind, INTERFACE};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How often a stream reports progress.
+/// How often a restore reports progress.
 const TICK: Duration = Duration::from_millis(250);
 
 fn reply<T: serde::Serialize>(value: &T, continues: bool) -> Reply {
@@ -44,6 +45,13 @@ pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outco
             };
             tokio::spawn(watch(shared.clone(), req.id, tx));
         }
+        "WatchEvents" => {
+            let req: WatchEvents = match params(call, method) {
+                Ok(r) => r,
+                Err(e) => return Some(Outcome::One(api_error(e))),
+            };
+            tokio::spawn(watch_events(shared.clone(), req, tx));
+        }
         "Restore" => {
             if peer.role != Role::Admin {
                 log_refused_restore(call, peer.uid);
@@ -66,21 +74,30 @@ pub async fn start(call: &Call, peer: &Peer, shared: &SharedRef) -> Option<Outco
     Some(Outcome::Stream(rx))
 }
 
+/// Forwards `runner::watch::watch_run`.
 async fn watch(shared: SharedRef, id: i64, tx: mpsc::Sender<Reply>) {
-    loop {
-        match run_detail(&shared, id).await {
+    let mut details = crate::runner::watch::watch_run(shared, id);
+    while let Some(d) = details.recv().await {
+        let (r, last) = match d {
             Ok(d) => {
                 let last = d.run.state.is_final();
-                if tx.send(reply(&d, !last)).await.is_err() || last {
-                    return;
-                }
+                (reply(&d, !last), last)
             }
-            Err(e) => {
-                let _ = tx.send(api_error(e)).await;
-                return;
-            }
+            Err(e) => (api_error(e), true),
+        };
+        if tx.send(r).await.is_err() || last {
+            return;
         }
-        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Forwards `runner::watch::watch_events` until the client hangs up.
+async fn watch_events(shared: SharedRef, req: WatchEvents, tx: mpsc::Sender<Reply>) {
+    let mut events = crate::runner::watch::watch_events(&shared, req.job);
+    while let Some(e) = events.recv().await {
+        if tx.send(reply(&e, true)).await.is_err() {
+            return;
+        }
     }
 }
 

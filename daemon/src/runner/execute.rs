@@ -5,7 +5,7 @@ use super::hooks;
 use super::steps::{
     arm_timeout, job_and_targets, open_repo, preflight, stopped, with_lock_status, Outcome,
 };
-use super::{Active, StopReason};
+use super::{finish, progress, Active, End, RunError, RunHead, StopReason};
 use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_engine::BackupOptions;
@@ -13,7 +13,7 @@ use bms_proto::api::*;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{error, info, warn};
+use tracing::warn;
 
 fn stats_of(s: &bms_engine::BackupSummary) -> RunStats {
     RunStats {
@@ -38,8 +38,8 @@ fn host() -> String {
 /// Runs a queued run (a backup, or a scheduled verification) to completion and records it.
 pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
     let id = active.run_id;
-    let job_name = active.job.clone();
     let mut log = Vec::new();
+    let mut forwarder = None;
     let outcome = if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped between leaving the queue and starting: nothing ran.
         let (state, msg) = stopped(active.stop_reason(), 0);
@@ -49,47 +49,57 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
             stats: RunStats::default(),
             error: Some(format!("{msg} before it started")),
         }
-    } else if let Err(e) = shared.catalog.call(move |c| c.start_run(id)).await {
-        Outcome::failed(format!("cannot start the run: {e}"))
-    } else if active.kind == RunKind::Verify {
-        super::execute_verify::scheduled(shared, active, &mut log).await
     } else {
-        backup(shared, active, &mut log).await
+        match shared
+            .catalog
+            .call(move |c| {
+                c.start_run(id)?;
+                c.get_run(id)
+            })
+            .await
+        {
+            Err(e) => Outcome::failed(RunError::Start(e)),
+            Ok(started) => {
+                shared.events.publish(Event::RunStarted { run: started });
+                forwarder = Some(progress::forward(
+                    shared,
+                    id,
+                    &active.job,
+                    active.kind,
+                    active.progress.subscribe(),
+                ));
+                if active.kind == RunKind::Verify {
+                    super::execute_verify::scheduled(shared, active, &mut log).await
+                } else {
+                    backup(shared, active, &mut log).await
+                }
+            }
+        }
     };
-    let final_state = outcome.state;
-    let rec_log = log.clone();
-    let (snap, stats, err) = (
-        outcome.snapshot.clone(),
-        outcome.stats.clone(),
-        outcome.error.clone(),
-    );
-    match shared
-        .catalog
-        .call(move |c| {
-            c.finish_run(
-                id,
-                final_state,
-                snap.as_deref(),
-                &stats,
-                err.as_deref(),
-                &rec_log,
-            )
-        })
-        .await
-    {
-        Ok(r) => info!(run = id, job = %job_name, state = r.state.as_str(), "run finished"),
-        Err(e) => error!(run = id, "cannot record the end of run: {e}"),
-    }
+    drop(forwarder);
+    let head = RunHead {
+        id,
+        job: active.job.clone(),
+        kind: active.kind,
+    };
+    let end = End {
+        state: outcome.state,
+        snapshot: outcome.snapshot,
+        stats: outcome.stats,
+        error: outcome.error,
+        log,
+    };
     active.progress.send_modify(|p| p.phase = "done".into());
+    finish(shared, head, end).await;
 }
 
 async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>) -> Outcome {
     let (job, targets) = match job_and_targets(shared, &active.job).await {
         Ok(jt) => jt,
-        Err(msg) => return Outcome::failed(msg),
+        Err(e) => return Outcome::failed(e),
     };
     let Some(primary) = targets.first().cloned() else {
-        return Outcome::failed("the job has no target");
+        return Outcome::failed(RunError::NoTarget);
     };
     let env_base = vec![
         ("BMS_JOB", job.name.clone()),
@@ -127,14 +137,14 @@ async fn backup_steps(
     log: &mut Vec<String>,
 ) -> Outcome {
     let Some(primary) = targets.first().cloned() else {
-        return Outcome::failed("the job has no target");
+        return Outcome::failed(RunError::NoTarget);
     };
     active
         .progress
         .send_modify(|p| p.phase = "preflight".into());
-    if let Err(msg) = preflight(shared, &primary).await {
+    if let Err(e) = preflight(shared, &primary).await {
         // The post-hook runs after every run that got this far, failed ones included.
-        return Outcome::failed(msg);
+        return Outcome::failed(e);
     }
     if let Some(pre) = &job.hooks.pre {
         active.progress.send_modify(|p| p.phase = "pre-hook".into());
@@ -177,17 +187,18 @@ async fn backup_steps(
                 if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                if let Err(msg) =
+                if let Err(e) =
                     super::execute_copy::copy(shared, active, job, &primary, dst, &snapshot).await
                 {
+                    let msg = e.to_string();
                     log.push(msg.clone());
                     outcome.state = RunState::Warning;
                     outcome.error.get_or_insert(msg);
                 }
             }
             if job.verify.after_backup && !active.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Err(msg) = super::execute_verify::verify(shared, active, job, &primary).await
-                {
+                if let Err(e) = super::execute_verify::verify(shared, active, job, &primary).await {
+                    let msg = e.to_string();
                     log.push(msg.clone());
                     outcome.state = RunState::Warning;
                     outcome.error.get_or_insert(msg);
@@ -318,7 +329,14 @@ async fn backup_to_primary(
                 stats: stats.clone(),
             };
             if let Err(e) = shared.catalog.call(move |c| c.record_snapshot(&rec)).await {
-                warn!("cannot record snapshot in the catalog: {e}");
+                warn!(
+                    run = active.run_id,
+                    "cannot record snapshot in the catalog: {e}"
+                );
+                log.push(format!(
+                    "bmsd could not record snapshot {} in the catalog: {e}",
+                    summary.snapshot_id
+                ));
             }
             Outcome {
                 state: if summary.partial {

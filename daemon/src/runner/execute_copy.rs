@@ -2,12 +2,13 @@
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
 use super::steps::{open_repo, preflight, start_child, stopped, with_lock_status};
-use super::Active;
+use super::{finish, progress, Active, End, RunError, RunHead};
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_proto::api::*;
 use std::sync::Arc;
+use tracing::warn;
 
 /// What a copy moved.
 pub struct CopyStats {
@@ -23,9 +24,9 @@ fn engine_copy(
     dst: TargetSpec,
     snapshot: &str,
     active: &Arc<Active>,
-) -> Result<CopyStats, String> {
-    let src = open_repo(&src, Purpose::CopyFrom).map_err(|e| e.to_string())?;
-    let dst = open_repo(&dst, Purpose::CopyInto).map_err(|e| e.to_string())?;
+) -> Result<CopyStats, RunError> {
+    let src = open_repo(&src, Purpose::CopyFrom)?;
+    let dst = open_repo(&dst, Purpose::CopyInto)?;
     let report = |p: &bms_engine::copy::CopyProgress| {
         active.progress.send_modify(|pr| {
             pr.files = p.blobs_copied;
@@ -33,8 +34,7 @@ fn engine_copy(
             pr.bytes_added = p.bytes_copied;
         });
     };
-    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop)
-        .map_err(|e| e.to_string())?;
+    let s = bms_engine::copy::copy_snapshot(&src, &dst, snapshot, &report, &active.stop)?;
     Ok(CopyStats {
         snapshot_id: s.snapshot_id,
         chunks_copied: s.chunks_copied,
@@ -52,10 +52,21 @@ pub async fn copy(
     src: &TargetSpec,
     dst: &TargetSpec,
     snapshot: &str,
-) -> Result<(), String> {
-    if let Err(msg) = preflight(shared, dst).await {
-        let _ = record_failed_copy(shared, parent, &job.name, &src.name, &dst.name, &msg).await;
-        return Err(format!("copy to '{}' failed: {msg}", dst.name));
+) -> Result<(), RunError> {
+    if let Err(e) = preflight(shared, dst).await {
+        let msg = e.to_string();
+        if let Err(e) =
+            record_failed_copy(shared, parent, &job.name, &src.name, &dst.name, &msg).await
+        {
+            warn!(
+                run = parent.run_id,
+                "cannot record the failed copy to '{}' of run {}: {e}", dst.name, parent.run_id
+            );
+        }
+        return Err(RunError::Step(format!(
+            "copy to '{}' failed: {msg}",
+            dst.name
+        )));
     }
     let run = start_child(
         shared,
@@ -66,12 +77,20 @@ pub async fn copy(
         Some(&src.name),
     )
     .await
-    .map_err(|e| format!("copy to '{}': {e}", dst.name))?;
+    .map_err(|e| RunError::Step(format!("copy to '{}': {e}", dst.name)))?;
     parent.progress.send_modify(|p| {
         p.phase = format!("copy to {}", dst.name);
         p.bytes_read = 0;
         p.bytes_added = 0;
     });
+    // The copy's progress is its parent's while it goes.
+    let forwarder = progress::forward(
+        shared,
+        run.id,
+        &run.job,
+        run.kind,
+        parent.progress.subscribe(),
+    );
     let (sp, dp, snap, a) = (
         src.clone(),
         dst.clone(),
@@ -82,7 +101,9 @@ pub async fn copy(
         with_lock_status(&a, || engine_copy(sp, dp, &snap, &a))
     })
     .await
-    .unwrap_or_else(|e| Err(format!("copy task failed: {e}")));
+    .unwrap_or_else(|e| Err(RunError::Step(format!("copy task failed: {e}"))));
+    drop(forwarder);
+    let mut log = Vec::new();
     let (state, snap, stats, err) = match &result {
         Ok(s) => (
             RunState::Succeeded,
@@ -102,7 +123,7 @@ pub async fn copy(
             } else {
                 RunState::Failed
             };
-            (state, None, RunStats::default(), Some(e.clone()))
+            (state, None, RunStats::default(), Some(e.to_string()))
         }
     };
     if let Some(id) = &snap {
@@ -113,20 +134,45 @@ pub async fn copy(
                     .map(|l| l.into_iter().find(|s| s.id == id))
             }
         });
-        if let Ok(Some(mut rec)) = name.await {
-            rec.target = dst.name.clone();
-            rec.run_id = Some(run.id);
-            let _ = shared.catalog.call(move |c| c.record_snapshot(&rec)).await;
+        match name.await {
+            Ok(Some(mut rec)) => {
+                rec.target = dst.name.clone();
+                rec.run_id = Some(run.id);
+                if let Err(e) = shared.catalog.call(move |c| c.record_snapshot(&rec)).await {
+                    warn!(run = run.id, "cannot record the copied snapshot {id}: {e}");
+                    log.push(format!(
+                        "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
+                        dst.name
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(
+                    run = run.id,
+                    "cannot read snapshot {id} from the catalog: {e}"
+                );
+                log.push(format!(
+                    "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
+                    dst.name
+                ));
+            }
         }
     }
-    let (rid, e2) = (run.id, err.clone());
-    let _ = shared
-        .catalog
-        .call(move |c| c.finish_run(rid, state, snap.as_deref(), &stats, e2.as_deref(), &[]))
-        .await;
+    let end = End {
+        state,
+        snapshot: snap,
+        stats,
+        error: err.clone(),
+        log,
+    };
+    finish(shared, RunHead::of(&run), end).await;
     match err {
         None => Ok(()),
-        Some(e) => Err(format!("copy to '{}' failed: {e}", dst.name)),
+        Some(e) => Err(RunError::Step(format!(
+            "copy to '{}' failed: {e}",
+            dst.name
+        ))),
     }
 }
 
@@ -147,20 +193,27 @@ async fn record_failed_copy(
     );
     let parent_id = parent.run_id;
     let trigger = parent.trigger;
-    shared
+    let run = shared
         .catalog
         .call(move |c| {
             c.insert_run(&NewRun {
                 job: &job,
                 kind: RunKind::Copy,
                 trigger,
-                state: RunState::Failed,
+                state: RunState::Queued,
                 target: Some(&dst),
                 source_target: Some(&src),
                 parent_run: Some(parent_id),
-                error: Some(&msg),
+                error: None,
             })
         })
-        .await
-        .map(|_| ())
+        .await?;
+    shared.events.publish(Event::RunQueued { run: run.clone() });
+    finish(
+        shared,
+        RunHead::of(&run),
+        End::new(RunState::Failed, Some(msg)),
+    )
+    .await;
+    Ok(())
 }

@@ -6,7 +6,7 @@
 use super::steps::{
     arm_timeout, job_and_targets, open_repo, preflight, start_child, stopped, Outcome,
 };
-use super::Active;
+use super::{finish, progress, Active, End, RunError, RunHead};
 use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_proto::api::*;
@@ -97,20 +97,15 @@ fn problem_line(p: &bms_engine::Problem) -> String {
 }
 
 /// Records the end of a child verify run.
-async fn finish_child(shared: &SharedRef, run_id: i64, c: Checked) {
-    let _ = shared
-        .catalog
-        .call(move |cat| {
-            cat.finish_run(
-                run_id,
-                c.state,
-                None,
-                &RunStats::default(),
-                c.error.as_deref(),
-                &c.log,
-            )
-        })
-        .await;
+async fn finish_child(shared: &SharedRef, run: &RunInfo, c: Checked) {
+    let end = End {
+        state: c.state,
+        snapshot: None,
+        stats: RunStats::default(),
+        error: c.error,
+        log: c.log,
+    };
+    finish(shared, RunHead::of(run), end).await;
 }
 
 /// Verifies `target` as a `verify` run that belongs to `parent`; returns its error, if any.
@@ -137,15 +132,22 @@ async fn verify_child(
     parent
         .progress
         .send_modify(|p| p.phase = format!("verify {}", target.name));
+    let forwarder = progress::forward(
+        shared,
+        run.id,
+        &run.job,
+        run.kind,
+        parent.progress.subscribe(),
+    );
     let mut c = Checked {
         state: RunState::Succeeded,
         error: None,
         log: Vec::new(),
     };
     if with_preflight {
-        if let Err(msg) = preflight(shared, target).await {
+        if let Err(e) = preflight(shared, target).await {
             c.state = RunState::Failed;
-            c.error = Some(msg);
+            c.error = Some(e.to_string());
         }
     }
     if c.error.is_none() {
@@ -163,8 +165,9 @@ async fn verify_child(
         c.state = state;
         c.error = Some(format!("verification of '{}' {msg}", target.name));
     }
+    drop(forwarder);
     let error = c.error.clone();
-    finish_child(shared, run.id, c).await;
+    finish_child(shared, &run, c).await;
     error
 }
 
@@ -174,10 +177,10 @@ pub async fn verify(
     parent: &Arc<Active>,
     job: &JobSpec,
     target: &TargetSpec,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     match verify_child(shared, parent, job, target, false).await {
         None => Ok(()),
-        Some(e) => Err(e),
+        Some(e) => Err(RunError::Step(e)),
     }
 }
 
@@ -191,10 +194,10 @@ pub(super) async fn scheduled(
 ) -> Outcome {
     let (job, targets) = match job_and_targets(shared, &active.job).await {
         Ok(jt) => jt,
-        Err(msg) => return Outcome::failed(msg),
+        Err(e) => return Outcome::failed(e),
     };
     let Some((primary, further)) = targets.split_first() else {
-        return Outcome::failed("the job has no target");
+        return Outcome::failed(RunError::NoTarget);
     };
     let timer = arm_timeout(active, job.timeout_secs);
     let mut errors = Vec::new();
@@ -202,7 +205,7 @@ pub(super) async fn scheduled(
         .progress
         .send_modify(|p| p.phase = "preflight".into());
     match preflight(shared, primary).await {
-        Err(msg) => errors.push(msg),
+        Err(e) => errors.push(e.to_string()),
         Ok(()) => {
             let c = check(
                 primary,

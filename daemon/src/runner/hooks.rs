@@ -86,7 +86,9 @@ pub async fn run(
     }
     let result = wait_for(child, timeout, stop).await;
     if group.is_some() {
-        let _ = catalog.call(move |c| c.set_hook_group(run_id, None)).await;
+        if let Err(e) = catalog.call(move |c| c.set_hook_group(run_id, None)).await {
+            tracing::warn!(run = run_id, "cannot clear the hook's process group: {e}");
+        }
     }
     result
 }

@@ -2,23 +2,31 @@
 //! Each run is a catalog record from `queued` to a final state; progress is kept in memory and
 //! streamed to watchers.
 
+mod error;
 mod execute;
 mod execute_copy;
 mod execute_verify;
+pub mod finish;
 pub mod hook_groups;
 pub mod hooks;
+pub mod progress;
 mod steps;
+#[cfg(test)]
+mod tests;
+pub mod watch;
 
-pub use steps::open_repo;
+pub use error::RunError;
+pub use finish::{finish, End, RunHead};
+pub use steps::{open_repo, record_check};
 
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
-use bms_proto::api::{RunInfo, RunKind, RunProgress, RunState, RunTrigger};
+use bms_proto::api::{Event, RunInfo, RunKind, RunProgress, RunState, RunTrigger};
 use bms_proto::{ApiError, ErrorKind};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -41,7 +49,7 @@ pub struct Active {
     /// Set to stop the engine; it checks this often.
     pub stop: Arc<AtomicBool>,
     pub reason: Mutex<Option<StopReason>>,
-    pub progress: watch::Sender<RunProgress>,
+    pub progress: tokio::sync::watch::Sender<RunProgress>,
 }
 
 impl Active {
@@ -62,18 +70,42 @@ struct Table {
     running: HashMap<i64, Arc<Active>>,
 }
 
+/// What carries out a run that left the queue (and records its end with [`finish`]). bmsd uses
+/// [`execute_run`]; the runner's unit tests put a fake engine here.
+pub type Exec = fn(SharedRef, Arc<Active>) -> BoxFuture;
+pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs a queued run with the engine: backup, copies, verification (docs/architecture.md).
+pub fn execute_run(shared: SharedRef, active: Arc<Active>) -> BoxFuture {
+    Box::pin(async move { execute::run(&shared, &active).await })
+}
+
 /// The runner's shared state.
-#[derive(Default)]
 pub struct Runner {
     table: Mutex<Table>,
     wake: Notify,
+    exec: Exec,
+    /// Ends of runs that the catalog could not take yet.
+    pub unrecorded: finish::Unrecorded,
+}
+
+impl Default for Runner {
+    fn default() -> Runner {
+        Runner::new()
+    }
 }
 
 impl Runner {
     pub fn new() -> Runner {
+        Runner::with_exec(execute_run)
+    }
+
+    pub fn with_exec(exec: Exec) -> Runner {
         Runner {
             table: Mutex::default(),
             wake: Notify::new(),
+            exec,
+            unrecorded: finish::Unrecorded::default(),
         }
     }
 
@@ -180,6 +212,7 @@ async fn submit_kind(
             })
         })
         .await?;
+    shared.events.publish(Event::RunQueued { run: run.clone() });
     let active = Arc::new(Active {
         run_id: run.id,
         job: job.to_owned(),
@@ -187,7 +220,7 @@ async fn submit_kind(
         trigger,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
-        progress: watch::channel(RunProgress {
+        progress: tokio::sync::watch::channel(RunProgress {
             phase: "queued".into(),
             ..Default::default()
         })
@@ -222,20 +255,12 @@ async fn submit_kind(
         ),
     };
     info!(job, "{reason}");
-    let id = run.id;
-    shared
-        .catalog
-        .call(move |c| {
-            c.finish_run(
-                id,
-                RunState::Skipped,
-                None,
-                &Default::default(),
-                Some(&reason),
-                &[],
-            )
-        })
-        .await
+    Ok(finish(
+        shared,
+        RunHead::of(&run),
+        End::new(RunState::Skipped, Some(reason)),
+    )
+    .await)
 }
 
 /// Cancels a queued or running run.
@@ -270,19 +295,16 @@ pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError
         t.queue.len() != before
     };
     if was_queued {
-        let run = shared
-            .catalog
-            .call(move |c| {
-                c.finish_run(
-                    run_id,
-                    RunState::Cancelled,
-                    None,
-                    &Default::default(),
-                    Some("cancelled before it started"),
-                    &[],
-                )
-            })
-            .await?;
+        let head = RunHead {
+            id: run_id,
+            job: active.job.clone(),
+            kind: active.kind,
+        };
+        let end = End::new(
+            RunState::Cancelled,
+            Some("cancelled before it started".into()),
+        );
+        let run = finish(shared, head, end).await;
         shared.runner.mark_finished(run_id);
         return Ok(run);
     }
@@ -311,7 +333,7 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
             let shared = shared.clone();
             tracker.spawn(async move {
                 let id = active.run_id;
-                execute::run(&shared, &active).await;
+                (shared.runner.exec)(shared.clone(), active).await;
                 shared.runner.mark_finished(id);
             });
         }
@@ -320,10 +342,28 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
             _ = shared.runner.wake.notified() => {}
         }
     }
-    // Shutdown: stop running engines; queued runs are recorded as interrupted at next start.
-    let running: Vec<Arc<Active>> = shared.runner.table().running.values().cloned().collect();
+    // Shutdown: stop running engines (each records its end); queued runs end here.
+    let (running, queued) = {
+        let mut t = shared.runner.table();
+        let queued: Vec<Arc<Active>> = t.queue.drain(..).collect();
+        let running: Vec<Arc<Active>> = t.running.values().cloned().collect();
+        (running, queued)
+    };
     for a in running {
         warn!(run = a.run_id, job = %a.job, "stopping run for shutdown");
         a.request_stop(StopReason::Shutdown);
+    }
+    for a in queued {
+        a.request_stop(StopReason::Shutdown);
+        let head = RunHead {
+            id: a.run_id,
+            job: a.job.clone(),
+            kind: a.kind,
+        };
+        let end = End::new(
+            RunState::Interrupted,
+            Some("bmsd stopped before this queued run started".into()),
+        );
+        finish(&shared, head, end).await;
     }
 }

@@ -1,7 +1,7 @@
 //! Steps that the kinds of runs share: opening a target's repository, its pre-flight check, the
 //! run's timeout, how a stop becomes a final state, and child runs (copies, verifications).
 
-use super::{Active, StopReason};
+use super::{Active, RunError, StopReason};
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
 use crate::targets::{open_target, Purpose, Target};
@@ -52,18 +52,18 @@ pub fn with_lock_status<T>(active: &Arc<Active>, f: impl FnOnce() -> T) -> T {
 pub async fn job_and_targets(
     shared: &SharedRef,
     job: &str,
-) -> Result<(JobSpec, Vec<TargetSpec>), String> {
+) -> Result<(JobSpec, Vec<TargetSpec>), RunError> {
     let name = job.to_owned();
     let job = match shared.catalog.call(move |c| c.get_job(&name)).await {
         Ok(j) => j.spec,
-        Err(e) => return Err(format!("job definition not readable: {e}")),
+        Err(e) => return Err(RunError::JobUnreadable(e)),
     };
     let mut targets = Vec::new();
     for t in &job.targets {
         let t = t.clone();
         match shared.catalog.call(move |c| c.get_target(&t)).await {
             Ok(info) => targets.push(info.spec),
-            Err(e) => return Err(e.message),
+            Err(e) => return Err(RunError::TargetUnreadable(e)),
         }
     }
     Ok((job, targets))
@@ -92,34 +92,43 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn failed(msg: impl Into<String>) -> Outcome {
+    pub fn failed(msg: impl std::fmt::Display) -> Outcome {
         Outcome {
             state: RunState::Failed,
             snapshot: None,
             stats: RunStats::default(),
-            error: Some(msg.into()),
+            error: Some(msg.to_string()),
         }
     }
 }
 
 /// Checks a target and records the result; `Err` carries the reason.
-pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), String> {
+pub async fn preflight(shared: &SharedRef, target: &TargetSpec) -> Result<(), RunError> {
     let spec = target.clone();
     let check = tokio::task::spawn_blocking(move || crate::preflight::check(&spec))
         .await
-        .map_err(|e| format!("pre-flight check failed: {e}"))?;
-    let stored = check.clone();
-    if let Err(e) = shared.catalog.call(move |c| c.store_check(&stored)).await {
-        warn!("cannot record target check: {e}");
+        .map_err(|e| RunError::CheckTask(e.to_string()))?;
+    if let Err(e) = record_check(shared, &check).await {
+        warn!(target = %check.name, "cannot record target check: {e}");
     }
     if check.ok {
         Ok(())
     } else {
-        Err(format!(
-            "target '{}' failed its pre-flight check: {}",
-            target.name, check.message
-        ))
+        Err(RunError::Preflight {
+            target: target.name.clone(),
+            message: check.message,
+        })
     }
+}
+
+/// Stores a target check's result and publishes `TargetStateChanged` when the verdict changed.
+pub async fn record_check(
+    shared: &SharedRef,
+    check: &TargetCheck,
+) -> Result<(), bms_proto::ApiError> {
+    shared.events.target_checked(check);
+    let stored = check.clone();
+    shared.catalog.call(move |c| c.store_check(&stored)).await
 }
 
 /// Watches the clock for a run's timeout.
@@ -148,10 +157,10 @@ pub async fn start_child(
         source_target.map(str::to_owned),
     );
     let (parent_run, trigger) = (parent.run_id, parent.trigger);
-    shared
+    let queued = shared
         .catalog
         .call(move |c| {
-            let r = c.insert_run(&NewRun {
+            c.insert_run(&NewRun {
                 job: &job,
                 kind,
                 trigger,
@@ -160,9 +169,29 @@ pub async fn start_child(
                 source_target: source.as_deref(),
                 parent_run: Some(parent_run),
                 error: None,
-            })?;
-            c.start_run(r.id)?;
-            c.get_run(r.id)
+            })
         })
-        .await
+        .await?;
+    let id = queued.id;
+    let head = super::RunHead::of(&queued);
+    shared.events.publish(Event::RunQueued { run: queued });
+    let started = shared
+        .catalog
+        .call(move |c| {
+            c.start_run(id)?;
+            c.get_run(id)
+        })
+        .await;
+    let run = match started {
+        Ok(run) => run,
+        Err(e) => {
+            let end = super::End::new(RunState::Failed, Some(format!("cannot start the run: {e}")));
+            super::finish(shared, head, end).await;
+            return Err(e);
+        }
+    };
+    shared
+        .events
+        .publish(Event::RunStarted { run: run.clone() });
+    Ok(run)
 }

@@ -33,11 +33,13 @@ macro_rules! method {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
+mod events;
 mod jobs;
 mod misc;
 mod runs;
 mod targets;
 
+pub use events::*;
 pub use jobs::*;
 pub use misc::*;
 pub use runs::*;

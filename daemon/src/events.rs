@@ -1,0 +1,131 @@
+//! The event bus (docs/architecture.md, "Events"): runs and target checks publish typed
+//! [`Event`]s on a `tokio::sync::broadcast` channel; `WatchRun`, `WatchEvents` and the metrics
+//! counters listen. Publishing never waits: a subscriber that falls more than [`CAPACITY`] events
+//! behind is told how many it missed (`RecvError::Lagged`) and re-reads the state from the catalog.
+
+use crate::metrics::RunCounters;
+use bms_proto::api::TargetCheck;
+pub use bms_proto::api::{Event, TargetHealth};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+
+/// Events a subscriber may fall behind before it lags.
+pub const CAPACITY: usize = 1024;
+
+pub struct Bus {
+    tx: broadcast::Sender<Event>,
+    /// Counters that only grow (`bms_runs_total`), fed from every published event in order.
+    pub counters: RunCounters,
+    /// The latest state of each target, so that `TargetStateChanged` is published on a change.
+    targets: Mutex<HashMap<String, (TargetHealth, String)>>,
+}
+
+impl Default for Bus {
+    fn default() -> Bus {
+        Bus::new()
+    }
+}
+
+impl Bus {
+    pub fn new() -> Bus {
+        Bus {
+            tx: broadcast::channel(CAPACITY).0,
+            counters: RunCounters::default(),
+            targets: Mutex::default(),
+        }
+    }
+
+    /// Publishes an event; it never blocks. Nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        self.counters.apply(&event);
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Publishes `TargetStateChanged` when a check's verdict differs from the previous one.
+    pub fn target_checked(&self, check: &TargetCheck) {
+        let health = health_of(check);
+        let reason = check.message.clone();
+        let changed = {
+            let mut t = match self.targets.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            let now = (health, check.state.clone());
+            let changed = t.get(&check.name).map(|(h, s)| (*h, s.clone())) != Some(now.clone());
+            t.insert(check.name.clone(), now);
+            changed
+        };
+        if changed {
+            self.publish(Event::TargetStateChanged {
+                target: check.name.clone(),
+                state: health,
+                reason,
+            });
+        }
+    }
+}
+
+/// A check that passed with a remark (`low space`) is a warning; a failed one an error.
+pub fn health_of(check: &TargetCheck) -> TargetHealth {
+    match (check.ok, check.state.as_str()) {
+        (true, "ok") => TargetHealth::Ok,
+        (true, _) => TargetHealth::Warning,
+        (false, _) => TargetHealth::Error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ok: bool, state: &str) -> TargetCheck {
+        TargetCheck {
+            name: "nas".into(),
+            ok,
+            state: state.into(),
+            message: format!("{state}!"),
+            free_bytes: None,
+            fs_type: None,
+            checked_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn target_state_is_published_when_it_changes() {
+        let bus = Bus::new();
+        let mut rx = bus.subscribe();
+        bus.target_checked(&check(true, "ok"));
+        bus.target_checked(&check(true, "ok"));
+        bus.target_checked(&check(false, "not mounted"));
+        let mut seen = Vec::new();
+        while let Ok(Event::TargetStateChanged { state, reason, .. }) = rx.try_recv() {
+            seen.push((state, reason));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (TargetHealth::Ok, "ok!".to_owned()),
+                (TargetHealth::Error, "not mounted!".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_slow_subscriber_lags_and_publishing_never_blocks() {
+        let bus = Bus::new();
+        let mut rx = bus.subscribe();
+        for _ in 0..CAPACITY + 10 {
+            bus.target_checked(&check(true, "ok"));
+            bus.target_checked(&check(false, "missing"));
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+    }
+}
