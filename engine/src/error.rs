@@ -73,6 +73,35 @@ pub enum Error {
     /// No source could be read at all.
     #[error("nothing was backed up: {0}")]
     NoSources(String),
+    /// A bug in bms (a serialisation failure of its own data, a worker thread that panicked):
+    /// never the caller's fault.
+    #[error("internal error: {0}; this is a bug in bms, please report it")]
+    Internal(String),
+}
+
+/// The class of an [`Error`], for callers that map errors to protocol codes and exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A snapshot, a path in a snapshot, an object or the repository itself does not exist.
+    NotFound,
+    /// Stored data failed its integrity check.
+    Corrupt,
+    /// The storage is full (ENOSPC, EDQUOT).
+    NoSpace,
+    /// Any other I/O failure.
+    Io,
+    /// Another live process holds a conflicting lock.
+    Locked,
+    /// The caller cancelled the operation.
+    Cancelled,
+    /// The request was unusable (bad argument, ambiguous prefix, nothing to back up).
+    InvalidArgument,
+    /// The object to be created exists already.
+    AlreadyExists,
+    /// The repository needs a newer bms (format version or feature).
+    Unsupported,
+    /// A bug in bms.
+    Internal,
 }
 
 impl Error {
@@ -99,6 +128,41 @@ impl Error {
             Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { source, .. } => match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => ErrorKind::NoSpace,
+                _ => ErrorKind::Io,
+            },
+            Error::NotARepository { .. }
+            | Error::SnapshotNotFound(_)
+            | Error::PathNotFound { .. }
+            | Error::MissingObject { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => {
+                ErrorKind::Unsupported
+            }
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::AmbiguousSnapshot { .. } | Error::InvalidArgument(_) | Error::NoSources(_) => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Builds an [`Error::Internal`] from a serialisation failure of the engine's own data.
+    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        Error::Internal(format!("{what}: {e}"))
+    }
+
+    /// True when a store object (or file) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
     /// True when the error is "no space left on device" (or quota exceeded).
