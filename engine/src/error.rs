@@ -201,3 +201,106 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| Error::io(op, path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> Error {
+        Error::io("writing pack", "/r/p", io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn every_error_has_its_kind() {
+        let p = PathBuf::from("/r");
+        let cases = [
+            (io(libc::ENOSPC), ErrorKind::NoSpace),
+            (io(libc::EDQUOT), ErrorKind::NoSpace),
+            (io(libc::EIO), ErrorKind::Io),
+            (io(libc::ENOENT), ErrorKind::Io),
+            (
+                Error::NotARepository { path: p.clone() },
+                ErrorKind::NotFound,
+            ),
+            (Error::SnapshotNotFound("x".into()), ErrorKind::NotFound),
+            (
+                Error::PathNotFound {
+                    snapshot: "s".into(),
+                    path: "/a".into(),
+                },
+                ErrorKind::NotFound,
+            ),
+            (
+                Error::MissingObject {
+                    what: "chunk",
+                    id: "ab".into(),
+                },
+                ErrorKind::NotFound,
+            ),
+            (Error::corrupt("pack", "bad"), ErrorKind::Corrupt),
+            (
+                Error::Locked {
+                    repo: p.clone(),
+                    holder: "h".into(),
+                    lock_file: p.clone(),
+                },
+                ErrorKind::Locked,
+            ),
+            (Error::Cancelled, ErrorKind::Cancelled),
+            (
+                Error::InvalidArgument("x".into()),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::AmbiguousSnapshot {
+                    prefix: "ab".into(),
+                    count: 2,
+                },
+                ErrorKind::InvalidArgument,
+            ),
+            (Error::NoSources("x".into()), ErrorKind::InvalidArgument),
+            (
+                Error::AlreadyExists { path: p.clone() },
+                ErrorKind::AlreadyExists,
+            ),
+            (
+                Error::UnsupportedVersion {
+                    path: p.clone(),
+                    found: 9,
+                    supported: "1".into(),
+                },
+                ErrorKind::Unsupported,
+            ),
+            (
+                Error::UnsupportedFeature {
+                    path: p,
+                    feature: "x".into(),
+                },
+                ErrorKind::Unsupported,
+            ),
+            (Error::Internal("bug".into()), ErrorKind::Internal),
+        ];
+        for (e, k) in cases {
+            assert_eq!(e.kind(), k, "{e}");
+        }
+    }
+
+    #[test]
+    fn serialisation_bugs_are_internal_not_invalid_arguments() {
+        let bad = serde_json::from_str::<u32>("x").unwrap_err();
+        let e = Error::internal("encoding snapshot", bad);
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(
+            e.to_string()
+                .starts_with("internal error: encoding snapshot"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_found_is_told_apart_from_other_io_errors() {
+        assert!(io(libc::ENOENT).is_not_found());
+        assert!(!io(libc::EIO).is_not_found());
+        assert!(!Error::Cancelled.is_not_found());
+    }
+}

@@ -154,3 +154,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
+
+#[cfg(test)]
+mod tests;
