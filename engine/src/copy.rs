@@ -4,17 +4,17 @@
 //! so corruption in the source is never propagated. The commit order is the one of a backup:
 //! packs, then an index file, then the snapshot file (byte-identical, so it keeps its id).
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::id::ObjectId;
 use crate::lock::{self, LockKind};
 use crate::pack::{self, PackWriter};
 use crate::repo::{BlobReader, Repository};
+use crate::store::{Kind, Put};
 use crate::tree::ContentRef;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,9 +68,7 @@ pub fn copy_snapshot(
     check_plain(src)?;
     check_plain(dst)?;
     let info = src.find_snapshot(spec)?;
-    let snap_file = src.path().join("snapshots").join(&info.id);
-    let dst_file = dst.path().join("snapshots").join(&info.id);
-    if dst_file.exists() {
+    if dst.store().stat(Kind::Snapshots, &info.id)?.is_some() {
         return Ok(CopySummary {
             snapshot_id: info.id.clone(),
             bytes_total: info.snapshot.stats.bytes_total,
@@ -79,15 +77,15 @@ pub fn copy_snapshot(
             ..Default::default()
         });
     }
-    let _read_lock = lock::acquire_cancellable(
-        src.path(),
+    let _read_lock = lock::acquire_in(
+        src.store().clone(),
         LockKind::Read,
         &format!("copy of snapshot {}", info.short_id),
         src.lock_wait(),
         cancel,
     )?;
-    let write_lock = lock::acquire_cancellable(
-        dst.path(),
+    let write_lock = lock::acquire_in(
+        dst.store().clone(),
         LockKind::Write,
         &format!("copy of snapshot {}", info.short_id),
         dst.lock_wait(),
@@ -101,7 +99,7 @@ pub fn copy_snapshot(
     let (src_index, _) = src.load_index()?;
     let (dst_index, _) = dst.load_index()?;
     let src_index = Arc::new(src_index);
-    let mut reader = BlobReader::new(src.path().to_owned(), src_index.clone());
+    let mut reader = BlobReader::new(src.store().clone(), src_index.clone());
 
     // Walk every tree of the snapshot and collect the blobs the destination lacks.
     let mut needed: Vec<ObjectId> = Vec::new();
@@ -146,33 +144,31 @@ pub fn copy_snapshot(
         blobs_needed: needed.len() as u64,
         ..Default::default()
     };
-    let tmp = dst.path().join("tmp");
+    let dst_store = &**dst.store();
     let mut writer: Option<PackWriter> = None;
     let mut done_packs = Vec::new();
     let pack_size = dst.config().pack_size.max(1 << 20);
     let result = (|| -> Result<()> {
         for (pack_id, mut entries) in by_pack {
             entries.sort_by_key(|e| e.offset);
-            let path = pack::pack_path(src.path(), &pack_id);
-            let f = File::open(&path).ctx("opening pack", &path)?;
+            let f = src.store().open(Kind::Packs, &pack_id.to_hex())?;
             for e in entries {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
                 let mut stored = vec![0u8; e.stored_len as usize];
-                f.read_exact_at(&mut stored, e.offset)
-                    .ctx("reading pack", &path)?;
+                f.read_exact_at(&mut stored, e.offset)?;
                 pack::decode_blob(&stored, &e, &|| format!("pack {}", pack_id.to_hex()))?;
                 let w = match writer.as_mut() {
                     Some(w) => w,
-                    None => writer.insert(PackWriter::new(&tmp)?),
+                    None => writer.insert(PackWriter::new(dst_store)?),
                 };
                 w.add(e.kind, e.id, e.compression, e.raw_len, &stored)?;
                 prog.blobs_copied += 1;
                 prog.bytes_copied += stored.len() as u64;
                 if w.size() >= pack_size {
                     if let Some(w) = writer.take() {
-                        done_packs.push(w.finish(dst.path())?);
+                        done_packs.push(w.finish()?);
                     }
                     progress(&prog);
                 }
@@ -180,7 +176,7 @@ pub fn copy_snapshot(
         }
         if let Some(w) = writer.take() {
             if !w.is_empty() {
-                done_packs.push(w.finish(dst.path())?);
+                done_packs.push(w.finish()?);
             } else {
                 w.abandon();
             }
@@ -192,18 +188,18 @@ pub fn copy_snapshot(
             w.abandon();
         }
         // Packs already finished are durable: index them so a retry reuses them.
-        let _ = crate::backup::workers::write_index(dst.path(), &mut done_packs);
+        let _ = crate::backup::workers::write_index(dst_store, &mut done_packs);
         return Err(e);
     }
-    crate::backup::workers::write_index(dst.path(), &mut done_packs)?;
-    let data = std::fs::read(&snap_file).ctx("reading snapshot", &snap_file)?;
+    crate::backup::workers::write_index(dst_store, &mut done_packs)?;
+    let data = src.store().read(Kind::Snapshots, &info.id)?;
     if ObjectId::hash(&data).to_hex() != info.id {
         return Err(Error::corrupt(
             format!("snapshot {}", info.id),
             "content does not match its id",
         ));
     }
-    fsutil::write_atomic(&tmp, &dst_file, &data, "writing snapshot")?;
+    dst_store.put(Kind::Snapshots, &info.id, &data, Put::Replace)?;
     progress(&prog);
     drop(write_lock);
     summary.chunks_copied = prog.blobs_copied;

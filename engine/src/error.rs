@@ -73,6 +73,35 @@ pub enum Error {
     /// No source could be read at all.
     #[error("nothing was backed up: {0}")]
     NoSources(String),
+    /// A bug in bms (a serialisation failure of its own data, a worker thread that panicked):
+    /// never the caller's fault.
+    #[error("internal error: {0}; this is a bug in bms, please report it")]
+    Internal(String),
+}
+
+/// The class of an [`Error`], for callers that map errors to protocol codes and exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A snapshot, a path in a snapshot, an object or the repository itself does not exist.
+    NotFound,
+    /// Stored data failed its integrity check.
+    Corrupt,
+    /// The storage is full (ENOSPC, EDQUOT).
+    NoSpace,
+    /// Any other I/O failure.
+    Io,
+    /// Another live process holds a conflicting lock.
+    Locked,
+    /// The caller cancelled the operation.
+    Cancelled,
+    /// The request was unusable (bad argument, ambiguous prefix, nothing to back up).
+    InvalidArgument,
+    /// The object to be created exists already.
+    AlreadyExists,
+    /// The repository needs a newer bms (format version or feature).
+    Unsupported,
+    /// A bug in bms.
+    Internal,
 }
 
 impl Error {
@@ -99,6 +128,41 @@ impl Error {
             Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { source, .. } => match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => ErrorKind::NoSpace,
+                _ => ErrorKind::Io,
+            },
+            Error::NotARepository { .. }
+            | Error::SnapshotNotFound(_)
+            | Error::PathNotFound { .. }
+            | Error::MissingObject { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => {
+                ErrorKind::Unsupported
+            }
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::AmbiguousSnapshot { .. } | Error::InvalidArgument(_) | Error::NoSources(_) => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Builds an [`Error::Internal`] from a serialisation failure of the engine's own data.
+    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        Error::Internal(format!("{what}: {e}"))
+    }
+
+    /// True when a store object (or file) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
     /// True when the error is "no space left on device" (or quota exceeded).
@@ -135,5 +199,108 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(op, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> Error {
+        Error::io("writing pack", "/r/p", io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn every_error_has_its_kind() {
+        let p = PathBuf::from("/r");
+        let cases = [
+            (io(libc::ENOSPC), ErrorKind::NoSpace),
+            (io(libc::EDQUOT), ErrorKind::NoSpace),
+            (io(libc::EIO), ErrorKind::Io),
+            (io(libc::ENOENT), ErrorKind::Io),
+            (
+                Error::NotARepository { path: p.clone() },
+                ErrorKind::NotFound,
+            ),
+            (Error::SnapshotNotFound("x".into()), ErrorKind::NotFound),
+            (
+                Error::PathNotFound {
+                    snapshot: "s".into(),
+                    path: "/a".into(),
+                },
+                ErrorKind::NotFound,
+            ),
+            (
+                Error::MissingObject {
+                    what: "chunk",
+                    id: "ab".into(),
+                },
+                ErrorKind::NotFound,
+            ),
+            (Error::corrupt("pack", "bad"), ErrorKind::Corrupt),
+            (
+                Error::Locked {
+                    repo: p.clone(),
+                    holder: "h".into(),
+                    lock_file: p.clone(),
+                },
+                ErrorKind::Locked,
+            ),
+            (Error::Cancelled, ErrorKind::Cancelled),
+            (
+                Error::InvalidArgument("x".into()),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::AmbiguousSnapshot {
+                    prefix: "ab".into(),
+                    count: 2,
+                },
+                ErrorKind::InvalidArgument,
+            ),
+            (Error::NoSources("x".into()), ErrorKind::InvalidArgument),
+            (
+                Error::AlreadyExists { path: p.clone() },
+                ErrorKind::AlreadyExists,
+            ),
+            (
+                Error::UnsupportedVersion {
+                    path: p.clone(),
+                    found: 9,
+                    supported: "1".into(),
+                },
+                ErrorKind::Unsupported,
+            ),
+            (
+                Error::UnsupportedFeature {
+                    path: p,
+                    feature: "x".into(),
+                },
+                ErrorKind::Unsupported,
+            ),
+            (Error::Internal("bug".into()), ErrorKind::Internal),
+        ];
+        for (e, k) in cases {
+            assert_eq!(e.kind(), k, "{e}");
+        }
+    }
+
+    #[test]
+    fn serialisation_bugs_are_internal_not_invalid_arguments() {
+        let bad = serde_json::from_str::<u32>("x").unwrap_err();
+        let e = Error::internal("encoding snapshot", bad);
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(
+            e.to_string()
+                .starts_with("internal error: encoding snapshot"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_found_is_told_apart_from_other_io_errors() {
+        assert!(io(libc::ENOENT).is_not_found());
+        assert!(!io(libc::EIO).is_not_found());
+        assert!(!Error::Cancelled.is_not_found());
     }
 }

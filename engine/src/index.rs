@@ -1,10 +1,10 @@
 //! Index files: which blob lives in which pack at which offset. Written after the packs they
 //! describe are durable; named by the BLAKE3 of their bytes; never modified.
 
-use std::path::Path;
+use crate::store::{Kind, Store};
 
 use crate::codec::{Decoder, Encoder};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::id::{IdMap, ObjectId};
 use crate::pack::{BlobKind, PackEntry};
 
@@ -89,18 +89,15 @@ impl IndexFile {
     }
 
     /// Reads and checks an index file (its name must be the BLAKE3 of its bytes).
-    pub fn load(path: &Path, id: &ObjectId) -> Result<Self> {
-        let data = std::fs::read(path).ctx("reading index file", path)?;
+    pub fn load(store: &dyn Store, id: &ObjectId) -> Result<Self> {
+        let name = id.to_hex();
+        let data = store.read(Kind::Index, &name)?;
+        let what = || format!("index file {}", store.locate(Kind::Index, &name).display());
         if ObjectId::hash(&data) != *id {
-            return Err(Error::corrupt(
-                format!("index file {}", path.display()),
-                "content does not match its name",
-            ));
+            return Err(Error::corrupt(what(), "content does not match its name"));
         }
         Self::decode(&data).map_err(|e| match e {
-            Error::Corrupt { detail, .. } => {
-                Error::corrupt(format!("index file {}", path.display()), detail)
-            }
+            Error::Corrupt { detail, .. } => Error::corrupt(what(), detail),
             other => other,
         })
     }

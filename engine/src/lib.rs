@@ -22,12 +22,13 @@ pub mod pack;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;
+pub mod store;
 pub mod tree;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupSummary, Progress};
 pub use config::{ChunkerParams, CompressionParams, RepoConfig};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use id::ObjectId;
 pub use repo::{DamagedSnapshot, Entry, InitOptions, Repository};
 pub use restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary};

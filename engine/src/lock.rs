@@ -1,7 +1,7 @@
 //! Repository locks: lease files under `locks/` with holder host/pid, heartbeat and expiry.
 //! Protocol in docs/repository-format.md §"Locks".
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::store::{Kind, LocalStore, Put, Store};
 
 /// How long a lock stays valid without a heartbeat.
 pub const LEASE: Duration = Duration::from_secs(300);
@@ -113,7 +114,8 @@ fn stale_reason(info: &LockInfo, host: &str) -> Option<String> {
 
 /// A held lock; released (file removed) on drop.
 pub struct RepoLock {
-    path: PathBuf,
+    store: Arc<dyn Store>,
+    name: String,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
     /// Stale locks that were removed while acquiring this one.
@@ -132,22 +134,19 @@ impl Drop for RepoLock {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        if let Err(e) = self.store.delete(Kind::Locks, &self.name) {
+            tracing::warn!("cannot release lock {}: {e}", self.name);
+        }
     }
 }
 
-/// Writes a lock file atomically. It is staged in `locks/` itself, under a temp name that lock
-/// scanning ignores (it does not end in `.json`), never in `tmp/`, which writers clean up
-/// (docs/repository-format.md "Locks").
-fn write_lock(path: &Path, info: &LockInfo) -> Result<()> {
+/// Writes a lock file: created exclusively ([`Put::New`]) or replaced by its owner. The store
+/// stages it so that no cleanup of temporary files races it (docs/repository-format.md "Locks").
+fn write_lock(store: &dyn Store, name: &str, info: &LockInfo, mode: Put) -> Result<bool> {
     let data =
-        serde_json::to_vec_pretty(info).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fsutil::write_atomic(dir, path, &data, "writing lock file")
+        serde_json::to_vec_pretty(info).map_err(|e| Error::internal("encoding lock file", e))?;
+    store.put(Kind::Locks, name, &data, mode)
 }
-
-/// Prefix of the temp files that stage lock files in `locks/`.
-const STAGE_PREFIX: &str = "w-";
 
 /// What a lock waiter is told: `Some(holder)` when it starts to wait, `None` once it holds the
 /// lock after waiting.
@@ -182,13 +181,13 @@ fn notify_waiting(holder: Option<&LockInfo>) {
     });
 }
 
-/// Acquires a lock of `kind`, waiting up to `wait` for conflicting live holders.
+/// Acquires a lock of `kind` on the repository directory `repo`, waiting up to `wait` for
+/// conflicting live holders.
 pub fn acquire(repo: &Path, kind: LockKind, purpose: &str, wait: Duration) -> Result<RepoLock> {
     acquire_cancellable(repo, kind, purpose, wait, &AtomicBool::new(false))
 }
 
-/// [`acquire`] whose waiting stops with [`Error::Cancelled`] once `cancel` is set. The first
-/// time it has to wait, it logs who holds the repository.
+/// [`acquire`] whose waiting stops with [`Error::Cancelled`] once `cancel` is set.
 pub fn acquire_cancellable(
     repo: &Path,
     kind: LockKind,
@@ -196,19 +195,31 @@ pub fn acquire_cancellable(
     wait: Duration,
     cancel: &AtomicBool,
 ) -> Result<RepoLock> {
+    acquire_in(Arc::new(LocalStore::new(repo)), kind, purpose, wait, cancel)
+}
+
+/// Acquires a lock of `kind` in `store`, waiting up to `wait` for conflicting live holders;
+/// stops with [`Error::Cancelled`] once `cancel` is set. The first time it has to wait, it
+/// logs who holds the repository.
+pub fn acquire_in(
+    store: Arc<dyn Store>,
+    kind: LockKind,
+    purpose: &str,
+    wait: Duration,
+    cancel: &AtomicBool,
+) -> Result<RepoLock> {
     let host = fsutil::hostname();
     let pid = std::process::id();
-    let dir = repo.join("locks");
-    let path = dir.join(format!(
+    let name = format!(
         "{}.json",
         fsutil::unique_name(&format!("{}-", kind_name(kind)))
-    ));
+    );
     let mut recovered = Vec::new();
-    let removed = fsutil::remove_abandoned(&dir, STAGE_PREFIX, LEASE);
+    let removed = store.clean_lock_staging(LEASE);
     if removed > 0 {
         recovered.push(format!(
             "removed {removed} abandoned staged lock file(s) in {}",
-            dir.display()
+            store.locate(Kind::Locks, "").display()
         ));
     }
     let started = Instant::now();
@@ -226,31 +237,34 @@ pub fn acquire_cancellable(
             heartbeat: t,
             expires: t + LEASE.as_secs() as i64,
         };
-        write_lock(&path, &info)?;
-        match find_conflict(&dir, &path, kind, &host, &mut recovered)? {
+        if !write_lock(&*store, &name, &info, Put::New)? {
+            return Err(Error::Internal(format!("lock name {name} is in use")));
+        }
+        match find_conflict(&*store, &name, kind, &host, &mut recovered)? {
             None => {
                 if logged {
                     notify_waiting(None);
                 }
                 let stop = Arc::new((Mutex::new(false), Condvar::new()));
-                let thread = spawn_heartbeat(path.clone(), info, stop.clone());
+                let thread = spawn_heartbeat(store.clone(), name.clone(), info, stop.clone());
                 return Ok(RepoLock {
-                    path,
+                    store,
+                    name,
                     stop,
                     thread: Some(thread),
                     recovered,
                 });
             }
-            Some((other, other_path)) => {
-                let _ = std::fs::remove_file(&path);
+            Some((other, other_name)) => {
+                let _ = store.delete(Kind::Locks, &name);
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
                 if started.elapsed() >= wait {
                     return Err(Error::Locked {
-                        repo: repo.to_path_buf(),
+                        repo: store.location().to_path_buf(),
                         holder: other.describe(),
-                        lock_file: other_path,
+                        lock_file: store.locate(Kind::Locks, &other_name),
                     });
                 }
                 // Randomised backoff so that two waiters do not retry in lock-step.
@@ -263,7 +277,7 @@ pub fn acquire_cancellable(
                     tracing::info!(
                         "{purpose}: waiting up to {}s for the lock on {}, held by {}",
                         wait.as_secs(),
-                        repo.display(),
+                        store.location().display(),
                         other.describe()
                     );
                 }
@@ -274,36 +288,38 @@ pub fn acquire_cancellable(
     }
 }
 
-/// Returns a live conflicting lock, removing stale ones on the way.
+/// Returns a live conflicting lock (and its name), removing stale ones on the way.
 fn find_conflict(
-    dir: &Path,
-    own: &Path,
+    store: &dyn Store,
+    own: &str,
     kind: LockKind,
     host: &str,
     recovered: &mut Vec<String>,
-) -> Result<Option<(LockInfo, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing locks", dir, e))?;
-    for e in entries {
-        let e = e.map_err(|e| Error::io("listing locks", dir, e))?;
-        let p = e.path();
-        if p == own || p.extension().is_none_or(|x| x != "json") {
+) -> Result<Option<(LockInfo, String)>> {
+    for name in store.list(Kind::Locks)? {
+        if name == own {
             continue;
         }
-        let info: LockInfo = match std::fs::read(&p)
+        let info: LockInfo = match store
+            .read(Kind::Locks, &name)
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
         {
             Some(i) => i,
             None => {
                 // Vanished meanwhile (released) or unreadable: only an old unreadable file is removed.
-                let old = e
-                    .metadata()
+                let old = store
+                    .stat(Kind::Locks, &name)
                     .ok()
-                    .and_then(|m| m.modified().ok())
+                    .flatten()
+                    .and_then(|m| m.modified)
                     .and_then(|m| m.elapsed().ok())
                     .is_some_and(|age| age > LEASE);
-                if old && std::fs::remove_file(&p).is_ok() {
-                    recovered.push(format!("removed unreadable stale lock {}", p.display()));
+                if old && store.delete(Kind::Locks, &name).unwrap_or(false) {
+                    recovered.push(format!(
+                        "removed unreadable stale lock {}",
+                        store.locate(Kind::Locks, &name).display()
+                    ));
                 }
                 continue;
             }
@@ -314,21 +330,22 @@ fn find_conflict(
         if let Some(why) = stale_reason(&info, host) {
             let msg = format!(
                 "recovered stale lock {} held by {}: {why}",
-                p.display(),
+                store.locate(Kind::Locks, &name).display(),
                 info.describe()
             );
             tracing::warn!("{msg}");
-            let _ = std::fs::remove_file(&p);
+            let _ = store.delete(Kind::Locks, &name);
             recovered.push(msg);
             continue;
         }
-        return Ok(Some((info, p)));
+        return Ok(Some((info, name)));
     }
     Ok(None)
 }
 
 fn spawn_heartbeat(
-    path: PathBuf,
+    store: Arc<dyn Store>,
+    name: String,
     mut info: LockInfo,
     stop: Arc<(Mutex<bool>, Condvar)>,
 ) -> JoinHandle<()> {
@@ -347,11 +364,14 @@ fn spawn_heartbeat(
             }
             info.heartbeat = now();
             info.expires = info.heartbeat + LEASE.as_secs() as i64;
-            if !path.exists() {
-                tracing::error!("lock file {} was removed by another process; continuing, but a concurrent prune may now run", path.display());
+            if !matches!(store.stat(Kind::Locks, &name), Ok(Some(_))) {
+                tracing::error!("lock file {} was removed by another process; continuing, but a concurrent prune may now run", store.locate(Kind::Locks, &name).display());
             }
-            if let Err(e) = write_lock(&path, &info) {
-                tracing::error!("cannot renew lock {}: {e}", path.display());
+            if let Err(e) = write_lock(&*store, &name, &info, Put::Replace) {
+                tracing::error!(
+                    "cannot renew lock {}: {e}",
+                    store.locate(Kind::Locks, &name).display()
+                );
             }
         }
     })
@@ -360,6 +380,7 @@ fn spawn_heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
+    const STAGE_PREFIX: &str = crate::store::LOCK_STAGE_PREFIX;
 
     fn repo() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();

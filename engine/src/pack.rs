@@ -1,15 +1,10 @@
 //! Pack files: blobs (compressed chunks and trees) written once, named by the BLAKE3 of the
 //! whole file, never modified. Layout in docs/repository-format.md §"Pack files".
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-
 use crate::codec::{Decoder, Encoder};
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
+use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::store::{Kind, ObjectReader, ObjectWriter, Store};
 
 pub const PACK_MAGIC: &[u8; 8] = b"BMSPACK1";
 pub const PACK_END_MAGIC: &[u8; 8] = b"BMSPKEND";
@@ -156,16 +151,19 @@ pub fn decode_blob(stored: &[u8], e: &PackEntry, where_: &dyn Fn() -> String) ->
 
 /// Reads and decodes one blob from an open pack.
 pub fn read_blob(
-    file: &File,
-    path: &Path,
+    pack: &dyn ObjectReader,
     e: &PackEntry,
     decoder: &mut BlobDecoder,
 ) -> Result<Vec<u8>> {
     let mut stored = vec![0u8; e.stored_len as usize];
-    file.read_exact_at(&mut stored, e.offset)
-        .ctx("reading pack", path)?;
+    pack.read_exact_at(&mut stored, e.offset)?;
     let mut out = Vec::new();
-    decoder.decode_into(&stored, e, &|| path.display().to_string(), &mut out)?;
+    decoder.decode_into(
+        &stored,
+        e,
+        &|| pack.location().display().to_string(),
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -227,19 +225,24 @@ pub fn decode_table(table: &[u8], pack_len: u64) -> Result<Vec<PackEntry>> {
     Ok(out)
 }
 
-/// Reads the table of a pack file without reading its blobs.
-pub fn read_table(path: &Path) -> Result<Vec<PackEntry>> {
-    let f = File::open(path).ctx("opening pack", path)?;
-    let len = f.metadata().ctx("reading pack", path)?.len();
+/// Reads the table of pack `id` without reading its blobs.
+pub fn read_table(store: &dyn Store, id: &ObjectId) -> Result<Vec<PackEntry>> {
+    let f = store.open(Kind::Packs, &id.to_hex())?;
+    read_table_from(&*f)
+}
+
+/// Reads the table of an open pack without reading its blobs.
+pub fn read_table_from(f: &dyn ObjectReader) -> Result<Vec<PackEntry>> {
+    let path = f.location();
+    let len = f.size()?;
     let bad = |d: &str| Error::corrupt(format!("pack {}", path.display()), d.to_string());
     if len < PACK_MAGIC.len() as u64 + TRAILER_LEN + 32 {
         return Err(bad("file too short"));
     }
     let mut magic = [0u8; 8];
-    f.read_exact_at(&mut magic, 0).ctx("reading pack", path)?;
+    f.read_exact_at(&mut magic, 0)?;
     let mut trailer = [0u8; TRAILER_LEN as usize];
-    f.read_exact_at(&mut trailer, len - TRAILER_LEN)
-        .ctx("reading pack", path)?;
+    f.read_exact_at(&mut trailer, len - TRAILER_LEN)?;
     if &magic != PACK_MAGIC || &trailer[8..] != PACK_END_MAGIC {
         return Err(bad("bad magic"));
     }
@@ -254,35 +257,26 @@ pub fn read_table(path: &Path) -> Result<Vec<PackEntry>> {
         return Err(bad("table length out of range"));
     }
     let mut table = vec![0u8; table_len as usize];
-    f.read_exact_at(&mut table, len - TRAILER_LEN - table_len)
-        .ctx("reading pack", path)?;
+    f.read_exact_at(&mut table, len - TRAILER_LEN - table_len)?;
     decode_table(&table, len).map_err(|e| match e {
         Error::Corrupt { detail, .. } => bad(&detail),
         other => other,
     })
 }
 
-/// Path of a pack inside the repository.
-pub fn pack_path(repo: &Path, id: &ObjectId) -> PathBuf {
-    let hex = id.to_hex();
-    repo.join("packs").join(&hex[..2]).join(hex)
-}
-
-/// Accumulates blobs into a temp file; [`PackWriter::finish`] makes it a durable pack.
+/// Accumulates blobs into a new object of the store; [`PackWriter::finish`] makes it a
+/// durable pack named by its hash.
 pub struct PackWriter {
-    out: BufWriter<File>,
-    tmp: PathBuf,
+    out: Option<Box<dyn ObjectWriter>>,
     hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
     offset: u64,
 }
 
 impl PackWriter {
-    pub fn new(tmp_dir: &Path) -> Result<Self> {
-        let (f, tmp) = fsutil::create_temp(tmp_dir, "pack-")?;
+    pub fn new(store: &dyn Store) -> Result<Self> {
         let mut w = PackWriter {
-            out: BufWriter::with_capacity(1 << 20, f),
-            tmp,
+            out: Some(store.create(Kind::Packs)?),
             hasher: blake3::Hasher::new(),
             entries: Vec::new(),
             offset: 0,
@@ -294,7 +288,10 @@ impl PackWriter {
     fn write(&mut self, data: &[u8]) -> Result<()> {
         self.hasher.update(data);
         self.offset += data.len() as u64;
-        self.out.write_all(data).ctx("writing pack", &self.tmp)
+        match self.out.as_mut() {
+            Some(o) => o.write_all(data),
+            None => Err(Error::Internal("pack written after it was finished".into())),
+        }
     }
 
     /// Appends a stored blob.
@@ -326,33 +323,32 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
-    /// Writes the table and trailer, fsyncs, renames to `packs/xx/<id>`, fsyncs the directory.
-    pub fn finish(mut self, repo: &Path) -> Result<(ObjectId, Vec<PackEntry>)> {
+    /// Writes the table and trailer and commits the pack under its id (durably: see
+    /// [`Store`]).
+    pub fn finish(mut self) -> Result<(ObjectId, Vec<PackEntry>)> {
         let table = encode_table(&self.entries);
-        self.write(&table)?;
-        let mut trailer = Vec::with_capacity(16);
-        trailer.extend_from_slice(&(table.len() as u32).to_le_bytes());
-        trailer.extend_from_slice(&0u32.to_le_bytes());
-        trailer.extend_from_slice(PACK_END_MAGIC);
-        self.write(&trailer)?;
+        let mut tail = table;
+        let table_len = tail.len() as u32;
+        tail.extend_from_slice(&table_len.to_le_bytes());
+        tail.extend_from_slice(&0u32.to_le_bytes());
+        tail.extend_from_slice(PACK_END_MAGIC);
+        if let Err(e) = self.write(&tail) {
+            self.abandon();
+            return Err(e);
+        }
         let id = ObjectId(*self.hasher.finalize().as_bytes());
-        let dest = pack_path(repo, &id);
-        let file = match self.out.into_inner() {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = std::fs::remove_file(&self.tmp);
-                return Err(Error::io("writing pack", dest, e.into_error()));
-            }
-        };
-        fsutil::commit_temp(file, &self.tmp, &dest, "writing pack")?;
-        Ok((id, self.entries))
+        match self.out.take() {
+            Some(o) => o.commit(&id.to_hex())?,
+            None => return Err(Error::Internal("pack finished twice".into())),
+        }
+        Ok((id, std::mem::take(&mut self.entries)))
     }
 
     /// Removes the temp file of an unfinished pack.
-    pub fn abandon(self) {
-        let tmp = self.tmp.clone();
-        drop(self.out);
-        let _ = std::fs::remove_file(tmp);
+    pub fn abandon(mut self) {
+        if let Some(o) = self.out.take() {
+            o.abort();
+        }
     }
 }
 
@@ -375,21 +371,22 @@ mod tests {
         #[test]
         fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 1..8)) {
             let d = setup();
-            let mut w = PackWriter::new(&d.path().join("tmp")).unwrap();
+            let store = crate::store::LocalStore::new(d.path());
+            let mut w = PackWriter::new(&store).unwrap();
             let mut z = zstd::bulk::Compressor::new(3).unwrap();
             for b in &blobs {
                 let (c, stored) = compress(&mut z, b);
                 w.add(BlobKind::Data, ObjectId::hash(b), c, b.len() as u32, &stored).unwrap();
             }
-            let (id, entries) = w.finish(d.path()).unwrap();
-            let path = pack_path(d.path(), &id);
+            let (id, entries) = w.finish().unwrap();
+            let path = d.path().join("packs").join(&id.to_hex()[..2]).join(id.to_hex());
             let bytes = std::fs::read(&path).unwrap();
             prop_assert_eq!(ObjectId::hash(&bytes), id);
-            let table = read_table(&path).unwrap();
+            let table = read_table(&store, &id).unwrap();
             prop_assert_eq!(&table, &entries);
-            let f = File::open(&path).unwrap();
+            let f = store.open(Kind::Packs, &id.to_hex()).unwrap();
             for (e, b) in table.iter().zip(&blobs) {
-                prop_assert_eq!(&read_blob(&f, &path, e, &mut BlobDecoder::default()).unwrap(), b);
+                prop_assert_eq!(&read_blob(&*f, e, &mut BlobDecoder::default()).unwrap(), b);
             }
         }
     }

@@ -1,7 +1,6 @@
 //! Opening and creating repositories; reading blobs, trees and snapshots.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use crate::id::ObjectId;
 use crate::index::{Index, IndexFile};
 use crate::pack::{self, BlobKind};
 use crate::snapshot::{self, SnapshotInfo};
+use crate::store::{Kind, LocalStore, ObjectReader, Put, Store, CONFIG};
 use crate::tree::{Node, NodeKind, Tree};
 
 /// Parameters of a new repository.
@@ -41,14 +41,15 @@ impl Default for InitOptions {
 /// An open repository.
 #[derive(Debug, Clone)]
 pub struct Repository {
+    store: Arc<dyn Store>,
     path: PathBuf,
     config: RepoConfig,
     lock_wait: Duration,
     notes: Vec<String>,
 }
 
-/// Sub-directories of a repository.
-pub const DIRS: [&str; 6] = ["packs", "index", "snapshots", "locks", "tmp", "keys"];
+/// Sub-directories of a repository directory (see [`LocalStore`]).
+pub const DIRS: [&str; 6] = crate::store::DIRS;
 
 /// A snapshot file that cannot be read or fails its integrity check.
 #[derive(Debug, Clone, Serialize)]
@@ -60,9 +61,9 @@ pub struct DamagedSnapshot {
 }
 
 impl Repository {
-    /// Creates a repository in `path` (which must not exist or be empty). All its files and
-    /// directories are private to the owner (0600/0700 whatever the umask); an existing
-    /// directory that group or others can access is restricted to 0700, which
+    /// Creates a repository in the directory `path` (which must not exist or be empty). All its
+    /// files and directories are private to the owner (0600/0700 whatever the umask); an
+    /// existing directory that group or others can access is restricted to 0700, which
     /// [`Repository::notes`] reports.
     pub fn init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
         Self::create(path.as_ref(), opts, false)
@@ -73,19 +74,14 @@ impl Repository {
     /// one). Several runs that start at once on a new target use this.
     pub fn open_or_init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
         let path = path.as_ref();
-        if path.join("config").exists() {
+        if LocalStore::has_config(path) {
             return Self::open(path);
         }
         Self::create(path, opts, true)
     }
 
     fn create(path: &Path, opts: InitOptions, join: bool) -> Result<Repository> {
-        opts.chunker.validate()?;
-        if opts.pack_size < (1 << 20) || opts.pack_size > (1 << 30) {
-            return Err(Error::InvalidArgument(
-                "pack size must be between 1 MiB and 1 GiB".into(),
-            ));
-        }
+        validate(&opts)?;
         let mut notes = Vec::new();
         if path.exists() {
             // A freshly made filesystem's `lost+found` does not make its root "not empty"; with
@@ -97,7 +93,7 @@ impl Repository {
                 })
             });
             if it.next().is_some() {
-                if join && path.join("config").exists() {
+                if join && LocalStore::has_config(path) {
                     return Self::open(path);
                 }
                 return Err(Error::AlreadyExists {
@@ -118,21 +114,20 @@ impl Repository {
             };
             made.ctx("creating repository directory", path)?;
         }
-        let mkdir = |d: &Path| {
-            if join {
-                fsutil::ensure_dir_private(d)
-            } else {
-                fsutil::create_dir_private(d)
-            }
-            .ctx("creating repository directory", d)
-        };
-        for d in DIRS {
-            mkdir(&path.join(d))?;
-        }
-        for i in 0..256 {
-            mkdir(&path.join("packs").join(format!("{i:02x}")))?;
-        }
-        fsutil::fsync_dir(&path.join("packs"))?;
+        let store = Arc::new(LocalStore::create_layout(path, join)?);
+        let mut repo = Self::create_in(store, opts, join)?;
+        repo.notes = notes;
+        Ok(repo)
+    }
+
+    /// Creates a repository in `store`, whose layout the store has made. Fails with
+    /// [`Error::AlreadyExists`] if it holds a repository already.
+    pub fn init_store(store: Arc<dyn Store>, opts: InitOptions) -> Result<Repository> {
+        validate(&opts)?;
+        Self::create_in(store, opts, false)
+    }
+
+    fn create_in(store: Arc<dyn Store>, opts: InitOptions, join: bool) -> Result<Repository> {
         let config = RepoConfig {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -148,29 +143,23 @@ impl Repository {
             required_features: vec![],
         };
         let data = serde_json::to_vec_pretty(&config)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        // The config is written last: a directory without it is not (yet) a repository. It
-        // never replaces a config that a concurrent init wrote first.
-        let written = fsutil::write_new(
-            &path.join("tmp"),
-            &path.join("config"),
-            &data,
-            "writing repository config",
-        )?;
-        if !written {
+            .map_err(|e| Error::internal("encoding repository config", e))?;
+        // The config is written last: a store without it is not (yet) a repository. It never
+        // replaces a config that a concurrent init wrote first.
+        if !store.put(Kind::Config, CONFIG, &data, Put::New)? {
             if join {
-                return Self::open(path);
+                return Self::open_store(store);
             }
             return Err(Error::AlreadyExists {
-                path: path.to_path_buf(),
+                path: store.location().to_path_buf(),
             });
         }
-        fsutil::fsync_dir(path)?;
         Ok(Repository {
-            path: path.to_path_buf(),
+            path: store.location().to_path_buf(),
+            store,
             config,
             lock_wait: Duration::ZERO,
-            notes,
+            notes: Vec::new(),
         })
     }
 
@@ -180,38 +169,39 @@ impl Repository {
         &self.notes
     }
 
-    /// Opens an existing repository, refusing unknown format versions.
+    /// Opens the existing repository in the directory `path`, refusing unknown format versions.
     pub fn open(path: impl AsRef<Path>) -> Result<Repository> {
-        let path = path.as_ref();
-        let cfg_path = path.join("config");
-        let data = match std::fs::read(&cfg_path) {
+        Self::open_store(Arc::new(LocalStore::new(path.as_ref())))
+    }
+
+    /// Opens the existing repository in `store`, refusing unknown format versions.
+    pub fn open_store(store: Arc<dyn Store>) -> Result<Repository> {
+        let path = store.location().to_path_buf();
+        let data = match store.read(Kind::Config, CONFIG) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(Error::io("reading repository config", cfg_path, e)),
+            Err(e) if e.is_not_found() => return Err(Error::NotARepository { path }),
+            Err(e) => return Err(e),
         };
-        let config = RepoConfig::parse(path, &data)?;
-        for d in DIRS {
-            if !path.join(d).is_dir() {
-                return Err(Error::corrupt(
-                    format!("repository {}", path.display()),
-                    format!("directory {d}/ is missing"),
-                ));
-            }
-        }
+        let config = RepoConfig::parse(&path, &data)?;
+        store.check()?;
         Ok(Repository {
-            path: path.to_path_buf(),
+            store,
+            path,
             config,
             lock_wait: Duration::ZERO,
             notes: Vec::new(),
         })
     }
 
+    /// Where the repository is (for a [`LocalStore`], its directory): for messages, and to
+    /// keep the repository out of backup sources. Its objects are reached through
+    /// [`Repository::store`] only.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// The store holding the repository's objects.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
     pub fn config(&self) -> &RepoConfig {
         &self.config
@@ -227,11 +217,10 @@ impl Repository {
 
     /// Loads all index files. Unreadable or corrupt ones are skipped and returned as problems.
     pub fn load_index(&self) -> Result<(Index, Vec<(ObjectId, Error)>)> {
-        let dir = self.path.join("index");
         let mut index = Index::default();
         let mut bad = Vec::new();
-        for id in snapshot::list_ids(&dir)? {
-            match IndexFile::load(&dir.join(id.to_hex()), &id) {
+        for id in list_ids(&*self.store, Kind::Index)? {
+            match IndexFile::load(&*self.store, &id) {
                 Ok(f) => {
                     for (p, entries) in &f.packs {
                         index.add_pack(*p, entries);
@@ -257,11 +246,10 @@ impl Repository {
     /// All readable snapshots, oldest first, and the snapshot files that cannot be read or
     /// fail their integrity check.
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotInfo>, Vec<DamagedSnapshot>)> {
-        let dir = self.path.join("snapshots");
         let mut out = Vec::new();
         let mut damaged = Vec::new();
-        for id in snapshot::list_ids(&dir)? {
-            match snapshot::load(&dir.join(id.to_hex()), &id) {
+        for id in list_ids(&*self.store, Kind::Snapshots)? {
+            match snapshot::load(&*self.store, &id) {
                 Ok(s) => out.push(SnapshotInfo {
                     id: id.to_hex(),
                     short_id: id.short(),
@@ -294,7 +282,7 @@ impl Repository {
         let info = self.find_snapshot(snapshot)?;
         let (index, _) = self.load_index()?;
         let index = Arc::new(index);
-        let mut reader = BlobReader::new(self.path.clone(), index);
+        let mut reader = BlobReader::new(self.store.clone(), index);
         let comps = split_path(path);
         let root = reader.load_tree(&info.snapshot.root_tree()?)?;
         let (node, prefix) = lookup_path(&mut reader, root, &comps, &info.id, path)?;
@@ -312,6 +300,27 @@ impl Repository {
         }
         Ok(out)
     }
+}
+
+fn validate(opts: &InitOptions) -> Result<()> {
+    opts.chunker.validate()?;
+    if opts.pack_size < (1 << 20) || opts.pack_size > (1 << 30) {
+        return Err(Error::InvalidArgument(
+            "pack size must be between 1 MiB and 1 GiB".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The objects of `kind` whose names are object ids (other names are ignored), sorted.
+pub fn list_ids(store: &dyn Store, kind: Kind) -> Result<Vec<ObjectId>> {
+    let mut out: Vec<ObjectId> = store
+        .list(kind)?
+        .iter()
+        .filter_map(|n| ObjectId::from_hex(n).ok())
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// Restricts an existing repository directory that group or others can access to 0700;
@@ -444,18 +453,18 @@ impl Entry {
     }
 }
 
-/// Reads blobs through the index, keeping a few pack files open.
+/// Reads blobs through the index, keeping a few packs open.
 pub struct BlobReader {
-    repo: PathBuf,
+    store: Arc<dyn Store>,
     pub index: Arc<Index>,
-    open: HashMap<ObjectId, File>,
+    open: HashMap<ObjectId, Box<dyn ObjectReader>>,
     decoder: pack::BlobDecoder,
 }
 
 impl BlobReader {
-    pub fn new(repo: PathBuf, index: Arc<Index>) -> Self {
+    pub fn new(store: Arc<dyn Store>, index: Arc<Index>) -> Self {
         BlobReader {
-            repo,
+            store,
             index,
             open: HashMap::new(),
             decoder: pack::BlobDecoder::default(),
@@ -468,22 +477,21 @@ impl BlobReader {
             what: kind.name(),
             id: id.to_hex(),
         })?;
-        let path = pack::pack_path(&self.repo, &pack_id);
         if !self.open.contains_key(&pack_id) {
             if self.open.len() >= 32 {
                 self.open.clear();
             }
-            let f = File::open(&path).ctx("opening pack", &path)?;
-            self.open.insert(pack_id, f);
+            let r = self.store.open(Kind::Packs, &pack_id.to_hex())?;
+            self.open.insert(pack_id, r);
         }
-        let f = self
+        let r = self
             .open
             .get(&pack_id)
             .ok_or_else(|| Error::MissingObject {
                 what: "pack",
                 id: pack_id.to_hex(),
             })?;
-        pack::read_blob(f, &path, &entry, &mut self.decoder)
+        pack::read_blob(&**r, &entry, &mut self.decoder)
     }
 
     /// Reads and decodes a tree.

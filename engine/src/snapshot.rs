@@ -1,11 +1,11 @@
 //! Snapshot files: JSON documents naming a root tree and describing one backup run.
 //! A snapshot file is named by the BLAKE3 of its bytes and written last (see the commit order).
 
-use std::path::Path;
+use crate::store::{Kind, Store};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::id::ObjectId;
 
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -87,40 +87,27 @@ impl SnapshotInfo {
 }
 
 /// Reads and checks one snapshot file.
-pub fn load(path: &Path, id: &ObjectId) -> Result<Snapshot> {
-    let data = std::fs::read(path).ctx("reading snapshot", path)?;
+pub fn load(store: &dyn Store, id: &ObjectId) -> Result<Snapshot> {
+    let name = id.to_hex();
+    let data = store.read(Kind::Snapshots, &name)?;
+    let what = || {
+        format!(
+            "snapshot {}",
+            store.locate(Kind::Snapshots, &name).display()
+        )
+    };
     if ObjectId::hash(&data) != *id {
-        return Err(Error::corrupt(
-            format!("snapshot {}", path.display()),
-            "content does not match its name",
-        ));
+        return Err(Error::corrupt(what(), "content does not match its name"));
     }
-    let s: Snapshot = serde_json::from_slice(&data)
-        .map_err(|e| Error::corrupt(format!("snapshot {}", path.display()), e.to_string()))?;
+    let s: Snapshot =
+        serde_json::from_slice(&data).map_err(|e| Error::corrupt(what(), e.to_string()))?;
     if s.version != SNAPSHOT_VERSION {
         return Err(Error::corrupt(
-            format!("snapshot {}", path.display()),
+            what(),
             format!("unknown snapshot version {}", s.version),
         ));
     }
     Ok(s)
-}
-
-/// Lists object ids named by the files of a directory (other names are ignored).
-pub fn list_ids(dir: &Path) -> Result<Vec<ObjectId>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).ctx("listing", dir)? {
-        let e = e.ctx("listing", dir)?;
-        if let Some(id) = e
-            .file_name()
-            .to_str()
-            .and_then(|n| ObjectId::from_hex(n).ok())
-        {
-            out.push(id);
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Picks a snapshot by full id, unique prefix (at least 8 hex characters) or `latest`.

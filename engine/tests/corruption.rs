@@ -73,7 +73,9 @@ fn corrupt_tree_is_found_without_reading_data_and_named() {
         .filter_map(|id| index.lookup(id))
         .find(|(_, e)| e.kind == BlobKind::Tree)
         .unwrap();
-    let path = bms_engine::pack::pack_path(repo.path(), &pack);
+    let path = repo
+        .store()
+        .locate(bms_engine::store::Kind::Packs, &pack.to_hex());
     let mut data = fs::read(&path).unwrap();
     data[entry.offset as usize + 1] ^= 0x40;
     fs::write(&path, &data).unwrap();
@@ -108,7 +110,9 @@ fn bit_rot_names_snapshot_and_file() {
                 && ObjectId::hash(&first[..e.raw_len as usize]) == e.id
         })
         .unwrap();
-    let path = bms_engine::pack::pack_path(repo.path(), &pack);
+    let path = repo
+        .store()
+        .locate(bms_engine::store::Kind::Packs, &pack.to_hex());
     let mut data = fs::read(&path).unwrap();
     data[entry.offset as usize + entry.stored_len as usize / 2] ^= 1;
     fs::write(&path, &data).unwrap();

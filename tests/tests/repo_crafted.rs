@@ -31,12 +31,12 @@ macro_rules! os {
 /// returns the snapshot id.
 fn craft(dir: &Path, blobs: &[(BlobKind, Vec<u8>)], root: ObjectId) -> String {
     let repo = Repository::init(dir, InitOptions::default()).unwrap();
-    let mut w = PackWriter::new(&repo.path().join("tmp")).unwrap();
+    let mut w = PackWriter::new(&**repo.store()).unwrap();
     for (k, b) in blobs {
         w.add(*k, ObjectId::hash(b), COMP_NONE, b.len() as u32, b)
             .unwrap();
     }
-    let (pid, entries) = w.finish(repo.path()).unwrap();
+    let (pid, entries) = w.finish().unwrap();
     let idx = IndexFile {
         supersedes: vec![],
         packs: vec![(pid, entries)],

@@ -21,8 +21,9 @@ use crate::id::{IdSet, ObjectId};
 use crate::index::Index;
 use crate::lock::{self, LockKind};
 use crate::pack;
-use crate::repo::Repository;
+use crate::repo::{list_ids, Repository};
 use crate::snapshot::{self, Snapshot, SnapshotInfo, SNAPSHOT_VERSION};
+use crate::store::{Kind, Put};
 
 pub use scan::VEntry;
 
@@ -183,8 +184,8 @@ impl Repository {
         };
         let checked = sources::check(&sources, self.path())?;
 
-        let lock = lock::acquire_cancellable(
-            self.path(),
+        let lock = lock::acquire_in(
+            self.store().clone(),
             LockKind::Write,
             &format!("backup of job {job}"),
             self.lock_wait(),
@@ -222,6 +223,9 @@ impl Repository {
         let (raw_tx, raw_rx) = crossbeam_channel::bounded(threads * 2);
         let (stored_tx, stored_rx) = crossbeam_channel::bounded(threads * 2);
         let (job_tx, job_rx) = crossbeam_channel::bounded(threads * 32);
+        // The readers' results stay unbounded: the walker sends them file jobs and is the only
+        // consumer of their results, so a bound could block both at once. The queue holds at
+        // most one result per file job handed out (docs/architecture.md "Inside a backup").
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
         let shared = workers::Shared {
             index: index.clone(),
@@ -239,23 +243,25 @@ impl Repository {
         } else {
             (scan::Listing::Virtual(scan::virtual_root(&sources)), 0)
         };
-        let repo_path = self.path().to_path_buf();
+        let store = self.store().clone();
 
         let scan_ctx = scan::ScanCtx {
-            repo: &repo_path,
+            store: &store,
             index: &index,
             excludes: &excludes,
             one_file_system: opts.one_file_system,
             repo_id: checked.repo_id,
         };
-        let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
-        let (scanned_tx, scanned_rx) = crossbeam_channel::unbounded();
+        // The walker has at most MAX_SCANS_IN_FLIGHT directories out, so neither queue ever
+        // blocks its sender at this bound.
+        let (scan_tx, scan_rx) = crossbeam_channel::bounded(walk::MAX_SCANS_IN_FLIGHT);
+        let (scanned_tx, scanned_rx) = crossbeam_channel::bounded(walk::MAX_SCANS_IN_FLIGHT);
         let (walk_res, pack_res) = std::thread::scope(|s| {
             let shared = &shared;
             let cfg = &cfg;
             let packer = {
-                let repo_path = repo_path.clone();
-                s.spawn(move || workers::packer(&repo_path, cfg.pack_size, shared, stored_rx))
+                let store = &*store;
+                s.spawn(move || workers::packer(store, cfg.pack_size, shared, stored_rx))
             };
             for _ in 0..threads {
                 let rx = raw_rx.clone();
@@ -296,11 +302,9 @@ impl Repository {
             let walk_res = walk::walk(ctx, root_listing, root_dev, parent_root);
             // The walker's and the readers' blob senders are gone now, so the compressors
             // and then the packer drain their queues and finish.
-            let pack_res = packer.join().unwrap_or_else(|_| {
-                Err(Error::InvalidArgument(
-                    "internal error: pack writer panicked".into(),
-                ))
-            });
+            let pack_res = packer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("the pack writer thread panicked".into())));
             (walk_res, pack_res)
         });
         let packs_written = match (&walk_res, pack_res) {
@@ -330,18 +334,14 @@ impl Repository {
             program: format!("bms {}", env!("CARGO_PKG_VERSION")),
             stats: stats.clone(),
         };
-        let data =
-            serde_json::to_vec_pretty(&snap).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let data = serde_json::to_vec_pretty(&snap)
+            .map_err(|e| Error::internal("encoding snapshot", e))?;
         let id = ObjectId::hash(&data);
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        fsutil::write_atomic(
-            &self.path().join("tmp"),
-            &self.path().join("snapshots").join(id.to_hex()),
-            &data,
-            "writing snapshot",
-        )?;
+        self.store()
+            .put(Kind::Snapshots, &id.to_hex(), &data, Put::Replace)?;
         drop(lock);
         Ok(BackupSummary {
             snapshot_id: id.to_hex(),
@@ -388,11 +388,11 @@ impl Repository {
     /// process of this host that no longer exists, or the file was not modified for longer
     /// than a lock lease (docs/repository-format.md "Temporary files").
     fn clean_tmp(&self) {
-        let n = fsutil::remove_abandoned(&self.path().join("tmp"), "", lock::LEASE);
+        let n = self.store().clean_tmp(lock::LEASE);
         if n > 0 {
             tracing::info!(
                 "removed {n} temp file(s) of interrupted writers from {}",
-                self.path().join("tmp").display()
+                self.path().display()
             );
         }
     }
@@ -401,15 +401,15 @@ impl Repository {
     /// data is reused.
     fn reindex_orphans(&self, index: &mut Index, notes: &mut Vec<String>) -> Result<()> {
         let mut found = Vec::new();
-        for (id, path) in list_packs(self.path())? {
+        for id in list_ids(&**self.store(), Kind::Packs)? {
             if index.has_pack(&id) {
                 continue;
             }
-            match pack::read_table(&path) {
+            match pack::read_table(&**self.store(), &id) {
                 Ok(entries) => found.push((id, entries)),
                 Err(e) => notes.push(format!(
                     "ignored damaged unindexed pack {}: {e}",
-                    path.display()
+                    self.store().locate(Kind::Packs, &id.to_hex()).display()
                 )),
             }
         }
@@ -423,22 +423,6 @@ impl Repository {
         for (id, entries) in &found {
             index.add_pack(*id, entries);
         }
-        workers::write_index(self.path(), &mut found)
+        workers::write_index(&**self.store(), &mut found)
     }
-}
-
-/// All pack files on disk: (id, path).
-pub fn list_packs(repo: &Path) -> Result<Vec<(ObjectId, PathBuf)>> {
-    let mut out = Vec::new();
-    let dir = repo.join("packs");
-    for sub in std::fs::read_dir(&dir).map_err(|e| Error::io("listing packs", &dir, e))? {
-        let sub = sub.map_err(|e| Error::io("listing packs", &dir, e))?;
-        if !sub.path().is_dir() {
-            continue;
-        }
-        for id in snapshot::list_ids(&sub.path())? {
-            out.push((id, sub.path().join(id.to_hex())));
-        }
-    }
-    Ok(out)
 }

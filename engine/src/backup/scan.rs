@@ -19,6 +19,7 @@ use super::Excludes;
 use crate::id::ObjectId;
 use crate::index::Index;
 use crate::repo::BlobReader;
+use crate::store::Store;
 use crate::tree::{ContentRef, Node, NodeKind, Tree};
 
 /// A directory entry that exists only because a source path lies below it.
@@ -130,7 +131,7 @@ pub struct ScannedDir {
 
 /// What every scanner shares.
 pub struct ScanCtx<'a> {
-    pub repo: &'a Path,
+    pub store: &'a Arc<dyn Store>,
     pub index: &'a Arc<Index>,
     pub excludes: &'a Excludes,
     pub one_file_system: bool,
@@ -140,7 +141,7 @@ pub struct ScanCtx<'a> {
 
 /// Scanner thread body: scans directories until the job channel closes.
 pub fn scanner(ctx: &ScanCtx<'_>, jobs: Receiver<ScanJob>, out: Sender<ScannedDir>) {
-    let mut reader = BlobReader::new(ctx.repo.to_path_buf(), ctx.index.clone());
+    let mut reader = BlobReader::new(ctx.store.clone(), ctx.index.clone());
     let mut meta = Meta::default();
     for job in jobs {
         let dir = scan(ctx, &mut reader, &mut meta, job);

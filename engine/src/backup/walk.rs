@@ -19,7 +19,7 @@ use crate::tree::{Node, Tree};
 
 /// Directories handed to the scanners and not yet taken in by the walker. Bounds the memory
 /// of scans running ahead of a walker that waits for the file readers.
-const MAX_SCANS_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_SCANS_IN_FLIGHT: usize = 64;
 
 struct DirState {
     parent: Option<(usize, usize)>,
@@ -44,7 +44,7 @@ pub struct WalkCtx<'a> {
 }
 
 fn internal(what: &str) -> Error {
-    Error::InvalidArgument(format!("internal error: {what} stopped early"))
+    Error::Internal(format!("{what} stopped early"))
 }
 
 /// Walks and returns the root tree id plus statistics (file/dir counts and warnings).

@@ -13,10 +13,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::chunker::Chunker;
 use crate::config::{CompressionAlgorithm, RepoConfig};
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::id::{IdSet, ObjectId};
 use crate::index::{Index, IndexFile};
 use crate::pack::{self, BlobKind, PackEntry, PackWriter};
+use crate::store::{Kind, Put, Store};
 use crate::tree::ContentRef;
 
 /// A blob to compress and store.
@@ -63,11 +63,7 @@ impl Shared {
         }
         let fresh = match self.new_ids.lock() {
             Ok(mut s) => s.insert(id),
-            Err(_) => {
-                return Err(Error::InvalidArgument(
-                    "internal error: a backup thread panicked".into(),
-                ))
-            }
+            Err(_) => return Err(Error::Internal("a backup thread panicked".into())),
         };
         if fresh {
             if kind == BlobKind::Data {
@@ -283,12 +279,11 @@ pub fn compressor(
 /// Pack writer thread body: fills packs, commits them, and writes an index file after
 /// every few packs and at the end (also after an error, for the packs already durable).
 pub fn packer(
-    repo: &Path,
+    repo: &dyn Store,
     pack_size: u64,
     shared: &Shared,
     rx: Receiver<StoredBlob>,
 ) -> Result<u64> {
-    let tmp = repo.join("tmp");
     let mut writer: Option<PackWriter> = None;
     let mut done: Vec<(ObjectId, Vec<PackEntry>)> = Vec::new();
     let mut err: Option<Error> = None;
@@ -301,12 +296,12 @@ pub fn packer(
         let r = (|| -> Result<()> {
             let w = match writer.as_mut() {
                 Some(w) => w,
-                None => writer.insert(PackWriter::new(&tmp)?),
+                None => writer.insert(PackWriter::new(repo)?),
             };
             w.add(b.kind, b.id, b.compression, b.raw_len, &b.data)?;
             if w.size() >= pack_size {
                 if let Some(w) = writer.take() {
-                    done.push(w.finish(repo)?);
+                    done.push(w.finish()?);
                     packs += 1;
                 }
                 if done.len() >= 8 || last_index.elapsed().as_secs() >= 60 {
@@ -326,7 +321,7 @@ pub fn packer(
     }
     if err.is_none() {
         if let Some(w) = writer.take() {
-            match w.finish(repo) {
+            match w.finish() {
                 Ok(p) => {
                     done.push(p);
                     packs += 1;
@@ -344,7 +339,7 @@ pub fn packer(
 }
 
 /// Writes one index file for `packs` (all durable) and clears the list.
-pub fn write_index(repo: &Path, packs: &mut Vec<(ObjectId, Vec<PackEntry>)>) -> Result<()> {
+pub fn write_index(repo: &dyn Store, packs: &mut Vec<(ObjectId, Vec<PackEntry>)>) -> Result<()> {
     if packs.is_empty() {
         return Ok(());
     }
@@ -354,10 +349,6 @@ pub fn write_index(repo: &Path, packs: &mut Vec<(ObjectId, Vec<PackEntry>)>) -> 
     };
     let data = f.encode();
     let id = ObjectId::hash(&data);
-    fsutil::write_atomic(
-        &repo.join("tmp"),
-        &repo.join("index").join(id.to_hex()),
-        &data,
-        "writing index file",
-    )
+    repo.put(Kind::Index, &id.to_hex(), &data, Put::Replace)
+        .map(|_| ())
 }

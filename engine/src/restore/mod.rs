@@ -135,8 +135,8 @@ impl Repository {
     ) -> Result<RestoreSummary> {
         let started = Instant::now();
         let info = self.find_snapshot(&opts.snapshot)?;
-        let _lock = lock::acquire_cancellable(
-            self.path(),
+        let _lock = lock::acquire_in(
+            self.store().clone(),
             LockKind::Read,
             "restore",
             self.lock_wait(),
@@ -144,7 +144,7 @@ impl Repository {
         )?;
         let (index, _) = self.load_index()?;
         let index = Arc::new(index);
-        let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
+        let mut reader = BlobReader::new(self.store().clone(), index.clone());
         let root = reader.load_tree(&info.snapshot.root_tree()?)?;
         let as_root = nix::unistd::geteuid().is_root();
         let mut r = Restorer {
@@ -196,7 +196,7 @@ impl Repository {
             for _ in 0..threads {
                 let rx = rx.clone();
                 let shared = r.shared.clone();
-                let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
+                let mut reader = BlobReader::new(self.store().clone(), index.clone());
                 s.spawn(move || file_worker(rx, &shared, &mut reader, as_root, cancel));
             }
             drop(rx);

@@ -1,7 +1,7 @@
 //! Verify: structural checks of every file and reference, and optionally a full read that
 //! decompresses and re-hashes every blob. Problems name packs, chunks, snapshots and files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,14 +11,14 @@ use serde::Serialize;
 mod read;
 mod trees;
 
-use crate::backup::list_packs;
 use crate::error::{Error, Result};
 use crate::id::{IdMap, ObjectId};
 use crate::index::{Index, IndexFile};
 use crate::lock::{self, LockKind};
 use crate::pack::{self, BlobKind, PackEntry};
-use crate::repo::{BlobReader, Repository};
+use crate::repo::{list_ids, BlobReader, Repository};
 use crate::snapshot::{self, SnapshotInfo};
+use crate::store::Kind;
 
 /// How thorough the check is.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,8 +108,8 @@ impl Repository {
         cancel: &AtomicBool,
     ) -> Result<VerifyReport> {
         let started = Instant::now();
-        let _lock = lock::acquire_cancellable(
-            self.path(),
+        let _lock = lock::acquire_in(
+            self.store().clone(),
             LockKind::Read,
             "verify",
             self.lock_wait(),
@@ -121,10 +121,10 @@ impl Repository {
         // 1. Index files.
         let mut index = Index::default();
         let mut by_pack: BTreeMap<ObjectId, Vec<PackEntry>> = BTreeMap::new();
-        let idx_dir = self.path().join("index");
-        for id in snapshot::list_ids(&idx_dir)? {
+        let store = &**self.store();
+        for id in list_ids(store, Kind::Index)? {
             rep.index_files += 1;
-            match IndexFile::load(&idx_dir.join(id.to_hex()), &id) {
+            match IndexFile::load(store, &id) {
                 Ok(f) => {
                     for (p, entries) in f.packs {
                         index.add_pack(p, &entries);
@@ -144,8 +144,7 @@ impl Repository {
         let index = Arc::new(index);
 
         // 2. Packs: present, tables readable and matching the index.
-        let on_disk: HashMap<ObjectId, std::path::PathBuf> =
-            list_packs(self.path())?.into_iter().collect();
+        let on_disk: HashSet<ObjectId> = list_ids(store, Kind::Packs)?.into_iter().collect();
         rep.packs = by_pack.len() as u64;
         for (n, (pid, entries)) in by_pack.iter().enumerate() {
             progress(&VerifyProgress {
@@ -153,7 +152,7 @@ impl Repository {
                 done: n as u64,
                 total: rep.packs,
             });
-            let Some(path) = on_disk.get(pid) else {
+            if !on_disk.contains(pid) {
                 for e in entries {
                     bad.insert(
                         e.id,
@@ -165,8 +164,8 @@ impl Repository {
                     );
                 }
                 continue;
-            };
-            match pack::read_table(path) {
+            }
+            match pack::read_table(store, pid) {
                 Ok(table) => {
                     for e in entries {
                         if !table.contains(e) {
@@ -188,16 +187,15 @@ impl Repository {
                 }
             }
         }
-        let unindexed = on_disk.keys().filter(|p| !by_pack.contains_key(*p)).count();
+        let unindexed = on_disk.iter().filter(|p| !by_pack.contains_key(*p)).count();
         if unindexed > 0 {
             rep.notes.push(format!("{unindexed} pack(s) are not in any index (left by an interrupted backup; the next backup indexes and reuses them)"));
         }
 
         // 3. Snapshots and their trees.
-        let snap_dir = self.path().join("snapshots");
         let mut snaps: Vec<SnapshotInfo> = Vec::new();
-        for id in snapshot::list_ids(&snap_dir)? {
-            match snapshot::load(&snap_dir.join(id.to_hex()), &id) {
+        for id in list_ids(store, Kind::Snapshots)? {
+            match snapshot::load(store, &id) {
                 Ok(s) => snaps.push(SnapshotInfo {
                     id: id.to_hex(),
                     short_id: id.short(),
@@ -210,7 +208,7 @@ impl Repository {
         }
         rep.snapshots = snaps.len() as u64;
         // 4. Full read of (a subset of) the packs, while this thread checks the trees.
-        let mut reader = BlobReader::new(self.path().to_path_buf(), index.clone());
+        let mut reader = BlobReader::new(self.store().clone(), index.clone());
         let mut trees = trees::TreeCheck::default();
         let mut check = || trees = trees::check(&mut reader, &snaps, &bad, progress, cancel);
         if opts.read_data || opts.read_data_percent.is_some() {
@@ -218,7 +216,7 @@ impl Repository {
             let seed = crate::fsutil::random_bytes()?;
             let selected: Vec<(ObjectId, &Vec<PackEntry>)> = by_pack
                 .iter()
-                .filter(|(p, _)| on_disk.contains_key(*p))
+                .filter(|(p, _)| on_disk.contains(*p))
                 .filter(|(p, _)| {
                     pct >= 100 || {
                         let mut h = blake3::Hasher::new_keyed(&seed);
@@ -228,7 +226,7 @@ impl Repository {
                 })
                 .map(|(p, e)| (*p, e))
                 .collect();
-            let read = read::read_packs(&selected, &on_disk, progress, &mut check, cancel);
+            let read = read::read_packs(&selected, store, &on_disk, progress, &mut check, cancel);
             rep.packs_read = read.packs;
             rep.bytes_read = read.bytes;
             rep.blobs_checked += read.blobs;

@@ -1,8 +1,7 @@
 //! The full read of verify: every selected pack is read, every blob decompressed and re-hashed,
 //! on one thread per core (plus one, so that a thread waiting for the disk leaves no core idle).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use super::{problem, Bad, Problem, VerifyProgress};
 use crate::error::Error;
 use crate::id::{IdMap, ObjectId};
 use crate::pack::{self, PackEntry};
+use crate::store::{Kind, Store};
 
 /// What the read found.
 #[derive(Default)]
@@ -26,7 +26,8 @@ pub(super) struct ReadResult {
 /// reports progress until the workers are done.
 pub(super) fn read_packs(
     selected: &[(ObjectId, &Vec<PackEntry>)],
-    on_disk: &HashMap<ObjectId, PathBuf>,
+    store: &dyn Store,
+    on_disk: &HashSet<ObjectId>,
     progress: &dyn Fn(&VerifyProgress),
     during: &mut dyn FnMut(),
     cancel: &AtomicBool,
@@ -54,9 +55,9 @@ pub(super) fn read_packs(
                     };
                     if cancel.load(Ordering::Relaxed) {
                         // Cancelled: count the rest as done without reading them.
-                    } else if let Some(path) = on_disk.get(pid) {
+                    } else if on_disk.contains(pid) {
                         let (local, probs) =
-                            check_pack(pid, path, entries, &mut decoder, &mut scratch, &bytes);
+                            check_pack(store, pid, entries, &mut decoder, &mut scratch, &bytes);
                         blobs.fetch_add(entries.len() as u64, Ordering::Relaxed);
                         if let Ok(mut g) = found.lock() {
                             g.0.extend(local);
@@ -97,8 +98,8 @@ pub(super) fn read_packs(
 
 /// Checks one pack: every blob, and the whole file against its name.
 fn check_pack(
+    store: &dyn Store,
     pid: &ObjectId,
-    path: &std::path::Path,
     entries: &[PackEntry],
     decoder: &mut pack::BlobDecoder,
     scratch: &mut Vec<u8>,
@@ -106,9 +107,14 @@ fn check_pack(
 ) -> (Vec<(ObjectId, Bad)>, Vec<Problem>) {
     let mut local = Vec::new();
     let mut probs = Vec::new();
-    let data = match std::fs::read(path) {
+    let path = store.locate(Kind::Packs, &pid.to_hex());
+    let data = match store.read(Kind::Packs, &pid.to_hex()) {
         Ok(d) => d,
         Err(e) => {
+            let e = match e {
+                Error::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
             let mut p = problem(
                 "pack_content",
                 format!("pack {pid}: cannot read {}: {e}", path.display()),
