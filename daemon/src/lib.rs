@@ -11,5 +11,6 @@ pub mod preflight;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;
+pub mod service;
 pub mod state;
 pub mod validate;
