@@ -2,7 +2,6 @@
 //! encodes what comes back (docs/architecture.md, "The service layer"). The methods are
 //! those of the method table (bms-proto `manager_methods!`).
 
-use super::protocol_error;
 use crate::service::{no_role, Caller, Item, Items, Operation, Role, Service};
 use bms_proto::api::*;
 use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
@@ -73,6 +72,12 @@ pub async fn handle(msg: &[u8], caller: &Caller, service: &Service) -> Outcome {
     } else {
         Outcome::One(reply)
     }
+}
+
+/// The reply to a message that is not a well-formed call.
+pub fn protocol_error(msg: impl Into<String>) -> Reply {
+    let e = ApiError::new(ErrorKind::ProtocolError, msg);
+    Reply::error(e.kind.wire_name(), e.wire_parameters())
 }
 
 pub fn api_error(e: ApiError) -> Reply {

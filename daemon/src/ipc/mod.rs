@@ -179,11 +179,6 @@ async fn send(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
     stream.write_all(&bytes).await
 }
 
-fn protocol_error(msg: impl Into<String>) -> Reply {
-    let e = ApiError::new(ErrorKind::ProtocolError, msg);
-    Reply::error(e.kind.wire_name(), e.wire_parameters())
-}
-
 async fn connection(
     mut stream: UnixStream,
     peer: Caller,
@@ -245,7 +240,7 @@ async fn connection(
             );
             let _ = send(
                 &mut stream,
-                &protocol_error(format!(
+                &dispatch::protocol_error(format!(
                     "message larger than {MAX_MESSAGE} bytes; connection closed"
                 )),
             )

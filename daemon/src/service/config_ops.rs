@@ -1,6 +1,6 @@
 //! The operations on the configuration: status, targets, jobs, apply and the audit trail.
 
-use super::{Ctx, Operation};
+use super::core::{Ctx, Operation};
 use crate::catalog::{Actor, Upsert, SCHEMA_VERSION};
 use bms_proto::api::*;
 use bms_proto::ApiError;

@@ -1,13 +1,16 @@
 //! Restores through bmsd: the audited restore and its operation.
 
+use super::core::{Caller, Ctx, Item, Items, Operation};
+use super::engine_error::from_engine;
 use super::restore_audit::RestoreAudit;
-use super::{find_snapshot, Caller, Ctx, Items, Operation};
+use super::run_ops::{find_snapshot, TICK};
 use crate::state::SharedRef;
 use bms_proto::api::*;
-use bms_proto::ApiError;
+use bms_proto::{ApiError, ErrorKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Sets its flag when dropped.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -94,7 +97,7 @@ pub async fn restore(
         let (r, cancelled) = match work.await {
             Ok(r) => {
                 let cancelled = matches!(r, Err(bms_engine::Error::Cancelled));
-                (r.map_err(|e| super::from_engine(&e)), cancelled)
+                (r.map_err(|e| from_engine(&e)), cancelled)
             }
             Err(e) => (
                 Err(ApiError::internal(format!(
@@ -130,7 +133,7 @@ impl Operation for Restore {
     }
 
     fn stream(self, caller: Caller, shared: SharedRef) -> Items<RestoreReply> {
-        super::streams::restore(shared, self, caller.uid)
+        restore_items(shared, self, caller.uid)
     }
 
     /// A restore refused for lack of the admin role is logged (a warning with the caller's uid
@@ -146,4 +149,53 @@ impl Operation for Restore {
             "restore refused: uid {uid} is not root or in group 'bms-admin'"
         );
     }
+}
+
+/// A restore on behalf of `uid`: progress items, then the summary.
+pub fn restore_items(shared: SharedRef, req: Restore, uid: u32) -> Items<RestoreReply> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(restore_stream(shared, req, uid, tx));
+    rx
+}
+
+async fn restore_stream(
+    shared: SharedRef,
+    req: Restore,
+    uid: u32,
+    tx: mpsc::Sender<Item<RestoreReply>>,
+) {
+    let progress_tx = tx.clone();
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let progress = move |files: u64, bytes: u64| {
+        let Ok(mut l) = last.lock() else { return };
+        if l.elapsed() >= TICK {
+            *l = std::time::Instant::now();
+            let r = RestoreReply {
+                files,
+                bytes,
+                done: false,
+                summary: None,
+            };
+            let _ = progress_tx.try_send(Item::More(r));
+        }
+    };
+    // Dropping the restore future stops the restore (see [`restore`]).
+    let result = tokio::select! {
+        r = restore(&shared, req, uid, progress) => r,
+        _ = tx.closed() => {
+            tracing::info!("restore stopped: the client went away");
+            return;
+        }
+        _ = shared.shutdown.cancelled() => Err(ApiError::new(
+            ErrorKind::Busy,
+            "restore stopped: bmsd is shutting down; what was restored so far stays in the \
+             target directory; run the restore again (with --overwrite if-changed) once bmsd is back",
+        )),
+    };
+    let _ = tx
+        .send(match result {
+            Ok(r) => Item::Last(r),
+            Err(e) => Item::Failed(e),
+        })
+        .await;
 }

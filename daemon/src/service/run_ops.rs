@@ -1,10 +1,15 @@
 //! The operations on runs, snapshots and target checks.
 
-use super::{Caller, Ctx, Items, Operation};
+use super::core::{Caller, Ctx, Item, Items, Operation};
 use crate::runner;
 use crate::state::SharedRef;
 use bms_proto::api::*;
 use bms_proto::{ApiError, ErrorKind};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often a stream reports progress.
+pub const TICK: Duration = Duration::from_millis(250);
 
 impl Operation for RunJob {
     async fn call(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
@@ -50,8 +55,32 @@ impl Operation for WatchRun {
     }
 
     fn stream(self, _caller: Caller, shared: SharedRef) -> Items<RunDetail> {
-        super::streams::watch(shared, self.id)
+        watch(shared, self.id)
     }
+}
+
+/// The run's detail now and then until it is final.
+pub fn watch(shared: SharedRef, id: i64) -> Items<RunDetail> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            match run_detail(&shared, id).await {
+                Ok(d) => {
+                    let last = d.run.state.is_final();
+                    let item = if last { Item::Last(d) } else { Item::More(d) };
+                    if tx.send(item).await.is_err() || last {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Item::Failed(e)).await;
+                    return;
+                }
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    });
+    rx
 }
 
 impl Operation for CancelRun {
