@@ -109,3 +109,56 @@ fn every_method_of_the_table_is_served() {
         "{r}"
     );
 }
+
+/// Run by [`a_reader_is_refused_every_writing_method_of_the_table`] as user nobody in group
+/// `bms`: calls every method of the table on `TABLE_SOCKET` and prints `NAME ERROR` lines.
+#[test]
+#[ignore = "helper process of a_reader_is_refused_every_writing_method_of_the_table"]
+fn call_every_method_child() {
+    let Ok(sock) = std::env::var("TABLE_SOCKET") else {
+        return;
+    };
+    let mut c = RawConn::connect(std::path::Path::new(&sock));
+    for m in bms_proto::api::METHODS {
+        let r = c.call(&json!({"method": format!("org.bms.Manager.{}", m.name),
+                               "parameters": {}}));
+        println!("CALLED {} {}", m.name, error_name(&r).unwrap_or("-"));
+    }
+}
+
+/// The role check reads the table: a reader may call every method marked `read` and is refused
+/// every method marked `write`, streaming ones included.
+#[test]
+fn a_reader_is_refused_every_writing_method_of_the_table() {
+    bms_tests::users::require_root();
+    let reader = bms_tests::users::ensure_group("bms");
+    let d = Daemon::start();
+    let before = audit_actions(&d).len();
+    let out = bms_tests::users::as_user(
+        bms_tests::users::NOBODY,
+        &[reader],
+        std::env::current_exe().unwrap(),
+    )
+    .args([
+        "--exact",
+        "call_every_method_child",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env("TABLE_SOCKET", d.socket())
+    .output()
+    .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let got: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("CALLED "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    assert_eq!(got.len(), bms_proto::api::METHODS.len(), "{text}");
+    for m in bms_proto::api::METHODS {
+        let denied = got[m.name] == "org.bms.Manager.PermissionDenied";
+        assert_eq!(denied, m.writes, "{}: {}", m.name, got[m.name]);
+    }
+    assert_eq!(audit_actions(&d).len(), before, "a reader changed nothing");
+}
