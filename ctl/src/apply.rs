@@ -94,7 +94,8 @@ pub fn apply(cli: &Cli, file: &Path, dry_run: bool) -> CliResult {
     let (text, is_json) = read_file(file)?;
     let mut req = parse(&text, is_json, &file.display().to_string())?;
     req.dry_run = dry_run;
-    let reply = call(cli, &req)?;
+    let batches = crate::apply_batch::split(&req);
+    let reply = crate::apply_batch::apply(&batches, dry_run, |b| call(cli, b))?;
     let notes = notes(&req);
     if cli.json {
         return output::json(&crate::notes::with_notes(&reply, notes));

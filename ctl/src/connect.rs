@@ -45,5 +45,6 @@ pub fn map_error(e: ClientError) -> CliError {
         ClientError::Io(e) => CliError::Unreachable(format!("lost the connection to bmsd: {e}")),
         ClientError::BadReply(m) => CliError::Failure(format!("bmsd sent an unexpected reply: {m}")),
         ClientError::Api(e) => CliError::daemon(e),
+        e @ ClientError::TooLarge { .. } => CliError::Failure(e.to_string()),
     }
 }

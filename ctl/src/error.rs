@@ -49,6 +49,24 @@ impl CliError {
         }
     }
 
+    /// The one mapping from the engine's errors (`bmsctl repo …`) to exit codes: a request
+    /// the engine could not use is a usage error (exit 2); a permission problem exits 4;
+    /// everything else, internal faults and repository problems included, is a failure
+    /// (exit 1), never a usage error.
+    pub fn from_engine(e: bms_engine::Error) -> Self {
+        use bms_engine::Error as E;
+        match e {
+            // The engine reports a few faults of its own and some target problems as
+            // InvalidArgument; their messages tell them apart.
+            E::InvalidArgument(m) if engine_fault(&m) => CliError::Failure(m),
+            E::InvalidArgument(m) => CliError::Usage(m),
+            E::Io { ref source, .. } if source.raw_os_error() == Some(EACCES) => {
+                CliError::Denied(e.to_string())
+            }
+            other => CliError::Failure(other.to_string()),
+        }
+    }
+
     fn code(&self) -> u8 {
         match self {
             CliError::Failure(_) => 1,
@@ -96,4 +114,39 @@ impl fmt::Display for CliError {
     }
 }
 
+const EACCES: i32 = 13;
+
+/// Whether an engine `InvalidArgument` message is not about the caller's input: an internal
+/// fault ("internal error: …"), a failure to encode a record, a restore target in the way, or
+/// a snapshot id that matches no snapshot.
+fn engine_fault(message: &str) -> bool {
+    message.starts_with("internal error")
+        || message.contains("is not a snapshot id")
+        || message.starts_with("cannot restore into")
+        || message.contains("serializ")
+}
+
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_faults_are_failures_not_usage_errors() {
+        let internal = CliError::from_engine(bms_engine::Error::InvalidArgument(
+            "internal error: the walker stopped early".into(),
+        ));
+        assert_eq!(internal.code(), 1);
+        assert!(internal.to_string().contains("internal error"));
+        let corrupt = CliError::from_engine(bms_engine::Error::corrupt("pack", "bad"));
+        assert_eq!(corrupt.code(), 1);
+        let missing = CliError::from_engine(bms_engine::Error::SnapshotNotFound("NOSUCH".into()));
+        assert_eq!(missing.code(), 1);
+        assert!(missing.to_string().contains("NOSUCH"));
+        let bad_id = CliError::from_engine(bms_engine::Error::InvalidArgument(
+            "\"zz\" is not a hex id".into(),
+        ));
+        assert_eq!(bad_id.code(), 2);
+    }
+}

@@ -1,6 +1,7 @@
 //! bmsctl — the command-line client of bmsd.
 
 mod apply;
+mod apply_batch;
 mod apply_lines;
 mod calendar;
 mod cli;

@@ -121,17 +121,7 @@ pub enum OverwriteArg {
 }
 
 fn fail(e: EngineError) -> CliError {
-    match e {
-        EngineError::InvalidArgument(m) => CliError::usage(m),
-        EngineError::Io { ref source, .. } if source.raw_os_error() == Some(libc_eacces()) => {
-            CliError::Denied(e.to_string())
-        }
-        other => CliError::failure(other.to_string()),
-    }
-}
-
-const fn libc_eacces() -> i32 {
-    13
+    CliError::from_engine(e)
 }
 
 /// A flag set by the first SIGINT or SIGTERM, so that a long operation stops cleanly (locks
@@ -147,6 +137,14 @@ fn interrupt_flag() -> CliResult<Arc<AtomicBool>> {
 }
 
 fn open(path: &PathBuf) -> CliResult<Repository> {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("BMSCTL_TEST_INTERNAL_FAULT").is_some() {
+        // A test hook of debug builds (docs/protocol.md, "Test hooks"): the engine's own
+        // report of an internal fault.
+        return Err(fail(EngineError::InvalidArgument(
+            "internal error: fault injected by BMSCTL_TEST_INTERNAL_FAULT".into(),
+        )));
+    }
     Repository::open(path).map_err(fail)
 }
 

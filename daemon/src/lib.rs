@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;
+pub mod service;
 pub mod state;
 pub mod targets;
 pub mod validate;

@@ -23,6 +23,9 @@ pub enum ClientError {
     BadReply(String),
     #[error("{0}")]
     Api(#[from] ApiError),
+    /// The request is larger than one message may be; nothing was sent, or bmsd refused it.
+    #[error("the request is {size} bytes, larger than the {limit} bytes (1 MiB) bmsd accepts in one message: send less at once")]
+    TooLarge { size: usize, limit: usize },
 }
 
 /// One connection to bmsd.
@@ -85,7 +88,7 @@ impl Client {
             upgrade: false,
         };
         let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
-        send_all(&self.stream, &bytes)?;
+        self.send_call(&bytes)?;
         let reply = self.read_reply()?;
         if let Some(name) = &reply.error {
             return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
@@ -113,7 +116,7 @@ impl Client {
             upgrade: false,
         };
         let bytes = varlink::encode(&call).map_err(|e| ClientError::BadReply(e.to_string()))?;
-        send_all(&self.stream, &bytes)?;
+        self.send_call(&bytes)?;
         loop {
             let reply = self.read_reply()?;
             if let Some(name) = &reply.error {
@@ -128,6 +131,47 @@ impl Client {
             if !on_reply(parsed) || !continues {
                 return Ok(());
             }
+        }
+    }
+
+    /// Sends one encoded call. A call over the message limit is not sent at all; a write that
+    /// bmsd cuts short (it closes a connection whose message is too large) is answered with
+    /// bmsd's own error reply when it sent one, else with [`ClientError::TooLarge`] or the I/O
+    /// error.
+    fn send_call(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        // The encoded call ends with its NUL, which the limit does not count.
+        let size = bytes.len().saturating_sub(1);
+        if size > varlink::MAX_MESSAGE {
+            return Err(ClientError::TooLarge {
+                size,
+                limit: varlink::MAX_MESSAGE,
+            });
+        }
+        match send_all(&self.stream, bytes) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                // What bmsd said before it closed, if anything; it never waits long.
+                let _ = self.stream.set_read_timeout(Some(Duration::from_secs(5)));
+                match self.read_reply() {
+                    Ok(reply) => match &reply.error {
+                        Some(name) => {
+                            Err(ApiError::from_wire(name, reply.parameters.as_ref()).into())
+                        }
+                        None => Err(ClientError::Io(e)),
+                    },
+                    Err(_) if size > varlink::MAX_MESSAGE / 2 => Err(ClientError::TooLarge {
+                        size,
+                        limit: varlink::MAX_MESSAGE,
+                    }),
+                    Err(_) => Err(ClientError::Io(e)),
+                }
+            }
+            Err(e) => Err(ClientError::Io(e)),
         }
     }
 
@@ -168,4 +212,85 @@ fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixListener;
+
+    fn server(
+        answer: Option<Vec<u8>>,
+    ) -> (tempfile::TempDir, PathBuf, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b);
+            if let Some(a) = answer {
+                s.write_all(&a).unwrap();
+            }
+            // Closing with the rest of the call unread makes the client's write fail.
+        });
+        (dir, path, t)
+    }
+
+    fn big_params(bytes: usize) -> serde_json::Value {
+        serde_json::json!({"blob": "x".repeat(bytes)})
+    }
+
+    #[test]
+    fn a_call_over_the_limit_is_refused_before_sending_naming_the_limit() {
+        let (_d, path, _t) = server(None);
+        let mut c = Client::connect(&path).unwrap();
+        let e = c
+            .call_raw(
+                "org.bms.Manager.Status",
+                big_params(varlink::MAX_MESSAGE + 10),
+            )
+            .unwrap_err();
+        assert!(matches!(e, ClientError::TooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("1048576 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_write_cut_short_reports_the_daemons_error_reply() {
+        let err = ApiError::new(
+            crate::ErrorKind::ProtocolError,
+            "message larger than 1048576 bytes; connection closed",
+        );
+        let reply = Reply::error(err.kind.wire_name(), err.wire_parameters());
+        let (_d, path, t) = server(Some(varlink::encode(&reply).unwrap()));
+        let mut c = Client::connect(&path).unwrap();
+        let e = c
+            .call_raw(
+                "org.bms.Manager.Status",
+                big_params(varlink::MAX_MESSAGE - 100),
+            )
+            .unwrap_err();
+        t.join().unwrap();
+        assert!(!e.to_string().contains("Broken pipe"), "{e}");
+        match e {
+            ClientError::Api(a) => assert!(a.message.contains("1048576"), "{a:?}"),
+            other => panic!("expected the daemon's reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_write_cut_short_without_a_reply_names_the_limit() {
+        let (_d, path, t) = server(None);
+        let mut c = Client::connect(&path).unwrap();
+        let e = c
+            .call_raw(
+                "org.bms.Manager.Status",
+                big_params(varlink::MAX_MESSAGE - 100),
+            )
+            .unwrap_err();
+        t.join().unwrap();
+        assert!(matches!(e, ClientError::TooLarge { .. }), "{e:?}");
+        assert!(!e.to_string().contains("Broken pipe"), "{e}");
+    }
 }

@@ -318,43 +318,42 @@ mod tests {
     use super::*;
     use crate::api::*;
 
-    /// Every method the Rust types define is declared in the interface description.
+    /// The interface description declares exactly the methods of the method table, and every
+    /// error kind.
     #[test]
     fn description_declares_every_method() {
-        let names = [
-            Status::NAME,
-            ListTargets::NAME,
-            GetTarget::NAME,
-            AddTarget::NAME,
-            UpdateTarget::NAME,
-            RemoveTarget::NAME,
-            ListJobs::NAME,
-            GetJob::NAME,
-            AddJob::NAME,
-            UpdateJob::NAME,
-            RemoveJob::NAME,
-            SetJobEnabled::NAME,
-            Apply::NAME,
-            ListAudit::NAME,
-            RunJob::NAME,
-            ListRuns::NAME,
-            GetRun::NAME,
-            CancelRun::NAME,
-            WatchRun::NAME,
-            ListSnapshots::NAME,
-            GetSnapshot::NAME,
-            Restore::NAME,
-            CheckTarget::NAME,
-            WatchEvents::NAME,
-        ];
-        for n in names {
+        for m in METHODS {
             assert!(
-                MANAGER_DESCRIPTION.contains(&format!("method {n}(")),
-                "{n} missing from interface description"
+                MANAGER_DESCRIPTION.contains(&format!("method {}(", m.name)),
+                "{} missing from interface description",
+                m.name
             );
         }
+        let declared: Vec<&str> = MANAGER_DESCRIPTION
+            .lines()
+            .filter_map(|l| l.strip_prefix("method "))
+            .filter_map(|l| l.split('(').next())
+            .collect();
+        let table: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        assert_eq!(declared, table, "description and method table differ");
         for k in crate::ErrorKind::ALL {
             assert!(MANAGER_DESCRIPTION.contains(&format!("error {} (", k.as_str())));
         }
+    }
+
+    #[test]
+    fn the_table_agrees_with_the_method_impls() {
+        fn info<M: Method>() -> MethodInfo {
+            MethodInfo {
+                name: M::NAME,
+                writes: M::WRITES,
+                streams: M::STREAMS,
+            }
+        }
+        assert!(METHODS.contains(&info::<Restore>()));
+        assert!(METHODS.contains(&info::<WatchRun>()));
+        assert!(METHODS.contains(&info::<Status>()));
+        assert!(info::<Restore>().writes && info::<Restore>().streams);
+        assert!(!info::<Status>().writes && !info::<Status>().streams);
     }
 }

@@ -65,7 +65,7 @@ fn find(conn: &rusqlite::Connection, name: &str) -> Result<Option<(i64, JobInfo)
 fn store(tx: &Transaction<'_>, j: &JobSpec, existing: Option<i64>) -> Result<(), ApiError> {
     let mut target_ids = Vec::with_capacity(j.targets.len());
     for t in &j.targets {
-        let (id, _) = targets::find(tx, t)?.ok_or_else(|| {
+        let id = targets::id_of(tx, t)?.ok_or_else(|| {
             ApiError::invalid(
                 "targets",
                 format!(

@@ -60,6 +60,15 @@ fn used_by(tx: &rusqlite::Connection, id: i64) -> Result<Vec<String>, ApiError> 
     rows.collect::<Result<Vec<String>, _>>().map_err(db_err)
 }
 
+/// The id of a target, without building its whole record (which lists the jobs using it).
+pub(super) fn id_of(conn: &rusqlite::Connection, name: &str) -> Result<Option<i64>, ApiError> {
+    conn.query_row("SELECT id FROM targets WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(db_err)
+}
+
 pub(super) fn find(
     conn: &rusqlite::Connection,
     name: &str,

@@ -3,23 +3,7 @@
 
 use nix::unistd::Group;
 
-/// What a peer may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Reader,
-    None,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Reader => "reader",
-            Role::None => "none",
-        }
-    }
-}
+pub use crate::service::{Caller, Role};
 
 pub const ADMIN_GROUP: &str = "bms-admin";
 pub const READ_GROUP: &str = "bms";
@@ -94,6 +78,7 @@ fn gid_of(name: &str) -> Option<u32> {
 }
 
 /// Decides the role of a peer from its credentials and, when known, its supplementary groups.
+/// This is the one rule for every transport (docs/architecture.md, "The service layer").
 pub fn role_of(
     uid: u32,
     gid: u32,
@@ -101,10 +86,26 @@ pub fn role_of(
     pid: Option<i32>,
     daemon_uid: u32,
 ) -> Role {
+    caller_of(uid, gid, groups, pid, daemon_uid).role
+}
+
+/// The caller a peer's credentials describe: its uid, its groups and the role they give.
+pub fn caller_of(
+    uid: u32,
+    gid: u32,
+    groups: Option<Vec<u32>>,
+    pid: Option<i32>,
+    daemon_uid: u32,
+) -> Caller {
+    let gids = peer_groups(gid, groups, pid);
+    let role = role_from(uid, &gids, daemon_uid);
+    Caller { uid, gids, role }
+}
+
+fn role_from(uid: u32, groups: &[u32], daemon_uid: u32) -> Role {
     if uid == 0 || uid == daemon_uid {
         return Role::Admin;
     }
-    let groups = peer_groups(gid, groups, pid);
     let member = |name: &str| gid_of(name).is_some_and(|g| groups.contains(&g));
     if member(ADMIN_GROUP) {
         Role::Admin

@@ -1,9 +1,8 @@
-//! Routes one Varlink call to its handler and turns the result into a reply.
+//! The Varlink adapter of the service layer: decodes a call, hands it to the service and
+//! encodes what comes back (docs/architecture.md, "The service layer"). The methods are
+//! those of the method table (bms-proto `manager_methods!`).
 
-use super::auth::Role;
-use super::handlers::Handle;
-use super::{protocol_error, Peer};
-use crate::state::SharedRef;
+use crate::service::{no_role, Caller, Item, Items, Operation, Role, Service};
 use bms_proto::api::*;
 use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
 use bms_proto::varlink::{Call, Reply};
@@ -22,11 +21,11 @@ pub enum Outcome {
 }
 
 /// Handles one message.
-pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Outcome {
+pub async fn handle(msg: &[u8], caller: &Caller, service: &Service) -> Outcome {
     let call: Call = match serde_json::from_slice(msg) {
         Ok(c) => c,
         Err(e) => {
-            debug!(uid = peer.uid, "malformed message: {e}");
+            debug!(uid = caller.uid, "malformed message: {e}");
             return Outcome::One(protocol_error(format!(
                 "message is not a Varlink call (a JSON object with a \"method\" string): {e}"
             )));
@@ -38,43 +37,26 @@ pub async fn handle(msg: &[u8], peer: &Peer, shared: &SharedRef) -> Outcome {
             "a call cannot be both \"oneway\" and \"more\"",
         ));
     }
-    if call.more && peer.role != Role::None {
-        if let Some(stream) = super::streams::start(&call, peer, shared).await {
-            return stream;
-        }
-    }
-    let reply = route(call, peer, shared).await;
-    if oneway {
-        Outcome::None
-    } else {
-        Outcome::One(reply)
-    }
-}
-
-pub fn api_error(e: ApiError) -> Reply {
-    Reply::error(e.kind.wire_name(), e.wire_parameters())
-}
-
-async fn route(call: Call, peer: &Peer, shared: &SharedRef) -> Reply {
-    if peer.role == Role::None {
-        return api_error(ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "uid {} may not use bmsd: be root, or a member of group 'bms' (read) or 'bms-admin' (change)",
-                peer.uid
-            ),
-        ));
+    if caller.role == Role::None {
+        return Outcome::One(api_error(no_role(caller)));
     }
     let params = call.parameters.unwrap_or_default();
     let (iface, name) = match call.method.rsplit_once('.') {
         Some(split) => split,
-        None => return method_not_found(&call.method),
+        None => return Outcome::One(method_not_found(&call.method)),
     };
-    match iface {
-        SERVICE_INTERFACE => service(name, params),
+    let reply = match iface {
+        SERVICE_INTERFACE => varlink_service(name, params),
         INTERFACE => {
-            let ctx = Ctx { peer, shared };
-            match manager(name, params, &ctx).await {
+            if call.more {
+                if let Some(stream) = manager_stream(name, &params, caller, service) {
+                    return match stream {
+                        Ok(rx) => Outcome::Stream(rx),
+                        Err(e) => Outcome::One(api_error(e)),
+                    };
+                }
+            }
+            match manager(name, params, caller, service).await {
                 Some(Ok(v)) => Reply::ok(v),
                 Some(Err(e)) => api_error(e),
                 None => method_not_found(&call.method),
@@ -84,7 +66,22 @@ async fn route(call: Call, peer: &Peer, shared: &SharedRef) -> Reply {
             "org.varlink.service.InterfaceNotFound",
             json!({"interface": iface}),
         ),
+    };
+    if oneway {
+        Outcome::None
+    } else {
+        Outcome::One(reply)
     }
+}
+
+/// The reply to a message that is not a well-formed call.
+pub fn protocol_error(msg: impl Into<String>) -> Reply {
+    let e = ApiError::new(ErrorKind::ProtocolError, msg);
+    Reply::error(e.kind.wire_name(), e.wire_parameters())
+}
+
+pub fn api_error(e: ApiError) -> Reply {
+    Reply::error(e.kind.wire_name(), e.wire_parameters())
 }
 
 fn method_not_found(method: &str) -> Reply {
@@ -94,7 +91,7 @@ fn method_not_found(method: &str) -> Reply {
     )
 }
 
-fn service(name: &str, params: Map<String, Value>) -> Reply {
+fn varlink_service(name: &str, params: Map<String, Value>) -> Reply {
     match name {
         "GetInfo" => {
             let info = ServiceInfo {
@@ -123,73 +120,108 @@ fn service(name: &str, params: Map<String, Value>) -> Reply {
     }
 }
 
-/// What a handler knows about its call.
-pub struct Ctx<'a> {
-    pub peer: &'a Peer,
-    pub shared: &'a SharedRef,
-}
-
-pub async fn run<M: Handle>(params: Map<String, Value>, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-    if M::WRITES && ctx.peer.role != Role::Admin {
-        tracing::warn!(
-            uid = ctx.peer.uid,
-            method = M::NAME,
-            "refused {}: uid {} may only read",
-            M::NAME,
-            ctx.peer.uid
-        );
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "{} changes state: uid {} may only read; be root or a member of group 'bms-admin'",
-                M::NAME,
-                ctx.peer.uid
-            ),
-        ));
-    }
-    let req: M = serde_json::from_value(Value::Object(params)).map_err(|e| {
+/// Decodes the parameters of a call of `M`.
+fn decode<M: Method>(params: Map<String, Value>) -> Result<M, ApiError> {
+    serde_json::from_value(Value::Object(params)).map_err(|e| {
         ApiError::new(
             ErrorKind::InvalidArgument,
             format!("invalid parameters for {}: {e}", M::NAME),
         )
-    })?;
-    let reply = req.handle(ctx).await?;
-    serde_json::to_value(reply).map_err(|e| ApiError::internal(e.to_string()))
-}
-
-async fn manager(
-    name: &str,
-    params: Map<String, Value>,
-    ctx: &Ctx<'_>,
-) -> Option<Result<Value, ApiError>> {
-    Some(match name {
-        "Status" => run::<Status>(params, ctx).await,
-        "ListTargets" => run::<ListTargets>(params, ctx).await,
-        "GetTarget" => run::<GetTarget>(params, ctx).await,
-        "AddTarget" => run::<AddTarget>(params, ctx).await,
-        "UpdateTarget" => run::<UpdateTarget>(params, ctx).await,
-        "RemoveTarget" => run::<RemoveTarget>(params, ctx).await,
-        "ListJobs" => run::<ListJobs>(params, ctx).await,
-        "GetJob" => run::<GetJob>(params, ctx).await,
-        "AddJob" => run::<AddJob>(params, ctx).await,
-        "UpdateJob" => run::<UpdateJob>(params, ctx).await,
-        "RemoveJob" => run::<RemoveJob>(params, ctx).await,
-        "SetJobEnabled" => run::<SetJobEnabled>(params, ctx).await,
-        "Apply" => run::<Apply>(params, ctx).await,
-        "ListAudit" => run::<ListAudit>(params, ctx).await,
-        "RunJob" => run::<RunJob>(params, ctx).await,
-        "ListRuns" => run::<ListRuns>(params, ctx).await,
-        "GetRun" => run::<GetRun>(params, ctx).await,
-        "CancelRun" => run::<CancelRun>(params, ctx).await,
-        "WatchRun" => run::<WatchRun>(params, ctx).await,
-        "ListSnapshots" => run::<ListSnapshots>(params, ctx).await,
-        "GetSnapshot" => run::<GetSnapshot>(params, ctx).await,
-        "Restore" => run::<Restore>(params, ctx).await,
-        "CheckTarget" => run::<CheckTarget>(params, ctx).await,
-        "WatchEvents" => Err(ApiError::new(
-            ErrorKind::InvalidArgument,
-            "WatchEvents streams events: call it with \"more\": true (bmsctl events)",
-        )),
-        _ => return None,
     })
 }
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal(format!("internal error: cannot encode the reply: {e}")))
+}
+
+async fn one<M: Operation>(
+    params: Map<String, Value>,
+    caller: &Caller,
+    service: &Service,
+) -> Result<Value, ApiError> {
+    let reply = service.call_with(caller, || decode::<M>(params)).await?;
+    encode(&reply)
+}
+
+fn stream<M: Operation>(
+    params: &Map<String, Value>,
+    caller: &Caller,
+    service: &Service,
+) -> Result<mpsc::Receiver<Reply>, ApiError>
+where
+    M::Reply: Send,
+{
+    let items = service.stream_with(caller, || decode::<M>(params.clone()))?;
+    Ok(forward(items))
+}
+
+/// Encodes a stream's items as replies. When the connection drops the replies' receiver, the
+/// items' receiver is dropped too, which stops the work behind the stream.
+fn forward<T: serde::Serialize + Send + 'static>(mut items: Items<T>) -> mpsc::Receiver<Reply> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                item = items.recv() => item,
+                _ = tx.closed() => return,
+            };
+            let (reply, end) = match item {
+                Some(Item::More(v)) => (encoded(&v, true), false),
+                Some(Item::Last(v)) => (encoded(&v, false), true),
+                Some(Item::Failed(e)) => (api_error(e), true),
+                None => return,
+            };
+            if tx.send(reply).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn encoded<T: serde::Serialize>(value: &T, continues: bool) -> Reply {
+    match encode(value) {
+        Ok(v) => {
+            let mut r = Reply::ok(v);
+            r.continues = continues;
+            r
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+macro_rules! dispatchers {
+    ($($name:ident => $reply:ty, $access:ident, $mode:ident;)*) => {
+        /// Runs a method of `org.bms.Manager` by name; `None` when there is no such method.
+        async fn manager(
+            name: &str,
+            params: Map<String, Value>,
+            caller: &Caller,
+            service: &Service,
+        ) -> Option<Result<Value, ApiError>> {
+            Some(match name {
+                $(stringify!($name) => one::<$name>(params, caller, service).await,)*
+                _ => return None,
+            })
+        }
+
+        /// Starts the streamed form of a method the table marks `stream`; `None` lets the call
+        /// be answered once.
+        fn manager_stream(
+            name: &str,
+            params: &Map<String, Value>,
+            caller: &Caller,
+            service: &Service,
+        ) -> Option<Result<mpsc::Receiver<Reply>, ApiError>> {
+            match name {
+                $(stringify!($name) if <$name as Method>::STREAMS => {
+                    Some(stream::<$name>(params, caller, service))
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+
+bms_proto::manager_methods!(dispatchers);

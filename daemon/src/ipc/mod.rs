@@ -1,12 +1,11 @@
-//! The Varlink server on the control socket: framing, limits, and one task per connection.
+//! The Varlink server on the control socket: framing, limits, and one task per connection. It
+//! is an adapter of the service layer (docs/architecture.md, "The service layer"): `dispatch`
+//! decodes each call, hands it to [`Service`] and encodes what comes back.
 
 pub mod auth;
 mod dispatch;
-mod handlers;
-mod restore_audit;
-mod run_handlers;
-mod streams;
 
+use crate::service::{Caller, Role, Service};
 use crate::state::SharedRef;
 use bms_proto::varlink::{self, Reply, MAX_MESSAGE};
 use bms_proto::{ApiError, ErrorKind};
@@ -30,12 +29,6 @@ const ADMIN_RESERVE: usize = 4;
 /// Connections one non-admin user may hold at once.
 const PER_USER: usize = 8;
 
-/// Who is calling, and what they may do.
-pub struct Peer {
-    pub uid: u32,
-    pub role: auth::Role,
-}
-
 /// Accepts connections until `cancel` fires. At most `max_connections` are served at once, the
 /// last few only for admins, and at most a few per non-admin user; a connection over a limit gets
 /// a `Busy` error and is closed.
@@ -46,6 +39,7 @@ pub async fn serve(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let service = Service::new(shared.clone());
     let slots = Arc::new(Semaphore::new(max_connections as usize));
     let per_user: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     loop {
@@ -62,22 +56,19 @@ pub async fn serve(
             }
         };
         let peer = match stream.peer_cred() {
-            Ok(c) => Peer {
-                uid: c.uid(),
-                role: auth::role_of(
-                    c.uid(),
-                    c.gid(),
-                    auth::socket_peer_groups(std::os::fd::AsFd::as_fd(&stream)),
-                    c.pid(),
-                    shared.daemon_uid,
-                ),
-            },
+            Ok(c) => auth::caller_of(
+                c.uid(),
+                c.gid(),
+                auth::socket_peer_groups(std::os::fd::AsFd::as_fd(&stream)),
+                c.pid(),
+                shared.daemon_uid,
+            ),
             Err(e) => {
                 warn!("cannot read peer credentials: {e}");
                 continue;
             }
         };
-        let admin = peer.role == auth::Role::Admin;
+        let admin = peer.role == Role::Admin;
         let reserve_hit =
             !admin && slots.available_permits() <= ADMIN_RESERVE.min(max_connections as usize / 2);
         let user_slot = if admin {
@@ -90,7 +81,7 @@ pub async fn serve(
                 tracker.spawn(connection(
                     stream,
                     peer,
-                    shared.clone(),
+                    service.clone(),
                     cancel.clone(),
                     (permit, user_slot),
                 ));
@@ -188,15 +179,10 @@ async fn send(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
     stream.write_all(&bytes).await
 }
 
-fn protocol_error(msg: impl Into<String>) -> Reply {
-    let e = ApiError::new(ErrorKind::ProtocolError, msg);
-    Reply::error(e.kind.wire_name(), e.wire_parameters())
-}
-
 async fn connection(
     mut stream: UnixStream,
-    peer: Peer,
-    shared: SharedRef,
+    peer: Caller,
+    service: Service,
     cancel: CancellationToken,
     _slots: (OwnedSemaphorePermit, Option<UserSlot>),
 ) {
@@ -212,13 +198,13 @@ async fn connection(
     loop {
         while let Some(msg) = varlink::take_message(&mut buf) {
             partial_since = None;
-            match dispatch::handle(&msg, &peer, &shared).await {
+            match dispatch::handle(&msg, &peer, &service).await {
                 dispatch::Outcome::None => {}
                 dispatch::Outcome::One(reply) => {
                     if send(&mut stream, &reply).await.is_err() {
                         return;
                     }
-                    if peer.role == auth::Role::None {
+                    if peer.role == Role::None {
                         // A refused caller gets its answer and nothing more.
                         return;
                     }
@@ -254,7 +240,7 @@ async fn connection(
             );
             let _ = send(
                 &mut stream,
-                &protocol_error(format!(
+                &dispatch::protocol_error(format!(
                     "message larger than {MAX_MESSAGE} bytes; connection closed"
                 )),
             )

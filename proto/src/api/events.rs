@@ -101,4 +101,3 @@ pub struct EventReply {
     #[serde(default)]
     pub missed: Option<u64>,
 }
-method!(WatchEvents, EventReply, false);

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Empty;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum MissedPolicy {
@@ -132,7 +130,6 @@ pub struct ListJobs {}
 pub struct JobList {
     pub jobs: Vec<JobInfo>,
 }
-method!(ListJobs, JobList, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,14 +140,12 @@ pub struct GetJob {
 pub struct JobReply {
     pub job: JobInfo,
 }
-method!(GetJob, JobReply, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddJob {
     pub job: JobSpec,
 }
-method!(AddJob, JobReply, true);
 
 /// Replaces a job's definition; the name selects it and cannot change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,14 +153,12 @@ method!(AddJob, JobReply, true);
 pub struct UpdateJob {
     pub job: JobSpec,
 }
-method!(UpdateJob, JobReply, true);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveJob {
     pub name: String,
 }
-method!(RemoveJob, Empty, true);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,4 +166,3 @@ pub struct SetJobEnabled {
     pub name: String,
     pub enabled: bool,
 }
-method!(SetJobEnabled, JobReply, true);

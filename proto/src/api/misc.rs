@@ -26,7 +26,6 @@ pub struct ApplyReply {
     pub unchanged: Vec<String>,
     pub dry_run: bool,
 }
-method!(Apply, ApplyReply, true);
 
 // ---------------------------------------------------------------- audit and status
 
@@ -59,7 +58,6 @@ pub struct AuditEntry {
 pub struct AuditList {
     pub entries: Vec<AuditEntry>,
 }
-method!(ListAudit, AuditList, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,4 +98,3 @@ pub struct ConfigSummary {
     pub max_concurrent_runs: u32,
     pub metrics_listen: String,
 }
-method!(Status, StatusReply, false);

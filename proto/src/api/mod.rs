@@ -12,20 +12,10 @@ pub trait Method: Serialize + DeserializeOwned {
     const NAME: &'static str;
     /// Whether the method changes state (needs the admin role).
     const WRITES: bool;
-    /// What a successful call returns.
+    /// Whether the method streams replies when called with `"more": true`.
+    const STREAMS: bool;
+    /// What a successful call returns (each item of the stream, for a streaming method).
     type Reply: Serialize + DeserializeOwned;
-}
-
-#[macro_export]
-#[doc(hidden)]
-macro_rules! method {
-    ($req:ident, $reply:ty, $writes:expr) => {
-        impl $crate::api::Method for $req {
-            const NAME: &'static str = stringify!($req);
-            const WRITES: bool = $writes;
-            type Reply = $reply;
-        }
-    };
 }
 
 /// An empty parameter or reply object.
@@ -37,10 +27,12 @@ mod events;
 mod jobs;
 mod misc;
 mod runs;
+mod table;
 mod targets;
 
 pub use events::*;
 pub use jobs::*;
 pub use misc::*;
 pub use runs::*;
+pub use table::{MethodInfo, METHODS};
 pub use targets::*;

@@ -125,7 +125,6 @@ pub struct RunJob {
 pub struct RunReply {
     pub run: RunInfo,
 }
-method!(RunJob, RunReply, true);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +139,6 @@ pub struct ListRuns {
 pub struct RunList {
     pub runs: Vec<RunInfo>,
 }
-method!(ListRuns, RunList, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,14 +152,12 @@ pub struct RunDetail {
     pub log: Vec<String>,
     pub progress: Option<RunProgress>,
 }
-method!(GetRun, RunDetail, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRun {
     pub id: i64,
 }
-method!(CancelRun, RunReply, true);
 
 /// Streams `RunDetail` replies (`continues: true`) until the run is final; call with `more`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,7 +165,6 @@ method!(CancelRun, RunReply, true);
 pub struct WatchRun {
     pub id: i64,
 }
-method!(WatchRun, RunDetail, false);
 
 /// A snapshot as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,7 +192,6 @@ pub struct ListSnapshots {
 pub struct SnapshotList {
     pub snapshots: Vec<SnapshotRecord>,
 }
-method!(ListSnapshots, SnapshotList, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,7 +205,6 @@ pub struct GetSnapshot {
 pub struct SnapshotReply {
     pub snapshot: SnapshotRecord,
 }
-method!(GetSnapshot, SnapshotReply, false);
 
 /// Restores a snapshot through the daemon (admin only). Streams `RestoreReply` with progress
 /// (`continues: true`) when called with `more`; the last reply has `summary`.
@@ -240,7 +233,6 @@ pub struct RestoreReply {
     pub done: bool,
     pub summary: Option<serde_json::Value>,
 }
-method!(Restore, RestoreReply, true);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,4 +252,3 @@ pub struct TargetCheck {
     pub checked_at: String,
 }
 // It writes a probe file on the target and stores the result: admins only.
-method!(CheckTarget, TargetCheck, true);

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Empty;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
@@ -153,7 +151,6 @@ pub struct ListTargets {}
 pub struct TargetList {
     pub targets: Vec<TargetInfo>,
 }
-method!(ListTargets, TargetList, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,14 +161,12 @@ pub struct GetTarget {
 pub struct TargetReply {
     pub target: TargetInfo,
 }
-method!(GetTarget, TargetReply, false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddTarget {
     pub target: TargetSpec,
 }
-method!(AddTarget, TargetReply, true);
 
 /// Replaces a target's definition; the name selects it and cannot change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,11 +174,9 @@ method!(AddTarget, TargetReply, true);
 pub struct UpdateTarget {
     pub target: TargetSpec,
 }
-method!(UpdateTarget, TargetReply, true);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveTarget {
     pub name: String,
 }
-method!(RemoveTarget, Empty, true);

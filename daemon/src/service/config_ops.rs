@@ -1,22 +1,18 @@
-//! One handler per method of `org.bms.Manager`.
+//! The operations on the configuration: status, targets, jobs, apply and the audit trail.
 
-use super::dispatch::Ctx;
+use super::core::{Ctx, Operation};
 use crate::catalog::{Actor, Upsert, SCHEMA_VERSION};
 use bms_proto::api::*;
 use bms_proto::ApiError;
-use std::future::Future;
-
-/// A method the daemon serves.
-pub trait Handle: Method + Send + 'static {
-    fn handle(self, ctx: &Ctx<'_>) -> impl Future<Output = Result<Self::Reply, ApiError>> + Send;
-}
 
 fn actor(ctx: &Ctx<'_>) -> Actor {
-    Actor { uid: ctx.peer.uid }
+    Actor {
+        uid: ctx.caller.uid,
+    }
 }
 
-impl Handle for Status {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<StatusReply, ApiError> {
+impl Operation for Status {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<StatusReply, ApiError> {
         let (targets, jobs, jobs_enabled) = ctx.shared.catalog.call(|c| c.counts()).await?;
         let cs = ctx.shared.config();
         let schema_version = ctx.shared.catalog.call(|c| c.schema_version()).await?;
@@ -54,7 +50,7 @@ impl Handle for Status {
                 max_concurrent_runs: cs.config.max_concurrent_runs,
                 metrics_listen: cs.config.metrics_listen.to_string(),
             },
-            role: ctx.peer.role.as_str().into(),
+            role: ctx.caller.role.as_str().into(),
             metrics_address: ctx.shared.metrics_address.get().map(|a| a.to_string()),
             running,
             queued,
@@ -62,15 +58,15 @@ impl Handle for Status {
     }
 }
 
-impl Handle for ListTargets {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetList, ApiError> {
+impl Operation for ListTargets {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<TargetList, ApiError> {
         let targets = ctx.shared.catalog.call(|c| c.list_targets()).await?;
         Ok(TargetList { targets })
     }
 }
 
-impl Handle for GetTarget {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+impl Operation for GetTarget {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
         let target = ctx
             .shared
             .catalog
@@ -80,8 +76,8 @@ impl Handle for GetTarget {
     }
 }
 
-impl Handle for AddTarget {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+impl Operation for AddTarget {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
         let a = actor(ctx);
         let target = ctx
             .shared
@@ -92,8 +88,8 @@ impl Handle for AddTarget {
     }
 }
 
-impl Handle for UpdateTarget {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+impl Operation for UpdateTarget {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
         let a = actor(ctx);
         let target = ctx
             .shared
@@ -104,8 +100,8 @@ impl Handle for UpdateTarget {
     }
 }
 
-impl Handle for RemoveTarget {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
+impl Operation for RemoveTarget {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
         let a = actor(ctx);
         ctx.shared
             .catalog
@@ -115,15 +111,15 @@ impl Handle for RemoveTarget {
     }
 }
 
-impl Handle for ListJobs {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobList, ApiError> {
+impl Operation for ListJobs {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<JobList, ApiError> {
         let jobs = ctx.shared.catalog.call(|c| c.list_jobs()).await?;
         Ok(JobList { jobs })
     }
 }
 
-impl Handle for GetJob {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+impl Operation for GetJob {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
         let job = ctx
             .shared
             .catalog
@@ -133,8 +129,8 @@ impl Handle for GetJob {
     }
 }
 
-impl Handle for AddJob {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+impl Operation for AddJob {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
         crate::validate::job(&self.job)?;
         crate::validate::sources_exist(&self.job).await?;
         let a = actor(ctx);
@@ -148,8 +144,8 @@ impl Handle for AddJob {
     }
 }
 
-impl Handle for UpdateJob {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+impl Operation for UpdateJob {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
         crate::validate::job(&self.job)?;
         crate::validate::sources_exist(&self.job).await?;
         let a = actor(ctx);
@@ -163,8 +159,8 @@ impl Handle for UpdateJob {
     }
 }
 
-impl Handle for RemoveJob {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
+impl Operation for RemoveJob {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<Empty, ApiError> {
         let a = actor(ctx);
         ctx.shared
             .catalog
@@ -174,8 +170,8 @@ impl Handle for RemoveJob {
     }
 }
 
-impl Handle for SetJobEnabled {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
+impl Operation for SetJobEnabled {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
         let a = actor(ctx);
         let job = ctx
             .shared
@@ -207,8 +203,8 @@ fn apply_duplicates(req: &Apply) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl Handle for Apply {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
+impl Operation for Apply {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<ApplyReply, ApiError> {
         apply_duplicates(&self)?;
         for (i, job) in self.jobs.iter().enumerate() {
             if crate::validate::job(job).is_ok() {
@@ -226,8 +222,8 @@ impl Handle for Apply {
     }
 }
 
-impl Handle for ListAudit {
-    async fn handle(self, ctx: &Ctx<'_>) -> Result<AuditList, ApiError> {
+impl Operation for ListAudit {
+    async fn call(self, ctx: &Ctx<'_>) -> Result<AuditList, ApiError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=10_000).contains(&limit) {
             return Err(ApiError::invalid(
