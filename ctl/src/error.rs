@@ -54,16 +54,18 @@ impl CliError {
     /// everything else, internal faults and repository problems included, is a failure
     /// (exit 1), never a usage error.
     pub fn from_engine(e: bms_engine::Error) -> Self {
-        use bms_engine::Error as E;
-        match e {
-            // The engine reports a few faults of its own and some target problems as
-            // InvalidArgument; their messages tell them apart.
-            E::InvalidArgument(m) if engine_fault(&m) => CliError::Failure(m),
-            E::InvalidArgument(m) => CliError::Usage(m),
-            E::Io { ref source, .. } if source.raw_os_error() == Some(EACCES) => {
-                CliError::Denied(e.to_string())
+        use bms_engine::ErrorKind as K;
+        match e.kind() {
+            // A bug in bms is a failure, never the user's "usage error".
+            K::Internal => CliError::Failure(e.to_string()),
+            // A few refusals of the request are about the target or the snapshot named, not
+            // about the command line; their messages tell them apart.
+            K::InvalidArgument if engine_refusal(&e.to_string()) => {
+                CliError::Failure(e.to_string())
             }
-            other => CliError::Failure(other.to_string()),
+            K::InvalidArgument => CliError::Usage(e.to_string()),
+            K::Io if e.raw_os_error() == Some(EACCES) => CliError::Denied(e.to_string()),
+            _ => CliError::Failure(e.to_string()),
         }
     }
 
@@ -119,11 +121,8 @@ const EACCES: i32 = 13;
 /// Whether an engine `InvalidArgument` message is not about the caller's input: an internal
 /// fault ("internal error: …"), a failure to encode a record, a restore target in the way, or
 /// a snapshot id that matches no snapshot.
-fn engine_fault(message: &str) -> bool {
-    message.starts_with("internal error")
-        || message.contains("is not a snapshot id")
-        || message.starts_with("cannot restore into")
-        || message.contains("serializ")
+fn engine_refusal(message: &str) -> bool {
+    message.contains("is not a snapshot id") || message.starts_with("cannot restore into")
 }
 
 pub type CliResult<T = ()> = Result<T, CliError>;
@@ -134,8 +133,8 @@ mod tests {
 
     #[test]
     fn engine_faults_are_failures_not_usage_errors() {
-        let internal = CliError::from_engine(bms_engine::Error::InvalidArgument(
-            "internal error: the walker stopped early".into(),
+        let internal = CliError::from_engine(bms_engine::Error::Internal(
+            "the walker stopped early".into(),
         ));
         assert_eq!(internal.code(), 1);
         assert!(internal.to_string().contains("internal error"));

@@ -312,9 +312,14 @@ fn repository_usable(target: &Target, dir: &Path) -> Result<(), String> {
     }
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    // As at `repo init`, a freshly made filesystem's lost+found does not count.
+    // As for the run that creates the repository: lost+found, probes of concurrent checks and
+    // a repository another run is creating right now do not count.
     let foreign = entries
-        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "lost+found"))
+        .filter(|e| {
+            e.as_ref().map_or(true, |e| {
+                !bms_engine::Repository::ignorable_in_new_dir(&e.file_name(), true)
+            })
+        })
         .count();
     if foreign > 0 {
         return Err(format!(
@@ -329,7 +334,10 @@ fn repository_usable(target: &Target, dir: &Path) -> Result<(), String> {
 
 fn probe_write(dir: &Path) -> io::Result<()> {
     use std::io::Write;
-    let probe = dir.join(format!(".bms-probe-{}", std::process::id()));
+    // A name of its own: several runs of one bmsd may check one target at once.
+    let probe = dir.join(bms_engine::fsutil::unique_name(
+        bms_engine::repo::PROBE_PREFIX,
+    ));
     let res = std::fs::File::create(&probe).and_then(|mut f| {
         f.write_all(b"bms")?;
         f.sync_all()

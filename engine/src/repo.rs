@@ -51,6 +51,10 @@ pub struct Repository {
 /// Sub-directories of a repository directory (see [`LocalStore`]).
 pub const DIRS: [&str; 6] = crate::store::DIRS;
 
+/// Names starting with this are writability probes (bmsd's pre-flight check writes one into a
+/// target directory and removes it at once); they never make a directory "not empty".
+pub const PROBE_PREFIX: &str = ".bms-probe-";
+
 /// A snapshot file that cannot be read or fails its integrity check.
 #[derive(Debug, Clone, Serialize)]
 pub struct DamagedSnapshot {
@@ -80,6 +84,16 @@ impl Repository {
         Self::create(path, opts, true)
     }
 
+    /// Whether an entry named `name` leaves a directory "empty" for a new repository: a freshly
+    /// made filesystem's `lost+found`, a writability probe of bmsd's pre-flight check
+    /// ([`PROBE_PREFIX`]) and, with `join`, the directories of a repository another process is
+    /// creating there at the same moment (docs/repository-format.md).
+    pub fn ignorable_in_new_dir(name: &std::ffi::OsStr, join: bool) -> bool {
+        name == "lost+found"
+            || name.as_encoded_bytes().starts_with(PROBE_PREFIX.as_bytes())
+            || (join && DIRS.iter().any(|d| name == *d))
+    }
+
     fn create(path: &Path, opts: InitOptions, join: bool) -> Result<Repository> {
         validate(&opts)?;
         let mut notes = Vec::new();
@@ -87,10 +101,8 @@ impl Repository {
             // A freshly made filesystem's `lost+found` does not make its root "not empty"; with
             // `join`, neither do the directories of a repository being created concurrently.
             let mut it = std::fs::read_dir(path).ctx("reading", path)?.filter(|e| {
-                e.as_ref().map_or(true, |e| {
-                    let n = e.file_name();
-                    n != "lost+found" && !(join && DIRS.iter().any(|d| n == *d))
-                })
+                e.as_ref()
+                    .map_or(true, |e| !Self::ignorable_in_new_dir(&e.file_name(), join))
             });
             if it.next().is_some() {
                 if join && LocalStore::has_config(path) {

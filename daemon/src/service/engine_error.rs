@@ -8,9 +8,10 @@ use bms_proto::{ApiError, ErrorKind};
 /// other internal fault, and whatever else the engine reports about the repository or the
 /// files, is `Internal` (never `InvalidArgument`: the caller's request was not the problem).
 pub fn from_engine(e: &EngineError) -> ApiError {
-    let kind = match e {
-        EngineError::SnapshotNotFound(_) | EngineError::PathNotFound { .. } => ErrorKind::NotFound,
-        EngineError::Locked { .. } => ErrorKind::Busy,
+    use bms_engine::ErrorKind as K;
+    let kind = match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::Locked => ErrorKind::Busy,
         _ => ErrorKind::Internal,
     };
     ApiError::new(kind, e.to_string())
@@ -25,9 +26,7 @@ mod tests {
         let nf = from_engine(&EngineError::SnapshotNotFound("abc".into()));
         assert_eq!(nf.kind, ErrorKind::NotFound);
         assert!(nf.message.contains("abc"), "{nf}");
-        let internal = from_engine(&EngineError::InvalidArgument(
-            "internal error: walker stopped early".into(),
-        ));
+        let internal = from_engine(&EngineError::Internal("walker stopped early".into()));
         assert_eq!(internal.kind, ErrorKind::Internal);
         assert_eq!(
             from_engine(&EngineError::corrupt("pack", "bad")).kind,
