@@ -141,8 +141,8 @@ fn open(path: &PathBuf) -> CliResult<Repository> {
     if std::env::var_os("BMSCTL_TEST_INTERNAL_FAULT").is_some() {
         // A test hook of debug builds (docs/protocol.md, "Test hooks"): the engine's own
         // report of an internal fault.
-        return Err(fail(EngineError::InvalidArgument(
-            "internal error: fault injected by BMSCTL_TEST_INTERNAL_FAULT".into(),
+        return Err(fail(EngineError::Internal(
+            "fault injected by BMSCTL_TEST_INTERNAL_FAULT".into(),
         )));
     }
     Repository::open(path).map_err(fail)

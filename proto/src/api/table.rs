@@ -35,8 +35,8 @@ macro_rules! manager_methods {
             ListSnapshots => SnapshotList, read, single;
             GetSnapshot => SnapshotReply, read, single;
             Restore => RestoreReply, write, stream;
-            CheckTarget => TargetCheck, write, single;
             WatchEvents => EventReply, read, stream;
+            CheckTarget => TargetCheck, write, single;
         }
     };
 }
