@@ -463,3 +463,35 @@ pub fn evict(dir: &Path) {
         }
     }
 }
+
+/// A daemon with a disk target `t` (an empty directory `dir/repo`) and a job `job` backing up a
+/// small tree `dir/src` to it on a schedule that never fires during a test; `extra` are more
+/// `job add` arguments (hooks, timeouts). Returns the daemon, the source and the repository.
+pub fn daemon_with_job(job: &str, extra: &[&str]) -> (crate::Daemon, PathBuf, PathBuf) {
+    let d = crate::Daemon::start();
+    let src = d.dir.join("src");
+    write_small_tree(&src);
+    let repo = d.dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("create repo dir");
+    d.ctl_json([
+        "target",
+        "add",
+        "t",
+        "--path",
+        repo.to_str().expect("utf-8"),
+    ]);
+    let mut args = vec![
+        "job",
+        "add",
+        job,
+        "--source",
+        src.to_str().expect("utf-8"),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "t",
+    ];
+    args.extend_from_slice(extra);
+    d.ctl_json(args);
+    (d, src, repo)
+}

@@ -3,6 +3,7 @@
 //! prints progress lines while the run goes (the way `dd status=progress` does into a log).
 
 use bms_tests::raw::{error_name, RawConn};
+use bms_tests::runner_util::daemon_with_job;
 use bms_tests::users::{as_user, ensure_group, require_root, NOBODY};
 use bms_tests::*;
 use serde_json::json;
@@ -124,29 +125,10 @@ fn the_per_user_limit_is_named() {
 
 #[test]
 fn job_run_wait_without_a_terminal_prints_progress_lines() {
-    let d = Daemon::start();
-    let src = d.dir.join("src");
-    runner_util::write_small_tree(&src);
-    let repo = d.dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
-    let gate = d.dir.join("gate");
+    let gate = std::env::temp_dir().join(format!("bms-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
     let pre = format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display());
-    d.ctl_json([
-        "job",
-        "add",
-        "slow",
-        "--source",
-        src.to_str().unwrap(),
-        "--schedule",
-        "2099-01-01",
-        "--target",
-        "t",
-        "--pre-hook",
-        &pre,
-        "--hook-timeout",
-        "120",
-    ]);
+    let (d, _src, _repo) = daemon_with_job("slow", &["--pre-hook", &pre, "--hook-timeout", "120"]);
     let mut child = d
         .ctl_cmd()
         .args(["job", "run", "slow", "--wait"])
@@ -191,6 +173,7 @@ fn job_run_wait_without_a_terminal_prints_progress_lines() {
 
     std::fs::write(&gate, "").unwrap();
     let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&gate);
     assert!(out.status.success(), "{out:?}");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(

@@ -3,28 +3,11 @@
 //! control socket answers, and SIGTERM still stops the daemon promptly.
 
 use bms_tests::runner_util::*;
-use bms_tests::*;
 use std::time::{Duration, Instant};
 
 #[test]
 fn an_unread_notify_socket_does_not_stall_the_daemon() {
-    let mut d = Daemon::start();
-    let src = d.dir.join("src");
-    write_small_tree(&src);
-    let repo = d.dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
-    d.ctl_json([
-        "job",
-        "add",
-        "a",
-        "--source",
-        src.to_str().unwrap(),
-        "--schedule",
-        "2099-01-01",
-        "--target",
-        "t",
-    ]);
+    let (mut d, _src, _repo) = daemon_with_job("a", &[]);
     // A daemon stalled on its notifications would make every call below hang: past a bound,
     // kill it so that the test fails instead.
     let pid = d.pid();

@@ -9,23 +9,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_run_waiting_for_a_lock_names_its_holder() {
-    let d = Daemon::start();
-    let src = d.dir.join("src");
-    write_small_tree(&src);
-    let repo = d.dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
-    d.ctl_json([
-        "job",
-        "add",
-        "a",
-        "--source",
-        src.to_str().unwrap(),
-        "--schedule",
-        "2099-01-01",
-        "--target",
-        "t",
-    ]);
+    let (d, _src, repo) = daemon_with_job("a", &[]);
     let first = d.start_run("a");
     assert_eq!(
         d.wait_run_final(first, Duration::from_secs(30))["run"]["state"],

@@ -129,33 +129,29 @@ impl Operation for GetJob {
     }
 }
 
+/// Checks and stores a job (added or updated), then lets the scheduler look at it.
+async fn put_job(ctx: &Ctx<'_>, job: JobSpec, mode: Upsert) -> Result<JobReply, ApiError> {
+    crate::validate::job(&job)?;
+    crate::validate::sources_exist(&job).await?;
+    let a = actor(ctx);
+    let job = ctx
+        .shared
+        .catalog
+        .call(move |c| c.put_job(a, &job, mode))
+        .await?;
+    ctx.shared.scheduler_wake.notify_one();
+    Ok(JobReply { job })
+}
+
 impl Operation for AddJob {
     async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
-        crate::validate::job(&self.job)?;
-        crate::validate::sources_exist(&self.job).await?;
-        let a = actor(ctx);
-        let job = ctx
-            .shared
-            .catalog
-            .call(move |c| c.put_job(a, &self.job, Upsert::CreateOnly))
-            .await?;
-        ctx.shared.scheduler_wake.notify_one();
-        Ok(JobReply { job })
+        put_job(ctx, self.job, Upsert::CreateOnly).await
     }
 }
 
 impl Operation for UpdateJob {
     async fn call(self, ctx: &Ctx<'_>) -> Result<JobReply, ApiError> {
-        crate::validate::job(&self.job)?;
-        crate::validate::sources_exist(&self.job).await?;
-        let a = actor(ctx);
-        let job = ctx
-            .shared
-            .catalog
-            .call(move |c| c.put_job(a, &self.job, Upsert::UpdateOnly))
-            .await?;
-        ctx.shared.scheduler_wake.notify_one();
-        Ok(JobReply { job })
+        put_job(ctx, self.job, Upsert::UpdateOnly).await
     }
 }
 
