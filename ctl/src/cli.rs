@@ -1,4 +1,4 @@
-//! The clap definition of bmsctl: nouns and verbs (DESIGN.md §2).
+//! The clap definition of bmsctl: nouns and verbs (README.md, docs/operations.md).
 
 use crate::job::JobCmd;
 use crate::repo::RepoCmd;

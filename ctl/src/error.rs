@@ -1,4 +1,4 @@
-//! Errors of bmsctl and the exit codes they map to (DESIGN.md §2):
+//! Errors of bmsctl and the exit codes they map to (README.md, docs/protocol.md "Errors"):
 //! 0 ok, 1 failure, 2 usage error, 3 daemon unreachable, 4 permission denied.
 
 use bms_proto::{ApiError, ErrorKind};

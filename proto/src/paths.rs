@@ -1,4 +1,4 @@
-//! Default locations (DESIGN.md §2): system paths for root, XDG paths for everyone else.
+//! Default locations (docs/configuration.md): system paths for root, XDG paths for everyone else.
 
 use std::env;
 use std::path::PathBuf;
