@@ -3,7 +3,6 @@
 //! counters listen. Publishing never waits: a subscriber that falls more than [`CAPACITY`] events
 //! behind is told how many it missed (`RecvError::Lagged`) and re-reads the state from the catalog.
 
-use crate::metrics::RunCounters;
 use bms_proto::api::TargetCheck;
 pub use bms_proto::api::{Event, TargetHealth};
 use std::collections::HashMap;
@@ -79,6 +78,57 @@ pub fn health_of(check: &TargetCheck) -> TargetHealth {
     }
 }
 
+/// `bms_runs_total`: finished runs by job, kind and final state. Seeded from the catalog when
+/// bmsd starts, then counted from `RunFinished` events; it only grows while bmsd runs.
+#[derive(Default)]
+pub struct RunCounters {
+    runs: std::sync::Mutex<std::collections::BTreeMap<(String, String, String), u64>>,
+}
+
+impl RunCounters {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(String, String, String), u64>> {
+        match self.runs.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Adds the runs the catalog holds in a final state (`CatalogFacts::run_counts`).
+    pub fn seed(&self, counts: &[(String, String, String, u64)]) {
+        let mut r = self.lock();
+        for (job, kind, state, n) in counts {
+            let is_final = bms_proto::api::RunState::parse(state).is_some_and(|s| s.is_final());
+            if is_final {
+                *r.entry((job.clone(), kind.clone(), state.clone()))
+                    .or_default() += n;
+            }
+        }
+    }
+
+    /// Counts one event.
+    pub fn apply(&self, event: &bms_proto::api::Event) {
+        if let bms_proto::api::Event::RunFinished { run, state, .. } = event {
+            *self
+                .lock()
+                .entry((
+                    run.job.clone(),
+                    run.kind.as_str().to_owned(),
+                    state.as_str().to_owned(),
+                ))
+                .or_default() += 1;
+        }
+    }
+
+    /// The counts, in the shape of `CatalogFacts::run_counts`.
+    pub fn snapshot(&self) -> Vec<(String, String, String, u64)> {
+        self.lock()
+            .iter()
+            .map(|((j, k, s), n)| (j.clone(), k.clone(), s.clone(), *n))
+            .collect()
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Validation of user input before anything is stored. Every error names the field.
 
-use bms_proto::api::{JobSpec, TargetSpec};
+use bms_proto::api::JobSpec;
 use bms_proto::calendar::CalendarSpec;
 pub use bms_proto::error::echo;
 use bms_proto::ApiError;
@@ -31,11 +31,6 @@ pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError>
         ));
     }
     Ok(())
-}
-
-/// Checks a target definition (the checks live with the targets, in [`crate::targets`]).
-pub fn target(t: &TargetSpec) -> Result<(), ApiError> {
-    crate::targets::Target::from_spec(t).map(|_| ())
 }
 
 /// Parses a schedule, naming the field on error. A schedule that never elapses after now (a

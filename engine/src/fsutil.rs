@@ -25,6 +25,13 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{h}")
 }
 
+/// Start time of a process (field 22 of /proc/PID/stat), None if it does not exist.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// This machine's host name ("unknown" if it cannot be read).
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -73,7 +80,7 @@ fn host_tag() -> String {
 /// (docs/repository-format.md "Temporary files").
 pub fn temp_name(prefix: &str) -> String {
     let pid = std::process::id();
-    let start = crate::lock::process_start(pid).unwrap_or(0);
+    let start = process_start(pid).unwrap_or(0);
     format!("{prefix}{}.{pid}.{start}.{}", host_tag(), unique_name(""))
 }
 
@@ -98,7 +105,7 @@ pub fn temp_abandoned(path: &Path, max_age: std::time::Duration) -> bool {
     };
     if let Some((tag, pid, start)) = temp_owner(name) {
         if tag == host_tag() {
-            return match crate::lock::process_start(pid) {
+            return match process_start(pid) {
                 None => true,
                 Some(s) => start != 0 && s != start,
             };
@@ -251,7 +258,7 @@ mod tests {
         let (tag, pid, start) = temp_owner(&n).unwrap();
         assert_eq!(tag, host_tag());
         assert_eq!(pid, std::process::id());
-        assert_eq!(Some(start), crate::lock::process_start(pid));
+        assert_eq!(Some(start), process_start(pid));
         assert!(n.starts_with("pack-"));
     }
 

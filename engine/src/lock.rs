@@ -84,12 +84,7 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Start time of a process (field 22 of /proc/PID/stat), None if it does not exist.
-pub fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
-}
+pub use crate::fsutil::process_start;
 
 /// Why a lock is stale, or None if its holder may be alive.
 fn stale_reason(info: &LockInfo, host: &str) -> Option<String> {

@@ -131,7 +131,7 @@ pub(super) fn upsert(
     t: &TargetSpec,
     mode: Upsert,
 ) -> Result<Change, ApiError> {
-    crate::validate::target(t)?;
+    crate::targets::Target::from_spec(t)?;
     let existing = find(tx, &t.name)?;
     let (change, id) = match (&existing, mode) {
         (Some(_), Upsert::CreateOnly) => {
