@@ -261,18 +261,7 @@ fn daemon_job_whose_source_contains_the_target_leaves_the_repository_out() {
     fs::write(src.join("f.txt"), "file").unwrap();
     let target = src.join("target");
     fs::create_dir(&target).unwrap();
-    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
-    d.ctl_json([
-        "job",
-        "add",
-        "web",
-        "--source",
-        src.to_str().unwrap(),
-        "--schedule",
-        NEVER,
-        "--target",
-        "disk",
-    ]);
+    add_disk_job(&d, &target, &src);
     let id = d.start_run("web");
     let detail = d.wait_run_final(id, Duration::from_secs(60));
     assert_eq!(detail["run"]["state"], "warning", "{detail}");
@@ -303,18 +292,7 @@ fn target_check_refuses_a_non_empty_directory_as_every_run_does() {
     let target = d.dir.join("target");
     fs::create_dir_all(&target).unwrap();
     fs::write(target.join("somebody-elses.txt"), "not a repository").unwrap();
-    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
-    d.ctl_json([
-        "job",
-        "add",
-        "web",
-        "--source",
-        src.to_str().unwrap(),
-        "--schedule",
-        NEVER,
-        "--target",
-        "disk",
-    ]);
+    add_disk_job(&d, &target, &src);
     let out = d.ctl(["target", "check", "disk"]);
     assert_fails(&out, 1, "failed its check");
     assert!(
@@ -341,4 +319,20 @@ fn target_check_refuses_a_non_empty_directory_as_every_run_does() {
     let detail = d.wait_run_final(id, Duration::from_secs(60));
     assert_eq!(detail["run"]["state"], "succeeded", "{detail}");
     assert_eq!(d.ctl_json(["target", "check", "disk"])["ok"], true);
+}
+
+/// Target `disk` at `target` and job `web` backing up `src` to it, never scheduled.
+fn add_disk_job(d: &Daemon, target: &std::path::Path, src: &std::path::Path) {
+    d.ctl_json(["target", "add", "disk", "--path", target.to_str().unwrap()]);
+    d.ctl_json([
+        "job",
+        "add",
+        "web",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        NEVER,
+        "--target",
+        "disk",
+    ]);
 }
