@@ -77,6 +77,10 @@ pub enum Error {
     /// never the caller's fault.
     #[error("internal error: {0}; this is a bug in bms, please report it")]
     Internal(String),
+    /// An object (or the snapshot that needs it) is sealed and may not be removed or changed
+    /// before `until` (RFC 3339), docs/repository-format.md "Immutability".
+    #[error("{what} is immutable until {until}: it cannot be removed before then")]
+    Immutable { what: String, until: String },
 }
 
 /// The class of an [`Error`], for callers that map errors to protocol codes and exit statuses.
@@ -102,6 +106,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A bug in bms.
     Internal,
+    /// The object is sealed (immutable) until a later time.
+    Immutable,
 }
 
 impl Error {
@@ -152,6 +158,7 @@ impl Error {
             }
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::Immutable { .. } => ErrorKind::Immutable,
         }
     }
 

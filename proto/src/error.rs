@@ -27,10 +27,12 @@ pub enum ErrorKind {
     NotSupported,
     /// Something failed inside the daemon; the message says what.
     Internal,
+    /// The object is immutable (sealed) until a later time; the message gives the time.
+    Immutable,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidArgument,
@@ -41,6 +43,7 @@ impl ErrorKind {
         ErrorKind::MethodNotFound,
         ErrorKind::NotSupported,
         ErrorKind::Internal,
+        ErrorKind::Immutable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl ErrorKind {
             ErrorKind::MethodNotFound => "MethodNotFound",
             ErrorKind::NotSupported => "NotSupported",
             ErrorKind::Internal => "Internal",
+            ErrorKind::Immutable => "Immutable",
         }
     }
 

@@ -302,6 +302,7 @@ error ProtocolError (message: string, field: ?string)
 error MethodNotFound (message: string, field: ?string)
 error NotSupported (message: string, field: ?string)
 error Internal (message: string, field: ?string)
+error Immutable (message: string, field: ?string)
 "#;
 
 /// The description of a served interface, if it is one of ours.

@@ -12,6 +12,7 @@ pub fn from_engine(e: &EngineError) -> ApiError {
     let kind = match e.kind() {
         K::NotFound => ErrorKind::NotFound,
         K::Locked => ErrorKind::Busy,
+        K::Immutable => ErrorKind::Immutable,
         _ => ErrorKind::Internal,
     };
     ApiError::new(kind, e.to_string())

@@ -274,6 +274,10 @@ impl Store for FaultStore {
     fn seal(&self, kind: Kind, name: &str, until: SystemTime) -> Result<Seal> {
         self.inner.seal(kind, name, until)
     }
+
+    fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
+        self.inner.sealed_until(kind, name)
+    }
     fn clean_tmp(&self, max_age: Duration) -> usize {
         self.inner.clean_tmp(max_age)
     }

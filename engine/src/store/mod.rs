@@ -141,6 +141,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Makes an object immutable until `until` where the storage supports it (object lock,
     /// WORM). A store that cannot says [`Seal::NotSupported`] and changes nothing.
     fn seal(&self, kind: Kind, name: &str, until: SystemTime) -> Result<Seal>;
+    /// Until when an object is sealed, None when it is not (or the store cannot seal). Forget and
+    /// prune ask this before they remove anything and refuse with [`crate::Error::Immutable`].
+    fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
+        let _ = (kind, name);
+        Ok(None)
+    }
     /// Removes the temporary files of writers that are provably gone, or (writers of other
     /// hosts) untouched for longer than `max_age` (docs/repository-format.md "Temporary
     /// files"); returns how many. Called by writers holding the write lock.
