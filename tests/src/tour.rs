@@ -7,6 +7,7 @@
 
 use crate::readme::{commands, section, sh_blocks, ShellLine};
 use crate::{bin, clean_command, Daemon};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -99,7 +100,9 @@ pub fn run_tour(
             ran.push(cmd_text.clone());
             match expectation(l) {
                 Expect::Follows => {
+                    // Its own process group, as a shell job: Ctrl-C goes to the whole group.
                     let child = cmd
+                        .process_group(0)
                         .stdout(Stdio::null())
                         .stderr(Stdio::piped())
                         .spawn()
@@ -108,6 +111,12 @@ pub fn run_tour(
                 }
                 e => {
                     let out = cmd.output().map_err(|e| format!("run `{cmd_text}`: {e}"))?;
+                    eprintln!(
+                        "$ {cmd_text}\n{}{}[{}]",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr),
+                        out.status
+                    );
                     match (e, out.status.code()) {
                         (Expect::Succeeds, Some(0)) | (Expect::Fails, Some(1)) => {}
                         (Expect::Succeeds, _) => return Err(describe(l, "failed", &out)),
@@ -134,7 +143,7 @@ pub fn run_tour(
                     l.command
                 ));
             }
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let pid = nix::unistd::Pid::from_raw(-(child.id() as i32));
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)
                 .map_err(|e| e.to_string())?;
             let deadline = Instant::now() + Duration::from_secs(10);

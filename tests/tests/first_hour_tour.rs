@@ -34,9 +34,10 @@ fn real_snapshot(d: &Daemon, cmd: &str) -> String {
         return cmd.to_owned();
     }
     let list = d.ctl_json(["snapshot", "list", "--job", "etc"]);
+    // The README shows a short prefix, as a user types it.
     let id = list["snapshots"][0]["id"]
         .as_str()
-        .map(str::to_owned)
+        .map(|id| id[..8].to_owned())
         .unwrap_or_else(|| format!("no-snapshot-yet ({list})"));
     cmd.replace(SNAPSHOT_PLACEHOLDER, &id)
 }
