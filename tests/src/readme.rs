@@ -3,8 +3,9 @@
 //! tells a new user is what CI runs.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::process::Child;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One command of a shell block: the text as a user types it (continuation lines joined) and its
@@ -159,6 +160,68 @@ impl Notify {
             }
         }
         panic!("bmsd sent no READY=1 within 30 s; output:\n{}", log());
+    }
+}
+
+/// A daemon started by a command line of its own (a README line, a `setpriv` wrapper); its
+/// process group is ended on drop.
+pub struct Started {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Started {
+    pub fn spawn(mut cmd: Command, dir: &Path, notify: &Path) -> Started {
+        let log = dir.join("bmsd.log");
+        let f = std::fs::File::create(&log).unwrap();
+        cmd.current_dir(dir)
+            .env("NOTIFY_SOCKET", notify)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .process_group(0);
+        Started {
+            child: cmd.spawn().expect("spawn the run command"),
+            log,
+        }
+    }
+
+    pub fn wait_ready(&mut self, n: &Notify) {
+        let log = self.log.clone();
+        n.wait_ready(&mut self.child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM to bmsd (`pid` from its status); it and the command around it must exit 0.
+    pub fn stop(mut self, pid: &serde_json::Value) {
+        let pid = nix::unistd::Pid::from_raw(pid.as_i64().expect("pid in status") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "bmsd exited with {st}; log:\n{}", self.log());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bmsd did not stop on SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let pg = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
     }
 }
 

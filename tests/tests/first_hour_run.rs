@@ -8,14 +8,12 @@
 //! runs in a private mount namespace with empty /var/lib, /run (and /etc/bms when the host has
 //! one), so that the embedded root paths are used for real without touching the host's.
 
-use bms_tests::readme::{commands, section, sh_blocks, Notify, ShellLine};
+use bms_tests::readme::{commands, section, sh_blocks, Notify, ShellLine, Started};
 use bms_tests::users::{as_user, require_root, NOBODY};
 use bms_tests::{assert_ok, bin, clean_command, docs::repo_file};
 use std::os::unix::fs::{chown, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// The build line and the two bmsd lines (as root, as another user) of the README.
 fn run_block() -> (ShellLine, ShellLine, ShellLine) {
@@ -70,67 +68,6 @@ fn checkout() -> (tempfile::TempDir, PathBuf) {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     (t, release)
-}
-
-/// A daemon started by a README line; its process group is ended on drop.
-struct Started {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Started {
-    fn spawn(mut cmd: Command, dir: &Path, notify: &Path) -> Started {
-        let log = dir.join("bmsd.log");
-        let f = std::fs::File::create(&log).unwrap();
-        cmd.current_dir(dir)
-            .env("NOTIFY_SOCKET", notify)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .process_group(0);
-        Started {
-            child: cmd.spawn().expect("spawn the run command"),
-            log,
-        }
-    }
-
-    fn wait_ready(&mut self, n: &Notify) {
-        let log = self.log.clone();
-        n.wait_ready(&mut self.child, || {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM to bmsd (`pid` from its status); it and the command around it must exit 0.
-    fn stop(mut self, pid: &serde_json::Value) {
-        let pid = nix::unistd::Pid::from_raw(pid.as_i64().expect("pid in status") as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "bmsd exited with {st}; log:\n{}", self.log());
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bmsd did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let pg = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
-        let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
 }
 
 fn path_with(release: &Path) -> String {

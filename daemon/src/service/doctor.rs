@@ -13,15 +13,23 @@ const MIN_FREE_STATE: u64 = 512 << 20;
 
 impl Operation for Doctor {
     async fn call(self, ctx: &Ctx<'_>) -> Result<DoctorReply, ApiError> {
-        let (targets, jobs, facts) = ctx
+        // A catalog that cannot answer is itself a finding; the other checks still run.
+        let listed = ctx
             .shared
             .catalog
             .call(|c| Ok((c.list_targets()?, c.list_jobs()?, c.facts()?)))
-            .await?;
+            .await;
+        let (targets, jobs, facts, list_error) = match listed {
+            Ok((t, j, f)) => (t, j, f, None),
+            Err(e) => (Vec::new(), Vec::new(), Default::default(), Some(e)),
+        };
         let state_dir = ctx.shared.config().config.state_dir.clone();
         let metrics = ctx.shared.metrics_address.get().copied();
         let listen = ctx.shared.config().config.metrics_listen;
-        let health = ctx.shared.catalog.call(|c| c.health()).await;
+        let health = match list_error {
+            Some(e) => Err(e),
+            None => ctx.shared.catalog.call(|c| c.health()).await,
+        };
         let checks = tokio::task::spawn_blocking(move || {
             let mut checks = capabilities(&read_cap_eff(), &targets, &jobs);
             checks.push(catalog(&state_dir, health.err()));
@@ -164,16 +172,26 @@ fn capabilities(eff: &u64, targets: &[TargetInfo], jobs: &[JobInfo]) -> Vec<Doct
 
 fn catalog(state_dir: &Path, damage: Option<ApiError>) -> DoctorCheck {
     let path = state_dir.join("catalog.db");
-    let result = match damage {
-        Some(e) => Err(e.message),
-        None => crate::catalog::quick_check_file(&path),
-    };
-    match result {
-        Ok(()) => DoctorCheck::pass("catalog", format!("{} passes its integrity check", path.display())),
-        Err(e) => DoctorCheck::fail(
+    let hint = "stop bmsd and follow docs/operations.md, \"A damaged catalog\" (the backups \
+                themselves are safe in the repositories)";
+    match (crate::catalog::quick_check_file(&path), damage) {
+        (Err(e), _) => DoctorCheck::fail(
             "catalog",
             format!("{} fails its integrity check: {e}", path.display()),
-            "stop bmsd and follow docs/operations.md, \"A damaged catalog\" (the backups are safe in the repositories)",
+            hint,
+        ),
+        (Ok(()), Some(e)) => DoctorCheck::fail(
+            "catalog",
+            format!(
+                "{} passes its integrity check, but: {}",
+                path.display(),
+                e.message
+            ),
+            hint,
+        ),
+        (Ok(()), None) => DoctorCheck::pass(
+            "catalog",
+            format!("{} passes its integrity check", path.display()),
         ),
     }
 }
@@ -225,17 +243,23 @@ fn sources(job: &JobSpec) -> DoctorCheck {
     let name = format!("job {} sources", job.name);
     let mut problems = Vec::new();
     for s in &job.sources {
-        match std::fs::symlink_metadata(s) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(format!("{s} does not exist"))
-            }
+        let link = std::fs::symlink_metadata(s)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
+        match std::fs::metadata(s) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(if link {
+                format!("{s} is a symbolic link to nothing")
+            } else {
+                format!("{s} does not exist")
+            }),
             Err(e) => problems.push(format!("{s} cannot be read: {e}")),
-            Ok(m) if m.file_type().is_symlink() => {
+            Ok(_) if link => {
                 let to = std::fs::read_link(s)
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
                 problems.push(format!(
-                    "{s} is a symlink (to {to}): bms backs up the link, not what it points to"
+                    "{s} is a symbolic link to {to}: backups follow it (docs/operations.md, \
+                     \"Backup sources\"), so what they hold changes when the link does"
                 ))
             }
             Ok(_) => {}
@@ -248,7 +272,7 @@ fn sources(job: &JobSpec) -> DoctorCheck {
             name,
             problems.join("; "),
             format!(
-                "name the real directories: `bmsctl job edit {} --source PATH ...`",
+                "name existing, real directories: `bmsctl job edit {} --source PATH ...`",
                 job.name
             ),
         )
