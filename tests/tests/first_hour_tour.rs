@@ -63,7 +63,10 @@ fn the_readme_tour_runs_as_written() {
         .collect();
     assert_eq!(
         fails,
-        vec!["bmsctl target check nas1".to_owned()],
+        vec![
+            "bmsctl target check nas1".to_owned(),
+            "bmsctl doctor".to_owned()
+        ],
         "the commands the README marks '# fails'"
     );
     let ran = tour(&readme).unwrap_or_else(|e| panic!("{e}"));
