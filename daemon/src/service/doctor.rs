@@ -8,8 +8,8 @@ use bms_proto::api::*;
 use bms_proto::ApiError;
 use std::path::Path;
 
-/// Below this much free space in the state dir (or 5 % of it), the doctor warns.
-const MIN_FREE_STATE: u64 = 512 << 20;
+/// Below this much free space in the state dir (or 2 % of its filesystem), the check fails.
+const MIN_FREE_STATE: u64 = 1 << 30;
 
 impl Operation for Doctor {
     async fn call(self, ctx: &Ctx<'_>) -> Result<DoctorReply, ApiError> {
@@ -209,7 +209,7 @@ fn free_space(state_dir: &Path) -> DoctorCheck {
                 bms_proto::units::human_bytes(total),
                 state_dir.display()
             );
-            if avail < MIN_FREE_STATE || avail.saturating_mul(20) < total {
+            if avail < MIN_FREE_STATE || avail.saturating_mul(50) < total {
                 DoctorCheck::fail(
                     name,
                     text,
