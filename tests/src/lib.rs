@@ -293,7 +293,9 @@ pub mod dbus_bus;
 pub mod docs;
 pub mod events_util;
 pub mod raw;
+pub mod readme;
 pub mod restore_util;
+pub mod tour;
 pub mod users;
 
 /// Polls `f` until it returns `Some`, panicking with `what` after `timeout`.

@@ -9,6 +9,7 @@
 
 mod config_ops;
 mod core;
+mod doctor;
 mod engine_error;
 mod restore;
 mod restore_audit;
