@@ -9,6 +9,7 @@ pub mod history;
 pub mod ipc;
 pub mod logging;
 pub mod metrics;
+pub mod metrics_text;
 pub mod notify;
 pub mod preflight;
 pub mod runner;

@@ -236,7 +236,14 @@ async fn respond(mut stream: TcpStream, runner: RunnerRef) -> std::io::Result<()
                     shared.started.elapsed().as_secs_f64(),
                 )
             }) {
-                Ok(Ok(text)) => ("200 OK", OPENMETRICS, text),
+                Ok(Ok(text)) if crate::metrics_text::wants_openmetrics(&head) => {
+                    ("200 OK", OPENMETRICS, text)
+                }
+                Ok(Ok(text)) => (
+                    "200 OK",
+                    crate::metrics_text::TEXT_004,
+                    crate::metrics_text::to_text_004(&text),
+                ),
                 Ok(Err(e)) => (
                     "500 Internal Server Error",
                     "text/plain",

@@ -48,10 +48,19 @@ pub fn code_spans(text: &str) -> Vec<String> {
 
 /// GET `path` from `addr` over plain HTTP/1.1; returns the head and the body.
 pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    http_get_with(addr, path, "")
+}
+
+/// The OpenMetrics `Accept` header Prometheus sends (docs/metrics.md, "Formats").
+pub const ACCEPT_OPENMETRICS: &str =
+    "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+pub fn http_get_with(addr: &str, path: &str, headers: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();

@@ -2,7 +2,7 @@
 //! (and every served one is documented), every key of docs/configuration.md is accepted and
 //! reported by `bmsd --check-config`, and every `bmsctl` command and option the docs name exists.
 
-use bms_tests::docs::{code_spans, http_get, repo_file, table_rows};
+use bms_tests::docs::{code_spans, http_get_with, repo_file, table_rows, ACCEPT_OPENMETRICS};
 use bms_tests::{assert_ok, bin, clean_command, write_file, Daemon};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -43,7 +43,7 @@ fn documented_metrics_are_the_served_ones() {
         .as_str()
         .expect("metrics address in status")
         .to_owned();
-    let (head, body) = http_get(&addr, "/metrics");
+    let (head, body) = http_get_with(&addr, "/metrics", ACCEPT_OPENMETRICS);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // OpenMetrics names a family in `# TYPE`; its samples add `_total` (counter) or `_info` (info).
     let mut served = BTreeMap::new();

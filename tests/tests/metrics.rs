@@ -5,11 +5,12 @@ use bms_tests::{assert_ok, Daemon, DaemonOpts};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+/// A GET as Prometheus sends it, asking for OpenMetrics (docs/metrics.md, "Formats").
 fn get(addr: &str, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();
