@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod history;
 pub mod ipc;
+pub mod listen_fds;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
