@@ -15,6 +15,7 @@ tarball=$(tests/boot/rootfs.sh)
 
 work=$(mktemp -d /var/tmp/bms-boot.XXXXXX)
 nspawn_pid=
+mounted=no
 cleanup() {
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
         kill -TERM "$nspawn_pid" 2>/dev/null || true
@@ -22,6 +23,7 @@ cleanup() {
         kill -KILL "$nspawn_pid" 2>/dev/null || true
     fi
     rm -rf "$work"
+    if [ "$mounted" = yes ]; then umount /run/systemd/nspawn 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -30,9 +32,12 @@ mkdir -p "$root"
 tar -C "$root" -xf "$tarball"
 cp "$deb" "$root/root/bms.deb"
 echo bmsboot > "$root/etc/hostname"
-# Make the container's journal persistent-free and quick.
+# nspawn keeps its per-container state here; a tmpfs of our own (docs/packaging.md).
 mkdir -p /run/systemd/nspawn
-mountpoint -q /run/systemd/nspawn || mount -t tmpfs tmpfs /run/systemd/nspawn
+if ! mountpoint -q /run/systemd/nspawn; then
+    mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn
+    mounted=yes
+fi
 
 systemd-nspawn -q -D "$root" -b --keep-unit --register=no -M bmsboot --console=passive \
     >"$work/console.log" 2>&1 &
