@@ -54,7 +54,7 @@ stage() {
     install -m 0644 packaging/systemd/bmsd.service packaging/systemd/bmsd.socket "$root$unitdir/"
     install -m 0644 packaging/systemd/bms.sysusers "$root/usr/lib/sysusers.d/bms.conf"
     install -m 0644 packaging/systemd/bms.tmpfiles "$root/usr/lib/tmpfiles.d/bms.conf"
-    install -m 0644 packaging/dbus/org.bms.Manager1.conf "$root/usr/share/dbus-1/system.d/"
+    install -m 0644 packaging/systemd/org.bms.Manager1.conf "$root/usr/share/dbus-1/system.d/"
     install -m 0644 packaging/config/bmsd.toml "$root/etc/bms/bmsd.toml"
     "$root/usr/bin/bmsctl" manpages "$work/man"
     "$root/usr/bin/bmsd" --print-manpage > "$work/man/bmsd.8"
