@@ -7,6 +7,7 @@ pub mod dbus;
 pub mod events;
 pub mod history;
 pub mod ipc;
+pub mod listen_fds;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_text;

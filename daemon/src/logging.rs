@@ -70,7 +70,12 @@ pub fn init(target: LogTarget, level: &str, pinned_by_flag: bool) -> LogHandle {
     JOURNALD.store(journald.is_some(), std::sync::atomic::Ordering::Relaxed);
     match journald {
         Some(layer) => registry
-            .with(layer.with_syslog_identifier("bmsd".into()))
+            // Fields keep their names (JOB=, RUN=), without the default "F_" prefix (docs/operations.md).
+            .with(
+                layer
+                    .with_syslog_identifier("bmsd".into())
+                    .with_field_prefix(None),
+            )
             .init(),
         None => registry
             .with(

@@ -261,7 +261,7 @@ pub fn check_target(target: &Target) -> TargetCheck {
         let (state, msg) = match e.raw_os_error() {
             Some(libc::EROFS) => (
                 "read-only",
-                format!("read-only: {} is not writable: {e}", shown),
+                format!("read-only: {} is not writable: {e}; under the systemd unit allow it with a drop-in (`systemctl edit bmsd`: [Service] ReadWritePaths={})", shown, path.display()),
             ),
             Some(libc::EACCES) | Some(libc::EPERM) => {
                 ("error", format!("{} is not writable by bmsd: {e}", shown))

@@ -59,6 +59,15 @@ pub fn main(args: Args) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let log = logging::init(args.log_target, &config.log_level, args.log_level.is_some());
+    // Before the async runtime starts its threads: taking the socket changes the environment.
+    let activated = match crate::listen_fds::take(&config.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("bmsd: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,7 +83,7 @@ pub fn main(args: Args) -> ExitCode {
         explicit: args.config,
         overrides,
     };
-    let result = runtime.block_on(run(config, reload, log));
+    let result = runtime.block_on(run(config, reload, log, activated));
     // Blocking work still going (a restore, a check on a dead mount) must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
@@ -216,6 +225,24 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     }
     let listener = UnixListener::bind(path)
         .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
+    socket_permissions(path)?;
+    Ok(listener)
+}
+
+/// The control socket as socket activation passed it (docs/operations.md, "Socket activation").
+fn adopt_socket(
+    listener: std::os::unix::net::UnixListener,
+    path: &Path,
+) -> Result<UnixListener, String> {
+    let listener = UnixListener::from_std(listener)
+        .map_err(|e| format!("cannot use the control socket passed by socket activation: {e}"))?;
+    socket_permissions(path)?;
+    info!(socket = %path.display(), "control socket passed by socket activation");
+    Ok(listener)
+}
+
+/// Mode 0660, group bms, and group bms-admin through an ACL (docs/operations.md).
+fn socket_permissions(path: &Path) -> Result<(), String> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set permissions on {}: {e}", path.display()))?;
     if nix::unistd::geteuid().is_root() {
@@ -227,14 +254,20 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
             warn!("{e}");
         }
     }
-    Ok(listener)
+    Ok(())
 }
 
 fn notify(states: &[NotifyState<'_>]) {
     crate::notify::send(states);
 }
 
-async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(), String> {
+async fn run(
+    config: Config,
+    reload: ReloadSource,
+    log: LogHandle,
+    activated: Option<std::os::unix::net::UnixListener>,
+) -> Result<(), String> {
+    let socket_activated = activated.is_some();
     private_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
     let db = config.state_dir.join("catalog.db");
@@ -268,7 +301,10 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     }
     let (catalog, catalog_thread) =
         CatalogHandle::spawn(catalog).map_err(|e| format!("cannot start catalog thread: {e}"))?;
-    let listener = bind_socket(&config.socket)?;
+    let listener = match activated {
+        Some(l) => adopt_socket(l, &config.socket)?,
+        None => bind_socket(&config.socket)?,
+    };
     let effective = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.is_empty() && reload.overrides.log_level.is_none())
@@ -340,7 +376,10 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
     {
         warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
     }
-    let _ = fs::remove_file(&config.socket);
+    // An activated socket belongs to bmsd.socket, which keeps listening for the next start.
+    if !socket_activated {
+        let _ = fs::remove_file(&config.socket);
+    }
     // A clean stop leaves the catalog whole in catalog.db (docs/operations.md).
     match shared.catalog.call(|c| c.checkpoint()).await {
         Ok(()) => info!("catalog checkpointed"),

@@ -185,7 +185,7 @@ fn io_message(op: &str, path: &std::path::Path, err: &io::Error) -> String {
         }
         Some(libc::EIO) => "I/O error: the storage may be failing or a network mount is gone; check `dmesg` and the mount, then run `bmsctl repo verify`",
         Some(libc::EACCES) | Some(libc::EPERM) => "permission denied: run as a user that may access this path",
-        Some(libc::EROFS) => "the filesystem is read-only: remount it read-write or choose another target",
+        Some(libc::EROFS) => "the filesystem is read-only: remount it read-write or choose another path; under the systemd unit (ProtectSystem=strict) allow the path with a drop-in: `systemctl edit bmsd`, add `[Service]` `ReadWritePaths=PATH`, then `systemctl restart bmsd` (docs/operations.md)",
         Some(libc::ENOENT) => "no such file or directory: check the path",
         Some(libc::ESTALE) => "stale network file handle: remount the NAS share and try again",
         _ => "",
@@ -309,5 +309,25 @@ mod tests {
         assert!(io(libc::ENOENT).is_not_found());
         assert!(!io(libc::EIO).is_not_found());
         assert!(!Error::Cancelled.is_not_found());
+    }
+}
+
+#[cfg(test)]
+mod read_only_tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_path_says_how_to_allow_it_under_the_unit() {
+        let e = Error::io(
+            "creating restore target",
+            "/opt/restore",
+            io::Error::from_raw_os_error(libc::EROFS),
+        )
+        .to_string();
+        assert!(e.contains("/opt/restore") && e.contains("read-only"), "{e}");
+        assert!(
+            e.contains("ReadWritePaths=") && e.contains("systemctl edit bmsd"),
+            "{e}"
+        );
     }
 }
