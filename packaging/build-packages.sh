@@ -46,7 +46,8 @@ stage() {
         "$root/usr/lib/tmpfiles.d" "$root/usr/share/dbus-1/system.d" "$root/etc/bms" \
         "$root/usr/share/man/man1" "$root/usr/share/man/man5" "$root/usr/share/man/man8" \
         "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
-        "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/doc/bms"
+        "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/doc/bms" \
+        "$root/usr/share/bms/monitoring"
     for b in bmsd bmsctl; do
         install -m 0755 "$bindir/$b" "$root/usr/bin/$b"
         strip --strip-unneeded "$root/usr/bin/$b"
@@ -69,6 +70,7 @@ stage() {
     "$root/usr/bin/bmsctl" completions zsh > "$root/usr/share/zsh/vendor-completions/_bmsctl"
     "$root/usr/bin/bmsctl" completions fish > "$root/usr/share/fish/vendor_completions.d/bmsctl.fish"
     install -m 0644 README.md docs/*.md "$root/usr/share/doc/bms/"
+    install -m 0644 packaging/monitoring/* "$root/usr/share/bms/monitoring/"
     find "$root" -type f -exec touch -d @"$SOURCE_DATE_EPOCH" {} +
 }
 

@@ -27,7 +27,7 @@ fn run(cmd: &mut Command, what: &str) -> String {
 }
 
 /// The files every package holds, besides the per-format unit directory.
-const COMMON: [&str; 14] = [
+const COMMON: [&str; 16] = [
     "/usr/bin/bmsd",
     "/usr/bin/bmsctl",
     "/usr/lib/sysusers.d/bms.conf",
@@ -42,6 +42,8 @@ const COMMON: [&str; 14] = [
     "/usr/share/zsh/vendor-completions/_bmsctl",
     "/usr/share/fish/vendor_completions.d/bmsctl.fish",
     "/usr/share/doc/bms/operations.md.gz",
+    "/usr/share/bms/monitoring/bms-alerts.yml",
+    "/usr/share/bms/monitoring/grafana-dashboard.json",
 ];
 
 fn assert_lists(list: &str, unitdir: &str, what: &str) {
