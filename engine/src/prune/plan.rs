@@ -56,12 +56,13 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// Whether the sweep changes anything.
+    /// Whether the sweep changes anything: no pack to remove or repack, and no kept pack that
+    /// no index names (those get indexed).
     pub fn is_noop(&self) -> bool {
-        !self
-            .packs
-            .iter()
-            .any(|p| matches!(p.action, PackAction::Remove | PackAction::Repack))
+        !self.packs.iter().any(|p| {
+            matches!(p.action, PackAction::Remove | PackAction::Repack)
+                || (p.action == PackAction::Keep && !p.indexed)
+        })
     }
 }
 

@@ -101,7 +101,7 @@ fn summary_of(plan: &Plan, dry_run: bool) -> PruneSummary {
         unindexed_packs_removed: plan
             .packs
             .iter()
-            .filter(|p| !p.indexed && p.action != PackAction::Keep)
+            .filter(|p| !p.indexed && matches!(p.action, PackAction::Remove | PackAction::Repack))
             .count() as u64,
         index_files_removed: if noop { 0 } else { plan.old_index.len() as u64 },
         index_files_written: u64::from(!noop),
