@@ -13,6 +13,8 @@ mod job;
 mod notes;
 mod output;
 mod repo;
+mod repo_prune;
+mod retention;
 mod run;
 mod snapshot;
 mod status;

@@ -25,6 +25,10 @@ pub use plan::{estimate_pack_size, PackAction};
 /// change to the repository (0: before the first change).
 pub const ABORT_ENV: &str = "BMS_TEST_PRUNE_KILL_AFTER";
 
+/// Environment variable of the overlap tests only: prune pauses, holding the exclusive lock,
+/// until the file it names exists (see `sweep.rs`).
+pub const PAUSE_ENV: &str = "BMS_TEST_PRUNE_PAUSE";
+
 /// Default of [`PruneOptions::repack_below_percent`].
 pub const DEFAULT_REPACK_BELOW_PERCENT: u8 = 50;
 

@@ -21,9 +21,13 @@ struct Steps {
 
 impl Steps {
     fn from_env() -> Self {
+        // A test hook of debug builds only (docs/protocol.md "Test hooks").
+        #[cfg(debug_assertions)]
         let kill_after = std::env::var(ABORT_ENV)
             .ok()
             .and_then(|v| v.trim().parse().ok());
+        #[cfg(not(debug_assertions))]
+        let kill_after = None;
         let s = Steps {
             done: 0,
             kill_after,
@@ -67,6 +71,7 @@ impl Repository {
             cancel,
         )?;
         let plan = plan::make(self, opts, SystemTime::now(), cancel)?;
+        pause_for_tests();
         let mut sum = summary_of(&plan, opts.dry_run);
         sum.notes.extend(lock.recovered.iter().cloned());
         if !opts.dry_run && !plan.is_noop() {
@@ -79,6 +84,23 @@ impl Repository {
         drop(lock);
         sum.duration = started.elapsed();
         Ok(sum)
+    }
+}
+
+/// A test hook of debug builds only (docs/protocol.md "Test hooks"): with
+/// [`super::PAUSE_ENV`] set to a path F, prune creates `F.waiting` once it holds the lock and
+/// has made its plan, and waits (up to 120 s) until F exists.
+fn pause_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(f) = std::env::var_os(super::PAUSE_ENV) {
+        let f = std::path::PathBuf::from(f);
+        let mut waiting = f.clone().into_os_string();
+        waiting.push(".waiting");
+        let _ = std::fs::write(&waiting, b"");
+        let until = Instant::now() + std::time::Duration::from_secs(120);
+        while !f.exists() && Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
