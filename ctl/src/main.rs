@@ -12,6 +12,7 @@ mod gen;
 mod job;
 mod notes;
 mod output;
+mod prune;
 mod repo;
 mod repo_prune;
 mod retention;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => gen::completions(*shell),
         Command::Manpages { dir } => gen::manpages(dir),
         Command::Repo { cmd } => repo::run(cmd, json),
+        Command::Prune(c) => prune::prune(&cli, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod preflight;
+pub mod retention;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;

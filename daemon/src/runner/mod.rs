@@ -6,6 +6,7 @@ mod error;
 mod execute;
 mod execute_copy;
 mod execute_verify;
+mod prune;
 pub mod finish;
 pub mod hook_groups;
 pub mod hooks;
@@ -16,6 +17,7 @@ mod tests;
 pub mod watch;
 
 pub use error::RunError;
+pub use prune::{policies as prune_policies, submit_prune};
 pub use finish::{finish, End, RunHead};
 pub use steps::{open_repo, record_check};
 
@@ -46,6 +48,8 @@ pub struct Active {
     /// `Backup`, or `Verify` for a scheduled verification.
     pub kind: RunKind,
     pub trigger: RunTrigger,
+    /// The target a `prune` run works on (prune runs are per target; docs/retention.md).
+    pub target: Option<String>,
     /// Set to stop the engine; it checks this often.
     pub stop: Arc<AtomicBool>,
     pub reason: Mutex<Option<StopReason>>,
@@ -221,6 +225,7 @@ async fn submit_kind(
         job: job.to_owned(),
         kind,
         trigger,
+        target: None,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
         progress: tokio::sync::watch::channel(RunProgress {

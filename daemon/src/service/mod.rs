@@ -12,6 +12,7 @@ mod core;
 mod engine_error;
 mod restore;
 mod restore_audit;
+mod retention_ops;
 mod run_ops;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};

@@ -84,10 +84,12 @@ pub(super) fn make(
     repo: &Repository,
     opts: &PruneOptions,
     now: SystemTime,
+    assume_removed: &std::collections::HashSet<String>,
     cancel: &AtomicBool,
 ) -> Result<Plan> {
     let store = &**repo.store();
-    let (snaps, damaged) = repo.snapshots_checked()?;
+    let (mut snaps, damaged) = repo.snapshots_checked()?;
+    snaps.retain(|s| !assume_removed.contains(&s.id));
     if let Some(d) = damaged.first() {
         return Err(Error::InvalidArgument(format!(
             "prune refused: snapshot file {} cannot be read ({}), so prune cannot know which data \

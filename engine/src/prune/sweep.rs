@@ -53,6 +53,22 @@ impl Repository {
     /// exclusive lock for the whole run; with `dry_run`, changes nothing and reports what it
     /// would do.
     pub fn prune(&self, opts: &PruneOptions, cancel: &AtomicBool) -> Result<PruneSummary> {
+        self.prune_assuming(opts, &Default::default(), cancel)
+    }
+
+    /// [`Repository::prune`] as if the snapshots in `removed` were gone: a dry run after a
+    /// dry-run forget says what the real forget and prune would reclaim. Only for dry runs.
+    pub fn prune_assuming(
+        &self,
+        opts: &PruneOptions,
+        removed: &std::collections::HashSet<String>,
+        cancel: &AtomicBool,
+    ) -> Result<PruneSummary> {
+        if !opts.dry_run && !removed.is_empty() {
+            return Err(Error::Internal(
+                "prune assuming removed snapshots is only a dry run".into(),
+            ));
+        }
         let started = Instant::now();
         if opts.repack_below_percent > 100 {
             return Err(Error::InvalidArgument(
@@ -70,7 +86,7 @@ impl Repository {
             self.lock_wait(),
             cancel,
         )?;
-        let plan = plan::make(self, opts, SystemTime::now(), cancel)?;
+        let plan = plan::make(self, opts, SystemTime::now(), removed, cancel)?;
         pause_for_tests();
         let mut sum = summary_of(&plan, opts.dry_run);
         sum.notes.extend(lock.recovered.iter().cloned());

@@ -37,6 +37,8 @@ macro_rules! manager_methods {
             Restore => RestoreReply, write, stream;
             WatchEvents => EventReply, read, stream;
             CheckTarget => TargetCheck, write, single;
+            ForgetSnapshots => ForgetReply, write, single;
+            Prune => PruneReply, write, single;
         }
     };
 }
