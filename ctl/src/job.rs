@@ -278,10 +278,7 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
             format!("{} ({})", s.schedule, j.schedule_normalized),
         ),
         ("targets", s.targets.join(", ")),
-        (
-            "retention",
-            crate::retention::describe(&s.retention),
-        ),
+        ("retention", crate::retention::describe(&s.retention)),
         (
             "verify",
             format!(

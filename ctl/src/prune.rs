@@ -42,7 +42,14 @@ pub struct PruneCmd {
 }
 
 fn print_target(t: &ForgetOnTarget, dry_run: bool) {
-    println!("target {}{}", t.target, t.policy.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
+    println!(
+        "target {}{}",
+        t.target,
+        t.policy
+            .as_ref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default()
+    );
     let rows: Vec<Row> = t
         .decisions
         .iter()
@@ -60,7 +67,11 @@ fn print_target(t: &ForgetOnTarget, dry_run: bool) {
     if let Some(p) = &t.prune {
         println!(
             "prune {} {}: {} pack(s) removed, {} repacked ({} -> {})",
-            if dry_run { "would reclaim" } else { "reclaimed" },
+            if dry_run {
+                "would reclaim"
+            } else {
+                "reclaimed"
+            },
             bytes(p.bytes_reclaimed),
             p.packs_removed,
             p.packs_repacked,

@@ -174,10 +174,16 @@ impl RetentionFlags {
     /// Whether any flag was given.
     pub fn any(&self) -> bool {
         let f = self;
-        [f.keep_last, f.keep_hourly, f.keep_daily, f.keep_weekly, f.keep_monthly]
-            .iter()
-            .chain([f.keep_yearly, f.keep_within_days].iter())
-            .any(Option::is_some)
+        [
+            f.keep_last,
+            f.keep_hourly,
+            f.keep_daily,
+            f.keep_weekly,
+            f.keep_monthly,
+        ]
+        .iter()
+        .chain([f.keep_yearly, f.keep_within_days].iter())
+        .any(Option::is_some)
             || [
                 &f.keep_within,
                 &f.keep_within_hourly,

@@ -255,7 +255,9 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
     }
     rows.push((
         "prune schedule",
-        s.prune_schedule.clone().unwrap_or_else(|| "weekly (default)".into()),
+        s.prune_schedule
+            .clone()
+            .unwrap_or_else(|| "weekly (default)".into()),
     ));
     rows.push((
         "retention",

@@ -141,7 +141,10 @@ async fn tick(
         }
     }
     // The targets' prune calendars (docs/retention.md).
-    earliest = min(earliest, crate::retention::schedule::tick(runner, now).await?);
+    earliest = min(
+        earliest,
+        crate::retention::schedule::tick(runner, now).await?,
+    );
     Ok(earliest)
 }
 

@@ -35,7 +35,11 @@ fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             .get::<_, Option<String>>(13)?
             .map(|j| {
                 serde_json::from_str(&j).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, Box::new(e))
+                    rusqlite::Error::FromSqlConversionFailure(
+                        13,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
                 })
             })
             .transpose()?,

@@ -145,13 +145,8 @@ pub fn forget_by_policies(
         }
         described.push(format!("{job}: {}", policy.describe()));
         let name = job.clone();
-        let sum = repo.forget_policy(
-            policy,
-            &move |s| s.snapshot.job == name,
-            &tz,
-            dry_run,
-            stop,
-        )?;
+        let sum =
+            repo.forget_policy(policy, &move |s| s.snapshot.job == name, &tz, dry_run, stop)?;
         add_decisions(&mut out, sum);
     }
     out.policy = (!described.is_empty()).then(|| described.join("; "));
@@ -173,14 +168,28 @@ pub fn stats_of(forget: &ForgetOnTarget, p: &PruneSummary) -> PruneStats {
     }
 }
 
-/// Forget by policy, then prune (or, dry, what both would do).
+/// Forget by policy, then prune (or, dry, what both would do). A target without a repository
+/// yet (no backup written) has nothing to prune.
 pub fn forget_and_prune(
-    repo: &Repository,
+    repo: Result<Repository, bms_engine::Error>,
     target: &str,
     jobs: &[(String, Policy)],
     dry_run: bool,
     stop: &AtomicBool,
 ) -> Result<(ForgetOnTarget, PruneSummary), bms_engine::Error> {
+    let repo = match repo {
+        Err(bms_engine::Error::NotARepository { .. }) => {
+            let out = ForgetOnTarget {
+                target: target.to_string(),
+                policy: Some("no repository yet: nothing to prune".into()),
+                prune: Some(PruneStats::default()),
+                ..Default::default()
+            };
+            return Ok((out, PruneSummary::default()));
+        }
+        r => r?,
+    };
+    let repo = &repo;
     let mut out = forget_by_policies(repo, target, jobs, dry_run, stop)?;
     let opts = PruneOptions {
         dry_run,

@@ -11,7 +11,10 @@ use jiff::Timestamp;
 use tracing::{info, warn};
 
 /// One pass over the targets; returns when a prune is due next.
-pub async fn tick(runner: &RunnerRef, now: Timestamp) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+pub async fn tick(
+    runner: &RunnerRef,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, bms_proto::ApiError> {
     let shared = &runner.shared;
     let targets = shared.catalog.call(|c| c.list_targets()).await?;
     let mut earliest: Option<Timestamp> = None;
@@ -31,7 +34,10 @@ pub async fn tick(runner: &RunnerRef, now: Timestamp) -> Result<Option<Timestamp
         };
         let name = t.spec.name.clone();
         let n = name.clone();
-        let mark = shared.catalog.call(move |c| c.prune_checked_until(&n)).await?;
+        let mark = shared
+            .catalog
+            .call(move |c| c.prune_checked_until(&n))
+            .await?;
         let next = match mark {
             Some(m) if m <= now => cal.next_after(m),
             _ => None,
@@ -55,7 +61,11 @@ pub async fn tick(runner: &RunnerRef, now: Timestamp) -> Result<Option<Timestamp
                 Err(e) => warn!(target = %name, "cannot queue the scheduled prune: {}", e.message),
             }
         }
-        let after = if due || mark.is_none() { now } else { mark.unwrap_or(now) };
+        let after = if due || mark.is_none() {
+            now
+        } else {
+            mark.unwrap_or(now)
+        };
         if let Some(n) = cal.next_after(after) {
             earliest = Some(earliest.map_or(n, |e: Timestamp| e.min(n)));
         }

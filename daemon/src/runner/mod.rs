@@ -6,19 +6,19 @@ mod error;
 mod execute;
 mod execute_copy;
 mod execute_verify;
-mod prune;
 pub mod finish;
 pub mod hook_groups;
 pub mod hooks;
 pub mod progress;
+mod prune;
 mod steps;
 #[cfg(test)]
 mod tests;
 pub mod watch;
 
 pub use error::RunError;
-pub use prune::{policies as prune_policies, submit_prune};
 pub use finish::{finish, End, RunHead};
+pub use prune::{policies as prune_policies, submit_prune};
 pub use steps::{open_repo, record_check};
 
 use crate::catalog::NewRun;

@@ -131,8 +131,8 @@ pub async fn execute(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String
     let (a, stop, name) = (active.clone(), active.stop.clone(), target.clone());
     let result = tokio::task::spawn_blocking(move || {
         with_lock_status(&a, || {
-            let repo = open_repo(&spec, Purpose::Prune)?;
-            crate::retention::forget_and_prune(&repo, &name, &jobs, false, &stop)
+            let repo = open_repo(&spec, Purpose::Prune);
+            crate::retention::forget_and_prune(repo, &name, &jobs, false, &stop)
         })
     })
     .await;
@@ -162,7 +162,10 @@ pub async fn execute(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String
     }
     log.extend(sum.notes.iter().cloned());
     for o in &sum.sealed_kept {
-        log.push(format!("kept {} {}: immutable until {}", o.kind, o.id, o.until));
+        log.push(format!(
+            "kept {} {}: immutable until {}",
+            o.kind, o.id, o.until
+        ));
     }
     let (id, removed, st, t) = (active.run_id, forgot.removed.clone(), stats.clone(), target);
     let why = format!("prune run {id}");
@@ -174,7 +177,10 @@ pub async fn execute(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String
         })
         .await;
     if let Err(e) = recorded {
-        return Outcome::failed(format!("pruned, but the catalog could not record it: {}", e.message));
+        return Outcome::failed(format!(
+            "pruned, but the catalog could not record it: {}",
+            e.message
+        ));
     }
     Outcome {
         state: RunState::Succeeded,

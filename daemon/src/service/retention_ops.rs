@@ -25,7 +25,12 @@ fn open(spec: &TargetSpec) -> Result<bms_engine::Repository, bms_engine::Error> 
 
 async fn target_spec(ctx: &Ctx<'_>, name: &str) -> Result<TargetSpec, ApiError> {
     let n = name.to_owned();
-    let spec = ctx.shared.catalog.call(move |c| c.get_target(&n)).await?.spec;
+    let spec = ctx
+        .shared
+        .catalog
+        .call(move |c| c.get_target(&n))
+        .await?
+        .spec;
     Target::from_spec(&spec)?.require(Purpose::Prune)?;
     Ok(spec)
 }
@@ -142,7 +147,8 @@ async fn forget_ids(ctx: &Ctx<'_>, req: &ForgetSnapshots) -> Result<Vec<ForgetOn
             ));
         }
         let hits: Vec<&SnapshotRecord> = all.iter().filter(|s| s.id.starts_with(&spec)).collect();
-        let distinct: std::collections::BTreeSet<&str> = hits.iter().map(|s| s.id.as_str()).collect();
+        let distinct: std::collections::BTreeSet<&str> =
+            hits.iter().map(|s| s.id.as_str()).collect();
         match distinct.len() {
             0 => {
                 return Err(ApiError::new(
@@ -201,7 +207,12 @@ impl Operation for Prune {
             (Some(t), _) => vec![t.clone()],
             (None, Some(j)) => {
                 let j = j.clone();
-                ctx.shared.catalog.call(move |c| c.get_job(&j)).await?.spec.targets
+                ctx.shared
+                    .catalog
+                    .call(move |c| c.get_job(&j))
+                    .await?
+                    .spec
+                    .targets
             }
             (None, None) => ctx
                 .shared
@@ -219,13 +230,19 @@ impl Operation for Prune {
         };
         for name in names {
             if !self.dry_run {
-                let run =
-                    runner::submit_prune(ctx.runner, &name, self.job.as_deref(), RunTrigger::Manual)
-                        .await?;
+                let run = runner::submit_prune(
+                    ctx.runner,
+                    &name,
+                    self.job.as_deref(),
+                    RunTrigger::Manual,
+                )
+                .await?;
                 let (uid, t, detail) = (ctx.caller.uid, name.clone(), format!("run {}", run.id));
                 ctx.shared
                     .catalog
-                    .call(move |c| c.record_audit(Actor { uid }, "prune.request", &t, Some(&detail)))
+                    .call(move |c| {
+                        c.record_audit(Actor { uid }, "prune.request", &t, Some(&detail))
+                    })
                     .await?;
                 reply.runs.push(run);
                 continue;
@@ -233,9 +250,14 @@ impl Operation for Prune {
             let tspec = target_spec(ctx, &name).await?;
             let jobs = runner::prune_policies(ctx.shared, &tspec, self.job.as_deref()).await?;
             let report = blocking(move || {
-                let repo = open(&tspec)?;
-                crate::retention::forget_and_prune(&repo, &name, &jobs, true, &AtomicBool::new(false))
-                    .map(|(r, _)| r)
+                crate::retention::forget_and_prune(
+                    open(&tspec),
+                    &name,
+                    &jobs,
+                    true,
+                    &AtomicBool::new(false),
+                )
+                .map(|(r, _)| r)
             })
             .await?;
             reply.targets.push(report);
