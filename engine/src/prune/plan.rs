@@ -242,7 +242,7 @@ pub(super) fn make(
     let mut cur_size = PACK_MAGIC.len() as u64;
     for entries in copy.values() {
         for e in entries {
-            let mut e = e.clone();
+            let mut e = *e;
             e.offset = cur_size;
             cur_size += u64::from(e.stored_len);
             cur.push(e);
