@@ -174,29 +174,34 @@ async fn forget_ids(ctx: &Ctx<'_>, req: &ForgetSnapshots) -> Result<Vec<ForgetOn
             }
         }
     }
-    // Refuse before removing anything when one of them is sealed on any target.
     let mut specs = Vec::new();
     for name in by_target.keys() {
         specs.push(target_spec(ctx, name).await?);
     }
+    // A dry pass over every target first: one sealed copy refuses the whole request before
+    // anything is removed.
+    let passes: &[bool] = if req.dry_run { &[true] } else { &[true, false] };
     let mut out = Vec::new();
-    for (tspec, (name, ids)) in specs.into_iter().zip(by_target) {
-        let (dry, n, list) = (req.dry_run, name.clone(), ids.clone());
-        let report = blocking(move || {
-            let repo = open(&tspec)?;
-            let sum = repo.forget(&list, dry, &AtomicBool::new(false))?;
-            let mut r = ForgetOnTarget {
-                target: n,
-                ..Default::default()
-            };
-            crate::retention::add_decisions(&mut r, sum);
-            Ok(r)
-        })
-        .await?;
-        if !req.dry_run {
-            record(ctx, &name, &report.removed, "by id").await?;
+    for &dry in passes {
+        out.clear();
+        for (tspec, (name, ids)) in specs.iter().zip(&by_target) {
+            let (tspec, n, list) = (tspec.clone(), name.clone(), ids.clone());
+            let report = blocking(move || {
+                let repo = open(&tspec)?;
+                let sum = repo.forget(&list, dry, &AtomicBool::new(false))?;
+                let mut r = ForgetOnTarget {
+                    target: n,
+                    ..Default::default()
+                };
+                crate::retention::add_decisions(&mut r, sum);
+                Ok(r)
+            })
+            .await?;
+            if !dry {
+                record(ctx, name, &report.removed, "by id").await?;
+            }
+            out.push(report);
         }
-        out.push(report);
     }
     Ok(out)
 }
