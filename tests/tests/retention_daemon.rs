@@ -209,7 +209,7 @@ fn forget_by_id_updates_the_catalog_and_refuses_with_reasons() {
     let out = bms_tests::storage::bmsctl(["--json", "repo", "snapshots", repo.to_str().unwrap()]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["snapshots"].as_array().unwrap().len(), 1, "{v}");
-    // A reader may not forget.
+    // The forget is in the audit trail.
     assert!(audit_actions(&d)
         .iter()
         .any(|(a, _)| a == "snapshot.forget"));
