@@ -61,6 +61,10 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SnapshotCmd,
     },
+    /// Apply the retention policies and reclaim space: one prune run per target (of --job, or
+    /// --target, or every disk/NAS target). --dry-run lists every snapshot with keep/remove and
+    /// the rule that keeps it, and the bytes prune would reclaim (docs/retention.md).
+    Prune(crate::prune::PruneCmd),
     /// Restore a snapshot through the daemon (root or bms-admin).
     Restore {
         /// Snapshot id or unique prefix (8+ characters).

@@ -63,34 +63,8 @@ pub struct JobFields {
     /// Target name; the first is the primary, others receive copies (repeat for several).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// Retention, stored but not yet enforced (nothing is deleted): keep the N newest snapshots
-    /// (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_last: Option<u32>,
-    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
-    /// hours (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_hourly: Option<u32>,
-    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
-    /// days (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_daily: Option<u32>,
-    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
-    /// weeks (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_weekly: Option<u32>,
-    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
-    /// months (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_monthly: Option<u32>,
-    /// Retention, stored but not yet enforced: keep the newest snapshot of each of the last N
-    /// years (0: no rule).
-    #[arg(long, value_name = "N")]
-    pub keep_yearly: Option<u32>,
-    /// Retention, stored but not yet enforced: keep every snapshot of the last N days (0: no
-    /// rule).
-    #[arg(long, value_name = "DAYS")]
-    pub keep_within_days: Option<u32>,
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionFlags,
     /// Verify the structure after each backup (true/false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub verify_after_backup: Option<bool>,
@@ -146,20 +120,7 @@ impl JobFields {
         if !self.targets.is_empty() {
             j.targets = self.targets.clone();
         }
-        let r = &mut j.retention;
-        for (dst, src) in [
-            (&mut r.keep_last, self.keep_last),
-            (&mut r.keep_hourly, self.keep_hourly),
-            (&mut r.keep_daily, self.keep_daily),
-            (&mut r.keep_weekly, self.keep_weekly),
-            (&mut r.keep_monthly, self.keep_monthly),
-            (&mut r.keep_yearly, self.keep_yearly),
-            (&mut r.keep_within_days, self.keep_within_days),
-        ] {
-            if let Some(v) = src {
-                *dst = v;
-            }
-        }
+        self.retention.apply_to(&mut j.retention);
         if let Some(v) = self.verify_after_backup {
             j.verify.after_backup = v;
         }
@@ -307,20 +268,6 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
         return output::json(&crate::notes::with_notes(j, notes));
     }
     let s = &j.spec;
-    let r = &s.retention;
-    let keep = [
-        ("last", r.keep_last),
-        ("hourly", r.keep_hourly),
-        ("daily", r.keep_daily),
-        ("weekly", r.keep_weekly),
-        ("monthly", r.keep_monthly),
-        ("yearly", r.keep_yearly),
-        ("within days", r.keep_within_days),
-    ]
-    .iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(k, n)| format!("{k} {n}"))
-    .collect::<Vec<_>>();
     let mut rows = vec![
         ("name", s.name.clone()),
         ("enabled", if s.enabled { "yes" } else { "no" }.to_owned()),
@@ -331,14 +278,7 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
             format!("{} ({})", s.schedule, j.schedule_normalized),
         ),
         ("targets", s.targets.join(", ")),
-        (
-            "retention",
-            if keep.is_empty() {
-                "keep everything".into()
-            } else {
-                format!("{} ({})", keep.join(", "), crate::notes::NOT_ENFORCED)
-            },
-        ),
+        ("retention", crate::retention::describe(&s.retention)),
         (
             "verify",
             format!(

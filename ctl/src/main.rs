@@ -13,7 +13,10 @@ mod gen;
 mod job;
 mod notes;
 mod output;
+mod prune;
 mod repo;
+mod repo_prune;
+mod retention;
 mod run;
 mod snapshot;
 mod status;
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => gen::completions(*shell),
         Command::Manpages { dir } => gen::manpages(dir),
         Command::Repo { cmd } => repo::run(cmd, json),
+        Command::Prune(c) => prune::prune(&cli, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

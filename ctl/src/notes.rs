@@ -1,37 +1,16 @@
-//! Notes on settings that are stored but not yet enforced (retention, immutability), shown by
+//! Notes on settings that are stored but not yet enforced (immutability), shown by
 //! `job show|add|edit`, `target show|add|edit` and `apply`, and in `--json` as a `notes` array,
 //! the way a target of a kind that cannot be written yet carries its note.
 
-use bms_proto::api::{JobSpec, Retention, TargetInfo, TargetSpec};
+use bms_proto::api::{JobSpec, TargetInfo, TargetSpec};
 use serde::Serialize;
 
 /// Says that settings are stored and do nothing yet.
 pub const NOT_ENFORCED: &str = "stored, not yet enforced";
 
-/// True when any `keep_*` rule is set.
-pub fn has_retention(r: &Retention) -> bool {
-    [
-        r.keep_last,
-        r.keep_hourly,
-        r.keep_daily,
-        r.keep_weekly,
-        r.keep_monthly,
-        r.keep_yearly,
-        r.keep_within_days,
-    ]
-    .iter()
-    .any(|n| *n > 0)
-}
-
-/// The notes of a job.
-pub fn job(spec: &JobSpec) -> Vec<String> {
-    let mut notes = Vec::new();
-    if has_retention(&spec.retention) {
-        notes.push(format!(
-            "retention (keep_*) is {NOT_ENFORCED}: no snapshot is deleted, every snapshot is kept"
-        ));
-    }
-    notes
+/// The notes of a job (none today: its retention is applied by forget and prune).
+pub fn job(_spec: &JobSpec) -> Vec<String> {
+    Vec::new()
 }
 
 /// The notes of a target definition.

@@ -108,6 +108,13 @@ pub enum RepoCmd {
         #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
         read_data_subset: Option<u8>,
     },
+    /// Remove snapshots by id, or those a retention policy (--keep-*) does not keep; their data
+    /// stays until `repo prune`. Sealed (immutable) snapshots are refused (by id) or kept (by
+    /// policy), with the date.
+    Forget(crate::repo_prune::ForgetArgs),
+    /// Remove the data no snapshot needs and repack mostly unused packs (takes the exclusive
+    /// lock; a backup waits for it or fails as locked). Sealed packs are kept and reported.
+    Prune(crate::repo_prune::PruneArgs),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -120,13 +127,13 @@ pub enum OverwriteArg {
     Always,
 }
 
-fn fail(e: EngineError) -> CliError {
+pub(crate) fn fail(e: EngineError) -> CliError {
     CliError::from_engine(e)
 }
 
 /// A flag set by the first SIGINT or SIGTERM, so that a long operation stops cleanly (locks
 /// released, no half-written snapshot); a second one ends the process at once (status 130).
-fn interrupt_flag() -> CliResult<Arc<AtomicBool>> {
+pub(crate) fn interrupt_flag() -> CliResult<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
@@ -136,7 +143,7 @@ fn interrupt_flag() -> CliResult<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-fn open(path: &PathBuf) -> CliResult<Repository> {
+pub(crate) fn open(path: &PathBuf) -> CliResult<Repository> {
     #[cfg(debug_assertions)]
     if std::env::var_os("BMSCTL_TEST_INTERNAL_FAULT").is_some() {
         // A test hook of debug builds (docs/protocol.md, "Test hooks"): the engine's own
@@ -148,16 +155,18 @@ fn open(path: &PathBuf) -> CliResult<Repository> {
     Repository::open(path).map_err(fail)
 }
 
-fn json_out(v: &serde_json::Value) -> CliResult {
+pub(crate) fn json_out(v: &serde_json::Value) -> CliResult {
     output::json(v)
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> CliResult<serde_json::Value> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> CliResult<serde_json::Value> {
     serde_json::to_value(v).map_err(|e| CliError::failure(e.to_string()))
 }
 
 pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
     match cmd {
+        RepoCmd::Forget(a) => crate::repo_prune::forget(a, json),
+        RepoCmd::Prune(a) => crate::repo_prune::prune(a, json),
         RepoCmd::Init { repo, pack_size } => {
             let mut opts = InitOptions::default();
             if let Some(s) = pack_size {

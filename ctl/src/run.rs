@@ -69,6 +69,27 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
                 return output::json(&d);
             }
             print_run(&d.run);
+            if let Some(p) = &d.run.prune {
+                output::fields(&[(
+                    "prune",
+                    format!(
+                        "{} snapshot(s) removed, {} kept; {} pack(s) removed, {} repacked, {} written; reclaimed {} ({} -> {}){}",
+                        p.snapshots_removed,
+                        p.snapshots_kept,
+                        p.packs_removed,
+                        p.packs_repacked,
+                        p.packs_written,
+                        bytes(p.bytes_reclaimed),
+                        bytes(p.bytes_before),
+                        bytes(p.bytes_after),
+                        if p.sealed_kept > 0 {
+                            format!("; {} sealed object(s) kept", p.sealed_kept)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )]);
+            }
             if let (Some(p), false) = (&d.progress, d.run.state.is_final()) {
                 output::fields(&[("now", progress_text(*id, p))]);
             }

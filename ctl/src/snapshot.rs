@@ -1,4 +1,4 @@
-//! `bmsctl snapshot list|show` and `bmsctl restore`.
+//! `bmsctl snapshot list|show` and `bmsctl restore` (`snapshot forget` is in prune.rs).
 
 use crate::cli::Cli;
 use crate::connect::{call, call_more};
@@ -23,10 +23,16 @@ pub enum SnapshotCmd {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Remove snapshots from their repositories and the catalog: by id, or with --job J
+    /// --apply-policy those the job's retention policy does not keep (docs/retention.md).
+    /// Sealed snapshots are refused (by id) or kept (by policy), with the date. Their data is
+    /// reclaimed by the next prune.
+    Forget(crate::prune::ForgetCmd),
 }
 
 pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
     match cmd {
+        SnapshotCmd::Forget(c) => crate::prune::forget(cli, c),
         SnapshotCmd::List { job, target } => {
             let reply = call(
                 cli,

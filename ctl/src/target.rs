@@ -61,6 +61,14 @@ pub struct TargetFields {
     /// NAS: the mount source the mount must have, e.g. server:/export ("" clears it).
     #[arg(long)]
     pub fs_source: Option<String>,
+    /// Calendar of this target's prune runs (default weekly; "never" turns them off; "" back to
+    /// the default). docs/retention.md.
+    #[arg(long, value_name = "CALENDAR")]
+    pub prune_schedule: Option<String>,
+    /// The target's own retention rules: each raises the rule of every job writing here (a
+    /// target may keep more than its jobs, never less).
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionFlags,
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: &str, allowed: &str) -> Result<T, String> {
@@ -109,6 +117,14 @@ impl TargetFields {
         }
         if let Some(v) = &self.fs_source {
             t.fs_source = non_empty(v.clone());
+        }
+        if let Some(v) = &self.prune_schedule {
+            t.prune_schedule = non_empty(v.trim().to_owned());
+        }
+        if self.retention.any() {
+            let mut r = t.retention.clone().unwrap_or_default();
+            self.retention.apply_to(&mut r);
+            t.retention = (!r.is_empty()).then_some(r);
         }
     }
 }
@@ -237,6 +253,19 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
     if let Some(v) = &s.fs_source {
         rows.push(("fs source", v.clone()));
     }
+    rows.push((
+        "prune schedule",
+        s.prune_schedule
+            .clone()
+            .unwrap_or_else(|| "weekly (default)".into()),
+    ));
+    rows.push((
+        "retention",
+        s.retention
+            .as_ref()
+            .map(|r| format!("{} (raises its jobs' rules)", crate::retention::describe(r)))
+            .unwrap_or_else(|| "the jobs' own".into()),
+    ));
     rows.push(("used by", t.used_by.join(", ")));
     for n in crate::notes::target(t) {
         rows.push(("note", n));

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod metrics_text;
 pub mod notify;
 pub mod preflight;
+pub mod retention;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;

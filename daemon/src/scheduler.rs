@@ -5,7 +5,8 @@
 //! been handled, so that next-run times survive restarts. At start-up, elapse times that passed
 //! while bmsd was down are *missed*: a `run-once` job gets exactly one catch-up run, a `skip` job
 //! none. A disabled job never runs, and its elapse times pass unhandled. The verification
-//! schedule keeps its own mark (`verify:JOB`) and follows the same rules.
+//! schedule keeps its own mark (`verify:JOB`) and follows the same rules. Targets' prune
+//! calendars are handled by `retention::schedule`.
 
 use crate::runner;
 use crate::runner::RunnerRef;
@@ -139,6 +140,11 @@ async fn tick(
             earliest = min(earliest, verify);
         }
     }
+    // The targets' prune calendars (docs/retention.md).
+    earliest = min(
+        earliest,
+        crate::retention::schedule::tick(runner, now).await?,
+    );
     Ok(earliest)
 }
 

@@ -131,6 +131,10 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     if let Some(s) = &j.verify.schedule {
         schedule("verify.schedule", s)?;
     }
+    crate::retention::policy_of(&j.retention).map_err(|mut e| {
+        e.field = e.field.map(|f| format!("retention.{f}"));
+        e
+    })?;
     for (field, v) in [("hooks.pre", &j.hooks.pre), ("hooks.post", &j.hooks.post)] {
         if let Some(cmd) = v {
             if cmd.trim().is_empty() {

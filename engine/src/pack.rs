@@ -168,7 +168,7 @@ pub fn read_blob(
 }
 
 /// Encodes the pack table (entries in file order) followed by its BLAKE3 checksum.
-fn encode_table(entries: &[PackEntry]) -> Vec<u8> {
+pub(crate) fn encode_table(entries: &[PackEntry]) -> Vec<u8> {
     let mut e = Encoder::new();
     e.uvar(entries.len() as u64);
     for b in entries {

@@ -72,7 +72,9 @@ type TargetSpec (
   immutable_days: ?int,
   min_free_bytes: ?int,
   fs_type: ?string,
-  fs_source: ?string
+  fs_source: ?string,
+  retention: ?Retention,
+  prune_schedule: ?string
 )
 
 type TargetInfo (
@@ -86,6 +88,8 @@ type TargetInfo (
   min_free_bytes: int,
   fs_type: ?string,
   fs_source: ?string,
+  retention: ?Retention,
+  prune_schedule: ?string,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,
@@ -96,7 +100,8 @@ type TargetInfo (
   updated_at: string
 )
 
-# The keep_* rules are stored, not yet enforced: no snapshot is deleted.
+# Retention rules (docs/retention.md): applied by ForgetSnapshots (apply_policy) and prune runs.
+# Durations are like 7d, 2m (months), 1y6m; keep_tags entries are "a,b" (all of a and b).
 type Retention (
   keep_last: ?int,
   keep_hourly: ?int,
@@ -104,7 +109,14 @@ type Retention (
   keep_weekly: ?int,
   keep_monthly: ?int,
   keep_yearly: ?int,
-  keep_within_days: ?int
+  keep_within_days: ?int,
+  keep_within: ?string,
+  keep_within_hourly: ?string,
+  keep_within_daily: ?string,
+  keep_within_weekly: ?string,
+  keep_within_monthly: ?string,
+  keep_within_yearly: ?string,
+  keep_tags: ?[]string
 )
 
 type VerifyPolicy (after_backup: ?bool, read_data_percent: ?int, schedule: ?string)
@@ -237,7 +249,30 @@ type RunInfo (
   finished_at: ?string,
   duration_secs: ?float,
   stats: RunStats,
-  error: ?string
+  error: ?string,
+  prune: ?PruneStats
+)
+
+type PruneStats (
+  snapshots_removed: int,
+  snapshots_kept: int,
+  packs_removed: int,
+  packs_repacked: int,
+  packs_written: int,
+  bytes_before: int,
+  bytes_after: int,
+  bytes_reclaimed: int,
+  sealed_kept: int
+)
+
+type SnapshotDecision (id: string, job: string, time: string, keep: bool, reasons: []string)
+
+type ForgetOnTarget (
+  target: string,
+  policy: ?string,
+  decisions: []SnapshotDecision,
+  removed: []string,
+  prune: ?PruneStats
 )
 
 type RunProgress (
@@ -295,6 +330,14 @@ method CheckTarget(name: string) -> (name: string, ok: bool, state: string, mess
 # metrics, each target's pre-flight (not stored), job sources and jobs never successful.
 type DoctorCheck (name: string, ok: bool, message: string, hint: ?string)
 method Doctor() -> (checks: []DoctorCheck)
+# Removes snapshots (by id, or those the job's retention policy does not keep) from the
+# repositories and the catalog. Sealed snapshots are refused (by id) or kept (by policy).
+method ForgetSnapshots(ids: ?[]string, job: ?string, target: ?string, apply_policy: ?bool,
+                       dry_run: ?bool) -> (dry_run: bool, targets: []ForgetOnTarget)
+# Queues one prune run per target (of the job, or every disk/NAS target); a dry run lists every
+# snapshot with keep/remove and the bytes prune would reclaim, and queues nothing.
+method Prune(job: ?string, target: ?string, dry_run: ?bool) -> (dry_run: bool, runs: []RunInfo,
+                                                               targets: []ForgetOnTarget)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)

@@ -29,13 +29,15 @@ fn healthz(addr: &str) -> (String, String) {
     (head.to_owned(), body.to_owned())
 }
 
-/// Overwrites the middle third of a database file's 4 KiB pages with garbage.
+/// Overwrites a quarter of a database file's 4 KiB pages, from the middle on, with garbage.
 fn garble_middle_pages(db: &std::path::Path) {
     let pages = fs::metadata(db).unwrap().len() / 4096;
     assert!(pages >= 10, "catalog has only {pages} pages");
     let mut f = fs::OpenOptions::new().write(true).open(db).unwrap();
-    f.seek(SeekFrom::Start(pages / 3 * 4096)).unwrap();
-    let garbage: Vec<u8> = (0..(pages / 3) * 4096)
+    // The second half's pages hold the jobs' rows; the schema (page 1, and the pages it spills
+    // onto right after the migrations' tables) stays intact, so other connections still work.
+    f.seek(SeekFrom::Start(pages / 2 * 4096)).unwrap();
+    let garbage: Vec<u8> = (0..(pages / 4) * 4096)
         .map(|i| (i * 7 + 13) as u8)
         .collect();
     f.write_all(&garbage).unwrap();

@@ -1,5 +1,5 @@
 //! bmsctl and the protocol refuse what they cannot do and say what they do not do yet:
-//! settings stored but not enforced carry a note, `apply` refuses a name defined twice, a closed
+//! settings stored but not enforced (immutable_days) carry a note, retention does not, `apply` refuses a name defined twice, a closed
 //! pipe ends bmsctl quietly, `--json` errors name the wire error, long names are cut in
 //! messages, and schedules with an unknown time zone or no elapse are refused.
 
@@ -19,7 +19,7 @@ fn notes(v: &Value) -> Vec<String> {
 }
 
 #[test]
-fn retention_and_immutability_say_they_are_not_enforced() {
+fn immutability_says_it_is_not_enforced_and_retention_is_enforced() {
     let d = Daemon::start();
     // A job without retention has nothing to note.
     let out = add_job(&d, "plain", &[]);
@@ -30,36 +30,24 @@ fn retention_and_immutability_say_they_are_not_enforced() {
     );
     assert!(notes(&d.ctl_json(["job", "show", "plain"])).is_empty());
 
-    // job add, show and edit say that retention is stored and does nothing.
+    // Retention is enforced (forget, prune): job add, show and edit carry no note about it.
     let out = add_job(&d, "kept", &["--keep-daily", "7", "--keep-last", "3"]);
     let text = stdout(&out);
-    assert!(text.contains("stored, not yet enforced"), "{text}");
+    assert!(!text.contains("not yet enforced"), "{text}");
     let text = stdout(&d.ctl(["job", "show", "kept"]));
-    assert!(
-        text.contains("last 3, daily 7 (stored, not yet enforced)"),
-        "{text}"
-    );
-    assert!(text.contains("note: retention"), "{text}");
+    assert!(text.contains("last 3, daily 7"), "{text}");
+    assert!(!text.contains("not yet enforced"), "{text}");
     let v = d.ctl_json(["job", "show", "kept"]);
-    let n = notes(&v);
-    assert_eq!(n.len(), 1, "{v}");
-    assert!(
-        n[0].contains("retention") && n[0].contains("not yet enforced"),
-        "{n:?}"
-    );
-    // The export says it too, in a comment that apply skips.
+    assert!(notes(&v).is_empty(), "{v}");
     let export = stdout(&d.ctl(["job", "export", "kept"]));
-    assert!(
-        export.contains("# note: job:kept: retention (keep_*) is stored, not yet enforced"),
-        "{export}"
-    );
+    assert!(!export.contains("retention (keep_*) is stored"), "{export}");
     let f = write_file(&d.dir, "kept.toml", &export);
     let v = d.ctl_json(["apply", &f.display().to_string()]);
     assert_eq!(v["unchanged"].as_array().unwrap().len(), 2, "{v}");
     let out = d.ctl(["job", "edit", "plain", "--keep-weekly", "4"]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains("stored, not yet enforced"),
+        !stdout(&out).contains("not yet enforced"),
         "{}",
         stdout(&out)
     );
@@ -132,9 +120,9 @@ retention = {{ keep_monthly = 6 }}
         text.contains("note: target:t2: immutable_days is stored, not yet enforced"),
         "{text}"
     );
-    assert!(text.contains("note: job:applied: retention"), "{text}");
+    assert!(!text.contains("note: job:applied: retention"), "{text}");
     let v = d.ctl_json(["apply", &f.display().to_string()]);
-    assert_eq!(notes(&v).len(), 2, "{v}");
+    assert_eq!(notes(&v).len(), 1, "{v}");
 }
 
 #[test]

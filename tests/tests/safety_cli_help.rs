@@ -41,7 +41,8 @@ fn job_help_matches_what_the_commands_do() {
             .find(&flag)
             .unwrap_or_else(|| panic!("no {flag} in job add --help: {add}"));
         let text: String = add[at..].lines().take(3).collect::<Vec<_>>().join(" ");
-        assert!(text.contains("not yet enforced"), "{flag}: {text}");
+        assert!(text.contains("Retention"), "{flag}: {text}");
+        assert!(!text.contains("not yet enforced"), "{flag}: {text}");
     }
     let target = help(&["target", "add"]);
     assert!(target.contains("stored, not yet enforced"), "{target}");

@@ -114,6 +114,18 @@ ALTER TABLE runs ADD COLUMN hook_group INTEGER;
 ALTER TABLE runs ADD COLUMN hook_identity TEXT;
 "#,
     ),
+    (
+        4,
+        r#"
+ALTER TABLE targets ADD COLUMN retention TEXT;
+ALTER TABLE targets ADD COLUMN prune_schedule TEXT;
+ALTER TABLE runs ADD COLUMN prune_stats TEXT;
+CREATE TABLE prune_schedule_state (
+    target        TEXT PRIMARY KEY,
+    checked_until TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

@@ -6,6 +6,7 @@ mod history;
 mod integrity;
 mod jobs;
 mod migrations;
+mod retention;
 mod runs;
 mod stats;
 mod targets;

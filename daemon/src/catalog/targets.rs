@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
-                       fs_type, fs_source, created_at, updated_at";
+                       fs_type, fs_source, created_at, updated_at, retention, prune_schedule";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -31,6 +31,19 @@ fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         min_free_bytes: r.get::<_, i64>(8)?.max(0) as u64,
         fs_type: r.get(9)?,
         fs_source: r.get(10)?,
+        retention: r
+            .get::<_, Option<String>>(13)?
+            .map(|j| {
+                serde_json::from_str(&j).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        13,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            })
+            .transpose()?,
+        prune_schedule: r.get(14)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -94,7 +107,14 @@ pub(super) fn find(
 fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<(), ApiError> {
     let now = now_rfc3339();
     let media = t.media_type.map(|m| m.as_str());
-    match existing {
+    let retention = t
+        .retention
+        .as_ref()
+        .filter(|r| !r.is_empty())
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding retention: {e}")))?;
+    let id = match existing {
         None => tx.execute(
             "INSERT INTO targets(name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
              fs_type, fs_source, created_at, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11)",
@@ -102,7 +122,7 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
                 t.name, t.kind.as_str(), t.path, media, t.location.as_str(), t.site, t.immutable_days,
                 t.min_free_bytes as i64, t.fs_type, t.fs_source, now
             ],
-        ),
+        ).map(|_| tx.last_insert_rowid()),
         Some(id) => tx.execute(
             "UPDATE targets SET kind=?2, path=?3, media_type=?4, location=?5, site=?6, immutable_days=?7, \
              min_free_bytes=?8, fs_type=?9, fs_source=?10, updated_at=?11 WHERE id=?1",
@@ -110,8 +130,13 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
                 id, t.kind.as_str(), t.path, media, t.location.as_str(), t.site, t.immutable_days,
                 t.min_free_bytes as i64, t.fs_type, t.fs_source, now
             ],
-        ),
+        ).map(|_| id),
     }
+    .map_err(db_err)?;
+    tx.execute(
+        "UPDATE targets SET retention=?2, prune_schedule=?3 WHERE id=?1",
+        params![id, retention, t.prune_schedule],
+    )
     .map(|_| ())
     .map_err(db_err)
 }
@@ -132,6 +157,13 @@ pub(super) fn upsert(
     mode: Upsert,
 ) -> Result<Change, ApiError> {
     crate::targets::Target::from_spec(t)?;
+    crate::retention::check_target(t)?;
+    // No rule is no override: stored as none, so that an empty table applies unchanged.
+    let mut normalized = t.clone();
+    if normalized.retention.as_ref().is_some_and(|r| r.is_empty()) {
+        normalized.retention = None;
+    }
+    let t = &normalized;
     let existing = find(tx, &t.name)?;
     let (change, id) = match (&existing, mode) {
         (Some(_), Upsert::CreateOnly) => {

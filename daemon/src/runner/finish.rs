@@ -158,6 +158,7 @@ async fn unrecorded_info(shared: &SharedRef, head: &RunHead, end: &End) -> RunIn
             duration_secs: None,
             stats: RunStats::default(),
             error: None,
+            prune: None,
         },
     };
     run.state = end.state;

@@ -10,6 +10,7 @@ pub mod finish;
 pub mod hook_groups;
 pub mod hooks;
 pub mod progress;
+mod prune;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ pub mod watch;
 
 pub use error::RunError;
 pub use finish::{finish, End, RunHead};
+pub use prune::{policies as prune_policies, submit_prune};
 pub use steps::{open_repo, record_check};
 
 use crate::catalog::NewRun;
@@ -46,6 +48,8 @@ pub struct Active {
     /// `Backup`, or `Verify` for a scheduled verification.
     pub kind: RunKind,
     pub trigger: RunTrigger,
+    /// The target a `prune` run works on (prune runs are per target; docs/retention.md).
+    pub target: Option<String>,
     /// Set to stop the engine; it checks this often.
     pub stop: Arc<AtomicBool>,
     pub reason: Mutex<Option<StopReason>>,
@@ -221,6 +225,7 @@ async fn submit_kind(
         job: job.to_owned(),
         kind,
         trigger,
+        target: None,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
         progress: tokio::sync::watch::channel(RunProgress {

@@ -14,6 +14,7 @@ mod engine_error;
 mod restore;
 mod restore_audit;
 pub mod roles;
+mod retention_ops;
 mod run_ops;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};

@@ -18,6 +18,9 @@ pub enum Purpose {
     RestoreFrom,
     /// Look at it before a run: the pre-flight check.
     Check,
+    /// Remove snapshots and reclaim space (forget, prune): what can be backed up into can be
+    /// pruned.
+    Prune,
 }
 
 impl Purpose {
@@ -35,6 +38,7 @@ impl Purpose {
             Purpose::Verify => "verify",
             Purpose::RestoreFrom => "restore from",
             Purpose::Check => "check",
+            Purpose::Prune => "prune",
         }
     }
 }
@@ -82,6 +86,7 @@ impl Capabilities {
             Purpose::Verify => self.verify,
             Purpose::RestoreFrom => self.restore_from,
             Purpose::Check => self.preflight,
+            Purpose::Prune => self.backup,
         }
     }
 

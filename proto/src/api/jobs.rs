@@ -21,7 +21,8 @@ impl MissedPolicy {
     }
 }
 
-/// How many snapshots to keep; a snapshot is kept if any rule keeps it. All zero keeps everything.
+/// How many snapshots to keep (docs/retention.md, restic's `forget` semantics): a snapshot is
+/// kept if any rule keeps it. No rule at all keeps everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
@@ -31,8 +32,33 @@ pub struct Retention {
     pub keep_weekly: u32,
     pub keep_monthly: u32,
     pub keep_yearly: u32,
-    /// Keep everything younger than this many days.
+    /// Keep everything younger than the latest snapshot minus this many days.
     pub keep_within_days: u32,
+    /// Keep everything younger than the latest snapshot minus this duration (`7d`, `2m`,
+    /// `1y6m`; units y, m (months), d, h).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<String>,
+    /// Keep the newest snapshot of each hour within this duration of the latest snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_hourly: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_daily: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_weekly: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_monthly: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_yearly: Option<String>,
+    /// Keep snapshots carrying all tags of one entry (`a,b` means a and b).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_tags: Vec<String>,
+}
+
+impl Retention {
+    /// Whether no rule is set (everything is kept).
+    pub fn is_empty(&self) -> bool {
+        *self == Retention::default()
+    }
 }
 
 /// When and how deeply a job's snapshots are verified.

@@ -99,6 +99,98 @@ pub struct RunInfo {
     pub duration_secs: Option<f64>,
     pub stats: RunStats,
     pub error: Option<String>,
+    /// Prune runs: what was removed and reclaimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneStats>,
+}
+
+/// Statistics of a prune run (or what a dry run would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PruneStats {
+    pub snapshots_removed: u64,
+    pub snapshots_kept: u64,
+    pub packs_removed: u64,
+    pub packs_repacked: u64,
+    pub packs_written: u64,
+    /// Bytes of packs and index files before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub bytes_reclaimed: u64,
+    /// Objects kept because they are sealed (immutable).
+    pub sealed_kept: u64,
+}
+
+/// One snapshot and what a retention policy decided for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDecision {
+    pub id: String,
+    pub job: String,
+    pub time: String,
+    pub keep: bool,
+    /// Why it is kept: `daily 2026-11-30`, `last 3`, `within 7d`, `immutable until ...`.
+    pub reasons: Vec<String>,
+}
+
+/// What forget did (or would do) on one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForgetOnTarget {
+    pub target: String,
+    /// The policy applied, described (`last 3, daily 7`), when forgetting by policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    pub decisions: Vec<SnapshotDecision>,
+    /// Ids removed (to be removed, for a dry run).
+    pub removed: Vec<String>,
+    /// Prune dry runs: what prune would reclaim after this forget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneStats>,
+}
+
+/// Removes snapshots from their repositories and the catalog: by id (`ids`), or with
+/// `apply_policy` those the retention policy of `job` does not keep, on `target` or on every
+/// target of the job. Sealed snapshots are refused (by id) or kept (by policy).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetSnapshots {
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub job: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub apply_policy: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ForgetReply {
+    pub dry_run: bool,
+    pub targets: Vec<ForgetOnTarget>,
+}
+
+/// Applies the retention policies and reclaims space: one `prune` run per target (`target`,
+/// the targets of `job`, or every disk/NAS target). With `dry_run`, nothing is queued or
+/// changed and the reply lists every snapshot with keep/remove and the bytes prune would
+/// reclaim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prune {
+    #[serde(default)]
+    pub job: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PruneReply {
+    pub dry_run: bool,
+    /// The prune runs queued (not for a dry run).
+    pub runs: Vec<RunInfo>,
+    /// Dry run: per target, the decisions and the bytes to reclaim.
+    pub targets: Vec<ForgetOnTarget>,
 }
 
 /// Live progress of a running run.

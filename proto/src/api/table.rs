@@ -38,6 +38,8 @@ macro_rules! manager_methods {
             WatchEvents => EventReply, read, stream;
             CheckTarget => TargetCheck, write, single;
             Doctor => DoctorReply, read, single;
+            ForgetSnapshots => ForgetReply, write, single;
+            Prune => PruneReply, write, single;
         }
     };
 }

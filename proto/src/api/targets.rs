@@ -97,6 +97,14 @@ pub struct TargetSpec {
     /// NAS only: the mount source or filesystem UUID/label the mount must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_source: Option<String>,
+    /// Retention rules this target adds to the policies of the jobs writing to it: each rule
+    /// is the larger of the job's and this (a target may keep more, never less;
+    /// docs/retention.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::Retention>,
+    /// Calendar of the target's `prune` runs (default `weekly`; `never` turns them off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_schedule: Option<String>,
 }
 
 impl TargetSpec {
@@ -113,6 +121,8 @@ impl TargetSpec {
             min_free_bytes: 0,
             fs_type: None,
             fs_source: None,
+            retention: None,
+            prune_schedule: None,
         }
     }
 

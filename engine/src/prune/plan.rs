@@ -1,0 +1,343 @@
+//! The mark phase of prune and the plan of what the sweep does: for every pack keep, remove,
+//! repack or keep because sealed; the blobs to copy; the new index; the bytes before and after.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::id::{IdMap, IdSet, ObjectId};
+use crate::index::{Index, IndexFile};
+use crate::pack::{self, PackEntry, PACK_MAGIC, TRAILER_LEN};
+use crate::repo::{list_ids, BlobReader, Repository};
+use crate::snapshot::SnapshotInfo;
+use crate::store::Kind;
+use crate::tree::ContentRef;
+
+use super::{PruneOptions, SealedObject};
+
+/// What the sweep does with one pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackAction {
+    Keep,
+    /// No live blob: deleted.
+    Remove,
+    /// Live blobs copied into new packs, then deleted.
+    Repack,
+    /// Sealed (or named by a sealed index file): kept whatever it holds.
+    Sealed,
+}
+
+pub(super) struct PackPlan {
+    pub id: ObjectId,
+    pub size: u64,
+    pub indexed: bool,
+    pub entries: Vec<PackEntry>,
+    pub action: PackAction,
+}
+
+pub(super) struct Plan {
+    pub snapshots: u64,
+    pub packs: Vec<PackPlan>,
+    /// Index files to delete once the new index is durable (the non-sealed ones).
+    pub old_index: Vec<ObjectId>,
+    /// Blobs to copy into new packs, grouped by the pack they are read from.
+    pub copy: BTreeMap<ObjectId, Vec<PackEntry>>,
+    pub sealed: Vec<SealedObject>,
+    pub notes: Vec<String>,
+    pub blobs_live: u64,
+    pub bytes_before: u64,
+    /// Estimated bytes of the new packs and index file.
+    pub bytes_new: u64,
+    pub bytes_kept: u64,
+    pub new_packs_estimate: u64,
+}
+
+impl Plan {
+    /// Whether the sweep changes anything: no pack to remove or repack, and no kept pack that
+    /// no index names (those get indexed).
+    pub fn is_noop(&self) -> bool {
+        !self.packs.iter().any(|p| {
+            matches!(p.action, PackAction::Remove | PackAction::Repack)
+                || (p.action == PackAction::Keep && !p.indexed)
+        })
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "a time that cannot be shown".into())
+}
+
+/// Size of a pack file holding `entries` (stored lengths as given), as [`pack::PackWriter`]
+/// writes it: magic, blobs, table, trailer.
+pub fn estimate_pack_size(entries: &[PackEntry]) -> u64 {
+    let blobs: u64 = entries.iter().map(|e| u64::from(e.stored_len)).sum();
+    PACK_MAGIC.len() as u64 + blobs + pack::encode_table(entries).len() as u64 + TRAILER_LEN
+}
+
+/// Marks and plans. The caller holds the exclusive lock.
+pub(super) fn make(
+    repo: &Repository,
+    opts: &PruneOptions,
+    now: SystemTime,
+    assume_removed: &std::collections::HashSet<String>,
+    cancel: &AtomicBool,
+) -> Result<Plan> {
+    let store = &**repo.store();
+    let (mut snaps, damaged) = repo.snapshots_checked()?;
+    snaps.retain(|s| !assume_removed.contains(&s.id));
+    if let Some(d) = damaged.first() {
+        return Err(Error::InvalidArgument(format!(
+            "prune refused: snapshot file {} cannot be read ({}), so prune cannot know which data \
+             it needs; run `bmsctl repo verify` and remove or restore that file first",
+            d.id, d.reason
+        )));
+    }
+    let mut notes = Vec::new();
+    let mut sealed = Vec::new();
+    let mut bytes_before = 0u64;
+    let mut bytes_kept = 0u64;
+    // Index files: all must load, or the mark could miss where live blobs are.
+    let mut by_pack: BTreeMap<ObjectId, Vec<PackEntry>> = BTreeMap::new();
+    let mut pinned: IdMap<String> = IdMap::default();
+    let mut old_index = Vec::new();
+    for id in list_ids(store, Kind::Index)? {
+        let f = IndexFile::load(store, &id)?;
+        let size = store.stat(Kind::Index, &id.to_hex())?.map_or(0, |s| s.size);
+        bytes_before += size;
+        let until = store
+            .sealed_until(Kind::Index, &id.to_hex())?
+            .filter(|u| *u > now);
+        for (p, entries) in f.packs {
+            if let Some(u) = until {
+                pinned.entry(p).or_insert_with(|| rfc3339(u));
+            }
+            let v = by_pack.entry(p).or_default();
+            for e in entries {
+                if !v.iter().any(|x| x.id == e.id) {
+                    v.push(e);
+                }
+            }
+        }
+        match until {
+            Some(u) => {
+                bytes_kept += size;
+                sealed.push(SealedObject {
+                    kind: "index file",
+                    id: id.to_hex(),
+                    until: rfc3339(u),
+                });
+            }
+            None => old_index.push(id),
+        }
+    }
+    let indexed: IdSet = by_pack.keys().copied().collect();
+    let mut index = Index::default();
+    for (p, entries) in &by_pack {
+        index.add_pack(*p, entries);
+    }
+    // Packs no index names (an interrupted backup or prune left them).
+    for id in list_ids(store, Kind::Packs)? {
+        if indexed.contains(&id) {
+            continue;
+        }
+        match pack::read_table(store, &id) {
+            Ok(entries) => {
+                index.add_pack(id, &entries);
+                by_pack.insert(id, entries);
+            }
+            Err(e) => notes.push(format!(
+                "left alone a damaged pack that no index names, {}: {e}",
+                store.locate(Kind::Packs, &id.to_hex()).display()
+            )),
+        }
+    }
+    let used = mark(repo, Arc::new(index), &snaps, cancel)?;
+
+    let mut packs = Vec::with_capacity(by_pack.len());
+    for (id, entries) in by_pack {
+        let name = id.to_hex();
+        let Some(stat) = store.stat(Kind::Packs, &name)? else {
+            notes.push(format!(
+                "pack {name} is named by an index but missing; dropped from the new index"
+            ));
+            packs.push(PackPlan {
+                id,
+                size: 0,
+                indexed: true,
+                entries,
+                action: PackAction::Remove,
+            });
+            continue;
+        };
+        bytes_before += stat.size;
+        let seal = store.sealed_until(Kind::Packs, &name)?.filter(|u| *u > now);
+        let total: u64 = entries.iter().map(|e| u64::from(e.stored_len)).sum();
+        let live: u64 = entries
+            .iter()
+            .filter(|e| used.contains(&e.id))
+            .map(|e| u64::from(e.stored_len))
+            .sum();
+        let action = if let Some(u) = seal.map(rfc3339).or_else(|| pinned.get(&id).cloned()) {
+            sealed.push(SealedObject {
+                kind: "pack",
+                id: name,
+                until: u,
+            });
+            PackAction::Sealed
+        } else if live == 0 {
+            PackAction::Remove
+        } else if u128::from(live) * 100 < u128::from(total) * u128::from(opts.repack_below_percent)
+        {
+            PackAction::Repack
+        } else {
+            PackAction::Keep
+        };
+        if matches!(action, PackAction::Keep | PackAction::Sealed) {
+            bytes_kept += stat.size;
+        }
+        packs.push(PackPlan {
+            id,
+            size: stat.size,
+            indexed: indexed.contains(&id),
+            entries,
+            action,
+        });
+    }
+
+    // Live blobs that only repacked packs hold are copied, once each.
+    let mut covered: IdSet = packs
+        .iter()
+        .filter(|p| matches!(p.action, PackAction::Keep | PackAction::Sealed))
+        .flat_map(|p| p.entries.iter().map(|e| e.id))
+        .collect();
+    let mut copy: BTreeMap<ObjectId, Vec<PackEntry>> = BTreeMap::new();
+    for p in packs.iter().filter(|p| p.action == PackAction::Repack) {
+        let mut entries: Vec<PackEntry> = p
+            .entries
+            .iter()
+            .filter(|e| used.contains(&e.id) && covered.insert(e.id))
+            .cloned()
+            .collect();
+        entries.sort_by_key(|e| e.offset);
+        if !entries.is_empty() {
+            copy.insert(p.id, entries);
+        }
+    }
+    if let Some(missing) = used.iter().find(|id| !covered.contains(id)) {
+        return Err(Error::InvalidArgument(format!(
+            "prune refused: blob {missing} that a snapshot needs is in no readable pack; the \
+             repository is damaged: run `bmsctl repo verify --read-data`"
+        )));
+    }
+
+    // The new packs and index, as the sweep will write them.
+    let pack_size = repo.config().pack_size.max(1 << 20);
+    let mut new_packs: Vec<Vec<PackEntry>> = Vec::new();
+    let mut cur: Vec<PackEntry> = Vec::new();
+    let mut cur_size = PACK_MAGIC.len() as u64;
+    for entries in copy.values() {
+        for e in entries {
+            let mut e = *e;
+            e.offset = cur_size;
+            cur_size += u64::from(e.stored_len);
+            cur.push(e);
+            if cur_size >= pack_size {
+                new_packs.push(std::mem::take(&mut cur));
+                cur_size = PACK_MAGIC.len() as u64;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        new_packs.push(cur);
+    }
+    let mut bytes_new: u64 = new_packs.iter().map(|p| estimate_pack_size(p)).sum();
+    let mut plan = Plan {
+        snapshots: snaps.len() as u64,
+        packs,
+        old_index,
+        copy,
+        sealed,
+        notes,
+        blobs_live: used.len() as u64,
+        bytes_before,
+        bytes_new: 0,
+        bytes_kept,
+        new_packs_estimate: new_packs.len() as u64,
+    };
+    if !plan.is_noop() {
+        let mut f = new_index(&plan, Vec::new());
+        for (i, entries) in new_packs.into_iter().enumerate() {
+            let mut fake = [0u8; 32];
+            fake[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            f.packs.push((ObjectId(fake), entries));
+        }
+        bytes_new += f.encode().len() as u64;
+    }
+    plan.bytes_new = bytes_new;
+    Ok(plan)
+}
+
+/// The index file the sweep writes: every kept pack with its entries, then `new_packs`.
+pub(super) fn new_index(plan: &Plan, new_packs: Vec<(ObjectId, Vec<PackEntry>)>) -> IndexFile {
+    let mut packs: Vec<(ObjectId, Vec<PackEntry>)> = plan
+        .packs
+        .iter()
+        .filter(|p| matches!(p.action, PackAction::Keep | PackAction::Sealed))
+        .map(|p| (p.id, p.entries.clone()))
+        .collect();
+    packs.extend(new_packs);
+    IndexFile {
+        supersedes: plan.old_index.clone(),
+        packs,
+    }
+}
+
+/// Every blob (trees and chunks) the snapshots reference.
+fn mark(
+    repo: &Repository,
+    index: Arc<Index>,
+    snaps: &[SnapshotInfo],
+    cancel: &AtomicBool,
+) -> Result<IdSet> {
+    let mut reader = BlobReader::new(repo.store().clone(), index.clone());
+    let mut used = IdSet::default();
+    for s in snaps {
+        let mut stack = vec![s.snapshot.root_tree()?];
+        while let Some(t) = stack.pop() {
+            if !used.insert(t) {
+                continue;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let tree = reader.load_tree(&t).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "prune refused: snapshot {} cannot be walked ({e}); run `bmsctl repo verify`",
+                    s.short_id
+                ))
+            })?;
+            for node in &tree.nodes {
+                if let Some(sub) = node.subtree {
+                    stack.push(sub);
+                }
+                for c in &node.content {
+                    if let ContentRef::Chunk { id, .. } = c {
+                        if used.insert(*id) && !index.contains(id) {
+                            return Err(Error::InvalidArgument(format!(
+                                "prune refused: chunk {id} of snapshot {} is in no pack; the \
+                                 repository is damaged: run `bmsctl repo verify`",
+                                s.short_id
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(used)
+}
