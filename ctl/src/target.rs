@@ -49,7 +49,10 @@ pub struct TargetFields {
     /// Site label, e.g. "dc-2" ("" clears it).
     #[arg(long)]
     pub site: Option<String>,
-    /// Days written snapshots stay immutable (0: not immutable); stored, not yet enforced.
+    /// Days written snapshots stay immutable (0: not immutable): every snapshot and the packs
+    /// and index files it needs get the immutable attribute (chattr +i) until the snapshot's
+    /// time plus this many days. The directory must exist on a filesystem that can hold the
+    /// attribute (ext4, xfs, btrfs; not tmpfs or NFS).
     #[arg(long)]
     pub immutable_days: Option<u32>,
     /// Fail runs before writing when less than this is free (e.g. 5GiB).

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod history;
+pub mod immutability;
 pub mod ipc;
 pub mod logging;
 pub mod metrics;

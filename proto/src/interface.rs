@@ -287,7 +287,7 @@ method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, 
 # With "more": an empty reply once subscribed, then one reply per event of the daemon's event
 # stream (optionally of one job) until the client hangs up; "missed" counts events dropped for a slow reader. "event" is an object whose
 # "type" is RunQueued, RunStarted, RunProgress, RunFinished, TargetStateChanged, AlertRaised,
-# ComplianceChanged or MediaNeeded.
+# ComplianceChanged, MediaNeeded or TamperDetected.
 method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)

@@ -22,6 +22,7 @@ struct Checked {
 
 /// Verifies `target`'s repository; `run_id` is the verify run's id (named in messages).
 async fn check(
+    shared: &SharedRef,
     target: &TargetSpec,
     percent: u8,
     run_id: i64,
@@ -58,6 +59,7 @@ async fn check(
             log: rep.notes,
         },
         Ok(rep) => {
+            tamper_events(shared, target, &rep.problems);
             let mut log: Vec<String> = rep.problems.iter().map(problem_line).collect();
             log.extend(rep.notes.iter().cloned());
             Checked {
@@ -79,6 +81,24 @@ async fn check(
             )),
             log: Vec::new(),
         },
+    }
+}
+
+/// Publishes `TamperDetected` for every sealed object that lost its immutable attribute.
+fn tamper_events(shared: &SharedRef, target: &TargetSpec, problems: &[bms_engine::Problem]) {
+    for p in problems.iter().filter(|p| p.kind == "seal") {
+        let what = p
+            .message
+            .split(" should be")
+            .next()
+            .unwrap_or("object")
+            .to_owned();
+        tracing::error!(target = %target.name, "tamper: {}", p.message);
+        shared.events.publish(Event::TamperDetected {
+            target: Some(target.name.clone()),
+            what,
+            detail: p.message.clone(),
+        });
     }
 }
 
@@ -152,6 +172,7 @@ async fn verify_child(
     }
     if c.error.is_none() {
         c = check(
+            shared,
             target,
             job.verify.read_data_percent,
             run.id,
@@ -208,6 +229,7 @@ pub(super) async fn scheduled(
         Err(e) => errors.push(e.to_string()),
         Ok(()) => {
             let c = check(
+                shared,
                 primary,
                 job.verify.read_data_percent,
                 active.run_id,

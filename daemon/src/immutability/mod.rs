@@ -1,0 +1,206 @@
+//! Immutability of disk and NAS targets (docs/operations.md "Immutability",
+//! docs/repository-format.md "Immutability"): the check that a target's filesystem can hold the
+//! immutable attribute, the sealing step after a backup or copy, and the task that lifts seals
+//! whose time has passed on the [trusted clock](clock).
+
+pub mod clock;
+
+use crate::state::SharedRef;
+use crate::targets::Target;
+use bms_engine::Repository;
+use bms_proto::api::{Event, TargetSpec};
+use bms_proto::ApiError;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How often seals are checked for expiry (every second with a test clock).
+pub const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Refuses a target definition with `immutable_days > 0` whose directory cannot hold sealed
+/// files: it must exist, be a disk or NAS target, and take the immutable attribute on a probe
+/// file (which also proves bmsd holds CAP_LINUX_IMMUTABLE).
+pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
+    if spec.immutable_days == 0 {
+        return Ok(());
+    }
+    let target = Target::from_spec(spec)?;
+    let refuse = |msg: String| {
+        let mut e = ApiError::new(
+            bms_proto::ErrorKind::NotSupported,
+            format!("target '{}' cannot be immutable: {msg}", spec.name),
+        );
+        e.field = Some("immutable_days".into());
+        e
+    };
+    let Some(dir) = target.dir().map(ToOwned::to_owned) else {
+        return Err(refuse(format!(
+            "{} targets cannot hold immutable files yet; set immutable days to 0",
+            spec.kind.as_str()
+        )));
+    };
+    if !dir.is_dir() {
+        return Err(refuse(format!(
+            "{} does not exist or is not a directory; bms must check that its filesystem can \
+             hold the immutable attribute: create (or mount) it first, then add the target",
+            dir.display()
+        )));
+    }
+    let probe = format!(
+        "{}immutable-{}-{}",
+        bms_engine::repo::PROBE_PREFIX,
+        std::process::id(),
+        bms_engine::id::ObjectId(bms_engine::fsutil::random_bytes().unwrap_or([0; 32])).short()
+    );
+    let why = tokio::task::spawn_blocking(move || bms_engine::store::seal::probe_dir(&dir, &probe))
+        .await
+        .map_err(|e| ApiError::internal(format!("the immutability check failed: {e}")))?;
+    match why {
+        None => Ok(()),
+        Some(why) => Err(refuse(why)),
+    }
+}
+
+/// Seals `snapshot` on `target` and what it needs until the snapshot's time plus the target's
+/// immutable days (a seal already longer is kept). `Ok` is a line for the run log; `Err` says
+/// why the snapshot is not immutable.
+pub async fn seal_step(target: &TargetSpec, snapshot: &str) -> Result<String, String> {
+    let days = target.immutable_days;
+    let (spec, id) = (target.clone(), snapshot.to_owned());
+    let r = tokio::task::spawn_blocking(move || -> Result<_, bms_engine::Error> {
+        let repo = open(&spec)?;
+        let info = repo.find_snapshot(&id)?;
+        let time: jiff::Timestamp = info.snapshot.time.parse().map_err(|e| {
+            bms_engine::Error::corrupt(format!("snapshot {id}"), format!("bad time: {e}"))
+        })?;
+        let start = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(time.as_second()).unwrap_or(0));
+        let until = start + Duration::from_secs(u64::from(days) * 86_400);
+        bms_engine::immutable::seal_snapshot(&repo, &info.id, until)
+    })
+    .await;
+    let not = |why: String| {
+        format!(
+            "snapshot {snapshot} on '{}' is NOT immutable: {why}",
+            target.name
+        )
+    };
+    match r {
+        Err(e) => Err(not(format!("the sealing task failed: {e}"))),
+        Ok(Err(e)) => Err(not(e.to_string())),
+        Ok(Ok(s)) if s.not_supported > 0 => Err(not(format!(
+            "the filesystem of {} cannot hold the immutable attribute ({} object(s) left \
+             unsealed): put the target on a local ext4, xfs or btrfs filesystem",
+            target.path, s.not_supported
+        ))),
+        Ok(Ok(s)) => {
+            let line = format!(
+                "sealed snapshot {} on '{}' with {} pack(s) and {} index file(s) until {} \
+                 (immutable days {days})",
+                s.snapshot, target.name, s.packs, s.index_files, s.until
+            );
+            info!("{line}");
+            Ok(line)
+        }
+    }
+}
+
+fn open(spec: &TargetSpec) -> Result<Repository, bms_engine::Error> {
+    let t = Target::from_spec(spec).map_err(|e| bms_engine::Error::InvalidArgument(e.message))?;
+    let dir = t.dir().ok_or_else(|| {
+        bms_engine::Error::InvalidArgument(format!("target '{}' has no directory", t.name))
+    })?;
+    Repository::open(dir)
+}
+
+/// The task that lifts expired seals: at start and every [`EXPIRE_EVERY`], it reads the
+/// trusted clock; a tamper raises `TamperDetected` once and expires nothing.
+pub async fn run(shared: SharedRef, cancel: CancellationToken) {
+    let clock = clock::Clock::new(&shared.config().config.state_dir);
+    let every = match clock.test_file() {
+        Some(f) => {
+            warn!(
+                "{} is set: bmsd's clocks are shifted by the offsets in {} and seals are \
+                 checked every second; this is for tests only, never set it in production",
+                clock::TEST_CLOCK_ENV,
+                f.display()
+            );
+            Duration::from_secs(1)
+        }
+        None => EXPIRE_EVERY,
+    };
+    loop {
+        pass(&shared, &clock).await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn pass(shared: &SharedRef, clock: &clock::Clock) {
+    let c = clock.clone();
+    let verdict = match tokio::task::spawn_blocking(move || c.check()).await {
+        Ok(v) => v,
+        Err(e) => {
+            warn!("the clock check failed: {e}");
+            return;
+        }
+    };
+    let now = match verdict {
+        clock::Verdict::Trusted(now) => now,
+        clock::Verdict::Tampered { tamper, new } => {
+            if new {
+                error!("clock tamper: {}", tamper.detail);
+                shared.events.publish(Event::TamperDetected {
+                    target: None,
+                    what: "clock".into(),
+                    detail: tamper.detail,
+                });
+            }
+            return;
+        }
+    };
+    let targets = match shared.catalog.call(|c| c.list_targets()).await {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("cannot list targets to expire seals: {e}");
+            return;
+        }
+    };
+    for t in targets {
+        let spec = t.spec;
+        let Ok(target) = Target::from_spec(&spec) else {
+            continue;
+        };
+        let Some(dir) = target.dir().map(ToOwned::to_owned) else {
+            continue;
+        };
+        if !bms_engine::store::LocalStore::has_config(&dir) {
+            continue;
+        }
+        let r = tokio::task::spawn_blocking(move || {
+            let repo = Repository::open(&dir)?;
+            bms_engine::immutable::expire(&repo, now)
+        })
+        .await;
+        match r {
+            Ok(Ok(s)) => {
+                if !s.unsealed.is_empty() {
+                    info!(
+                        target = %spec.name,
+                        "lifted {} expired seal(s) on '{}': {}",
+                        s.unsealed.len(),
+                        spec.name,
+                        s.unsealed.join(", ")
+                    );
+                }
+                for e in s.errors {
+                    warn!(target = %spec.name, "cannot lift a seal on '{}': {e}", spec.name);
+                }
+            }
+            Ok(Err(e)) => warn!("cannot expire seals on '{}': {e}", spec.name),
+            Err(e) => warn!("the seal expiry task failed on '{}': {e}", spec.name),
+        }
+    }
+}
