@@ -291,6 +291,9 @@ method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, 
 method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)
+# The clock-tamper guard of immutable targets: "tampered" says when and what (no seal expires
+# while it is set); confirm_clock clears it once an admin has checked the clock. Admin role.
+method UnlockCheck(confirm_clock: ?bool) -> (tampered: ?string, cleared: ?string)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)

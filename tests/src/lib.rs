@@ -282,6 +282,7 @@ pub fn stdout(out: &Output) -> String {
 pub mod cli_checks;
 pub mod docs;
 pub mod events_util;
+pub mod immutable_util;
 pub mod raw;
 pub mod restore_util;
 pub mod users;

@@ -1,5 +1,5 @@
 //! bmsctl and the protocol refuse what they cannot do and say what they do not do yet:
-//! settings stored but not enforced carry a note, `apply` refuses a name defined twice, a closed
+//! settings stored but not enforced (retention) carry a note, `apply` refuses a name defined twice, a closed
 //! pipe ends bmsctl quietly, `--json` errors name the wire error, long names are cut in
 //! messages, and schedules with an unknown time zone or no elapse are refused.
 
@@ -19,7 +19,7 @@ fn notes(v: &Value) -> Vec<String> {
 }
 
 #[test]
-fn retention_and_immutability_say_they_are_not_enforced() {
+fn retention_says_it_is_not_enforced_and_immutability_needs_no_note() {
     let d = Daemon::start();
     // A job without retention has nothing to note.
     let out = add_job(&d, "plain", &[]);
@@ -66,8 +66,9 @@ fn retention_and_immutability_say_they_are_not_enforced() {
     let v = d.ctl_json(["job", "edit", "plain", "--keep-weekly", "0"]);
     assert!(notes(&v).is_empty(), "{v}");
 
-    // Targets: immutable_days.
+    // Targets: immutable_days is enforced (docs/operations.md "Immutability"): no note.
     let t = d.dir.join("t1");
+    std::fs::create_dir(&t).unwrap();
     let out = d.ctl([
         "target",
         "add",
@@ -79,19 +80,16 @@ fn retention_and_immutability_say_they_are_not_enforced() {
     ]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains("30 (stored, not yet enforced)"),
+        !stdout(&out).contains("not yet enforced"),
         "{}",
         stdout(&out)
     );
-    let text = stdout(&d.ctl(["target", "show", "t1"]));
     assert!(
-        text.contains("note: immutable_days is stored, not yet enforced"),
-        "{text}"
+        stdout(&out).contains("immutable days: 30"),
+        "{}",
+        stdout(&out)
     );
-    let n = notes(&d.ctl_json(["target", "show", "t1"]));
-    assert!(n.iter().any(|n| n.contains("immutable_days")), "{n:?}");
-    let v = d.ctl_json(["target", "edit", "t1", "--immutable-days", "0"]);
-    assert!(notes(&v).is_empty(), "{v}");
+    assert!(notes(&d.ctl_json(["target", "show", "t1"])).is_empty());
     assert!(notes(&d.ctl_json(["target", "show", "local"])).is_empty());
     // A tape target keeps its own note, now in the same array.
     let v = d.ctl_json([
@@ -106,7 +104,8 @@ fn retention_and_immutability_say_they_are_not_enforced() {
     let n = notes(&v);
     assert!(n.iter().any(|n| n.contains("not yet supported")), "{n:?}");
 
-    // apply notes both, in text and in JSON.
+    // apply notes retention, in text and in JSON; immutability needs no note.
+    std::fs::create_dir(d.dir.join("t2")).unwrap();
     let src = d.dir.join("src").display().to_string();
     let doc = format!(
         r#"
@@ -128,13 +127,10 @@ retention = {{ keep_monthly = 6 }}
     let out = d.ctl(["apply", "--dry-run", &f.display().to_string()]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(
-        text.contains("note: target:t2: immutable_days is stored, not yet enforced"),
-        "{text}"
-    );
+    assert!(!text.contains("immutable_days"), "{text}");
     assert!(text.contains("note: job:applied: retention"), "{text}");
     let v = d.ctl_json(["apply", &f.display().to_string()]);
-    assert_eq!(notes(&v).len(), 2, "{v}");
+    assert_eq!(notes(&v).len(), 1, "{v}");
 }
 
 #[test]

@@ -204,3 +204,32 @@ async fn pass(shared: &SharedRef, clock: &clock::Clock) {
         }
     }
 }
+
+impl crate::service::Operation for bms_proto::api::UnlockCheck {
+    async fn call(
+        self,
+        ctx: &crate::service::Ctx<'_>,
+    ) -> Result<bms_proto::api::UnlockCheckReply, ApiError> {
+        let clock = clock::Clock::new(&ctx.shared.config().config.state_dir);
+        let confirm = self.confirm_clock;
+        let r = tokio::task::spawn_blocking(move || {
+            let cleared = if confirm { clock.confirm()? } else { None };
+            Ok::<_, String>((clock.tamper(), cleared))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the clock check failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot record the clock: {e}")))?;
+        let (tampered, cleared) = r;
+        let text = |t: clock::Tamper| format!("{}: {}", t.at, t.detail);
+        if let Some(t) = &cleared {
+            warn!(
+                "clock confirmed by an admin; cleared the tamper of {}",
+                t.at
+            );
+        }
+        Ok(bms_proto::api::UnlockCheckReply {
+            tampered: tampered.map(text),
+            cleared: cleared.map(text),
+        })
+    }
+}

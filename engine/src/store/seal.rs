@@ -192,9 +192,42 @@ pub fn unseal_file(path: &Path) -> io::Result<bool> {
     Ok(was)
 }
 
-/// Why a directory cannot hold sealed files, or None when it can: sets and clears the
-/// attribute (and the record) on a probe file named `probe_name` in `dir`, which is removed.
+/// Filesystems that may accept the attribute but cannot keep a seal: memory filesystems lose
+/// it (and the data) at reboot, and on network and FUSE filesystems the server, not this host,
+/// decides (statfs magic numbers of linux/magic.h).
+const NO_SEALS: [(i64, &str); 9] = [
+    (0x0102_1994, "tmpfs"),
+    (0x8584_58f6, "ramfs"),
+    (0x6969, "NFS"),
+    (0x517b, "SMB"),
+    (0xff53_4d42, "CIFS"),
+    (0xfe53_4d42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+    (0x0102_1997, "9p"),
+    (0x00c3_6400, "Ceph"),
+];
+
+/// The name of `dir`'s filesystem type when it is one that cannot keep seals.
+pub fn unsealable_fs(dir: &Path) -> Option<&'static str> {
+    let st = nix::sys::statfs::statfs(dir).ok()?;
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.filesystem_type().0 as i64;
+    NO_SEALS.iter().find(|(m, _)| *m == magic).map(|(_, n)| *n)
+}
+
+/// Why a directory cannot hold sealed files, or None when it can: its filesystem must not be
+/// one of [`NO_SEALS`], and setting and clearing the attribute (and the record) on a probe file
+/// named `probe_name` in `dir`, which is removed, must work.
 pub fn probe_dir(dir: &Path, probe_name: &str) -> Option<String> {
+    if let Some(fs) = unsealable_fs(dir) {
+        return Some(format!(
+            "{} is on {fs}, which cannot hold the immutable attribute durably (memory, \
+             network and FUSE filesystems cannot: on a NAS, the server must make files \
+             immutable): put the target on a local ext4, xfs or btrfs filesystem, or set \
+             immutable days to 0",
+            dir.display()
+        ));
+    }
     let path = dir.join(probe_name);
     let f = match std::fs::OpenOptions::new()
         .write(true)

@@ -24,6 +24,7 @@ pub trait Method: Serialize + DeserializeOwned {
 pub struct Empty {}
 
 mod events;
+mod immutability;
 mod jobs;
 mod misc;
 mod runs;
@@ -31,6 +32,7 @@ mod table;
 mod targets;
 
 pub use events::*;
+pub use immutability::*;
 pub use jobs::*;
 pub use misc::*;
 pub use runs::*;
