@@ -177,8 +177,7 @@ fn a_seal_removed_by_hand_is_reported_by_the_next_verify() {
     let verify =
         s.d.runs(Some("j"))
             .into_iter()
-            .filter(|r| r["kind"] == "verify")
-            .last()
+            .rfind(|r| r["kind"] == "verify")
             .expect("a verify run");
     let detail = s.d.run_show(verify["id"].as_i64().expect("id"));
     let log = detail["log"].to_string();

@@ -293,6 +293,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unnecessary_cast)]
     fn ioctl_numbers_are_the_kernels() {
         #[cfg(target_arch = "x86_64")]
         {
