@@ -278,3 +278,70 @@ fn targets_that_cannot_hold_seals_are_refused_with_the_reason() {
     assert!(!text.contains("not yet enforced"), "{text}");
     assert!(text.contains("immutability"), "{text}");
 }
+
+#[test]
+fn a_seal_is_extended_by_a_later_snapshot_never_shortened_and_copies_are_sealed() {
+    users::require_root();
+    let s = Immutable::start(1, &[]);
+    assert_eq!(s.backup()["run"]["state"], "succeeded");
+    let first = sealable_files(&s.repo);
+    let until_of = |f: &std::path::Path| -> i64 {
+        let u = sealed_until(f).unwrap_or_else(|| panic!("{} has no record", f.display()));
+        u.parse::<jiff::Timestamp>().expect("RFC 3339").as_second()
+    };
+    let before: Vec<i64> = first.iter().map(|f| until_of(f)).collect();
+
+    // Three days for the next snapshot: what it reuses is sealed until its end.
+    s.d.ctl_json(["target", "edit", "t", "--immutable-days", "3"]);
+    assert_eq!(s.backup()["run"]["state"], "succeeded");
+    let snapshots_dir = s.repo.join("snapshots");
+    for (f, b) in first.iter().zip(&before) {
+        let after = until_of(f);
+        if f.parent() == Some(snapshots_dir.as_path()) {
+            assert_eq!(after, *b, "the first snapshot keeps its own end");
+        } else {
+            assert!(after >= b + 2 * DAY - 600, "{}: not extended", f.display());
+        }
+    }
+    let extended: Vec<i64> = first.iter().map(|f| until_of(f)).collect();
+    // One day again: nothing is shortened.
+    s.d.ctl_json(["target", "edit", "t", "--immutable-days", "1"]);
+    assert_eq!(s.backup()["run"]["state"], "succeeded");
+    for (f, e) in first.iter().zip(&extended) {
+        assert!(until_of(f) >= *e, "{}: shortened", f.display());
+    }
+
+    // A copy into an immutable target seals the copied snapshot there.
+    let plain = s.d.dir.join("plain");
+    std::fs::create_dir(&plain).expect("mkdir");
+    s.d.ctl_json(["target", "add", "p", "--path", plain.to_str().expect("utf-8")]);
+    s.d.ctl_json([
+        "job",
+        "add",
+        "jc",
+        "--source",
+        s.src.to_str().expect("utf-8"),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "p",
+        "--target",
+        "t",
+    ]);
+    let id = s.d.start_run("jc");
+    let run = s.d.wait_run_final(id, Duration::from_secs(120));
+    assert_eq!(run["run"]["state"], "succeeded", "{run}");
+    let copy = s
+        .d
+        .runs(Some("jc"))
+        .into_iter()
+        .rfind(|r| r["kind"] == "copy")
+        .expect("a copy run");
+    let detail = s.d.run_show(copy["id"].as_i64().expect("id"));
+    assert!(detail["log"].to_string().contains("sealed snapshot"), "{detail}");
+    let snap = run["run"]["snapshot"].as_str().expect("snapshot id").to_owned();
+    let copied = snapshots_dir.join(&snap);
+    assert!(has_i(&copied), "the copied snapshot is not sealed");
+    // The plain primary has nothing sealed.
+    assert!(sealable_files(&plain).iter().all(|f| !has_i(f)));
+}
