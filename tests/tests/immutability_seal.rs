@@ -314,7 +314,13 @@ fn a_seal_is_extended_by_a_later_snapshot_never_shortened_and_copies_are_sealed(
     // A copy into an immutable target seals the copied snapshot there.
     let plain = s.d.dir.join("plain");
     std::fs::create_dir(&plain).expect("mkdir");
-    s.d.ctl_json(["target", "add", "p", "--path", plain.to_str().expect("utf-8")]);
+    s.d.ctl_json([
+        "target",
+        "add",
+        "p",
+        "--path",
+        plain.to_str().expect("utf-8"),
+    ]);
     s.d.ctl_json([
         "job",
         "add",
@@ -331,15 +337,20 @@ fn a_seal_is_extended_by_a_later_snapshot_never_shortened_and_copies_are_sealed(
     let id = s.d.start_run("jc");
     let run = s.d.wait_run_final(id, Duration::from_secs(120));
     assert_eq!(run["run"]["state"], "succeeded", "{run}");
-    let copy = s
-        .d
-        .runs(Some("jc"))
-        .into_iter()
-        .rfind(|r| r["kind"] == "copy")
-        .expect("a copy run");
+    let copy =
+        s.d.runs(Some("jc"))
+            .into_iter()
+            .rfind(|r| r["kind"] == "copy")
+            .expect("a copy run");
     let detail = s.d.run_show(copy["id"].as_i64().expect("id"));
-    assert!(detail["log"].to_string().contains("sealed snapshot"), "{detail}");
-    let snap = run["run"]["snapshot"].as_str().expect("snapshot id").to_owned();
+    assert!(
+        detail["log"].to_string().contains("sealed snapshot"),
+        "{detail}"
+    );
+    let snap = run["run"]["snapshot"]
+        .as_str()
+        .expect("snapshot id")
+        .to_owned();
     let copied = snapshots_dir.join(&snap);
     assert!(has_i(&copied), "the copied snapshot is not sealed");
     // The plain primary has nothing sealed.
