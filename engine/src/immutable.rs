@@ -215,3 +215,84 @@ pub fn broken_seals(repo: &Repository, now: SystemTime) -> Result<Vec<BrokenSeal
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BackupOptions, InitOptions};
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    /// A repository with one snapshot of a small tree; root only (sealing needs
+    /// CAP_LINUX_IMMUTABLE), the test's temp dir being on a filesystem with the attribute.
+    fn repo_with_snapshot(dir: &std::path::Path) -> (Repository, String) {
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("a"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(src.join("sub/b"), b"bee").unwrap();
+        let repo = Repository::init(dir.join("repo"), InitOptions::default()).unwrap();
+        let opts = BackupOptions {
+            sources: vec![src],
+            excludes: vec![],
+            one_file_system: false,
+            job: "j".into(),
+            host: "h".into(),
+            tags: vec![],
+            parent: None,
+            force_full: false,
+        };
+        let s = repo
+            .backup(&opts, &|_| {}, &AtomicBool::new(false))
+            .unwrap();
+        (repo, s.snapshot_id)
+    }
+
+    #[test]
+    fn a_snapshot_is_sealed_with_what_it_needs_and_expires_at_its_time() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (repo, id) = repo_with_snapshot(d.path());
+        let objs = snapshot_objects(&repo, &id).unwrap();
+        assert!(!objs.packs.is_empty() && !objs.index.is_empty());
+        let until = SystemTime::now() + Duration::from_secs(3600);
+        let s = seal_snapshot(&repo, &id, until).unwrap();
+        assert_eq!(s.not_supported, 0);
+        assert_eq!(
+            s.objects(),
+            (objs.packs.len() + objs.index.len() + 1) as u64
+        );
+        let store = repo.store();
+        assert_eq!(store.seal_intact(Kind::Snapshots, &id).unwrap(), Some(true));
+        for p in &objs.packs {
+            assert_eq!(
+                store.seal_intact(Kind::Packs, &p.to_hex()).unwrap(),
+                Some(true)
+            );
+        }
+        assert!(broken_seals(&repo, SystemTime::now()).unwrap().is_empty());
+        // Not yet: nothing is lifted.
+        let e = expire(&repo, SystemTime::now()).unwrap();
+        assert!(e.unsealed.is_empty() && e.errors.is_empty(), "{e:?}");
+        assert_eq!(e.still_sealed, s.objects());
+        // A seal lifted by hand is found.
+        store.unseal(Kind::Snapshots, &id).unwrap();
+        assert!(broken_seals(&repo, SystemTime::now()).unwrap().is_empty());
+        seal_snapshot(&repo, &id, until).unwrap();
+        let path = store.locate(Kind::Snapshots, &id);
+        let f = std::fs::File::open(&path).unwrap();
+        let flags = crate::store::seal::get_flags(&f).unwrap();
+        crate::store::seal::set_flags(&f, flags & !crate::store::seal::FS_IMMUTABLE_FL).unwrap();
+        let b = broken_seals(&repo, SystemTime::now()).unwrap();
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert_eq!(b[0].name, id);
+        assert!(b[0].to_string().contains("immutable attribute was removed"));
+        let rep = repo.verify(&Default::default(), &|_| {}).unwrap();
+        assert!(rep.problems.iter().any(|p| p.kind == "seal"), "{rep:?}");
+        // At its time everything is lifted and may be removed.
+        let e = expire(&repo, until).unwrap();
+        assert_eq!(e.unsealed.len() as u64, s.objects(), "{e:?}");
+        assert!(store.delete(Kind::Snapshots, &id).unwrap());
+    }
+}
