@@ -132,6 +132,15 @@ fn a_wall_clock_jump_expires_nothing_and_raises_a_tamper_event() {
             .contains("30 days"),
         "{v}"
     );
+    assert!(v["tampered"].is_null(), "{v}");
+    assert!(
+        audit_actions(&s.d)
+            .iter()
+            .any(|(a, o)| a == "clock.confirm" && o == "clock"),
+        "{:?}",
+        audit_actions(&s.d)
+    );
+    assert_ok(&s.d.ctl(["target", "unlock-check"]));
     poll_until(
         Duration::from_secs(30),
         "seals lifted after the confirmation",

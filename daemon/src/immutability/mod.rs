@@ -223,9 +223,17 @@ impl crate::service::Operation for bms_proto::api::UnlockCheck {
         let text = |t: clock::Tamper| format!("{}: {}", t.at, t.detail);
         if let Some(t) = &cleared {
             warn!(
-                "clock confirmed by an admin; cleared the tamper of {}",
-                t.at
+                uid = ctx.caller.uid,
+                "clock confirmed by an admin; cleared the tamper of {}", t.at
             );
+            let actor = crate::catalog::Actor {
+                uid: ctx.caller.uid,
+            };
+            let detail = serde_json::json!({ "at": t.at, "detail": t.detail }).to_string();
+            ctx.shared
+                .catalog
+                .call(move |c| c.record_audit(actor, "clock.confirm", "clock", Some(&detail)))
+                .await?;
         }
         Ok(bms_proto::api::UnlockCheckReply {
             tampered: tampered.map(text),
