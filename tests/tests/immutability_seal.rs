@@ -1,7 +1,8 @@
 //! Immutable disk targets on a loop-mounted ext4 (docs/operations.md "Immutability"): what a
 //! backup seals, that root cannot remove it, that the engine refuses to delete it with the date,
 //! that seals are lifted after their time on the trusted clock, and that a seal removed by hand
-//! is reported by the next verify.
+//! is reported by the next verify (from the file's record, and from bmsd's catalog when the
+//! record was removed too).
 
 use bms_engine::store::{Kind, LocalStore, Store};
 use bms_engine::ErrorKind;
@@ -177,7 +178,21 @@ fn a_seal_removed_by_hand_is_reported_by_the_next_verify() {
     assert!(text.contains(&format!("snapshot {id}")), "{text}");
     assert!(text.contains("immutable attribute was removed"), "{text}");
 
-    // The daemon's next verification too, with a tamper event.
+    // Clearing the record too hides it from the files alone, not from bmsd, which recorded the
+    // seal in its catalog.
+    let out = Command::new("setfattr")
+        .args(["-x", "user.bms.sealed_until"])
+        .arg(&snap)
+        .output()
+        .expect("setfattr");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ok(&bmsctl(["repo", "verify", s.repo.to_str().expect("utf-8")]));
+
+    // The daemon's next verification reports it, with a tamper event.
     let mut events = EventStream::start(&s.d, None);
     let run = s.backup();
     assert_eq!(run["run"]["state"], "warning", "{run}");
@@ -191,6 +206,7 @@ fn a_seal_removed_by_hand_is_reported_by_the_next_verify() {
     let detail = s.d.run_show(verify["id"].as_i64().expect("id"));
     let log = detail["log"].to_string();
     assert!(log.contains(&format!("seal: snapshot {id}")), "{log}");
+    assert!(log.contains("lost its seal record"), "{log}");
     events.wait(Duration::from_secs(30), "a TamperDetected event", |seen| {
         seen.iter()
             .any(|e| e["type"] == "TamperDetected" && e["target"] == "t")

@@ -114,6 +114,22 @@ ALTER TABLE runs ADD COLUMN hook_group INTEGER;
 ALTER TABLE runs ADD COLUMN hook_identity TEXT;
 "#,
     ),
+    // Placeholder for migration 4 (retention and prune), so that this branch's versions stay
+    // consecutive; the real migration 4 replaces it.
+    (4, ""),
+    (
+        5,
+        r#"
+CREATE TABLE seals (
+    target     TEXT NOT NULL,
+    snapshot   TEXT NOT NULL,
+    until      TEXT NOT NULL,
+    sealed_at  TEXT NOT NULL,
+    objects    INTEGER NOT NULL,
+    PRIMARY KEY (target, snapshot)
+);
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

@@ -7,12 +7,14 @@ mod integrity;
 mod jobs;
 mod migrations;
 mod runs;
+mod seals;
 mod stats;
 mod targets;
 
 pub use integrity::health_of;
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
+pub use seals::SealRecord;
 pub use stats::{CatalogFacts, JobFacts};
 pub use targets::{Change, Upsert};
 

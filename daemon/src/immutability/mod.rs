@@ -62,9 +62,13 @@ pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
 }
 
 /// Seals `snapshot` on `target` and what it needs until the snapshot's time plus the target's
-/// immutable days (a seal already longer is kept). `Ok` is a line for the run log; `Err` says
-/// why the snapshot is not immutable.
-pub async fn seal_step(target: &TargetSpec, snapshot: &str) -> Result<String, String> {
+/// immutable days (a seal already longer is kept), and records the seal in the catalog. `Ok` is
+/// a line for the run log; `Err` says why the snapshot is not immutable.
+pub async fn seal_step(
+    shared: &SharedRef,
+    target: &TargetSpec,
+    snapshot: &str,
+) -> Result<String, String> {
     let days = target.immutable_days;
     let (spec, id) = (target.clone(), snapshot.to_owned());
     let r = tokio::task::spawn_blocking(move || -> Result<_, bms_engine::Error> {
@@ -94,6 +98,16 @@ pub async fn seal_step(target: &TargetSpec, snapshot: &str) -> Result<String, St
             target.path, s.not_supported
         ))),
         Ok(Ok(s)) => {
+            let rec = crate::catalog::SealRecord {
+                target: target.name.clone(),
+                snapshot: s.snapshot.clone(),
+                until: s.until.clone(),
+                objects: s.objects(),
+            };
+            if let Err(e) = shared.catalog.call(move |c| c.record_seal(&rec)).await {
+                // The files carry their own record; only verify's cross-check misses this one.
+                warn!("cannot record the seal of snapshot {snapshot} in the catalog: {e}");
+            }
             let line = format!(
                 "sealed snapshot {} on '{}' with {} pack(s) and {} index file(s) until {} \
                  (immutable days {days})",
@@ -103,6 +117,74 @@ pub async fn seal_step(target: &TargetSpec, snapshot: &str) -> Result<String, St
             Ok(line)
         }
     }
+}
+
+/// What the catalog's record of seals on `target` finds that the files alone cannot show: a
+/// snapshot sealed beyond now whose file is gone, or lost its seal record (and perhaps its
+/// attribute). Problems of kind `seal`, as verify reports them.
+pub async fn catalog_seal_problems(
+    shared: &SharedRef,
+    target: &TargetSpec,
+) -> Vec<bms_engine::Problem> {
+    let now = bms_engine::store::seal::rfc3339(SystemTime::now());
+    let name = target.name.clone();
+    let seals = match shared
+        .catalog
+        .call(move |c| c.seals_after(&name, &now))
+        .await
+    {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => return Vec::new(),
+        Err(e) => {
+            warn!("cannot read the recorded seals of '{}': {e}", target.name);
+            return Vec::new();
+        }
+    };
+    let Some(dir) = Target::from_spec(target)
+        .ok()
+        .and_then(|t| t.dir().map(ToOwned::to_owned))
+    else {
+        return Vec::new();
+    };
+    tokio::task::spawn_blocking(move || {
+        use bms_engine::store::{Kind, Store};
+        let store = bms_engine::store::LocalStore::new(dir);
+        let mut out = Vec::new();
+        for s in seals {
+            let what = if store
+                .stat(Kind::Snapshots, &s.snapshot)
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                "is missing from the repository"
+            } else if store
+                .sealed_until(Kind::Snapshots, &s.snapshot)
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                "lost its seal record (user.bms.sealed_until)"
+            } else {
+                continue;
+            };
+            out.push(bms_engine::Problem {
+                kind: "seal",
+                message: format!(
+                    "snapshot {} should be immutable until {} (bmsd sealed it) but {what}: \
+                     check who changed the repository",
+                    s.snapshot, s.until
+                ),
+                pack: None,
+                chunks: vec![],
+                snapshots: vec![s.snapshot],
+                files: vec![],
+            });
+        }
+        out
+    })
+    .await
+    .unwrap_or_default()
 }
 
 fn open(spec: &TargetSpec) -> Result<Repository, bms_engine::Error> {

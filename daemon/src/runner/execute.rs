@@ -186,7 +186,7 @@ async fn backup_steps(
     let mut outcome = backup_to_primary(shared, active, job, &primary, log).await;
     if matches!(outcome.state, RunState::Succeeded | RunState::Warning) {
         if let Some(snapshot) = outcome.snapshot.clone() {
-            seal(&primary, &snapshot, &mut outcome, log).await;
+            seal(shared, &primary, &snapshot, &mut outcome, log).await;
             for dst in targets.iter().skip(1) {
                 if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
@@ -226,6 +226,7 @@ async fn backup_steps(
 /// not be sealed is complete and restorable, so the run ends "with warnings" and says loudly
 /// that it is not immutable (docs/operations.md "Immutability").
 pub(super) async fn seal(
+    shared: &crate::state::SharedRef,
     target: &TargetSpec,
     snapshot: &str,
     outcome: &mut Outcome,
@@ -234,7 +235,7 @@ pub(super) async fn seal(
     if target.immutable_days == 0 {
         return;
     }
-    match crate::immutability::seal_step(target, snapshot).await {
+    match crate::immutability::seal_step(shared, target, snapshot).await {
         Ok(line) => log.push(line),
         Err(msg) => {
             warn!("{msg}");

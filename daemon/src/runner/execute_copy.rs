@@ -133,7 +133,7 @@ pub async fn copy(
             stats: RunStats::default(),
             error: err.take(),
         };
-        super::execute::seal(dst, id, &mut o, &mut log).await;
+        super::execute::seal(shared, dst, id, &mut o, &mut log).await;
         (state, err) = (o.state, o.error);
         let name = shared.catalog.call({
             let (id, target) = (id.clone(), src.name.clone());

@@ -52,6 +52,17 @@ async fn check(
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| e.to_string()));
+    let result = match result {
+        Ok(mut rep) => {
+            let extra = crate::immutability::catalog_seal_problems(shared, target).await;
+            if !extra.is_empty() {
+                rep.problems.extend(extra);
+                rep.ok = false;
+            }
+            Ok(rep)
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok(rep) if rep.ok => Checked {
             state: RunState::Succeeded,
