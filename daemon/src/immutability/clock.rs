@@ -55,11 +55,14 @@ pub enum Verdict {
     Tampered { tamper: Tamper, new: bool },
 }
 
-/// The clocks bmsd reads, with the test shift applied.
+/// The clocks bmsd reads, with the test shift applied. Clones share the latest reading, which
+/// stands in for the state file while that is missing or unreadable (removing `clock.json`
+/// neither clears a tamper nor hides a jump from a running bmsd).
 #[derive(Debug, Clone)]
 pub struct Clock {
     file: PathBuf,
     test: Option<PathBuf>,
+    last: std::sync::Arc<Mutex<Option<Record>>>,
 }
 
 impl Clock {
@@ -70,6 +73,7 @@ impl Clock {
             test: std::env::var_os(TEST_CLOCK_ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            last: Default::default(),
         }
     }
 
@@ -124,7 +128,8 @@ impl Clock {
         let _g = FILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let (wall, boot) = self.read();
         let boot_id = boot_id();
-        let old = self.load();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.load().or_else(|| last.clone());
         let mut tamper = old.as_ref().and_then(|r| r.tamper.clone());
         let mut new = false;
         if let Some(r) = old
@@ -157,6 +162,7 @@ impl Clock {
         if let Err(e) = self.store(&rec) {
             tracing::warn!("cannot record the clock in {}: {e}", self.file.display());
         }
+        *last = Some(rec);
         match tamper {
             Some(tamper) => Verdict::Tampered { tamper, new },
             None => Verdict::Trusted(to_time(wall)),
@@ -167,13 +173,16 @@ impl Clock {
     pub fn confirm(&self) -> Result<Option<Tamper>, String> {
         let _g = FILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let (wall, boot) = self.read();
-        let old = self.load().and_then(|r| r.tamper);
-        self.store(&Record {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.load().or_else(|| last.clone()).and_then(|r| r.tamper);
+        let rec = Record {
             wall,
             boot,
             boot_id: boot_id(),
             tamper: None,
-        })?;
+        };
+        self.store(&rec)?;
+        *last = Some(rec);
         Ok(old)
     }
 
@@ -219,6 +228,7 @@ mod tests {
             Clock {
                 file: dir.join(FILE),
                 test: Some(shift.clone()),
+                last: Default::default(),
             },
             shift,
         )
@@ -257,5 +267,17 @@ mod tests {
         // A clock set back is no tamper of seals (they only last longer).
         std::fs::write(&shift, "0").unwrap();
         assert!(matches!(c.check(), Verdict::Trusted(_)));
+    }
+
+    #[test]
+    fn removing_the_state_file_hides_no_jump_from_a_running_bmsd() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, shift) = clock(d.path());
+        assert!(matches!(c.check(), Verdict::Trusted(_)));
+        std::fs::remove_file(d.path().join(FILE)).unwrap();
+        std::fs::write(&shift, format!("{}", 30 * 86_400)).unwrap();
+        assert!(matches!(c.check(), Verdict::Tampered { new: true, .. }));
+        std::fs::remove_file(d.path().join(FILE)).unwrap();
+        assert!(matches!(c.check(), Verdict::Tampered { new: false, .. }));
     }
 }
