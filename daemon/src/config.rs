@@ -22,6 +22,7 @@ struct FileConfig {
     max_connections: Option<Spanned<u32>>,
     max_concurrent_runs: Option<Spanned<u32>>,
     run_history_days: Option<Spanned<u32>>,
+    dbus: Option<Spanned<bool>>,
 }
 
 /// Overrides from the command line; they win over the file.
@@ -31,6 +32,8 @@ pub struct Overrides {
     pub socket: Option<PathBuf>,
     pub metrics_listen: Option<String>,
     pub log_level: Option<String>,
+    /// `--no-dbus`.
+    pub no_dbus: bool,
 }
 
 /// The configuration in force.
@@ -47,6 +50,8 @@ pub struct Config {
     pub max_concurrent_runs: u32,
     /// Run records older than this many days are deleted (0: kept for ever).
     pub run_history_days: u32,
+    /// Serve `org.bms.Manager1` on D-Bus (docs/dbus.md).
+    pub dbus: bool,
 }
 
 /// A configuration that cannot be used, with where and why.
@@ -74,6 +79,7 @@ impl Config {
             max_connections: 64,
             max_concurrent_runs: 2,
             run_history_days: 400,
+            dbus: true,
         }
     }
 
@@ -146,6 +152,9 @@ impl Config {
             self.max_concurrent_runs = in_range(*v.get_ref(), 1, 64)
                 .map_err(|m| at(v.span(), "max_concurrent_runs", m))?;
         }
+        if let Some(v) = file.dbus {
+            self.dbus = v.into_inner();
+        }
         if let Some(v) = file.run_history_days {
             self.run_history_days = in_range(*v.get_ref(), 0, 36500)
                 .map_err(|m| at(v.span(), "run_history_days", m))?;
@@ -167,6 +176,9 @@ impl Config {
         if let Some(l) = &o.log_level {
             check_log_level(l).map_err(|m| flag("log-level", m))?;
             self.log_level = l.clone();
+        }
+        if o.no_dbus {
+            self.dbus = false;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod dbus;
 pub mod events;
 pub mod history;
 pub mod immutability;

@@ -291,6 +291,10 @@ method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, 
 method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)
+# The daemon's side of `bmsctl doctor`: capabilities, catalog integrity, free space, logging,
+# metrics, each target's pre-flight (not stored), job sources and jobs never successful.
+type DoctorCheck (name: string, ok: bool, message: string, hint: ?string)
+method Doctor() -> (checks: []DoctorCheck)
 # The clock-tamper guard of immutable targets: "tampered" says when and what (no seal expires
 # while it is set); confirm_clock clears it once an admin has checked the clock. Admin role.
 method UnlockCheck(confirm_clock: ?bool) -> (tampered: ?string, cleared: ?string)

@@ -11,7 +11,7 @@ mod seals;
 mod stats;
 mod targets;
 
-pub use integrity::health_of;
+pub use integrity::{health_of, quick_check_file};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
 pub use seals::SealRecord;

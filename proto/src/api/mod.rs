@@ -23,6 +23,7 @@ pub trait Method: Serialize + DeserializeOwned {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
+mod doctor;
 mod events;
 mod immutability;
 mod jobs;
@@ -31,6 +32,7 @@ mod runs;
 mod table;
 mod targets;
 
+pub use doctor::*;
 pub use events::*;
 pub use immutability::*;
 pub use jobs::*;
