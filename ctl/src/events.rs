@@ -61,6 +61,14 @@ fn line(e: &Event) -> String {
         Event::MediaNeeded { target, message } => {
             format!("target '{target}' needs media: {message}")
         }
+        Event::TamperDetected {
+            target,
+            what,
+            detail,
+        } => match target {
+            Some(t) => format!("TAMPER on target '{t}': {what}: {detail}"),
+            None => format!("TAMPER: {what}: {detail}"),
+        },
     }
 }
 

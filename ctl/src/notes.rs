@@ -1,4 +1,5 @@
-//! Notes on settings that are stored but not yet enforced (immutability), shown by
+//! Notes on settings that are stored but not yet enforced (none today: retention and
+//! immutability are both enforced), shown by
 //! `job show|add|edit`, `target show|add|edit` and `apply`, and in `--json` as a `notes` array,
 //! the way a target of a kind that cannot be written yet carries its note.
 
@@ -13,16 +14,12 @@ pub fn job(_spec: &JobSpec) -> Vec<String> {
     Vec::new()
 }
 
-/// The notes of a target definition.
+/// The notes of a target definition. `immutable_days` is enforced on disk and NAS targets
+/// (bmsd refuses it where it cannot be, docs/operations.md "Immutability"), so there are none
+/// today; the function stays the one place such notes come from.
 pub fn target_spec(spec: &TargetSpec) -> Vec<String> {
-    let mut notes = Vec::new();
-    if spec.immutable_days > 0 {
-        notes.push(format!(
-            "immutable_days is {NOT_ENFORCED}: snapshots on this target are not protected \
-             against deletion or change"
-        ));
-    }
-    notes
+    let _ = spec;
+    Vec::new()
 }
 
 /// Whether bmsd says it enforces `immutable_days` on targets of this one's kind (its `supports`).

@@ -1,4 +1,4 @@
-//! `bmsctl target add|list|show|edit|rm`.
+//! `bmsctl target add|list|show|edit|rm|check|unlock-check`.
 
 use crate::cli::Cli;
 use crate::connect::call;
@@ -29,6 +29,14 @@ pub enum TargetCmd {
     Rm { name: String },
     /// Run the pre-flight check now: mounted, expected filesystem, writable, free space.
     Check { name: String },
+    /// Show whether the clock-tamper guard of immutable targets holds every seal (after the
+    /// wall clock jumped forward, no seal expires); exits 1 while it does.
+    UnlockCheck {
+        /// You checked the clock and it is right: clear the tamper so that seals past their
+        /// time are lifted again (docs/operations.md "Immutability").
+        #[arg(long)]
+        confirm_clock: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -49,7 +57,10 @@ pub struct TargetFields {
     /// Site label, e.g. "dc-2" ("" clears it).
     #[arg(long)]
     pub site: Option<String>,
-    /// Days written snapshots stay immutable (0: not immutable); stored, not yet enforced.
+    /// Days written snapshots stay immutable (0: not immutable): every snapshot and the packs
+    /// and index files it needs get the immutable attribute (chattr +i) until the snapshot's
+    /// time plus this many days. The directory must exist on a filesystem that can hold the
+    /// attribute (ext4, xfs, btrfs; not tmpfs or NFS).
     #[arg(long)]
     pub immutable_days: Option<u32>,
     /// Fail runs before writing when less than this is free (e.g. 5GiB).
@@ -199,6 +210,33 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
                     "target '{name}' failed its check: {}",
                     c.state
                 )))
+            }
+        }
+        TargetCmd::UnlockCheck { confirm_clock } => {
+            let r = call(
+                cli,
+                &UnlockCheck {
+                    confirm_clock: *confirm_clock,
+                },
+            )?;
+            if cli.json {
+                output::json(&r)?;
+            } else {
+                if let Some(c) = &r.cleared {
+                    println!("cleared the clock tamper of {c}");
+                }
+                match &r.tampered {
+                    Some(t) => println!("clock tamper in force since {t}"),
+                    None => println!("the clock is trusted: seals expire at their time"),
+                }
+            }
+            match r.tampered {
+                Some(_) => Err(CliError::failure(
+                    "no seal expires while the clock tamper holds: check the clock, then run \
+                     `bmsctl target unlock-check --confirm-clock`"
+                        .to_string(),
+                )),
+                None => Ok(()),
             }
         }
         TargetCmd::Rm { name } => {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dbus;
 pub mod events;
 pub mod history;
+pub mod immutability;
 pub mod ipc;
 pub mod listen_fds;
 pub mod logging;

@@ -349,6 +349,7 @@ async fn run(
     ));
     tracker.spawn(crate::scheduler::run(runner.clone(), cancel.clone()));
     tracker.spawn(crate::history::run(shared.clone(), cancel.clone()));
+    tracker.spawn(crate::immutability::run(shared.clone(), cancel.clone()));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

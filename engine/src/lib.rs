@@ -16,6 +16,7 @@ pub mod copy;
 pub mod error;
 pub mod fsutil;
 pub mod id;
+pub mod immutable;
 pub mod index;
 pub mod lock;
 pub mod pack;

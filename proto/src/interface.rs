@@ -322,7 +322,7 @@ method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, 
 # With "more": an empty reply once subscribed, then one reply per event of the daemon's event
 # stream (optionally of one job) until the client hangs up; "missed" counts events dropped for a slow reader. "event" is an object whose
 # "type" is RunQueued, RunStarted, RunProgress, RunFinished, TargetStateChanged, AlertRaised,
-# ComplianceChanged or MediaNeeded.
+# ComplianceChanged, MediaNeeded or TamperDetected.
 method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)
@@ -338,6 +338,9 @@ method ForgetSnapshots(ids: ?[]string, job: ?string, target: ?string, apply_poli
 # snapshot with keep/remove and the bytes prune would reclaim, and queues nothing.
 method Prune(job: ?string, target: ?string, dry_run: ?bool) -> (dry_run: bool, runs: []RunInfo,
                                                                targets: []ForgetOnTarget)
+# The clock-tamper guard of immutable targets: "tampered" says when and what (no seal expires
+# while it is set); confirm_clock clears it once an admin has checked the clock. Admin role.
+method UnlockCheck(confirm_clock: ?bool) -> (tampered: ?string, cleared: ?string)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)

@@ -292,6 +292,7 @@ pub mod cli_checks;
 pub mod dbus_bus;
 pub mod docs;
 pub mod events_util;
+pub mod immutable_util;
 pub mod raw;
 pub mod readme;
 pub mod restore_util;

@@ -33,11 +33,18 @@ fn healthz(addr: &str) -> (String, String) {
 fn garble_middle_pages(db: &std::path::Path) {
     let pages = fs::metadata(db).unwrap().len() / 4096;
     assert!(pages >= 10, "catalog has only {pages} pages");
+    // Past the root pages of every table and index (the migrations made them first), so that
+    // the schema and the small tables stay readable whatever tables the migrations add.
+    let last_root: i64 = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT max(rootpage) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    let last_root = last_root as u64;
+    let start = (pages / 3).max(last_root + 1);
+    assert!(start + pages / 3 <= pages, "catalog has only {pages} pages");
     let mut f = fs::OpenOptions::new().write(true).open(db).unwrap();
-    // The second half's pages hold the jobs' rows; the schema (page 1, and the pages it spills
-    // onto right after the migrations' tables) stays intact, so other connections still work.
-    f.seek(SeekFrom::Start(pages / 2 * 4096)).unwrap();
-    let garbage: Vec<u8> = (0..(pages / 4) * 4096)
+    f.seek(SeekFrom::Start(start * 4096)).unwrap();
+    let garbage: Vec<u8> = (0..(pages / 3) * 4096)
         .map(|i| (i * 7 + 13) as u8)
         .collect();
     f.write_all(&garbage).unwrap();

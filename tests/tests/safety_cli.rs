@@ -1,5 +1,5 @@
 //! bmsctl and the protocol refuse what they cannot do and say what they do not do yet:
-//! settings stored but not enforced (immutable_days) carry a note, retention does not, `apply` refuses a name defined twice, a closed
+//! settings once stored but not enforced (retention, immutable_days) carry no note now that both are enforced, `apply` refuses a name defined twice, a closed
 //! pipe ends bmsctl quietly, `--json` errors name the wire error, long names are cut in
 //! messages, and schedules with an unknown time zone or no elapse are refused.
 
@@ -19,7 +19,7 @@ fn notes(v: &Value) -> Vec<String> {
 }
 
 #[test]
-fn immutability_says_it_is_not_enforced_and_retention_is_enforced() {
+fn retention_and_immutability_are_enforced_and_carry_no_note() {
     let d = Daemon::start();
     // A job without retention has nothing to note.
     let out = add_job(&d, "plain", &[]);
@@ -54,8 +54,9 @@ fn immutability_says_it_is_not_enforced_and_retention_is_enforced() {
     let v = d.ctl_json(["job", "edit", "plain", "--keep-weekly", "0"]);
     assert!(notes(&v).is_empty(), "{v}");
 
-    // Targets: immutable_days.
+    // Targets: immutable_days is enforced (docs/operations.md "Immutability"): no note.
     let t = d.dir.join("t1");
+    std::fs::create_dir(&t).unwrap();
     let out = d.ctl([
         "target",
         "add",
@@ -67,19 +68,16 @@ fn immutability_says_it_is_not_enforced_and_retention_is_enforced() {
     ]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains("30 (stored, not yet enforced)"),
+        !stdout(&out).contains("not yet enforced"),
         "{}",
         stdout(&out)
     );
-    let text = stdout(&d.ctl(["target", "show", "t1"]));
     assert!(
-        text.contains("note: immutable_days is stored, not yet enforced"),
-        "{text}"
+        stdout(&out).contains("immutable days: 30"),
+        "{}",
+        stdout(&out)
     );
-    let n = notes(&d.ctl_json(["target", "show", "t1"]));
-    assert!(n.iter().any(|n| n.contains("immutable_days")), "{n:?}");
-    let v = d.ctl_json(["target", "edit", "t1", "--immutable-days", "0"]);
-    assert!(notes(&v).is_empty(), "{v}");
+    assert!(notes(&d.ctl_json(["target", "show", "t1"])).is_empty());
     assert!(notes(&d.ctl_json(["target", "show", "local"])).is_empty());
     // A tape target keeps its own note, now in the same array.
     let v = d.ctl_json([
@@ -94,7 +92,8 @@ fn immutability_says_it_is_not_enforced_and_retention_is_enforced() {
     let n = notes(&v);
     assert!(n.iter().any(|n| n.contains("not yet supported")), "{n:?}");
 
-    // apply notes both, in text and in JSON.
+    // apply notes retention, in text and in JSON; immutability needs no note.
+    std::fs::create_dir(d.dir.join("t2")).unwrap();
     let src = d.dir.join("src").display().to_string();
     let doc = format!(
         r#"
@@ -116,11 +115,9 @@ retention = {{ keep_monthly = 6 }}
     let out = d.ctl(["apply", "--dry-run", &f.display().to_string()]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(
-        text.contains("note: target:t2: immutable_days is stored, not yet enforced"),
-        "{text}"
-    );
+    assert!(!text.contains("immutable_days"), "{text}");
     assert!(!text.contains("note: job:applied: retention"), "{text}");
+    assert!(!text.contains("not yet enforced"), "{text}");
     let v = d.ctl_json(["apply", &f.display().to_string()]);
     assert_eq!(notes(&v).len(), 1, "{v}");
 }

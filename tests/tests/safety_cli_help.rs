@@ -44,8 +44,13 @@ fn job_help_matches_what_the_commands_do() {
         assert!(text.contains("Retention"), "{flag}: {text}");
         assert!(!text.contains("not yet enforced"), "{flag}: {text}");
     }
+    // Immutability is enforced: the help says what it does, not that it is only stored.
     let target = help(&["target", "add"]);
-    assert!(target.contains("stored, not yet enforced"), "{target}");
+    assert!(!target.contains("stored, not yet enforced"), "{target}");
+    assert!(
+        target.contains("immutable attribute (chattr +i)"),
+        "{target}"
+    );
 
     // The options removed from a verb are refused as unknown (usage error, exit 2).
     assert_fails(

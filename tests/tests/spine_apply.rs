@@ -13,8 +13,6 @@ fn make_job(d: &Daemon) -> Value {
         "primary",
         "--path",
         "/srv/bms-test/primary",
-        "--immutable-days",
-        "14",
     ]);
     d.ctl_json([
         "target",

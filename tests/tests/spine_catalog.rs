@@ -38,8 +38,6 @@ fn target_and_job_round_trip_and_survive_a_restart() {
         "srv:/export",
         "--min-free",
         "5GiB",
-        "--immutable-days",
-        "30",
     ]);
     assert_eq!(t["name"], "nas1");
     assert_eq!(t["kind"], "nas");
@@ -49,7 +47,7 @@ fn target_and_job_round_trip_and_survive_a_restart() {
     assert_eq!(t["fs_type"], "nfs4");
     assert_eq!(t["fs_source"], "srv:/export");
     assert_eq!(t["min_free_bytes"], 5u64 << 30);
-    assert_eq!(t["immutable_days"], 30);
+    assert_eq!(t["immutable_days"], 0);
     assert_eq!(t["supported"], true);
     assert_eq!(t["used_by"], json!([]));
 

@@ -36,7 +36,8 @@ fn target_show_says_what_each_kind_supports() {
             "verify",
             "restore",
             "pre-flight check",
-            "mount check"
+            "mount check",
+            "immutability"
         ]
     );
     let local = d.ctl_json(["target", "show", "local"]);
@@ -48,12 +49,15 @@ fn target_show_says_what_each_kind_supports() {
             "copy from",
             "verify",
             "restore",
-            "pre-flight check"
+            "pre-flight check",
+            "immutability"
         ]
     );
     let text = stdout(&d.ctl(["target", "show", "local"]));
     assert!(
-        text.contains("backup, copy into, copy from, verify, restore, pre-flight check"),
+        text.contains(
+            "backup, copy into, copy from, verify, restore, pre-flight check, immutability"
+        ),
         "{text}"
     );
     assert!(!text.contains("mount check"), "{text}");

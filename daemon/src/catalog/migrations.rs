@@ -126,6 +126,19 @@ CREATE TABLE prune_schedule_state (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+CREATE TABLE seals (
+    target     TEXT NOT NULL,
+    snapshot   TEXT NOT NULL,
+    until      TEXT NOT NULL,
+    sealed_at  TEXT NOT NULL,
+    objects    INTEGER NOT NULL,
+    PRIMARY KEY (target, snapshot)
+);
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

@@ -8,12 +8,14 @@ mod jobs;
 mod migrations;
 mod retention;
 mod runs;
+mod seals;
 mod stats;
 mod targets;
 
 pub use integrity::{health_of, quick_check_file};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
+pub use seals::SealRecord;
 pub use stats::{CatalogFacts, JobFacts};
 pub use targets::{Change, Upsert};
 

@@ -188,6 +188,7 @@ async fn backup_steps(
     let mut outcome = backup_to_primary(shared, active, job, &primary, log).await;
     if matches!(outcome.state, RunState::Succeeded | RunState::Warning) {
         if let Some(snapshot) = outcome.snapshot.clone() {
+            seal(shared, &primary, &snapshot, &mut outcome, log).await;
             for dst in targets.iter().skip(1) {
                 if active.stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
@@ -221,6 +222,33 @@ async fn backup_steps(
         }
     }
     outcome
+}
+
+/// The sealing step after a snapshot was written to an immutable target: a snapshot that could
+/// not be sealed is complete and restorable, so the run ends "with warnings" and says loudly
+/// that it is not immutable (docs/operations.md "Immutability").
+pub(super) async fn seal(
+    shared: &crate::state::SharedRef,
+    target: &TargetSpec,
+    snapshot: &str,
+    outcome: &mut Outcome,
+    log: &mut Vec<String>,
+) {
+    if target.immutable_days == 0 {
+        return;
+    }
+    match crate::immutability::seal_step(shared, target, snapshot).await {
+        Ok(line) => log.push(line),
+        Err(msg) => {
+            warn!("{msg}");
+            log.push(msg.clone());
+            outcome.state = RunState::Warning;
+            outcome.error = Some(match outcome.error.take() {
+                Some(e) => format!("{msg}; {e}"),
+                None => msg,
+            });
+        }
+    }
 }
 
 /// At shutdown the post-hook gets at most this long, so bmsd still stops within its grace time.

@@ -104,7 +104,7 @@ pub async fn copy(
     .unwrap_or_else(|e| Err(RunError::Step(format!("copy task failed: {e}"))));
     drop(forwarder);
     let mut log = Vec::new();
-    let (state, snap, stats, err) = match &result {
+    let (mut state, snap, stats, mut err) = match &result {
         Ok(s) => (
             RunState::Succeeded,
             Some(s.snapshot_id.clone()),
@@ -127,6 +127,14 @@ pub async fn copy(
         }
     };
     if let Some(id) = &snap {
+        let mut o = super::steps::Outcome {
+            state,
+            snapshot: None,
+            stats: RunStats::default(),
+            error: err.take(),
+        };
+        super::execute::seal(shared, dst, id, &mut o, &mut log).await;
+        (state, err) = (o.state, o.error);
         let name = shared.catalog.call({
             let (id, target) = (id.clone(), src.name.clone());
             move |c| {
@@ -169,6 +177,9 @@ pub async fn copy(
     finish(runner, RunHead::of(&run), end).await;
     match err {
         None => Ok(()),
+        Some(e) if state == RunState::Warning => {
+            Err(RunError::Step(format!("copy to '{}': {e}", dst.name)))
+        }
         Some(e) => Err(RunError::Step(format!(
             "copy to '{}' failed: {e}",
             dst.name

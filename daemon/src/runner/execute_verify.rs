@@ -7,6 +7,7 @@ use super::steps::{
     arm_timeout, job_and_targets, open_repo, preflight, start_child, stopped, Outcome,
 };
 use super::{finish, progress, Active, End, RunError, RunHead, Runner};
+use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_proto::api::*;
 use std::sync::atomic::AtomicBool;
@@ -21,6 +22,7 @@ struct Checked {
 
 /// Verifies `target`'s repository; `run_id` is the verify run's id (named in messages).
 async fn check(
+    shared: &SharedRef,
     target: &TargetSpec,
     percent: u8,
     run_id: i64,
@@ -50,6 +52,17 @@ async fn check(
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| e.to_string()));
+    let result = match result {
+        Ok(mut rep) => {
+            let extra = crate::immutability::catalog_seal_problems(shared, target).await;
+            if !extra.is_empty() {
+                rep.problems.extend(extra);
+                rep.ok = false;
+            }
+            Ok(rep)
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok(rep) if rep.ok => Checked {
             state: RunState::Succeeded,
@@ -57,6 +70,7 @@ async fn check(
             log: rep.notes,
         },
         Ok(rep) => {
+            tamper_events(shared, target, &rep.problems);
             let mut log: Vec<String> = rep.problems.iter().map(problem_line).collect();
             log.extend(rep.notes.iter().cloned());
             Checked {
@@ -78,6 +92,24 @@ async fn check(
             )),
             log: Vec::new(),
         },
+    }
+}
+
+/// Publishes `TamperDetected` for every sealed object that lost its immutable attribute.
+fn tamper_events(shared: &SharedRef, target: &TargetSpec, problems: &[bms_engine::Problem]) {
+    for p in problems.iter().filter(|p| p.kind == "seal") {
+        let what = p
+            .message
+            .split(" should be")
+            .next()
+            .unwrap_or("object")
+            .to_owned();
+        tracing::error!(target = %target.name, "tamper: {}", p.message);
+        shared.events.publish(Event::TamperDetected {
+            target: Some(target.name.clone()),
+            what,
+            detail: p.message.clone(),
+        });
     }
 }
 
@@ -152,6 +184,7 @@ async fn verify_child(
     }
     if c.error.is_none() {
         c = check(
+            shared,
             target,
             job.verify.read_data_percent,
             run.id,
@@ -209,6 +242,7 @@ pub(super) async fn scheduled(
         Err(e) => errors.push(e.to_string()),
         Ok(()) => {
             let c = check(
+                shared,
                 primary,
                 job.verify.read_data_percent,
                 active.run_id,

@@ -78,6 +78,9 @@ impl Operation for GetTarget {
 
 impl Operation for AddTarget {
     async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+        if crate::targets::Target::from_spec(&self.target).is_ok() {
+            crate::immutability::check_target_spec(&self.target).await?;
+        }
         let a = actor(ctx);
         let target = ctx
             .shared
@@ -90,6 +93,9 @@ impl Operation for AddTarget {
 
 impl Operation for UpdateTarget {
     async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
+        if crate::targets::Target::from_spec(&self.target).is_ok() {
+            crate::immutability::check_target_spec(&self.target).await?;
+        }
         let a = actor(ctx);
         let target = ctx
             .shared
@@ -209,6 +215,16 @@ impl Operation for Apply {
                     e.field = Some(format!("jobs[{i}].sources"));
                     e
                 })?;
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            if crate::targets::Target::from_spec(t).is_ok() {
+                crate::immutability::check_target_spec(t)
+                    .await
+                    .map_err(|mut e| {
+                        e.field = Some(format!("targets[{i}].immutable_days"));
+                        e
+                    })?;
             }
         }
         let a = actor(ctx);

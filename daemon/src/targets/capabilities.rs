@@ -56,7 +56,8 @@ pub struct Capabilities {
     pub preflight: bool,
     /// The pre-flight check also demands a mount point of the expected filesystem and source.
     pub mount_check: bool,
-    /// Whether `immutable_days` is enforced (today it is stored for every kind, not enforced).
+    /// Whether `immutable_days` is enforced: written objects are sealed (docs/operations.md
+    /// "Immutability"); whether a given directory can hold seals is checked at `target add|edit`.
     pub immutability: bool,
 }
 
@@ -72,7 +73,7 @@ pub fn capabilities(kind: TargetKind) -> Capabilities {
         restore_from: directory,
         preflight: directory,
         mount_check: kind == TargetKind::Nas,
-        immutability: false,
+        immutability: directory,
     }
 }
 

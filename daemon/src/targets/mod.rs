@@ -43,7 +43,8 @@ pub struct Target {
     pub media: MediaType,
     pub location: Location,
     pub site: Option<String>,
-    /// Days a written snapshot stays immutable (0: not immutable); stored, not yet enforced.
+    /// Days a written snapshot stays immutable (0: not immutable), docs/operations.md
+    /// "Immutability".
     pub immutable_days: u32,
     /// Runs fail before writing when less than this many bytes are free.
     pub min_free_bytes: u64,

@@ -177,7 +177,7 @@ fn capabilities_by_kind() {
         assert!(all.iter().all(|p| c.allows(*p)), "{kind:?}");
         assert!(c.writable());
         assert_eq!(c.note(), None);
-        assert!(!c.immutability, "immutable_days is not enforced yet");
+        assert!(c.immutability, "immutability on {kind:?}");
     }
     assert!(!capabilities(TargetKind::Disk).mount_check);
     assert!(capabilities(TargetKind::Nas).mount_check);
@@ -190,7 +190,8 @@ fn capabilities_by_kind() {
             "verify",
             "restore",
             "pre-flight check",
-            "mount check"
+            "mount check",
+            "immutability"
         ]
     );
     for kind in [TargetKind::Tape, TargetKind::S3] {

@@ -278,6 +278,12 @@ impl Store for FaultStore {
     fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
         self.inner.sealed_until(kind, name)
     }
+    fn unseal(&self, kind: Kind, name: &str) -> Result<bool> {
+        self.inner.unseal(kind, name)
+    }
+    fn seal_intact(&self, kind: Kind, name: &str) -> Result<Option<bool>> {
+        self.inner.seal_intact(kind, name)
+    }
     fn clean_tmp(&self, max_age: Duration) -> usize {
         self.inner.clean_tmp(max_age)
     }

@@ -7,7 +7,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONFIG};
+use super::{
+    seal, sealable, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONFIG,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 
@@ -212,15 +214,81 @@ impl Store for LocalStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                // An immutable file: say until when rather than "permission denied".
+                if seal::is_immutable(&path).unwrap_or(false) {
+                    let until = seal::read_until(&path).ok().flatten();
+                    return Err(Error::Immutable {
+                        what: format!("{} {name}", kind.name()),
+                        until: until.map_or_else(
+                            || "its immutable attribute is cleared (it has no seal record)".into(),
+                            seal::rfc3339,
+                        ),
+                    });
+                }
+                Err(Error::io("removing", path, e))
+            }
             Err(e) => Err(Error::io("removing", path, e)),
         }
     }
 
-    /// A directory cannot make files immutable in a way that protects them from their owner
-    /// (`chattr +i` can be undone by root): nothing is done, and the caller is told so.
-    fn seal(&self, kind: Kind, name: &str, _until: SystemTime) -> Result<Seal> {
-        self.object_path(kind, name)?;
-        Ok(Seal::NotSupported)
+    /// Sets the Linux immutable attribute and records `until` in the file's seal record
+    /// (docs/repository-format.md "Immutability"). A seal is extended, never shortened. Lock
+    /// files and the config are never sealed.
+    fn seal(&self, kind: Kind, name: &str, until: SystemTime) -> Result<Seal> {
+        let path = self.object_path(kind, name)?;
+        if !sealable(kind) {
+            return Err(Error::Internal(format!(
+                "{} objects are never sealed",
+                kind.name()
+            )));
+        }
+        match seal::seal_file(&path, until) {
+            Ok(seal::Sealed::Done | seal::Sealed::AlreadyLonger) => Ok(Seal::Sealed),
+            Ok(seal::Sealed::NotSupported) => Ok(Seal::NotSupported),
+            Err(e) => Err(Error::io(
+                "sealing (bmsd needs CAP_LINUX_IMMUTABLE to set the immutable attribute of)",
+                path,
+                e,
+            )),
+        }
+    }
+
+    fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
+        if !sealable(kind) {
+            return Ok(None);
+        }
+        let path = self.object_path(kind, name)?;
+        match seal::read_until(&path) {
+            Ok(u) => Ok(u),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading the seal record of", path, e)),
+        }
+    }
+
+    fn unseal(&self, kind: Kind, name: &str) -> Result<bool> {
+        if !sealable(kind) {
+            return Ok(false);
+        }
+        let path = self.object_path(kind, name)?;
+        match seal::unseal_file(&path) {
+            Ok(was) => Ok(was),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(
+                "unsealing (bmsd needs CAP_LINUX_IMMUTABLE to clear the immutable attribute of)",
+                path,
+                e,
+            )),
+        }
+    }
+
+    fn seal_intact(&self, kind: Kind, name: &str) -> Result<Option<bool>> {
+        let path = self.object_path(kind, name)?;
+        match seal::is_immutable(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if seal::unsupported(&e) => Ok(None),
+            Err(e) => Err(Error::io("reading the attributes of", path, e)),
+        }
     }
 
     fn clean_tmp(&self, max_age: Duration) -> usize {

@@ -6,6 +6,7 @@
 
 mod fault;
 mod local;
+pub mod seal;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -147,6 +148,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         let _ = (kind, name);
         Ok(None)
     }
+    /// Lifts the seal of an object (after its time has passed: the caller decides that on a
+    /// trusted clock): the object may be removed again. True if it was sealed.
+    fn unseal(&self, kind: Kind, name: &str) -> Result<bool> {
+        let _ = (kind, name);
+        Ok(false)
+    }
+    /// Whether an object's immutability is in force now (for a [`LocalStore`], its immutable
+    /// attribute is set); None when the store cannot tell. Verify compares this with
+    /// [`Store::sealed_until`] to find seals lifted behind bms's back.
+    fn seal_intact(&self, kind: Kind, name: &str) -> Result<Option<bool>> {
+        let _ = (kind, name);
+        Ok(None)
+    }
     /// Removes the temporary files of writers that are provably gone, or (writers of other
     /// hosts) untouched for longer than `max_age` (docs/repository-format.md "Temporary
     /// files"); returns how many. Called by writers holding the write lock.
@@ -154,6 +168,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes abandoned staged lock writes by the same rule; returns how many. Called when a
     /// lock is acquired.
     fn clean_lock_staging(&self, max_age: Duration) -> usize;
+}
+
+/// Whether objects of `kind` are ever sealed: packs, index files and snapshots. The config,
+/// lock files and key files stay mutable (docs/repository-format.md "Immutability").
+pub fn sealable(kind: Kind) -> bool {
+    matches!(kind, Kind::Packs | Kind::Index | Kind::Snapshots)
 }
 
 /// Whether `name` is a valid object name: non-empty, no `/`, not `.` or `..`, no NUL.

@@ -91,16 +91,29 @@ fn names_that_leave_the_layout_are_refused() {
     assert!(s.read(Kind::Config, "other").is_err());
 }
 
+/// Sealing needs root (CAP_LINUX_IMMUTABLE) on a filesystem with the attribute (the test's
+/// temp dir); not root, only the refusals are checked.
 #[test]
-fn seal_is_not_supported_by_a_directory_and_changes_nothing() {
-    let (d, s) = store();
+fn seal_blocks_removal_until_unsealed_and_reports_the_date() {
+    let (_d, s) = store();
     s.put(Kind::Snapshots, ID, b"x", Put::New).unwrap();
-    let until = SystemTime::now() + Duration::from_secs(3600);
-    assert_eq!(
-        s.seal(Kind::Snapshots, ID, until).unwrap(),
-        Seal::NotSupported
-    );
-    assert_eq!(mode(&d.path().join("snapshots").join(ID)), 0o600);
+    assert_eq!(s.sealed_until(Kind::Snapshots, ID).unwrap(), None);
+    assert!(s.seal(Kind::Locks, "l.json", SystemTime::now()).is_err());
+    assert!(s.seal(Kind::Config, CONFIG, SystemTime::now()).is_err());
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let until = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+    assert_eq!(s.seal(Kind::Snapshots, ID, until).unwrap(), Seal::Sealed);
+    assert_eq!(s.sealed_until(Kind::Snapshots, ID).unwrap(), Some(until));
+    assert_eq!(s.seal_intact(Kind::Snapshots, ID).unwrap(), Some(true));
+    let e = s.delete(Kind::Snapshots, ID).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Immutable, "{e}");
+    assert!(e.to_string().contains("2033-05-18T03:33:20Z"), "{e}");
+    assert!(s.put(Kind::Snapshots, ID, b"y", Put::Replace).is_err());
+    assert!(s.unseal(Kind::Snapshots, ID).unwrap());
+    assert_eq!(s.seal_intact(Kind::Snapshots, ID).unwrap(), Some(false));
+    assert_eq!(s.sealed_until(Kind::Snapshots, ID).unwrap(), None);
     assert!(s.delete(Kind::Snapshots, ID).unwrap());
 }
 

@@ -40,7 +40,7 @@ pub struct VerifyProgress {
 /// One thing that is wrong, with everything it affects.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
-    /// index_file, snapshot_file, pack_missing, pack_table, pack_content, tree, chunk
+    /// index_file, snapshot_file, pack_missing, pack_table, pack_content, tree, chunk, seal
     pub kind: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,6 +296,18 @@ impl Repository {
                 p.files = files;
                 rep.problems.push(p);
             }
+        }
+        // 6. Seals: objects recorded as immutable beyond now must still have the attribute
+        // (docs/repository-format.md "Immutability").
+        for b in crate::immutable::broken_seals(self, std::time::SystemTime::now())? {
+            let mut p = problem("seal", b.to_string());
+            if b.kind == Kind::Packs.name() {
+                p.pack = Some(b.name.clone());
+            }
+            if b.kind == Kind::Snapshots.name() {
+                p.snapshots = vec![b.name.clone()];
+            }
+            rep.problems.push(p);
         }
         rep.ok = rep.problems.is_empty();
         rep.duration = started.elapsed();

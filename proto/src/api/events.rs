@@ -56,6 +56,14 @@ pub enum Event {
     },
     /// Reserved for removable media (tape).
     MediaNeeded { target: String, message: String },
+    /// Immutability was attacked (docs/operations.md "Immutability"): a sealed object lost its
+    /// immutable attribute (found by verify; `target` and the object in `what`), or the wall
+    /// clock jumped forward (`what` is "clock", no target).
+    TamperDetected {
+        target: Option<String>,
+        what: String,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -67,7 +75,9 @@ impl Event {
             Event::RunProgress { job, .. } => Some(job),
             Event::AlertRaised { job, .. } => job.as_deref(),
             Event::ComplianceChanged { job, .. } => Some(job),
-            Event::TargetStateChanged { .. } | Event::MediaNeeded { .. } => None,
+            Event::TargetStateChanged { .. }
+            | Event::MediaNeeded { .. }
+            | Event::TamperDetected { .. } => None,
         }
     }
 

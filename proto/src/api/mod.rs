@@ -25,6 +25,7 @@ pub struct Empty {}
 
 mod doctor;
 mod events;
+mod immutability;
 mod jobs;
 mod misc;
 mod runs;
@@ -33,6 +34,7 @@ mod targets;
 
 pub use doctor::*;
 pub use events::*;
+pub use immutability::*;
 pub use jobs::*;
 pub use misc::*;
 pub use runs::*;

@@ -40,6 +40,7 @@ macro_rules! manager_methods {
             Doctor => DoctorReply, read, single;
             ForgetSnapshots => ForgetReply, write, single;
             Prune => PruneReply, write, single;
+            UnlockCheck => UnlockCheckReply, write, single;
         }
     };
 }
