@@ -1,6 +1,7 @@
 //! The catalog: a SQLite file (WAL) in the state dir with numbered migrations. It lives on its own
 //! thread; async code reaches it through [`CatalogHandle::call`].
 
+mod alerts;
 mod audit;
 mod history;
 mod integrity;
@@ -10,6 +11,7 @@ mod runs;
 mod stats;
 mod targets;
 
+pub use alerts::{AlertChange, Notice, OutboxItem};
 pub use integrity::health_of;
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;

@@ -23,6 +23,7 @@ pub trait Method: Serialize + DeserializeOwned {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
+mod alerts;
 mod events;
 mod jobs;
 mod misc;
@@ -30,6 +31,7 @@ mod runs;
 mod table;
 mod targets;
 
+pub use alerts::*;
 pub use events::*;
 pub use jobs::*;
 pub use misc::*;

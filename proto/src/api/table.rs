@@ -37,6 +37,12 @@ macro_rules! manager_methods {
             Restore => RestoreReply, write, stream;
             WatchEvents => EventReply, read, stream;
             CheckTarget => TargetCheck, write, single;
+            ListAlerts => AlertList, read, single;
+            GetAlert => AlertDetail, read, single;
+            AckAlert => AlertReply, write, single;
+            ResolveAlert => AlertReply, write, single;
+            TestChannel => TestChannelReply, write, single;
+            SilenceAlerts => SilenceReply, write, single;
         }
     };
 }
