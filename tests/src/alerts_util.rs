@@ -234,7 +234,8 @@ impl TestCa {
 }
 
 const SMTP_SCRIPT: &str = r#"
-import sys, json, os, ssl, email, email.policy
+import sys, json, os, ssl, email, email.policy, warnings
+warnings.simplefilter("ignore")
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
@@ -406,7 +407,9 @@ pub fn daemon_with_alerts(alerts_toml: &str, job: &str, extra: &[&str]) -> (crat
         .expect("tempdir");
     let dir = temp.path().to_owned();
     let config = dir.join("bmsd.toml");
-    std::fs::write(&config, format!("version = 1\n\n[alerts]\n{alerts_toml}\n")).expect("config");
+    // Tables of the snippet (`[[channels]]`) live under `[alerts]`.
+    let body = alerts_toml.replace("[[alerts.", "[[").replace("[[", "[[alerts.");
+    std::fs::write(&config, format!("version = 1\n\n[alerts]\n{body}\n")).expect("config");
     let d = crate::Daemon::start_with(crate::DaemonOpts {
         args: vec!["--config".into(), config.display().to_string()],
         dir: Some(dir.clone()),

@@ -61,8 +61,7 @@ url = "{ping_url}"
         teams = teams_file.display(),
         hook = hook_file.display(),
         key = key_file.display(),
-    )
-    .replace("[[alerts.", "[[");
+    );
     let (d, _temp) = daemon_with_alerts(&cfg, "home", &[]);
 
     set_failing(&d, true);

@@ -15,8 +15,8 @@ fn a_job_with_rpo_1m_and_no_run_raises_the_rpo_alert_within_a_minute() {
     );
     let (d, _temp) = daemon_with_alerts(&cfg, "home", &["--rpo", "1m"]);
     let job = d.ctl_json(["job", "show", "home"]);
-    assert_eq!(job["job"]["rpo_secs"], 60, "{job}");
-    let created: jiff::Timestamp = job["job"]["created_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(job["rpo_secs"], 60, "{job}");
+    let created: jiff::Timestamp = job["created_at"].as_str().unwrap().parse().unwrap();
     let a = poll_until(Duration::from_secs(80), "the RPO alert", || {
         alerts(&d).into_iter().find(|a| a["kind"] == "rpo_exceeded")
     });
