@@ -108,7 +108,14 @@ pub fn run(cli: &Cli, cmd: &AlertCmd) -> CliResult {
                 return output::json(&reply);
             }
             let mut t = output::table(&[
-                "ID", "STATE", "SEVERITY", "KIND", "JOB/TARGET", "COUNT", "LAST SEEN", "MESSAGE",
+                "ID",
+                "STATE",
+                "SEVERITY",
+                "KIND",
+                "JOB/TARGET",
+                "COUNT",
+                "LAST SEEN",
+                "MESSAGE",
             ]);
             for a in &reply.alerts {
                 t.add_row(vec![

@@ -156,7 +156,10 @@ impl Config {
         }
         if let Some(v) = file.alerts {
             let span = v.span();
-            self.alerts = v.into_inner().resolve().map_err(|m| at(span, "alerts", m))?;
+            self.alerts = v
+                .into_inner()
+                .resolve()
+                .map_err(|m| at(span, "alerts", m))?;
         }
         Ok(())
     }

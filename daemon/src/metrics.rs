@@ -185,7 +185,8 @@ pub fn render(
             .iter()
             .find(|(s, _)| s == sev)
             .map_or(0, |(_, n)| *n);
-        open.get_or_create(&labels(&[("severity", sev)])).set(n as f64);
+        open.get_or_create(&labels(&[("severity", sev)]))
+            .set(n as f64);
     }
     reg.register(
         "alerts_open",

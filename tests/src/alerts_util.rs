@@ -60,7 +60,9 @@ pub struct HttpReceiver {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -201,16 +203,38 @@ impl TestCa {
         openssl(
             dir,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-                "ca.pem", "-days", "2", "-subj", "/CN=bms test CA", "-addext",
-                "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bms test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
         openssl(
             dir,
             &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-                "server.csr", "-subj", "/CN=127.0.0.1",
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
             ],
         );
         std::fs::write(
@@ -221,8 +245,21 @@ impl TestCa {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
             ],
         );
         TestCa {
@@ -303,10 +340,7 @@ impl SmtpServer {
         std::fs::write(&script, SMTP_SCRIPT).expect("script");
         let port = free_port();
         let (cert, key) = match tls {
-            Some(ca) => (
-                ca.cert.display().to_string(),
-                ca.key.display().to_string(),
-            ),
+            Some(ca) => (ca.cert.display().to_string(), ca.key.display().to_string()),
             None => ("-".into(), "-".into()),
         };
         let mut child = Command::new(python())
@@ -323,7 +357,11 @@ impl SmtpServer {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("read READY");
-        assert_eq!(line.trim(), "READY", "aiosmtpd did not start (is python3-aiosmtpd installed?)");
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "aiosmtpd did not start (is python3-aiosmtpd installed?)"
+        );
         SmtpServer {
             port,
             dir: dir.to_owned(),
@@ -341,7 +379,9 @@ impl SmtpServer {
         names.sort();
         names
             .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json"))
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+            })
             .collect()
     }
 }
@@ -362,13 +402,19 @@ pub fn assert_teams_envelope(v: &serde_json::Value) {
     assert_eq!(v["type"], "message", "{v}");
     let atts = v["attachments"].as_array().expect("attachments");
     assert_eq!(atts.len(), 1, "{v}");
-    assert_eq!(atts[0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        atts[0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     let card = &atts[0]["content"];
     assert_eq!(card["type"], "AdaptiveCard");
     let version = card["version"].as_str().expect("version is a string");
     let (major, minor) = version.split_once('.').expect("version M.m");
     let (major, minor): (u32, u32) = (major.parse().expect("major"), minor.parse().expect("minor"));
-    assert!(major == 1 && minor <= 4, "card version {version} is above 1.4");
+    assert!(
+        major == 1 && minor <= 4,
+        "card version {version} is above 1.4"
+    );
     let body = card["body"].as_array().expect("body");
     assert!(!body.is_empty());
     for el in body {
@@ -400,7 +446,11 @@ pub fn hmac_sha256(key: &str, body: &[u8]) -> String {
 
 /// A bmsd started with `[alerts]` = `alerts_toml` in its config file, a disk target `t` and a job
 /// `job` whose pre-hook fails while the file `dir/fail` exists. Keep the returned TempDir.
-pub fn daemon_with_alerts(alerts_toml: &str, job: &str, extra: &[&str]) -> (crate::Daemon, tempfile::TempDir) {
+pub fn daemon_with_alerts(
+    alerts_toml: &str,
+    job: &str,
+    extra: &[&str],
+) -> (crate::Daemon, tempfile::TempDir) {
     let temp = tempfile::Builder::new()
         .prefix("bms-alerts-")
         .tempdir()
@@ -408,7 +458,9 @@ pub fn daemon_with_alerts(alerts_toml: &str, job: &str, extra: &[&str]) -> (crat
     let dir = temp.path().to_owned();
     let config = dir.join("bmsd.toml");
     // Tables of the snippet (`[[channels]]`) live under `[alerts]`.
-    let body = alerts_toml.replace("[[alerts.", "[[").replace("[[", "[[alerts.");
+    let body = alerts_toml
+        .replace("[[alerts.", "[[")
+        .replace("[[", "[[alerts.");
     std::fs::write(&config, format!("version = 1\n\n[alerts]\n{body}\n")).expect("config");
     let d = crate::Daemon::start_with(crate::DaemonOpts {
         args: vec!["--config".into(), config.display().to_string()],
@@ -419,11 +471,26 @@ pub fn daemon_with_alerts(alerts_toml: &str, job: &str, extra: &[&str]) -> (crat
     crate::runner_util::write_small_tree(&src);
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).expect("repo dir");
-    d.ctl_json(["target", "add", "t", "--path", repo.to_str().expect("utf-8")]);
+    d.ctl_json([
+        "target",
+        "add",
+        "t",
+        "--path",
+        repo.to_str().expect("utf-8"),
+    ]);
     let hook = format!("test ! -e {}", dir.join("fail").display());
     let mut args = vec![
-        "job", "add", job, "--source", src.to_str().expect("utf-8"), "--schedule", "2099-01-01",
-        "--target", "t", "--pre-hook", &hook,
+        "job",
+        "add",
+        job,
+        "--source",
+        src.to_str().expect("utf-8"),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "t",
+        "--pre-hook",
+        &hook,
     ];
     args.extend_from_slice(extra);
     d.ctl_json(args);

@@ -76,12 +76,20 @@ url = "{ping_url}"
     let m = &mails[0];
     assert_eq!(m["tls"], true, "{m}");
     assert_eq!(m["auth"], true, "{m}");
-    let mut rcpt: Vec<&str> = m["rcpt_tos"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let mut rcpt: Vec<&str> = m["rcpt_tos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     rcpt.sort();
     assert_eq!(rcpt, ["oncall@example.org", "ops@example.org"]);
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let subject = m["subject"].as_str().unwrap();
-    assert!(subject.contains(&host) && subject.contains("job home") && subject.contains("OPEN"), "{subject}");
+    assert!(
+        subject.contains(&host) && subject.contains("job home") && subject.contains("OPEN"),
+        "{subject}"
+    );
     assert!(subject.contains("run failed"), "{subject}");
     assert_eq!(m["content_type"], "multipart/alternative", "{m}");
     let text = m["text"].as_str().expect("text part");
@@ -127,7 +135,12 @@ url = "{ping_url}"
     let paths: Vec<&str> = pings.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["/ping/uuid-1/start", "/ping/uuid-1/fail", "/ping/uuid-1/start", "/ping/uuid-1"]
+        [
+            "/ping/uuid-1/start",
+            "/ping/uuid-1/fail",
+            "/ping/uuid-1/start",
+            "/ping/uuid-1"
+        ]
     );
 
     // Secrets appear nowhere: log, alert show --json, status --json, the config dump.
@@ -153,8 +166,17 @@ url = "{ping_url}"
         ("config dump", &dump_text),
         ("alert test", &bms_tests::stdout(&test)),
     ] {
-        for secret in [PASSWORD, "TEAMS-SIG-SECRET", "HOOK-PATH-SECRET", HOOK_SECRET, "uuid-1"] {
-            assert!(!text.contains(secret), "{what} shows secret {secret}:\n{text}");
+        for secret in [
+            PASSWORD,
+            "TEAMS-SIG-SECRET",
+            "HOOK-PATH-SECRET",
+            HOOK_SECRET,
+            "uuid-1",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{what} shows secret {secret}:\n{text}"
+            );
         }
     }
     // The alert records the delivered notifications.
@@ -165,7 +187,9 @@ url = "{ping_url}"
         .iter()
         .map(|n| n["channel"].as_str().unwrap())
         .collect();
-    assert!(channels.contains(&"mail") && channels.contains(&"teams") && channels.contains(&"hook"));
+    assert!(
+        channels.contains(&"mail") && channels.contains(&"teams") && channels.contains(&"hook")
+    );
 }
 
 #[test]
@@ -221,11 +245,18 @@ url = "{}"
     assert_eq!(mails.len(), 2, "{mails:?}");
     assert_eq!(mails[0]["tls"], false);
     assert!(mails[0]["subject"].as_str().unwrap().contains("OPEN"));
-    assert!(mails[1]["subject"].as_str().unwrap().contains("RESOLVED"), "{}", mails[1]);
+    assert!(
+        mails[1]["subject"].as_str().unwrap().contains("RESOLVED"),
+        "{}",
+        mails[1]
+    );
     assert!(mails[1]["text"].as_str().unwrap().contains("home"));
     assert!(mails[1]["html"].as_str().unwrap().contains("RESOLVED"));
     let hooks = http.at("/hook");
-    let events: Vec<String> = hooks.iter().map(|h| h.json()["event"].as_str().unwrap().to_owned()).collect();
+    let events: Vec<String> = hooks
+        .iter()
+        .map(|h| h.json()["event"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(events, ["raised", "resolved"]);
     // Another success sends nothing more; a later failure is a new alert. The router handles
     // events in order, so once the new alert is there the success before it was handled.
@@ -239,4 +270,50 @@ url = "{}"
     assert_ne!(now[0]["id"].as_i64().unwrap(), id);
     let again = d.ctl_json(["alert", "show", &id.to_string()]);
     assert_eq!(again["notifications"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn unsafe_channels_and_exposed_secret_files_are_refused_at_start_and_on_reload() {
+    let top = tempfile::tempdir().unwrap();
+    let url = top.path().join("hook.url");
+    std::fs::write(&url, "http://127.0.0.1:9/EXPOSED-SECRET").unwrap();
+    let bad = bms_tests::write_file(
+        top.path(),
+        "bad.toml",
+        &format!(
+            "version = 1\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl_file = \"{}\"\n",
+            url.display()
+        ),
+    );
+    let out = bms_tests::clean_command(bms_tests::bin("bmsd"))
+        .args(["--check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = bms_tests::stderr(&out);
+    assert!(err.contains("chmod 600") && err.contains("alerts"), "{err}");
+    assert!(!err.contains("EXPOSED-SECRET"), "{err}");
+
+    let http = HttpReceiver::start();
+    let cfg = format!(
+        "[[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        http.url("/ok")
+    );
+    let (d, _temp) = daemon_with_alerts(&cfg, "home", &[]);
+    std::fs::write(
+        d.dir.join("bmsd.toml"),
+        "version = 1\n[alerts]\n[[alerts.channels]]\nname = \"mail\"\nkind = \"email\"\n\
+         smtp_host = \"mail.example.org\"\ntls = \"plain\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n",
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    poll_until(WAIT, "the reload refused", || {
+        d.log().contains("new configuration rejected").then_some(())
+    });
+    assert!(d.log().contains("unencrypted"), "{}", d.log());
+    // The previous channels stay in force.
+    let ok = d.ctl_json(["alert", "test", "hook"]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(http.at("/ok").len(), 1);
 }

@@ -32,7 +32,9 @@ fn dead_channels_do_not_delay_runs_and_the_queued_notice_survives_a_restart_and_
     // Without channels: the baseline duration of a failing run.
     let (base, _t0) = daemon_with_alerts("", "home", &[]);
     set_failing(&base, true);
-    let baseline = (0..3).map(|_| duration(&run_once(&base, "home"))).fold(0.0, f64::max);
+    let baseline = (0..3)
+        .map(|_| duration(&run_once(&base, "home")))
+        .fold(0.0, f64::max);
     drop(base);
 
     // A channel that accepts and never answers (each attempt waits 10 s) and one that refuses.
@@ -55,7 +57,9 @@ fn dead_channels_do_not_delay_runs_and_the_queued_notice_survives_a_restart_and_
         worst < baseline + 2.0,
         "runs took {worst:.3} s with dead channels, {baseline:.3} s without"
     );
-    let alert = poll_until(Duration::from_secs(20), "the alert", || alerts(&d).into_iter().next());
+    let alert = poll_until(Duration::from_secs(20), "the alert", || {
+        alerts(&d).into_iter().next()
+    });
     let id = alert["id"].as_i64().unwrap();
     assert_eq!(alert["count"], 3);
 
@@ -67,12 +71,21 @@ fn dead_channels_do_not_delay_runs_and_the_queued_notice_survives_a_restart_and_
     for a in &tries {
         assert_eq!(a["ok"], false, "{a}");
         assert!(a["detail"].as_str().unwrap().contains("refused"), "{a}");
-        assert!(!a["detail"].as_str().unwrap().contains("/d"), "URL path in {a}");
+        assert!(
+            !a["detail"].as_str().unwrap().contains("/d"),
+            "URL path in {a}"
+        );
     }
     let gap1 = ts(&tries[1]).duration_since(ts(&tries[0])).as_secs_f64();
     let gap2 = ts(&tries[2]).duration_since(ts(&tries[1])).as_secs_f64();
-    assert!(gap1 >= 0.35 && gap2 > gap1 * 1.4, "waits {gap1:.3} s then {gap2:.3} s do not grow");
-    assert!(d.log().contains("notification not delivered"), "failures are logged");
+    assert!(
+        gap1 >= 0.35 && gap2 > gap1 * 1.4,
+        "waits {gap1:.3} s then {gap2:.3} s do not grow"
+    );
+    assert!(
+        d.log().contains("notification not delivered"),
+        "failures are logged"
+    );
 
     // Restart bmsd while the notice is still queued, then bring the channel back.
     let status = d.stop();
@@ -86,19 +99,26 @@ fn dead_channels_do_not_delay_runs_and_the_queued_notice_survives_a_restart_and_
         dir: Some(d.dir.clone()),
         ..Default::default()
     });
-    poll_until(Duration::from_secs(30), "the notice delivered after the restart", || {
-        let v = d.ctl_json(["alert", "show", &id.to_string()]);
-        v["notifications"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["channel"] == "down" && n["state"] == "delivered")
-            .then_some(())
-    });
+    poll_until(
+        Duration::from_secs(30),
+        "the notice delivered after the restart",
+        || {
+            let v = d.ctl_json(["alert", "show", &id.to_string()]);
+            v["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["channel"] == "down" && n["state"] == "delivered")
+                .then_some(())
+        },
+    );
     let got = back.at("/d");
     assert_eq!(got.len(), 1, "delivered {} times", got.len());
     assert_eq!(got[0].json()["alert"]["id"], id);
     let last = attempts_of(&d, id, "down");
     assert_eq!(last.last().unwrap()["ok"], true);
-    assert!(last.last().unwrap()["detail"].as_str().unwrap().contains("200"));
+    assert!(last.last().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("200"));
 }

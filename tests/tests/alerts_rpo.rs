@@ -22,7 +22,10 @@ fn a_job_with_rpo_1m_and_no_run_raises_the_rpo_alert_within_a_minute() {
     });
     let seen: jiff::Timestamp = a["first_seen"].as_str().unwrap().parse().unwrap();
     let after = seen.duration_since(created).as_secs();
-    assert!((60..=70).contains(&after), "raised {after} s after the job was created: {a}");
+    assert!(
+        (60..=70).contains(&after),
+        "raised {after} s after the job was created: {a}"
+    );
     assert_eq!(a["severity"], "critical");
     assert_eq!(a["job"], "home");
     assert!(a["message"].as_str().unwrap().contains("RPO"), "{a}");
@@ -38,7 +41,13 @@ fn a_job_with_rpo_1m_and_no_run_raises_the_rpo_alert_within_a_minute() {
         let v = d.ctl_json(["alert", "show", &id.to_string()]);
         (v["alert"]["state"] == "resolved").then_some(())
     });
-    assert_eq!(alerts(&d).iter().filter(|a| a["kind"] == "rpo_exceeded").count(), 1);
+    assert_eq!(
+        alerts(&d)
+            .iter()
+            .filter(|a| a["kind"] == "rpo_exceeded")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -54,7 +63,9 @@ fn ack_resolve_and_silence_are_audited_and_refuse_bad_input() {
     let (d, _temp) = daemon_with_alerts(&cfg, "home", &[]);
     set_failing(&d, true);
     run_once(&d, "home");
-    let a = poll_until(Duration::from_secs(20), "the alert", || alerts(&d).into_iter().next());
+    let a = poll_until(Duration::from_secs(20), "the alert", || {
+        alerts(&d).into_iter().next()
+    });
     let id = a["id"].as_i64().unwrap().to_string();
 
     let acked = d.ctl_json(["alert", "ack", &id, "--comment", "disk swap tonight"]);
@@ -62,29 +73,53 @@ fn ack_resolve_and_silence_are_audited_and_refuse_bad_input() {
     assert_eq!(acked["alert"]["ack_comment"], "disk swap tonight");
     assert_fails(&d.ctl(["alert", "ack", &id]), 1, "not open");
     assert_fails(&d.ctl(["alert", "show", "999"]), 1, "does not exist");
-    assert_fails(&d.ctl(["alert", "list", "--state", "bogus"]), 2, "open, acked, resolved");
+    assert_fails(
+        &d.ctl(["alert", "list", "--state", "bogus"]),
+        2,
+        "open, acked, resolved",
+    );
 
     let resolved = d.ctl_json(["alert", "resolve", &id]);
     assert_eq!(resolved["alert"]["state"], "resolved");
     assert_fails(&d.ctl(["alert", "resolve", &id]), 1, "already resolved");
 
-    assert_fails(&d.ctl(["alert", "silence", "--job", "home", "--until", "soon"]), 2, "duration");
     assert_fails(
-        &d.ctl(["alert", "silence", "--job", "home", "--until", "2001-01-01T00:00:00Z"]),
+        &d.ctl(["alert", "silence", "--job", "home", "--until", "soon"]),
+        2,
+        "duration",
+    );
+    assert_fails(
+        &d.ctl([
+            "alert",
+            "silence",
+            "--job",
+            "home",
+            "--until",
+            "2001-01-01T00:00:00Z",
+        ]),
         2,
         "in the past",
     );
-    assert_fails(&d.ctl(["alert", "silence", "--job", "nope", "--until", "1h"]), 1, "does not exist");
+    assert_fails(
+        &d.ctl(["alert", "silence", "--job", "nope", "--until", "1h"]),
+        1,
+        "does not exist",
+    );
     let s = d.ctl_json(["alert", "silence", "--job", "home", "--until", "1h"]);
     assert_eq!(s["job"], "home");
 
     // Silenced: a new failure is recorded but notifies nobody.
     run_once(&d, "home");
     let again = poll_until(Duration::from_secs(20), "the second alert", || {
-        alerts(&d).into_iter().find(|a| a["id"].as_i64().unwrap().to_string() != id)
+        alerts(&d)
+            .into_iter()
+            .find(|a| a["id"].as_i64().unwrap().to_string() != id)
     });
     let detail = d.ctl_json(["alert", "show", &again["id"].as_i64().unwrap().to_string()]);
-    assert!(detail["notifications"].as_array().unwrap().is_empty(), "{detail}");
+    assert!(
+        detail["notifications"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
     let events: Vec<String> = poll_until(Duration::from_secs(20), "two webhook posts", || {
         let h = http.at("/hook");
         (h.len() >= 2).then_some(h)
@@ -96,7 +131,10 @@ fn ack_resolve_and_silence_are_audited_and_refuse_bad_input() {
 
     let actions = audit_actions(&d);
     for want in ["alert.ack", "alert.silence", "alert.resolve"] {
-        assert!(actions.iter().any(|(a, _)| a == want), "{want} not audited: {actions:?}");
+        assert!(
+            actions.iter().any(|(a, _)| a == want),
+            "{want} not audited: {actions:?}"
+        );
     }
 
     // `alert test`: a good channel, a dead one (exit 1, says why), an unknown one.
@@ -104,20 +142,30 @@ fn ack_resolve_and_silence_are_audited_and_refuse_bad_input() {
     assert_eq!(ok["ok"], true, "{ok}");
     let dead = d.ctl(["alert", "test", "down"]);
     assert_fails(&dead, 1, "failed");
-    assert!(!bms_tests::stderr(&dead).contains("/x"), "the URL path leaked");
+    assert!(
+        !bms_tests::stderr(&dead).contains("/x"),
+        "the URL path leaked"
+    );
     assert_fails(&d.ctl(["alert", "test", "nope"]), 1, "not configured");
 
     // Metrics: open alerts by severity and failed deliveries by channel.
     let status = d.status_json();
     let addr = status["metrics_address"].as_str().unwrap().to_owned();
     let text = http_get(&addr, "/metrics");
-    assert!(text.contains("bms_alerts_open{severity=\"critical\"} 1"), "{text}");
+    assert!(
+        text.contains("bms_alerts_open{severity=\"critical\"} 1"),
+        "{text}"
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

@@ -255,8 +255,7 @@ pub const KINDS: [&str; 9] = [
 
 /// Reads a secret file: it must be a regular file that only its owner may read.
 fn secret_file(key: &str, path: &Path) -> Result<Secret, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -265,8 +264,8 @@ fn secret_file(key: &str, path: &Path) -> Result<Secret, String> {
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
     let text = text.trim().to_owned();
     if text.is_empty() {
         return Err(format!("{key} {} is empty", path.display()));
@@ -341,13 +340,17 @@ fn channel(c: ChannelFile) -> Result<Channel, String> {
             let password =
                 one_of("password", c.password, c.password_file, "password_file").map_err(ctx)?;
             if password.is_some() != c.username.is_some() {
-                return Err(ctx("username and password (or password_file) go together".into()));
+                return Err(ctx(
+                    "username and password (or password_file) go together".into()
+                ));
             }
             let from = c
                 .from
                 .ok_or_else(|| ctx("an email channel needs from = \"bms@example.org\"".into()))?;
             if c.to.is_empty() {
-                return Err(ctx("an email channel needs to = [\"ops@example.org\"]".into()));
+                return Err(ctx(
+                    "an email channel needs to = [\"ops@example.org\"]".into()
+                ));
             }
             for a in std::iter::once(&from).chain(c.to.iter()) {
                 a.parse::<lettre::message::Mailbox>()
@@ -371,7 +374,9 @@ fn channel(c: ChannelFile) -> Result<Channel, String> {
             http_url(&name, &url)?;
             let secret = one_of("secret", c.secret, c.secret_file, "secret_file").map_err(ctx)?;
             if secret.is_some() && c.kind == "teams" {
-                return Err(ctx("secret is for webhook channels; Teams does not check it".into()));
+                return Err(ctx(
+                    "secret is for webhook channels; Teams does not check it".into(),
+                ));
             }
             let http = Http {
                 url,
@@ -390,9 +395,15 @@ fn channel(c: ChannelFile) -> Result<Channel, String> {
             )))
         }
     };
-    if let ChannelKind::Email(Email { ca_file: Some(p), .. })
-    | ChannelKind::Teams(Http { ca_file: Some(p), .. })
-    | ChannelKind::Webhook(Http { ca_file: Some(p), .. }) = &kind
+    if let ChannelKind::Email(Email {
+        ca_file: Some(p), ..
+    })
+    | ChannelKind::Teams(Http {
+        ca_file: Some(p), ..
+    })
+    | ChannelKind::Webhook(Http {
+        ca_file: Some(p), ..
+    }) = &kind
     {
         crate::alerts::tls::read_ca_file(p).map_err(ctx)?;
     }
@@ -410,9 +421,9 @@ impl AlertsFile {
             give_up: self
                 .give_up_hours
                 .map_or(d.give_up, |h| Duration::from_secs(h.max(1) * 3600)),
-            retry_initial: self
-                .retry_initial_ms
-                .map_or(d.retry_initial, |m| Duration::from_millis(m.clamp(10, 3_600_000))),
+            retry_initial: self.retry_initial_ms.map_or(d.retry_initial, |m| {
+                Duration::from_millis(m.clamp(10, 3_600_000))
+            }),
             retry_max: self
                 .retry_max_secs
                 .map_or(d.retry_max, |s| Duration::from_secs(s.clamp(1, 86400))),
@@ -536,7 +547,11 @@ url = "http://127.0.0.1:1/p"
         let f = dir.path().join("pw");
         std::fs::write(&f, "hunter2").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = parse(&format!("[[channels]]\nname = \"w\"\nkind = \"webhook\"\nurl_file = \"{}\"\n", f.display())).unwrap_err();
+        let e = parse(&format!(
+            "[[channels]]\nname = \"w\"\nkind = \"webhook\"\nurl_file = \"{}\"\n",
+            f.display()
+        ))
+        .unwrap_err();
         assert!(e.contains("chmod 600") && !e.contains("hunter2"), "{e}");
     }
 }

@@ -31,7 +31,12 @@ pub fn spawn(shared: &SharedRef, cancel: &CancellationToken, tracker: &TaskTrack
     tls::install_provider();
     let wake = Arc::new(Notify::new());
     let rx = shared.events.subscribe();
-    tracker.spawn(route_events(shared.clone(), rx, wake.clone(), cancel.clone()));
+    tracker.spawn(route_events(
+        shared.clone(),
+        rx,
+        wake.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(rpo_timer(shared.clone(), wake.clone(), cancel.clone()));
     tracker.spawn(outbox::run(shared.clone(), wake, cancel.clone()));
 }
@@ -124,7 +129,14 @@ async fn ping(shared: &SharedRef, job: &str, what: &str, run: i64, message: Stri
 pub async fn on_event(shared: &SharedRef, event: &Event) {
     match event {
         Event::RunStarted { run } if run.kind == RunKind::Backup => {
-            ping(shared, &run.job, "start", run.id, format!("run {} started", run.id)).await;
+            ping(
+                shared,
+                &run.job,
+                "start",
+                run.id,
+                format!("run {} started", run.id),
+            )
+            .await;
         }
         Event::RunFinished {
             run, state, error, ..
@@ -197,7 +209,14 @@ async fn on_run_finished(
                 _ => "",
             };
             if !what.is_empty() {
-                ping(shared, job, what, run.id, format!("run {} {}: {err}", run.id, state.as_str())).await;
+                ping(
+                    shared,
+                    job,
+                    what,
+                    run.id,
+                    format!("run {} {}: {err}", run.id, state.as_str()),
+                )
+                .await;
             }
             let key = |k: &str| format!("{k}:{job}");
             let (raise_kind, severity, message, clears): (Option<&str>, &str, String, Vec<&str>) =
@@ -246,7 +265,9 @@ async fn on_run_finished(
             match state {
                 RunState::Succeeded => clear(shared, c.key).await,
                 RunState::Failed | RunState::Warning => {
-                    c.message = format!("verification of job '{job}' on target '{target}' found errors: {err}");
+                    c.message = format!(
+                        "verification of job '{job}' on target '{target}' found errors: {err}"
+                    );
                     c.details = details;
                     raise(shared, c).await;
                 }
@@ -260,7 +281,10 @@ async fn on_run_finished(
             match state {
                 RunState::Succeeded => clear(shared, c.key).await,
                 RunState::Failed => {
-                    c.message = format!("{} of job '{job}' to target '{target}' failed: {err}", run.kind.as_str());
+                    c.message = format!(
+                        "{} of job '{job}' to target '{target}' failed: {err}",
+                        run.kind.as_str()
+                    );
                     c.details = details;
                     raise(shared, c).await;
                 }

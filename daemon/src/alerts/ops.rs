@@ -28,7 +28,10 @@ impl Operation for ListAlerts {
         }
         let limit = self.limit.unwrap_or(100);
         if !(1..=10_000).contains(&limit) {
-            return Err(invalid("limit", format!("limit {limit} is out of range 1..=10000")));
+            return Err(invalid(
+                "limit",
+                format!("limit {limit} is out of range 1..=10000"),
+            ));
         }
         let state = self.state;
         let alerts = ctx
@@ -92,14 +95,15 @@ impl Operation for TestChannel {
                 .chain(cfg.pings.iter())
                 .map(|c| c.name.as_str())
                 .collect();
-            let mut e = ApiError::new(
-                ErrorKind::NotFound,
-                format!(
+            let mut e =
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    format!(
                     "channel '{}' is not configured; configured: {} (see [alerts] in bmsd.toml)",
                     self.channel,
                     if names.is_empty() { "none".into() } else { names.join(", ") }
                 ),
-            );
+                );
             e.field = Some("channel".into());
             return Err(e);
         };
@@ -130,7 +134,9 @@ pub fn parse_until(s: &str) -> Result<jiff::Timestamp, String> {
         return Ok(t);
     }
     let secs = parse_duration(s).map_err(|_| {
-        format!("'{s}' is neither an RFC 3339 time (2026-12-24T08:00:00Z) nor a duration such as 2h")
+        format!(
+            "'{s}' is neither an RFC 3339 time (2026-12-24T08:00:00Z) nor a duration such as 2h"
+        )
     })?;
     Ok(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs as i64))
 }

@@ -6,8 +6,8 @@
 use super::config::AlertsConfig;
 use crate::catalog::OutboxItem;
 use crate::state::SharedRef;
-use std::hash::{BuildHasher, Hasher};
 use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;

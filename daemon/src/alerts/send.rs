@@ -24,7 +24,11 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Sends `payload` (a notice of docs/alerts.md) to `channel`; `ping` is the ping's suffix event.
-pub async fn deliver(channel: &Channel, payload: &str, timeout: Duration) -> Result<String, String> {
+pub async fn deliver(
+    channel: &Channel,
+    payload: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let work = async {
         match &channel.kind {
             ChannelKind::Email(e) => email(e, payload, timeout).await,
@@ -84,7 +88,11 @@ async fn post(
     let shown = redact_url(&url);
     let mut req = client.post(&url).header(
         reqwest::header::CONTENT_TYPE,
-        if suffix.is_some() { "text/plain; charset=utf-8" } else { "application/json" },
+        if suffix.is_some() {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/json"
+        },
     );
     if let Some(secret) = &h.secret {
         req = req.header(SIGNATURE_HEADER, sign(secret.expose(), &body));
@@ -117,7 +125,10 @@ fn describe(e: reqwest::Error) -> String {
 
 async fn email(e: &Email, payload: &str, timeout: Duration) -> Result<String, String> {
     let view = View::parse(payload);
-    let from: Mailbox = e.from.parse().map_err(|x| format!("from {}: {x}", e.from))?;
+    let from: Mailbox = e
+        .from
+        .parse()
+        .map_err(|x| format!("from {}: {x}", e.from))?;
     let mut b = Message::builder().from(from).subject(view.title());
     for to in &e.to {
         let m: Mailbox = to.parse().map_err(|x| format!("to {to}: {x}"))?;
@@ -143,7 +154,8 @@ async fn email(e: &Email, payload: &str, timeout: Duration) -> Result<String, St
         mode => {
             let mut p = TlsParameters::builder(e.host.clone());
             if let Some(f) = &e.ca_file {
-                let pem = std::fs::read(f).map_err(|x| format!("tls_ca_file {}: {x}", f.display()))?;
+                let pem =
+                    std::fs::read(f).map_err(|x| format!("tls_ca_file {}: {x}", f.display()))?;
                 let cert = Certificate::from_pem(&pem)
                     .map_err(|x| format!("tls_ca_file {}: {x}", f.display()))?;
                 p = p.add_root_certificate(cert);
@@ -185,7 +197,10 @@ mod tests {
             redact_url("https://x.webhook.office.com/webhookb2/abc?sig=1"),
             "https://x.webhook.office.com/***"
         );
-        assert_eq!(redact_url("http://u:p@127.0.0.1:8/a"), "http://127.0.0.1:8/***");
+        assert_eq!(
+            redact_url("http://u:p@127.0.0.1:8/a"),
+            "http://127.0.0.1:8/***"
+        );
     }
 
     #[test]

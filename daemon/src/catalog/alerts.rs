@@ -3,7 +3,7 @@
 //! never lost between the two, and the outbox survives a restart of bmsd.
 
 use super::{audit, db_err, now_rfc3339, Actor, Catalog};
-use bms_proto::api::{AlertInfo, DeliveryAttempt, NotificationInfo};
+use bms_proto::api::AlertInfo;
 use bms_proto::{ApiError, ErrorKind};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -26,6 +26,12 @@ pub struct Notice {
     pub event: String,
     pub payload: String,
 }
+
+/// (severity, count) of unresolved alerts, failed attempts, pending notifications.
+pub type AlertFacts = (Vec<(String, u64)>, u64, u64);
+
+/// A job's latest final backup run: (job, state, run id, error).
+pub type LatestBackup = (String, String, i64, Option<String>);
 
 /// A queued notification due for delivery.
 #[derive(Debug, Clone)]
@@ -100,7 +106,7 @@ fn silenced(conn: &rusqlite::Connection, job: Option<&str>, now: &str) -> Result
 }
 
 /// Queues `notices` of alert `alert_id` and marks the alert notified.
-fn enqueue(
+pub(super) fn enqueue(
     tx: &Transaction<'_>,
     alert_id: Option<i64>,
     notices: &[Notice],
@@ -219,7 +225,10 @@ impl Catalog {
         if a.state == "resolved" {
             return Err(ApiError::new(
                 ErrorKind::InvalidArgument,
-                format!("alert {id} is already resolved (at {})", a.resolved_at.unwrap_or_default()),
+                format!(
+                    "alert {id} is already resolved (at {})",
+                    a.resolved_at.unwrap_or_default()
+                ),
             ));
         }
         let alert = resolve_in(&tx, id, &notify)?;
@@ -240,7 +249,10 @@ impl Catalog {
         if a.state != "open" {
             return Err(ApiError::new(
                 ErrorKind::InvalidArgument,
-                format!("alert {id} is {}, not open: only open alerts can be acknowledged", a.state),
+                format!(
+                    "alert {id} is {}, not open: only open alerts can be acknowledged",
+                    a.state
+                ),
             ));
         }
         tx.execute(
@@ -290,53 +302,9 @@ impl Catalog {
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
+    /// One alert.
     pub fn get_alert(&self, id: i64) -> Result<AlertInfo, ApiError> {
         by_id(&self.conn, id)
-    }
-
-    /// The notifications of an alert with their attempts, oldest first.
-    pub fn alert_notifications(&self, id: i64) -> Result<Vec<NotificationInfo>, ApiError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, channel, event, state, created_at, delivered_at, next_attempt_at \
-                 FROM outbox WHERE alert_id = ?1 ORDER BY id",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([id], |r| {
-                let state: String = r.get(3)?;
-                let next: String = r.get(6)?;
-                Ok(NotificationInfo {
-                    id: r.get(0)?,
-                    channel: r.get(1)?,
-                    event: r.get(2)?,
-                    next_attempt_at: (state == "pending").then_some(next),
-                    state,
-                    created_at: r.get(4)?,
-                    delivered_at: r.get(5)?,
-                    attempts: Vec::new(),
-                })
-            })
-            .map_err(db_err)?;
-        let mut out = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT time, ok, detail FROM outbox_attempts WHERE outbox_id = ?1 ORDER BY id")
-            .map_err(db_err)?;
-        for n in &mut out {
-            let rows = stmt
-                .query_map([n.id], |r| {
-                    Ok(DeliveryAttempt {
-                        time: r.get(0)?,
-                        ok: r.get(1)?,
-                        detail: r.get(2)?,
-                    })
-                })
-                .map_err(db_err)?;
-            n.attempts = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
-        }
-        Ok(out)
     }
 
     /// Keys of the alerts that are not resolved.
@@ -347,81 +315,6 @@ impl Catalog {
             .map_err(db_err)?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
-    }
-
-    /// Queues notifications that belong to no alert (pings of a job's run).
-    pub fn queue_notices(&mut self, notices: &[Notice]) -> Result<(), ApiError> {
-        let tx = self.conn.transaction().map_err(db_err)?;
-        enqueue(&tx, None, notices, &now_rfc3339())?;
-        tx.commit().map_err(db_err)
-    }
-
-    /// The oldest pending notification of each channel (delivery keeps each channel's order),
-    /// and the earliest time one of them is due.
-    pub fn outbox_heads(&self) -> Result<Vec<(OutboxItem, String)>, ApiError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, channel, alert_id, event, payload, created_at, attempts, next_attempt_at \
-                 FROM outbox WHERE id IN \
-                 (SELECT min(id) FROM outbox WHERE state = 'pending' GROUP BY channel) ORDER BY id",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    OutboxItem {
-                        id: r.get(0)?,
-                        channel: r.get(1)?,
-                        alert_id: r.get(2)?,
-                        event: r.get(3)?,
-                        payload: r.get(4)?,
-                        created_at: r.get(5)?,
-                        attempts: r.get(6)?,
-                    },
-                    r.get(7)?,
-                ))
-            })
-            .map_err(db_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
-    }
-
-    /// Records one delivery attempt. `next` is when to try again after a failure; `gave_up`
-    /// ends the notification as failed and notes why on its alert.
-    pub fn record_attempt(
-        &mut self,
-        item: &OutboxItem,
-        ok: bool,
-        detail: &str,
-        next: Option<&str>,
-        gave_up: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let now = now_rfc3339();
-        let tx = self.conn.transaction().map_err(db_err)?;
-        tx.execute(
-            "INSERT INTO outbox_attempts(outbox_id, time, channel, ok, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![item.id, now, item.channel, ok, detail],
-        )
-        .map_err(db_err)?;
-        let (state, next) = match (ok, gave_up) {
-            (true, _) => ("delivered", now.clone()),
-            (false, Some(_)) => ("failed", now.clone()),
-            (false, None) => ("pending", next.unwrap_or(&now).to_owned()),
-        };
-        tx.execute(
-            "UPDATE outbox SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3, \
-             delivered_at = CASE WHEN ?2 = 'delivered' THEN ?4 ELSE delivered_at END WHERE id = ?1",
-            params![item.id, state, next, now],
-        )
-        .map_err(db_err)?;
-        if let (Some(problem), Some(alert)) = (gave_up, item.alert_id) {
-            tx.execute(
-                "UPDATE alerts SET delivery_problem = ?2 WHERE id = ?1",
-                params![alert, problem],
-            )
-            .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
     }
 
     /// Queues a reminder (`renotify`) of every open critical alert not notified for
@@ -467,31 +360,11 @@ impl Catalog {
     }
 
     /// The latest check of a target.
-    pub fn target_check(&self, target: &str) -> Result<Option<bms_proto::api::TargetCheck>, ApiError> {
+    pub fn target_check(
+        &self,
+        target: &str,
+    ) -> Result<Option<bms_proto::api::TargetCheck>, ApiError> {
         Catalog::last_check(&self.conn, target)
-    }
-
-    /// Open alerts by severity, failed delivery attempts and pending notifications (metrics).
-    pub fn alert_facts(&self) -> Result<(Vec<(String, u64)>, u64, u64), ApiError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT severity, count(*) FROM alerts WHERE state != 'resolved' GROUP BY severity")
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
-            .map_err(db_err)?;
-        let open = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
-        let count = |sql: &str| -> Result<u64, ApiError> {
-            self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
-                .map_err(db_err)
-        };
-        Ok((
-            open,
-            count("SELECT count(*) FROM outbox_attempts WHERE NOT ok")?,
-            count("SELECT count(*) FROM outbox WHERE state = 'pending'")?,
-        ))
     }
 
     /// When the job last finished a backup that left a snapshot (succeeded or with warnings).
@@ -507,7 +380,7 @@ impl Catalog {
     }
 
     /// The latest final backup run of each job: (job, state, run id, error).
-    pub fn latest_backup_states(&self) -> Result<Vec<(String, String, i64, Option<String>)>, ApiError> {
+    pub fn latest_backup_states(&self) -> Result<Vec<LatestBackup>, ApiError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -571,21 +444,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
         for i in 0..10 {
-            let (a, ev) = c.raise_alert(&change("run_failed:home"), 86400, to("m")).unwrap();
+            let (a, ev) = c
+                .raise_alert(&change("run_failed:home"), 86400, to("m"))
+                .unwrap();
             assert_eq!(a.count, i + 1);
             assert_eq!(ev.is_some(), i == 0);
         }
         let heads = c.outbox_heads().unwrap();
         assert_eq!(heads.len(), 1);
-        c.record_attempt(&heads[0].0, true, "250 ok", None, None).unwrap();
-        let r = c.resolve_alert_key("run_failed:home", to("m")).unwrap().unwrap();
+        c.record_attempt(&heads[0].0, true, "250 ok", None, None)
+            .unwrap();
+        let r = c
+            .resolve_alert_key("run_failed:home", to("m"))
+            .unwrap()
+            .unwrap();
         assert_eq!(r.state, "resolved");
-        assert!(c.resolve_alert_key("run_failed:home", to("m")).unwrap().is_none());
+        assert!(c
+            .resolve_alert_key("run_failed:home", to("m"))
+            .unwrap()
+            .is_none());
         let n = c.alert_notifications(r.id).unwrap();
         let events: Vec<_> = n.iter().map(|n| n.event.as_str()).collect();
         assert_eq!(events, ["raised", "resolved"]);
         // A new occurrence after resolution is a new alert.
-        let (again, ev) = c.raise_alert(&change("run_failed:home"), 86400, to("m")).unwrap();
+        let (again, ev) = c
+            .raise_alert(&change("run_failed:home"), 86400, to("m"))
+            .unwrap();
         assert_ne!(again.id, r.id);
         assert_eq!(ev, Some("raised"));
     }
@@ -596,13 +480,19 @@ mod tests {
         let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
         let (a, _) = c.raise_alert(&change("k"), 1, to("m")).unwrap();
         c.conn
-            .execute("UPDATE alerts SET last_notified = '2000-01-01T00:00:00.000Z'", [])
+            .execute(
+                "UPDATE alerts SET last_notified = '2000-01-01T00:00:00.000Z'",
+                [],
+            )
             .unwrap();
         let (_, ev) = c.raise_alert(&change("k"), 1, to("m")).unwrap();
         assert_eq!(ev, Some("renotify"));
         c.ack_alert(Actor { uid: 0 }, a.id, Some("on it")).unwrap();
         c.conn
-            .execute("UPDATE alerts SET last_notified = '2000-01-01T00:00:00.000Z'", [])
+            .execute(
+                "UPDATE alerts SET last_notified = '2000-01-01T00:00:00.000Z'",
+                [],
+            )
             .unwrap();
         let (acked, ev) = c.raise_alert(&change("k"), 1, to("m")).unwrap();
         assert_eq!((acked.state.as_str(), ev), ("acked", None));

@@ -7,6 +7,7 @@ mod history;
 mod integrity;
 mod jobs;
 mod migrations;
+mod outbox;
 mod runs;
 mod stats;
 mod targets;
