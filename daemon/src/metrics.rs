@@ -4,7 +4,7 @@
 //! pruning the run history cannot make them fall (docs/metrics.md).
 
 use crate::catalog::CatalogFacts;
-use crate::state::SharedRef;
+use crate::runner::RunnerRef;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -212,7 +212,7 @@ pub fn render(
 }
 
 /// Serves HTTP until `cancel` fires.
-pub async fn serve(listener: TcpListener, shared: SharedRef, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: CancellationToken) {
     loop {
         let conn = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -220,9 +220,9 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, cancel: Cancellatio
         };
         match conn {
             Ok((stream, _)) => {
-                let shared = shared.clone();
+                let runner = runner.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, shared))
+                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, runner))
                         .await;
                 });
             }
@@ -234,7 +234,8 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, cancel: Cancellatio
     }
 }
 
-async fn respond(mut stream: TcpStream, shared: SharedRef) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, runner: RunnerRef) -> std::io::Result<()> {
+    let shared = &runner.shared;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -254,7 +255,7 @@ async fn respond(mut stream: TcpStream, shared: SharedRef) -> std::io::Result<()
                 f.run_counts = shared.events.counters.snapshot();
                 f
             });
-            let (running, queued) = shared.runner.snapshot();
+            let (running, queued) = runner.snapshot();
             match facts.map(|f| {
                 render(
                     &f,

@@ -282,11 +282,12 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         },
     );
     shared.events.counters.seed(&run_counts);
+    let runner = crate::runner::Runner::new(shared.clone());
     let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
     tracker.spawn(crate::ipc::serve(
         listener,
-        shared.clone(),
+        runner.clone(),
         config.max_connections,
         cancel.clone(),
         tracker.clone(),
@@ -297,7 +298,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
                 let _ = shared.metrics_address.set(addr);
                 info!("metrics on http://{addr}/metrics");
             }
-            tracker.spawn(crate::metrics::serve(l, shared.clone(), cancel.clone()));
+            tracker.spawn(crate::metrics::serve(l, runner.clone(), cancel.clone()));
         }
         Err(e) => warn!(
             "cannot listen for metrics on {}: {e}; bmsd runs without its metrics endpoint (set metrics_listen)",
@@ -305,11 +306,11 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         ),
     }
     tracker.spawn(crate::runner::dispatch_loop(
-        shared.clone(),
+        runner.clone(),
         cancel.clone(),
         tracker.clone(),
     ));
-    tracker.spawn(crate::scheduler::run(shared.clone(), cancel.clone()));
+    tracker.spawn(crate::scheduler::run(runner.clone(), cancel.clone()));
     tracker.spawn(crate::history::run(shared.clone(), cancel.clone()));
     crate::alerts::spawn(&shared, &cancel, &tracker);
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -325,7 +326,7 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => reload_config(&reload, &shared, &log),
+            _ = hup.recv() => reload_config(&reload, &runner, &log),
         }
     }
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
@@ -395,7 +396,8 @@ async fn watchdog(every: Duration, shared: SharedRef, cancel: CancellationToken)
     }
 }
 
-fn reload_config(src: &ReloadSource, shared: &SharedRef, log: &LogHandle) {
+fn reload_config(src: &ReloadSource, runner: &crate::runner::Runner, log: &LogHandle) {
+    let shared = &runner.shared;
     let old = shared.config();
     let mut new = match Config::load(
         src.explicit.as_deref().or(old.config.path.as_deref()),
@@ -445,7 +447,7 @@ fn reload_config(src: &ReloadSource, shared: &SharedRef, log: &LogHandle) {
         loaded_at: now_rfc3339(),
         effective_log_level: effective,
     });
-    shared.runner.poke();
+    runner.poke();
     info!(generation, "SIGHUP: configuration reloaded");
     notify(&[NotifyState::Status("ready: configuration reloaded")]);
 }

@@ -8,7 +8,7 @@
 //! schedule keeps its own mark (`verify:JOB`) and follows the same rules.
 
 use crate::runner;
-use crate::state::SharedRef;
+use crate::runner::RunnerRef;
 use bms_proto::api::{JobInfo, MissedPolicy, RunTrigger};
 use bms_proto::calendar::CalendarSpec;
 use jiff::{SignedDuration, Timestamp};
@@ -51,11 +51,12 @@ fn due_after(
 }
 
 /// Runs until `cancel` fires.
-pub async fn run(shared: SharedRef, cancel: CancellationToken) {
+pub async fn run(runner: RunnerRef, cancel: CancellationToken) {
+    let shared = &runner.shared;
     let mut startup = true;
     loop {
         let now = Timestamp::now();
-        let next_wake = match tick(&shared, now, startup).await {
+        let next_wake = match tick(&runner, now, startup).await {
             Ok(w) => w,
             Err(e) => {
                 warn!("scheduler: {e}");
@@ -102,28 +103,29 @@ impl Which {
 
     async fn submit(
         self,
-        shared: &SharedRef,
+        runner: &RunnerRef,
         job: &str,
         trigger: RunTrigger,
     ) -> Result<bms_proto::api::RunInfo, bms_proto::ApiError> {
         match self {
-            Which::Backup => runner::submit(shared, job, trigger).await,
-            Which::Verify => runner::submit_verify(shared, job, trigger).await,
+            Which::Backup => runner::submit(runner, job, trigger).await,
+            Which::Verify => runner::submit_verify(runner, job, trigger).await,
         }
     }
 }
 
 /// One pass over all jobs; returns the earliest time something is due.
 async fn tick(
-    shared: &SharedRef,
+    runner: &RunnerRef,
     now: Timestamp,
     startup: bool,
 ) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+    let shared = &runner.shared;
     let jobs = shared.catalog.call(|c| c.list_jobs()).await?;
     let mut earliest: Option<Timestamp> = None;
     for job in jobs {
         let backup = step(
-            shared,
+            runner,
             &job,
             Which::Backup,
             &job.spec.schedule,
@@ -133,7 +135,7 @@ async fn tick(
         .await?;
         earliest = min(earliest, backup);
         if let Some(expr) = &job.spec.verify.schedule {
-            let verify = step(shared, &job, Which::Verify, expr, now, startup).await?;
+            let verify = step(runner, &job, Which::Verify, expr, now, startup).await?;
             earliest = min(earliest, verify);
         }
     }
@@ -226,13 +228,14 @@ fn decide(
 
 /// Handles one schedule of one job; returns when it is due next.
 async fn step(
-    shared: &SharedRef,
+    runner: &RunnerRef,
     job: &JobInfo,
     which: Which,
     expr: &str,
     now: Timestamp,
     startup: bool,
 ) -> Result<Option<Timestamp>, bms_proto::ApiError> {
+    let shared = &runner.shared;
     let name = job.spec.name.clone();
     let what = which.what();
     let cal = match CalendarSpec::parse(expr) {
@@ -256,12 +259,12 @@ async fn step(
     match d.submit {
         Some((RunTrigger::CatchUp, elapse)) => {
             info!(job = %name, missed = %elapse, "{what}s were missed while bmsd was down: one catch-up {what}");
-            if let Err(e) = which.submit(shared, &name, RunTrigger::CatchUp).await {
+            if let Err(e) = which.submit(runner, &name, RunTrigger::CatchUp).await {
                 warn!(job = %name, "cannot queue catch-up {what}: {e}");
             }
         }
         Some((trigger, _)) => {
-            if let Err(e) = which.submit(shared, &name, trigger).await {
+            if let Err(e) = which.submit(runner, &name, trigger).await {
                 warn!(job = %name, "cannot queue scheduled {what}: {e}");
             }
         }

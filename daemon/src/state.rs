@@ -1,4 +1,6 @@
-//! State shared by the daemon's tasks: the catalog handle and the configuration in force.
+//! State shared by the daemon's tasks: the catalog handle, the event bus and the configuration
+//! in force. The runner holds this core (`runner::Runner::shared`); the core does not know the
+//! runner (docs/architecture.md).
 
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
@@ -17,7 +19,6 @@ pub struct ConfigState {
 
 pub struct Shared {
     pub catalog: CatalogHandle,
-    pub runner: crate::runner::Runner,
     /// The event bus (docs/architecture.md, "Events").
     pub events: crate::events::Bus,
     /// Wakes the scheduler after job changes.
@@ -36,18 +37,8 @@ pub type SharedRef = Arc<Shared>;
 
 impl Shared {
     pub fn new(catalog: CatalogHandle, config: ConfigState) -> SharedRef {
-        Shared::with_runner(catalog, config, crate::runner::Runner::new())
-    }
-
-    /// Shared state with a given runner (its unit tests use a fake engine).
-    pub fn with_runner(
-        catalog: CatalogHandle,
-        config: ConfigState,
-        runner: crate::runner::Runner,
-    ) -> SharedRef {
         Arc::new(Shared {
             catalog,
-            runner,
             events: crate::events::Bus::new(),
             scheduler_wake: tokio::sync::Notify::new(),
             started: Instant::now(),

@@ -1,6 +1,7 @@
 //! The daemon's module graph (docs/architecture.md, "Module graph"): no file of `ipc/` or
 //! `service/` imports from another file of its directory that imports back (directly or round
-//! a longer circle), and the service layer never imports from a transport.
+//! a longer circle), the service layer never imports from a transport, and the shared core
+//! (`state.rs`) knows nothing of the runner that holds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -144,6 +145,27 @@ fn the_service_layer_knows_no_transport() {
             );
         }
     }
+}
+
+#[test]
+fn the_shared_core_does_not_know_the_runner() {
+    // The runner holds the core (`runner::Runner::shared`); the core, and what it is made of
+    // (the catalog handle, the event bus), never refer back to the runner.
+    for file in ["state.rs", "events.rs"] {
+        let c = code(&daemon_src().join(file));
+        assert!(c.contains("pub"), "{file} read");
+        for banned in ["crate::runner", "Runner"] {
+            assert!(
+                !c.contains(banned),
+                "{file} mentions {banned}: the runner holds the shared core, not the other way round"
+            );
+        }
+    }
+    let runner = std::fs::read_to_string(daemon_src().join("runner/mod.rs")).unwrap();
+    assert!(
+        runner.contains("pub shared: SharedRef"),
+        "the runner holds the shared core"
+    );
 }
 
 #[test]

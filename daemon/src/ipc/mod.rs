@@ -5,8 +5,8 @@
 pub mod auth;
 mod dispatch;
 
+use crate::runner::RunnerRef;
 use crate::service::{Caller, Role, Service};
-use crate::state::SharedRef;
 use bms_proto::varlink::{self, Reply, MAX_MESSAGE};
 use bms_proto::{ApiError, ErrorKind};
 use std::collections::HashMap;
@@ -34,12 +34,13 @@ const PER_USER: usize = 8;
 /// a `Busy` error and is closed.
 pub async fn serve(
     listener: UnixListener,
-    shared: SharedRef,
+    runner: RunnerRef,
     max_connections: u32,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let service = Service::new(shared.clone());
+    let shared = runner.shared.clone();
+    let service = Service::new(runner);
     let slots = Arc::new(Semaphore::new(max_connections as usize));
     let per_user: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     loop {

@@ -5,7 +5,7 @@ use super::hooks;
 use super::steps::{
     arm_timeout, job_and_targets, open_repo, preflight, stopped, with_lock_status, Outcome,
 };
-use super::{finish, progress, Active, End, RunError, RunHead, StopReason};
+use super::{finish, progress, Active, End, RunError, RunHead, Runner, StopReason};
 use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_engine::BackupOptions;
@@ -36,7 +36,8 @@ fn host() -> String {
 }
 
 /// Runs a queued run (a backup, or a scheduled verification) to completion and records it.
-pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
+pub async fn run(runner: &Runner, active: &Arc<Active>) {
+    let shared = &runner.shared;
     let id = active.run_id;
     let mut log = Vec::new();
     let mut forwarder = None;
@@ -69,9 +70,9 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
                     active.progress.subscribe(),
                 ));
                 if active.kind == RunKind::Verify {
-                    super::execute_verify::scheduled(shared, active, &mut log).await
+                    super::execute_verify::scheduled(runner, active, &mut log).await
                 } else {
-                    backup(shared, active, &mut log).await
+                    backup(runner, active, &mut log).await
                 }
             }
         }
@@ -90,10 +91,11 @@ pub async fn run(shared: &SharedRef, active: &Arc<Active>) {
         log,
     };
     active.progress.send_modify(|p| p.phase = "done".into());
-    finish(shared, head, end).await;
+    finish(runner, head, end).await;
 }
 
-async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>) -> Outcome {
+async fn backup(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String>) -> Outcome {
+    let shared = &runner.shared;
     let (job, targets) = match job_and_targets(shared, &active.job).await {
         Ok(jt) => jt,
         Err(e) => return Outcome::failed(e),
@@ -109,7 +111,7 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
     let hook_timeout = Duration::from_secs(job.hooks.timeout_secs.max(1) as u64);
     // The job's timeout covers the whole run: pre-hook, backup and copies.
     let timer = arm_timeout(active, job.timeout_secs);
-    let outcome = backup_steps(shared, active, &job, &targets, &env_base, hook_timeout, log).await;
+    let outcome = backup_steps(runner, active, &job, &targets, &env_base, hook_timeout, log).await;
     if let Some(t) = timer {
         t.abort();
     }
@@ -128,7 +130,7 @@ async fn backup(shared: &SharedRef, active: &Arc<Active>, log: &mut Vec<String>)
 
 /// The steps of a run up to the post-hook.
 async fn backup_steps(
-    shared: &SharedRef,
+    runner: &Runner,
     active: &Arc<Active>,
     job: &JobSpec,
     targets: &[TargetSpec],
@@ -136,6 +138,7 @@ async fn backup_steps(
     hook_timeout: Duration,
     log: &mut Vec<String>,
 ) -> Outcome {
+    let shared = &runner.shared;
     let Some(primary) = targets.first().cloned() else {
         return Outcome::failed(RunError::NoTarget);
     };
@@ -188,7 +191,7 @@ async fn backup_steps(
                     break;
                 }
                 if let Err(e) =
-                    super::execute_copy::copy(shared, active, job, &primary, dst, &snapshot).await
+                    super::execute_copy::copy(runner, active, job, &primary, dst, &snapshot).await
                 {
                     let msg = e.to_string();
                     log.push(msg.clone());
@@ -197,7 +200,7 @@ async fn backup_steps(
                 }
             }
             if job.verify.after_backup && !active.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Err(e) = super::execute_verify::verify(shared, active, job, &primary).await {
+                if let Err(e) = super::execute_verify::verify(runner, active, job, &primary).await {
                     let msg = e.to_string();
                     log.push(msg.clone());
                     outcome.state = RunState::Warning;

@@ -2,9 +2,8 @@
 //! chunks the destination lacks. Each copy is its own run record and catalog snapshot.
 
 use super::steps::{open_repo, preflight, start_child, stopped, with_lock_status};
-use super::{finish, progress, Active, End, RunError, RunHead};
+use super::{finish, progress, Active, End, RunError, RunHead, Runner};
 use crate::catalog::NewRun;
-use crate::state::SharedRef;
 use crate::targets::Purpose;
 use bms_proto::api::*;
 use std::sync::Arc;
@@ -46,17 +45,18 @@ fn engine_copy(
 
 /// Copies `snapshot` from `src` to `dst` as its own run; `Err` is a line for the parent's log.
 pub async fn copy(
-    shared: &SharedRef,
+    runner: &Runner,
     parent: &Arc<Active>,
     job: &JobSpec,
     src: &TargetSpec,
     dst: &TargetSpec,
     snapshot: &str,
 ) -> Result<(), RunError> {
+    let shared = &runner.shared;
     if let Err(e) = preflight(shared, dst).await {
         let msg = e.to_string();
         if let Err(e) =
-            record_failed_copy(shared, parent, &job.name, &src.name, &dst.name, &msg).await
+            record_failed_copy(runner, parent, &job.name, &src.name, &dst.name, &msg).await
         {
             warn!(
                 run = parent.run_id,
@@ -69,7 +69,7 @@ pub async fn copy(
         )));
     }
     let run = start_child(
-        shared,
+        runner,
         parent,
         &job.name,
         RunKind::Copy,
@@ -166,7 +166,7 @@ pub async fn copy(
         error: err.clone(),
         log,
     };
-    finish(shared, RunHead::of(&run), end).await;
+    finish(runner, RunHead::of(&run), end).await;
     match err {
         None => Ok(()),
         Some(e) => Err(RunError::Step(format!(
@@ -178,13 +178,14 @@ pub async fn copy(
 
 /// Records a copy run that failed before it started.
 async fn record_failed_copy(
-    shared: &SharedRef,
+    runner: &Runner,
     parent: &Active,
     job: &str,
     src: &str,
     dst: &str,
     msg: &str,
 ) -> Result<(), bms_proto::ApiError> {
+    let shared = &runner.shared;
     let (job, src, dst, msg) = (
         job.to_owned(),
         src.to_owned(),
@@ -210,7 +211,7 @@ async fn record_failed_copy(
         .await?;
     shared.events.publish(Event::RunQueued { run: run.clone() });
     finish(
-        shared,
+        runner,
         RunHead::of(&run),
         End::new(RunState::Failed, Some(msg)),
     )

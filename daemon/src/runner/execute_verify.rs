@@ -6,8 +6,7 @@
 use super::steps::{
     arm_timeout, job_and_targets, open_repo, preflight, start_child, stopped, Outcome,
 };
-use super::{finish, progress, Active, End, RunError, RunHead};
-use crate::state::SharedRef;
+use super::{finish, progress, Active, End, RunError, RunHead, Runner};
 use crate::targets::Purpose;
 use bms_proto::api::*;
 use std::sync::atomic::AtomicBool;
@@ -97,7 +96,7 @@ fn problem_line(p: &bms_engine::Problem) -> String {
 }
 
 /// Records the end of a child verify run.
-async fn finish_child(shared: &SharedRef, run: &RunInfo, c: Checked) {
+async fn finish_child(runner: &Runner, run: &RunInfo, c: Checked) {
     let end = End {
         state: c.state,
         snapshot: None,
@@ -105,19 +104,20 @@ async fn finish_child(shared: &SharedRef, run: &RunInfo, c: Checked) {
         error: c.error,
         log: c.log,
     };
-    finish(shared, RunHead::of(run), end).await;
+    finish(runner, RunHead::of(run), end).await;
 }
 
 /// Verifies `target` as a `verify` run that belongs to `parent`; returns its error, if any.
 async fn verify_child(
-    shared: &SharedRef,
+    runner: &Runner,
     parent: &Arc<Active>,
     job: &JobSpec,
     target: &TargetSpec,
     with_preflight: bool,
 ) -> Option<String> {
+    let shared = &runner.shared;
     let run = match start_child(
-        shared,
+        runner,
         parent,
         &job.name,
         RunKind::Verify,
@@ -167,18 +167,18 @@ async fn verify_child(
     }
     drop(forwarder);
     let error = c.error.clone();
-    finish_child(shared, &run, c).await;
+    finish_child(runner, &run, c).await;
     error
 }
 
 /// Verifies `target` after a backup; `Err` is a line for the backup run's log and error.
 pub async fn verify(
-    shared: &SharedRef,
+    runner: &Runner,
     parent: &Arc<Active>,
     job: &JobSpec,
     target: &TargetSpec,
 ) -> Result<(), RunError> {
-    match verify_child(shared, parent, job, target, false).await {
+    match verify_child(runner, parent, job, target, false).await {
         None => Ok(()),
         Some(e) => Err(RunError::Step(e)),
     }
@@ -188,10 +188,11 @@ pub async fn verify(
 /// every further target (the copies) by a `verify` run that belongs to it; each after its
 /// pre-flight check. The run fails when any target has problems. The job's timeout applies.
 pub(super) async fn scheduled(
-    shared: &SharedRef,
+    runner: &Runner,
     active: &Arc<Active>,
     log: &mut Vec<String>,
 ) -> Outcome {
+    let shared = &runner.shared;
     let (job, targets) = match job_and_targets(shared, &active.job).await {
         Ok(jt) => jt,
         Err(e) => return Outcome::failed(e),
@@ -223,7 +224,7 @@ pub(super) async fn scheduled(
         if active.stop_reason().is_some() {
             break;
         }
-        if let Some(e) = verify_child(shared, active, &job, t, true).await {
+        if let Some(e) = verify_child(runner, active, &job, t, true).await {
             log.push(e.clone());
             errors.push(e);
         }

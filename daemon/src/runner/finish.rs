@@ -3,6 +3,7 @@
 //! is recorded here and announced with `RunFinished`. An end the catalog cannot take is logged
 //! with the run id, kept in memory (shown by `run show`) and written again with the next end.
 
+use super::Runner;
 use crate::state::SharedRef;
 use bms_proto::api::{Event, RunDetail, RunInfo, RunKind, RunState, RunStats};
 use bms_proto::ApiError;
@@ -103,8 +104,9 @@ async fn write(shared: &SharedRef, id: i64, end: &End) -> Result<RunInfo, ApiErr
 
 /// Records the end of a run and publishes `RunFinished`; returns the run as recorded (or, when
 /// the catalog failed, as kept in memory).
-pub async fn finish(shared: &SharedRef, head: RunHead, end: End) -> RunInfo {
-    retry_unrecorded(shared).await;
+pub async fn finish(runner: &Runner, head: RunHead, end: End) -> RunInfo {
+    let shared = &runner.shared;
+    retry_unrecorded(runner).await;
     let run = match write(shared, head.id, &end).await {
         Ok(run) => {
             info!(run = head.id, job = %head.job, state = run.state.as_str(), "run finished");
@@ -119,8 +121,7 @@ pub async fn finish(shared: &SharedRef, head: RunHead, end: End) -> RunInfo {
                 end.state.as_str()
             );
             let run = unrecorded_info(shared, &head, &end).await;
-            shared
-                .runner
+            runner
                 .unrecorded
                 .lock()
                 .insert(head.id, (head, end.clone(), e.to_string()));
@@ -167,12 +168,12 @@ async fn unrecorded_info(shared: &SharedRef, head: &RunHead, end: &End) -> RunIn
 }
 
 /// Writes the ends kept in memory again.
-async fn retry_unrecorded(shared: &SharedRef) {
-    if shared.runner.unrecorded.is_empty() {
+async fn retry_unrecorded(runner: &Runner) {
+    let shared = &runner.shared;
+    if runner.unrecorded.is_empty() {
         return;
     }
-    let pending: Vec<(i64, End)> = shared
-        .runner
+    let pending: Vec<(i64, End)> = runner
         .unrecorded
         .lock()
         .iter()
@@ -185,7 +186,7 @@ async fn retry_unrecorded(shared: &SharedRef) {
                     run = id,
                     "recorded the end of run {id} that the catalog refused before"
                 );
-                shared.runner.unrecorded.lock().remove(&id);
+                runner.unrecorded.lock().remove(&id);
             }
             Err(e) => warn!(run = id, "still cannot record the end of run {id}: {e}"),
         }

@@ -72,16 +72,20 @@ struct Table {
 
 /// What carries out a run that left the queue (and records its end with [`finish`]). bmsd uses
 /// [`execute_run`]; the runner's unit tests put a fake engine here.
-pub type Exec = fn(SharedRef, Arc<Active>) -> BoxFuture;
+pub type Exec = fn(RunnerRef, Arc<Active>) -> BoxFuture;
 pub type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Runs a queued run with the engine: backup, copies, verification (docs/architecture.md).
-pub fn execute_run(shared: SharedRef, active: Arc<Active>) -> BoxFuture {
-    Box::pin(async move { execute::run(&shared, &active).await })
+pub fn execute_run(runner: RunnerRef, active: Arc<Active>) -> BoxFuture {
+    Box::pin(async move { execute::run(&runner, &active).await })
 }
 
-/// The runner's shared state.
+/// The runner: the queue and the runs in progress, and the daemon's shared core that runs use.
+/// Whoever submits, cancels or watches runs holds a [`RunnerRef`]; the core
+/// ([`crate::state::Shared`]) knows nothing of the runner.
 pub struct Runner {
+    /// The catalog, the event bus and the configuration in force.
+    pub shared: SharedRef,
     table: Mutex<Table>,
     wake: Notify,
     exec: Exec,
@@ -89,24 +93,22 @@ pub struct Runner {
     pub unrecorded: finish::Unrecorded,
 }
 
-impl Default for Runner {
-    fn default() -> Runner {
-        Runner::new()
-    }
-}
+pub type RunnerRef = Arc<Runner>;
 
 impl Runner {
-    pub fn new() -> Runner {
-        Runner::with_exec(execute_run)
+    pub fn new(shared: SharedRef) -> RunnerRef {
+        Runner::with_exec(shared, execute_run)
     }
 
-    pub fn with_exec(exec: Exec) -> Runner {
-        Runner {
+    /// A runner with a given way to execute runs (its unit tests use a fake engine).
+    pub fn with_exec(shared: SharedRef, exec: Exec) -> RunnerRef {
+        Arc::new(Runner {
+            shared,
             table: Mutex::default(),
             wake: Notify::new(),
             exec,
             unrecorded: finish::Unrecorded::default(),
-        }
+        })
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -167,30 +169,31 @@ impl Runner {
 /// Queues a backup run of `job`. A job that is already queued or running gets a `skipped` run
 /// record with the reason instead.
 pub async fn submit(
-    shared: &SharedRef,
+    runner: &RunnerRef,
     job: &str,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
-    submit_kind(shared, job, RunKind::Backup, trigger).await
+    submit_kind(runner, job, RunKind::Backup, trigger).await
 }
 
 /// Queues a verification of `job`'s primary target (its `verify.schedule`). It may run beside a
 /// backup of the job (verify takes a shared lock on the repository); a second verification of
 /// the same job is skipped.
 pub async fn submit_verify(
-    shared: &SharedRef,
+    runner: &RunnerRef,
     job: &str,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
-    submit_kind(shared, job, RunKind::Verify, trigger).await
+    submit_kind(runner, job, RunKind::Verify, trigger).await
 }
 
 async fn submit_kind(
-    shared: &SharedRef,
+    runner: &RunnerRef,
     job: &str,
     kind: RunKind,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
+    let shared = &runner.shared;
     let spec = {
         let name = job.to_owned();
         shared.catalog.call(move |c| c.get_job(&name)).await?.spec
@@ -228,7 +231,7 @@ async fn submit_kind(
     });
     // Check and enqueue under one lock, so two submissions cannot both pass.
     let other = {
-        let mut t = shared.runner.table();
+        let mut t = runner.table();
         let other = t
             .running
             .values()
@@ -241,7 +244,7 @@ async fn submit_kind(
         other
     };
     let Some(other) = other else {
-        shared.runner.wake.notify_one();
+        runner.wake.notify_one();
         return Ok(run);
     };
     let reason = match kind {
@@ -256,7 +259,7 @@ async fn submit_kind(
     };
     info!(job, "{reason}");
     Ok(finish(
-        shared,
+        runner,
         RunHead::of(&run),
         End::new(RunState::Skipped, Some(reason)),
     )
@@ -264,20 +267,21 @@ async fn submit_kind(
 }
 
 /// Cancels a queued or running run.
-pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError> {
+pub async fn cancel(runner: &RunnerRef, run_id: i64) -> Result<RunInfo, ApiError> {
+    let shared = &runner.shared;
     // A copy run is part of its backup run: cancelling it stops the backup run's copies.
-    let target_id = match shared.runner.active(run_id) {
+    let target_id = match runner.active(run_id) {
         Some(_) => run_id,
         None => {
             let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
             match run.parent_run {
-                Some(p) if !run.state.is_final() && shared.runner.active(p).is_some() => p,
+                Some(p) if !run.state.is_final() && runner.active(p).is_some() => p,
                 _ => run_id,
             }
         }
     };
     let run_id = target_id;
-    let Some(active) = shared.runner.active(run_id) else {
+    let Some(active) = runner.active(run_id) else {
         let run = shared.catalog.call(move |c| c.get_run(run_id)).await?;
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
@@ -289,7 +293,7 @@ pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError
     };
     active.request_stop(StopReason::Cancelled);
     let was_queued = {
-        let mut t = shared.runner.table();
+        let mut t = runner.table();
         let before = t.queue.len();
         t.queue.retain(|a| a.run_id != run_id);
         t.queue.len() != before
@@ -304,20 +308,21 @@ pub async fn cancel(shared: &SharedRef, run_id: i64) -> Result<RunInfo, ApiError
             RunState::Cancelled,
             Some("cancelled before it started".into()),
         );
-        let run = finish(shared, head, end).await;
-        shared.runner.mark_finished(run_id);
+        let run = finish(runner, head, end).await;
+        runner.mark_finished(run_id);
         return Ok(run);
     }
     shared.catalog.call(move |c| c.get_run(run_id)).await
 }
 
 /// Starts queued runs while slots are free; stops everything on shutdown.
-pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker: TaskTracker) {
+pub async fn dispatch_loop(runner: RunnerRef, cancel: CancellationToken, tracker: TaskTracker) {
+    let shared = runner.shared.clone();
     loop {
         loop {
             let limit = shared.config().config.max_concurrent_runs as usize;
             let next = {
-                let mut t = shared.runner.table();
+                let mut t = runner.table();
                 if t.running.len() >= limit {
                     None
                 } else {
@@ -329,22 +334,22 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
                 }
             };
             let Some(active) = next else { break };
-            shared.runner.notify_status();
-            let shared = shared.clone();
+            runner.notify_status();
+            let runner = runner.clone();
             tracker.spawn(async move {
                 let id = active.run_id;
-                (shared.runner.exec)(shared.clone(), active).await;
-                shared.runner.mark_finished(id);
+                (runner.exec)(runner.clone(), active).await;
+                runner.mark_finished(id);
             });
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = shared.runner.wake.notified() => {}
+            _ = runner.wake.notified() => {}
         }
     }
     // Shutdown: stop running engines (each records its end); queued runs end here.
     let (running, queued) = {
-        let mut t = shared.runner.table();
+        let mut t = runner.table();
         let queued: Vec<Arc<Active>> = t.queue.drain(..).collect();
         let running: Vec<Arc<Active>> = t.running.values().cloned().collect();
         (running, queued)
@@ -364,6 +369,6 @@ pub async fn dispatch_loop(shared: SharedRef, cancel: CancellationToken, tracker
             RunState::Interrupted,
             Some("bmsd stopped before this queued run started".into()),
         );
-        finish(&shared, head, end).await;
+        finish(&runner, head, end).await;
     }
 }

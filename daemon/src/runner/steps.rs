@@ -1,7 +1,7 @@
 //! Steps that the kinds of runs share: opening a target's repository, its pre-flight check, the
 //! run's timeout, how a stop becomes a final state, and child runs (copies, verifications).
 
-use super::{Active, RunError, StopReason};
+use super::{Active, RunError, Runner, StopReason};
 use crate::catalog::NewRun;
 use crate::state::SharedRef;
 use crate::targets::{open_target, Purpose, Target};
@@ -144,13 +144,14 @@ pub fn arm_timeout(active: &Arc<Active>, secs: u64) -> Option<tokio::task::JoinH
 
 /// Records and starts a run that belongs to `parent` (a copy or a verification).
 pub async fn start_child(
-    shared: &SharedRef,
+    runner: &Runner,
     parent: &Active,
     job: &str,
     kind: RunKind,
     target: &str,
     source_target: Option<&str>,
 ) -> Result<RunInfo, bms_proto::ApiError> {
+    let shared = &runner.shared;
     let (job, target, source) = (
         job.to_owned(),
         target.to_owned(),
@@ -186,7 +187,7 @@ pub async fn start_child(
         Ok(run) => run,
         Err(e) => {
             let end = super::End::new(RunState::Failed, Some(format!("cannot start the run: {e}")));
-            super::finish(shared, head, end).await;
+            super::finish(runner, head, end).await;
             return Err(e);
         }
     };

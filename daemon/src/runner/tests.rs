@@ -15,6 +15,7 @@ const REAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 struct Fixture {
     deadline: tokio::sync::watch::Receiver<bool>,
     shared: SharedRef,
+    runner: RunnerRef,
     events: broadcast::Receiver<Event>,
     cancel: CancellationToken,
     _dir: tempfile::TempDir,
@@ -22,8 +23,9 @@ struct Fixture {
 
 /// The fake engine: a run goes until it is stopped (cancel, timeout); a job named `quick*`
 /// ends by itself after 10 s of the (paused) clock.
-fn fake_engine(shared: SharedRef, a: Arc<Active>) -> BoxFuture {
+fn fake_engine(runner: RunnerRef, a: Arc<Active>) -> BoxFuture {
     Box::pin(async move {
+        let shared = &runner.shared;
         let id = a.run_id;
         let run = shared
             .catalog
@@ -61,7 +63,7 @@ fn fake_engine(shared: SharedRef, a: Arc<Active>) -> BoxFuture {
                 End::new(state, Some(msg))
             }
         };
-        finish(&shared, RunHead::of(&run), end).await;
+        finish(&runner, RunHead::of(&run), end).await;
     })
 }
 
@@ -90,7 +92,7 @@ fn fixture(limit: u32, jobs: &[(&str, u64)]) -> Fixture {
         max_concurrent_runs: limit,
         ..Config::defaults()
     };
-    let shared = Shared::with_runner(
+    let shared = Shared::new(
         catalog,
         ConfigState {
             config,
@@ -98,12 +100,12 @@ fn fixture(limit: u32, jobs: &[(&str, u64)]) -> Fixture {
             loaded_at: String::new(),
             effective_log_level: "info".into(),
         },
-        Runner::with_exec(fake_engine),
     );
+    let runner = Runner::with_exec(shared.clone(), fake_engine);
     let events = shared.events.subscribe();
     let cancel = CancellationToken::new();
     tokio::spawn(dispatch_loop(
-        shared.clone(),
+        runner.clone(),
         cancel.clone(),
         TaskTracker::new(),
     ));
@@ -115,6 +117,7 @@ fn fixture(limit: u32, jobs: &[(&str, u64)]) -> Fixture {
     Fixture {
         deadline,
         shared,
+        runner,
         events,
         cancel,
         _dir: dir,
@@ -157,7 +160,7 @@ impl Fixture {
     }
 
     async fn submit(&self, job: &str) -> i64 {
-        submit(&self.shared, job, RunTrigger::Manual)
+        submit(&self.runner, job, RunTrigger::Manual)
             .await
             .unwrap()
             .id
@@ -182,14 +185,14 @@ async fn the_queue_holds_runs_beyond_the_limit_and_starts_them_as_slots_free() {
     ];
     f.started(ids[0]).await;
     f.started(ids[1]).await;
-    let (running, queued) = f.shared.runner.snapshot();
+    let (running, queued) = f.runner.snapshot();
     assert_eq!(running, vec![ids[0], ids[1]]);
     assert_eq!(queued, vec![ids[2], ids[3]]);
     // A slot frees: the next queued run (in order) starts, the last still waits.
-    cancel(&f.shared, ids[1]).await.unwrap();
+    cancel(&f.runner, ids[1]).await.unwrap();
     assert_eq!(f.finished(ids[1]).await.state, RunState::Cancelled);
     f.started(ids[2]).await;
-    let (running, queued) = f.shared.runner.snapshot();
+    let (running, queued) = f.runner.snapshot();
     assert_eq!(running, vec![ids[0], ids[2]]);
     assert_eq!(queued, vec![ids[3]]);
     assert!(wall.elapsed() < std::time::Duration::from_secs(1));
@@ -200,7 +203,7 @@ async fn a_job_runs_once_at_a_time_and_a_second_submission_is_skipped() {
     let mut f = fixture(4, &[("a", 0)]);
     let first = f.submit("a").await;
     f.started(first).await;
-    let second = submit(&f.shared, "a", RunTrigger::Schedule).await.unwrap();
+    let second = submit(&f.runner, "a", RunTrigger::Schedule).await.unwrap();
     assert_eq!(second.state, RunState::Skipped);
     let why = second.error.unwrap_or_default();
     assert!(
@@ -208,7 +211,7 @@ async fn a_job_runs_once_at_a_time_and_a_second_submission_is_skipped() {
         "{why}"
     );
     assert_eq!(f.finished(second.id).await.state, RunState::Skipped);
-    let (running, queued) = f.shared.runner.snapshot();
+    let (running, queued) = f.runner.snapshot();
     assert_eq!((running, queued), (vec![first], vec![]));
 }
 
@@ -218,17 +221,17 @@ async fn a_run_cancelled_while_queued_never_starts() {
     let a = f.submit("a").await;
     f.started(a).await;
     let b = f.submit("b").await;
-    let run = cancel(&f.shared, b).await.unwrap();
+    let run = cancel(&f.runner, b).await.unwrap();
     assert_eq!(run.state, RunState::Cancelled);
     assert_eq!(run.error.as_deref(), Some("cancelled before it started"));
     assert!(run.started_at.is_none(), "{run:?}");
     // Freeing the slot does not start it.
-    cancel(&f.shared, a).await.unwrap();
+    cancel(&f.runner, a).await.unwrap();
     f.finished(a).await;
-    let (running, queued) = f.shared.runner.snapshot();
+    let (running, queued) = f.runner.snapshot();
     assert!(running.is_empty() && queued.is_empty());
     // Cancelling an ended run is refused.
-    let e = cancel(&f.shared, b).await.unwrap_err();
+    let e = cancel(&f.runner, b).await.unwrap_err();
     assert!(
         e.message.contains("is cancelled, not queued or running"),
         "{e}"
@@ -306,9 +309,9 @@ async fn an_end_the_catalog_refuses_is_shown_and_recorded_later() {
          BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
     )
     .unwrap();
-    cancel(&f.shared, id).await.unwrap();
+    cancel(&f.runner, id).await.unwrap();
     assert_eq!(f.finished(id).await.state, RunState::Cancelled);
-    let d = watch::detail(&f.shared, id).await.unwrap();
+    let d = watch::detail(&f.runner, id).await.unwrap();
     assert_eq!(d.run.state, RunState::Cancelled);
     assert!(
         d.log
@@ -321,7 +324,7 @@ async fn an_end_the_catalog_refuses_is_shown_and_recorded_later() {
     db.execute_batch("DROP TRIGGER refuse;").unwrap();
     let next = f.submit("quick").await;
     f.finished(next).await;
-    assert!(f.shared.runner.unrecorded.is_empty());
+    assert!(f.runner.unrecorded.is_empty());
     let stored = f.shared.catalog.call(move |c| c.get_run(id)).await.unwrap();
     assert_eq!(stored.state, RunState::Cancelled);
     assert_eq!(stored.error.as_deref(), Some("cancelled by request"));

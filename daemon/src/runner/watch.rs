@@ -1,6 +1,7 @@
 //! `WatchRun` (docs/protocol.md): a run's detail each time it changes, from the event bus and the
 //! run's progress channel — the catalog is read when the run starts or ends, not polled.
 
+use super::{Runner, RunnerRef};
 use crate::state::SharedRef;
 use bms_proto::api::{Event, RunDetail};
 use bms_proto::ApiError;
@@ -12,27 +13,25 @@ use tokio::sync::mpsc;
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// The run, its log and its live progress (an end not yet in the catalog included).
-pub async fn detail(shared: &SharedRef, id: i64) -> Result<RunDetail, ApiError> {
-    let (run, log) = shared
+pub async fn detail(runner: &Runner, id: i64) -> Result<RunDetail, ApiError> {
+    let (run, log) = runner
+        .shared
         .catalog
         .call(move |c| Ok((c.get_run(id)?, c.run_log(id)?)))
         .await?;
-    let progress = shared
-        .runner
-        .active(id)
-        .map(|a| a.progress.borrow().clone());
+    let progress = runner.active(id).map(|a| a.progress.borrow().clone());
     let mut d = RunDetail { run, log, progress };
-    shared.runner.unrecorded.overlay(&mut d);
+    runner.unrecorded.overlay(&mut d);
     Ok(d)
 }
 
 /// Streams run `id`'s detail until it is final (the last item) or the receiver is dropped.
-pub fn watch_run(shared: SharedRef, id: i64) -> mpsc::Receiver<Result<RunDetail, ApiError>> {
+pub fn watch_run(runner: RunnerRef, id: i64) -> mpsc::Receiver<Result<RunDetail, ApiError>> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         // Subscribe before the first read, so that an end after it is not missed.
-        let mut events = shared.events.subscribe();
-        let mut d = match detail(&shared, id).await {
+        let mut events = runner.shared.events.subscribe();
+        let mut d = match detail(&runner, id).await {
             Ok(d) => d,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -62,7 +61,7 @@ pub fn watch_run(shared: SharedRef, id: i64) -> mpsc::Receiver<Result<RunDetail,
                 }
             };
             if reread {
-                match detail(&shared, id).await {
+                match detail(&runner, id).await {
                     Ok(new) => d = new,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -70,10 +69,7 @@ pub fn watch_run(shared: SharedRef, id: i64) -> mpsc::Receiver<Result<RunDetail,
                     }
                 }
             } else {
-                d.progress = shared
-                    .runner
-                    .active(id)
-                    .map(|a| a.progress.borrow().clone());
+                d.progress = runner.active(id).map(|a| a.progress.borrow().clone());
             }
             tick.reset();
         }

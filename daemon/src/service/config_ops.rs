@@ -17,7 +17,7 @@ impl Operation for Status {
         let cs = ctx.shared.config();
         let schema_version = ctx.shared.catalog.call(|c| c.schema_version()).await?;
         debug_assert_eq!(schema_version, SCHEMA_VERSION);
-        let (running_ids, queued_ids) = ctx.shared.runner.snapshot();
+        let (running_ids, queued_ids) = ctx.runner.snapshot();
         let (running, queued) = ctx
             .shared
             .catalog

@@ -1,6 +1,7 @@
 //! The types every operation and every transport shares: who calls, what an operation is, and
 //! the items of a streamed reply (docs/architecture.md, "The service layer").
 
+use crate::runner::RunnerRef;
 use crate::state::SharedRef;
 use bms_proto::api::Method;
 use bms_proto::{ApiError, ErrorKind};
@@ -51,6 +52,8 @@ pub type Items<T> = mpsc::Receiver<Item<T>>;
 pub struct Ctx<'a> {
     pub caller: &'a Caller,
     pub shared: &'a SharedRef,
+    /// The runner, for operations that queue, cancel or watch runs.
+    pub runner: &'a RunnerRef,
 }
 
 /// An operation of the service: one per method of the method table (bms-proto `manager_methods!`).
@@ -60,7 +63,7 @@ pub trait Operation: Method + Send + 'static {
 
     /// Starts the streamed form of the operation (methods the table marks `stream`).
     /// By default the stream is the one reply of [`Operation::call`].
-    fn stream(self, caller: Caller, shared: SharedRef) -> Items<Self::Reply>
+    fn stream(self, caller: Caller, runner: RunnerRef) -> Items<Self::Reply>
     where
         Self::Reply: Send,
     {
@@ -68,7 +71,8 @@ pub trait Operation: Method + Send + 'static {
         tokio::spawn(async move {
             let ctx = Ctx {
                 caller: &caller,
-                shared: &shared,
+                shared: &runner.shared,
+                runner: &runner,
             };
             let item = match self.call(&ctx).await {
                 Ok(r) => Item::Last(r),

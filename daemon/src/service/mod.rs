@@ -19,22 +19,23 @@ pub use engine_error::from_engine;
 pub use restore::restore;
 pub use run_ops::{find_snapshot, run_detail};
 
+use crate::runner::RunnerRef;
 use crate::state::SharedRef;
 use bms_proto::{ApiError, ErrorKind};
 
 /// The daemon's operations, for any transport.
 #[derive(Clone)]
 pub struct Service {
-    shared: SharedRef,
+    runner: RunnerRef,
 }
 
 impl Service {
-    pub fn new(shared: SharedRef) -> Service {
-        Service { shared }
+    pub fn new(runner: RunnerRef) -> Service {
+        Service { runner }
     }
 
     pub fn shared(&self) -> &SharedRef {
-        &self.shared
+        &self.runner.shared
     }
 
     /// The one authorisation check, then decoding: a caller needs a role, and the admin role
@@ -83,7 +84,8 @@ impl Service {
         let req = self.admit(caller, decode)?;
         let ctx = Ctx {
             caller,
-            shared: &self.shared,
+            shared: &self.runner.shared,
+            runner: &self.runner,
         };
         req.call(&ctx).await
     }
@@ -103,7 +105,7 @@ impl Service {
         M::Reply: Send,
     {
         let req = self.admit(caller, decode)?;
-        Ok(req.stream(caller.clone(), self.shared.clone()))
+        Ok(req.stream(caller.clone(), self.runner.clone()))
     }
 
     /// Runs an already decoded request in its streamed form.

@@ -4,6 +4,7 @@ use super::core::{Caller, Ctx, Item, Items, Operation};
 use super::engine_error::from_engine;
 use super::restore_audit::RestoreAudit;
 use super::run_ops::{find_snapshot, TICK};
+use crate::runner::RunnerRef;
 use crate::state::SharedRef;
 use bms_proto::api::*;
 use bms_proto::{ApiError, ErrorKind};
@@ -134,8 +135,8 @@ impl Operation for Restore {
         restore(ctx.shared, self, ctx.caller.uid, |_, _| {}).await
     }
 
-    fn stream(self, caller: Caller, shared: SharedRef) -> Items<RestoreReply> {
-        restore_items(shared, self, caller.uid)
+    fn stream(self, caller: Caller, runner: RunnerRef) -> Items<RestoreReply> {
+        restore_items(runner.shared.clone(), self, caller.uid)
     }
 
     /// A restore refused for lack of the admin role is logged (a warning with the caller's uid

@@ -1,7 +1,7 @@
 //! The operations on runs, snapshots and target checks.
 
 use super::core::{Caller, Ctx, Item, Items, Operation};
-use crate::runner;
+use crate::runner::{self, RunnerRef};
 use crate::state::SharedRef;
 use bms_proto::api::*;
 use bms_proto::{ApiError, ErrorKind};
@@ -13,7 +13,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 
 impl Operation for RunJob {
     async fn call(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
-        let run = runner::submit(ctx.shared, &self.name, RunTrigger::Manual).await?;
+        let run = runner::submit(ctx.runner, &self.name, RunTrigger::Manual).await?;
         Ok(RunReply { run })
     }
 }
@@ -31,31 +31,31 @@ impl Operation for ListRuns {
 }
 
 /// The run, its log and its live progress.
-pub async fn run_detail(shared: &SharedRef, id: i64) -> Result<RunDetail, ApiError> {
-    runner::watch::detail(shared, id).await
+pub async fn run_detail(runner: &runner::Runner, id: i64) -> Result<RunDetail, ApiError> {
+    runner::watch::detail(runner, id).await
 }
 
 impl Operation for GetRun {
     async fn call(self, ctx: &Ctx<'_>) -> Result<RunDetail, ApiError> {
-        run_detail(ctx.shared, self.id).await
+        run_detail(ctx.runner, self.id).await
     }
 }
 
 impl Operation for WatchRun {
     async fn call(self, ctx: &Ctx<'_>) -> Result<RunDetail, ApiError> {
-        run_detail(ctx.shared, self.id).await
+        run_detail(ctx.runner, self.id).await
     }
 
-    fn stream(self, _caller: Caller, shared: SharedRef) -> Items<RunDetail> {
-        watch(shared, self.id)
+    fn stream(self, _caller: Caller, runner: RunnerRef) -> Items<RunDetail> {
+        watch(runner, self.id)
     }
 }
 
 /// The run's detail as it changes until it is final (`runner::watch::watch_run`: the event bus
 /// and the run's progress channel, no polling of the catalog).
-pub fn watch(shared: SharedRef, id: i64) -> Items<RunDetail> {
+pub fn watch(runner: RunnerRef, id: i64) -> Items<RunDetail> {
     let (tx, rx) = mpsc::channel(16);
-    let mut details = runner::watch::watch_run(shared, id);
+    let mut details = runner::watch::watch_run(runner, id);
     tokio::spawn(async move {
         while let Some(d) = details.recv().await {
             let (item, last) = match d {
@@ -80,9 +80,9 @@ impl Operation for WatchEvents {
     }
 
     /// The bus's events (`runner::watch::watch_events`) until the client hangs up.
-    fn stream(self, _caller: Caller, shared: SharedRef) -> Items<EventReply> {
+    fn stream(self, _caller: Caller, runner: RunnerRef) -> Items<EventReply> {
         let (tx, rx) = mpsc::channel(64);
-        let mut events = runner::watch::watch_events(&shared, self.job);
+        let mut events = runner::watch::watch_events(&runner.shared, self.job);
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 if tx.send(Item::More(e)).await.is_err() {
@@ -96,7 +96,7 @@ impl Operation for WatchEvents {
 
 impl Operation for CancelRun {
     async fn call(self, ctx: &Ctx<'_>) -> Result<RunReply, ApiError> {
-        let run = runner::cancel(ctx.shared, self.id).await?;
+        let run = runner::cancel(ctx.runner, self.id).await?;
         Ok(RunReply { run })
     }
 }

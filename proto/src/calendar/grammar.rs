@@ -1,7 +1,6 @@
 //! The grammar proper: weekdays, date, time, `@EPOCH`, with systemd's exact corner cases.
 
 use super::component::{Component, USEC_PER_SEC};
-use super::parse::Fields;
 use super::tm::breakdown;
 
 /// systemd refuses longer comma lists than this (per field).
@@ -32,6 +31,20 @@ pub(crate) struct Fail {
 }
 
 pub(crate) type PResult<T> = Result<T, Fail>;
+
+/// The parsed fields before normalization.
+#[derive(Default)]
+pub(crate) struct Fields {
+    pub weekdays: u8,
+    pub end_of_month: bool,
+    pub year: Vec<Component>,
+    pub month: Vec<Component>,
+    pub day: Vec<Component>,
+    pub hour: Vec<Component>,
+    pub minute: Vec<Component>,
+    pub second: Vec<Component>,
+    pub utc: bool,
+}
 
 pub(crate) struct Cursor<'a> {
     pub s: &'a [u8],

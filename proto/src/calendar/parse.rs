@@ -3,25 +3,11 @@
 use jiff::tz::TimeZone;
 
 use super::component::{chain_valid, fix_years, normalize_chain, Component, USEC_PER_SEC};
-use super::grammar::{parse_full, Cursor};
+use super::grammar::{parse_full, Cursor, Fields};
 use super::next::MAX_YEAR;
 use super::{zone, CalendarError, CalendarSpec, SpecZone};
 
 const MIN_YEAR: i64 = 1970;
-
-/// The parsed fields before normalization.
-#[derive(Default)]
-pub(crate) struct Fields {
-    pub weekdays: u8,
-    pub end_of_month: bool,
-    pub year: Vec<Component>,
-    pub month: Vec<Component>,
-    pub day: Vec<Component>,
-    pub hour: Vec<Component>,
-    pub minute: Vec<Component>,
-    pub second: Vec<Component>,
-    pub utc: bool,
-}
 
 fn ends_with_ci(s: &[u8], suffix: &[u8]) -> bool {
     s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
