@@ -170,3 +170,44 @@ fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+#[test]
+fn an_unavailable_target_raises_an_alert_with_the_free_bytes_and_resolves_when_back() {
+    let http = HttpReceiver::start();
+    let cfg = format!(
+        "[[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        http.url("/hook")
+    );
+    let (d, _temp) = daemon_with_alerts(&cfg, "home", &[]);
+    let check = |name: &str| d.ctl(["--json", "target", "check", name]);
+    check("t");
+    // Low space: the check fails with the free bytes, and so does the alert.
+    d.ctl_json(["target", "edit", "t", "--min-free", "1000000T"]);
+    check("t");
+    let a = poll_until(Duration::from_secs(20), "the target alert", || {
+        alerts(&d)
+            .into_iter()
+            .find(|a| a["kind"] == "target_unavailable")
+    });
+    assert_eq!(a["target"], "t");
+    assert_eq!(a["severity"], "critical");
+    assert!(a["message"].as_str().unwrap().contains("low space"), "{a}");
+    assert!(a["details"]["free_bytes"].as_u64().unwrap() > 0, "{a}");
+    // Back to normal: resolved, with one "resolved" notice.
+    d.ctl_json(["target", "edit", "t", "--min-free", "0"]);
+    check("t");
+    let id = a["id"].as_i64().unwrap().to_string();
+    poll_until(Duration::from_secs(20), "the target alert resolved", || {
+        let v = d.ctl_json(["alert", "show", &id]);
+        (v["alert"]["state"] == "resolved" && v["notifications"].as_array().unwrap().len() == 2)
+            .then_some(())
+    });
+    let events: Vec<String> = poll_until(Duration::from_secs(20), "two posts", || {
+        let h = http.at("/hook");
+        (h.len() >= 2).then_some(h)
+    })
+    .iter()
+    .map(|h| h.json()["event"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(events, ["raised", "resolved"]);
+}

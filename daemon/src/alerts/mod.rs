@@ -145,6 +145,7 @@ pub async fn on_event(shared: &SharedRef, event: &Event) {
             target,
             state,
             reason,
+            free_bytes,
         } => {
             let mut c = change("target_unavailable", "critical", None, Some(target));
             match state {
@@ -152,19 +153,8 @@ pub async fn on_event(shared: &SharedRef, event: &Event) {
                 TargetHealth::Warning => c.severity = "warning".into(),
                 TargetHealth::Error => {}
             }
-            let t = target.clone();
-            let check = shared
-                .catalog
-                .call(move |c| c.target_check(&t))
-                .await
-                .ok()
-                .flatten();
             c.message = format!("target '{target}': {reason}");
-            c.details = json!({
-                "reason": reason,
-                "state": check.as_ref().map(|c| c.state.clone()),
-                "free_bytes": check.as_ref().and_then(|c| c.free_bytes),
-            });
+            c.details = json!({"reason": reason, "free_bytes": free_bytes});
             raise(shared, c).await;
         }
         Event::ComplianceChanged {

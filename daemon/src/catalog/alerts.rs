@@ -359,14 +359,6 @@ impl Catalog {
         Ok(ids)
     }
 
-    /// The latest check of a target.
-    pub fn target_check(
-        &self,
-        target: &str,
-    ) -> Result<Option<bms_proto::api::TargetCheck>, ApiError> {
-        Catalog::last_check(&self.conn, target)
-    }
-
     /// When the job last finished a backup that left a snapshot (succeeded or with warnings).
     pub fn last_good_backup(&self, job: &str) -> Result<Option<String>, ApiError> {
         self.conn
