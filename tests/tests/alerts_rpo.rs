@@ -211,3 +211,31 @@ fn an_unavailable_target_raises_an_alert_with_the_free_bytes_and_resolves_when_b
     .collect();
     assert_eq!(events, ["raised", "resolved"]);
 }
+
+#[test]
+fn a_skipped_run_raises_the_missed_alert_and_the_next_good_run_resolves_it() {
+    let (d, _temp) = daemon_with_alerts("", "home", &[]);
+    // A slow pre-hook keeps the first run going while the second is asked for.
+    let gate = d.dir.join("gate");
+    let hook = format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display());
+    d.ctl_json(["job", "edit", "home", "--pre-hook", &hook]);
+    let first = d.start_run("home");
+    assert_fails(&d.ctl(["job", "run", "home"]), 1, "already running");
+    let runs = d.runs(Some("home"));
+    assert!(runs.iter().any(|r| r["state"] == "skipped"), "{runs:?}");
+    let a = poll_until(Duration::from_secs(20), "the missed-run alert", || {
+        alerts(&d).into_iter().find(|a| a["kind"] == "run_missed")
+    });
+    assert_eq!(a["severity"], "warning");
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(
+        d.wait_run_final(first, Duration::from_secs(60))["run"]["state"],
+        "succeeded"
+    );
+    let id = a["id"].as_i64().unwrap().to_string();
+    poll_until(
+        Duration::from_secs(20),
+        "the missed-run alert resolved",
+        || (d.ctl_json(["alert", "show", &id])["alert"]["state"] == "resolved").then_some(()),
+    );
+}

@@ -491,6 +491,38 @@ mod tests {
     }
 
     #[test]
+    fn a_notice_given_up_leaves_the_queue_and_says_so_on_its_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let (a, _) = c.raise_alert(&change("k"), 0, to("m")).unwrap();
+        let (item, _) = c.outbox_heads().unwrap().remove(0);
+        c.record_attempt(
+            &item,
+            false,
+            "refused",
+            Some("2000-01-01T00:00:00.000Z"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.outbox_heads().unwrap().len(),
+            1,
+            "still pending after a failure"
+        );
+        c.record_attempt(&item, false, "refused", None, Some("gave up on m"))
+            .unwrap();
+        assert!(c.outbox_heads().unwrap().is_empty());
+        assert_eq!(
+            c.get_alert(a.id).unwrap().delivery_problem.as_deref(),
+            Some("gave up on m")
+        );
+        let n = c.alert_notifications(a.id).unwrap();
+        assert_eq!((n[0].state.as_str(), n[0].attempts.len()), ("failed", 2));
+        let (_, failures, pending) = c.alert_facts().unwrap();
+        assert_eq!((failures, pending), (2, 0));
+    }
+
+    #[test]
     fn a_silenced_job_records_but_does_not_notify() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
