@@ -1,5 +1,6 @@
-//! The dead-man's switch and the alert commands (docs/alerts.md): a job with an RPO and no
-//! successful run gets its alert within the RPO and a check interval, with no run at all;
+//! Alert kinds and commands (docs/alerts.md): the dead-man's switch (a job with an RPO and no
+//! successful run gets its alert within the RPO, with no run at all), target, skipped-run and
+//! verification alerts;
 //! ack, resolve and silence work, are audited, and refuse bad input.
 
 use bms_tests::alerts_util::*;
@@ -237,5 +238,46 @@ fn a_skipped_run_raises_the_missed_alert_and_the_next_good_run_resolves_it() {
         Duration::from_secs(20),
         "the missed-run alert resolved",
         || (d.ctl_json(["alert", "show", &id])["alert"]["state"] == "resolved").then_some(()),
+    );
+}
+
+fn pack_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            pack_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn verification_errors_raise_an_alert_per_job_and_target() {
+    let (d, _temp) = daemon_with_alerts(
+        "",
+        "home",
+        &["--verify-after-backup", "--read-data-percent", "100"],
+    );
+    assert_eq!(run_once(&d, "home")["state"], "succeeded");
+    let mut packs = Vec::new();
+    pack_files(&d.dir.join("repo/packs"), &mut packs);
+    assert!(!packs.is_empty());
+    for p in &packs {
+        bms_tests::restore_util::corrupt_pack(p);
+    }
+    std::fs::write(d.dir.join("src/more.bin"), b"a little more").unwrap();
+    run_once(&d, "home");
+    let a = poll_until(Duration::from_secs(30), "the verification alert", || {
+        alerts(&d)
+            .into_iter()
+            .find(|a| a["kind"] == "verify_errors")
+    });
+    assert_eq!(a["key"], "verify_errors:home:t");
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(a["target"], "t");
+    assert!(
+        a["message"].as_str().unwrap().contains("found errors"),
+        "{a}"
     );
 }
