@@ -346,7 +346,16 @@ async fn resync(shared: &SharedRef) {
 /// The dead-man's switch: a job with an RPO and no good backup for that long gets an alert,
 /// whether or not any run happened.
 async fn rpo_timer(shared: SharedRef, wake: Arc<Notify>, cancel: CancellationToken) {
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
+        let due = match pruned {
+            Some(t) => t.elapsed() >= PRUNE_EVERY,
+            None => true,
+        };
+        if due {
+            prune(&shared).await;
+            pruned = Some(std::time::Instant::now());
+        }
         check_rpo(&shared).await;
         wake.notify_one();
         let every = shared.config().config.alerts.rpo_check;
@@ -354,6 +363,29 @@ async fn rpo_timer(shared: SharedRef, wake: Arc<Notify>, cancel: CancellationTok
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// How often old alerts and notifications are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Resolved alerts and finished notifications live as long as run records
+/// (`run_history_days`; 0 keeps them).
+async fn prune(shared: &SharedRef) {
+    let days = shared.config().config.run_history_days;
+    let Ok(cutoff) = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(
+        24 * i64::from(days.max(1)),
+    )) else {
+        return;
+    };
+    if days == 0 {
+        return;
+    }
+    let before = cutoff.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    match shared.catalog.call(move |c| c.prune_alerts(&before)).await {
+        Ok(0) => {}
+        Ok(n) => info!("deleted {n} old alert and notification record(s) (run_history_days)"),
+        Err(e) => warn!("cannot prune old alerts: {e}"),
     }
 }
 

@@ -523,6 +523,20 @@ mod tests {
     }
 
     #[test]
+    fn pruning_keeps_pending_notices_and_live_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let (a, _) = c.raise_alert(&change("k"), 0, to("m")).unwrap();
+        assert_eq!(c.prune_alerts("2999-01-01T00:00:00.000Z").unwrap(), 0);
+        let (item, _) = c.outbox_heads().unwrap().remove(0);
+        c.record_attempt(&item, true, "ok", None, None).unwrap();
+        c.resolve_alert_key("k", |_, _| Vec::new()).unwrap();
+        assert_eq!(c.prune_alerts("2000-01-01T00:00:00.000Z").unwrap(), 0);
+        assert_eq!(c.prune_alerts("2999-01-01T00:00:00.000Z").unwrap(), 2);
+        assert!(c.get_alert(a.id).is_err());
+    }
+
+    #[test]
     fn a_silenced_job_records_but_does_not_notify() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();

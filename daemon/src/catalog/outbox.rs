@@ -154,4 +154,24 @@ impl Catalog {
             count("SELECT count(*) FROM outbox WHERE state = 'pending'")?,
         ))
     }
+
+    /// Deletes resolved alerts and finished notifications older than `before` (RFC 3339):
+    /// pending notifications always stay. Returns how many rows went.
+    pub fn prune_alerts(&mut self, before: &str) -> Result<usize, ApiError> {
+        let tx = self.conn.transaction().map_err(db_err)?;
+        let n = tx
+            .execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND created_at < ?1",
+                [before],
+            )
+            .map_err(db_err)?
+            + tx.execute(
+                "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?1 \
+                     AND id NOT IN (SELECT alert_id FROM outbox WHERE alert_id IS NOT NULL)",
+                [before],
+            )
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(n)
+    }
 }
