@@ -122,3 +122,37 @@ fn dead_channels_do_not_delay_runs_and_the_queued_notice_survives_a_restart_and_
         .unwrap()
         .contains("200"));
 }
+
+#[test]
+fn a_run_interrupted_by_a_crash_opens_its_alert_when_bmsd_starts_again() {
+    let (mut d, _t) = daemon_with_alerts("", "home", &[]);
+    let gate = d.dir.join("gate");
+    let hook = format!("while [ ! -e {} ]; do sleep 0.05; done", gate.display());
+    d.ctl_json(["job", "edit", "home", "--pre-hook", &hook]);
+    let id = d.start_run("home");
+    poll_until(Duration::from_secs(20), "the run going", || {
+        (d.run_show(id)["run"]["state"] == "running").then_some(())
+    });
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit(Duration::from_secs(10));
+    std::fs::write(&gate, "").unwrap();
+    d.spawn(&DaemonOpts {
+        args: vec![
+            "--config".into(),
+            d.dir.join("bmsd.toml").display().to_string(),
+        ],
+        dir: Some(d.dir.clone()),
+        ..Default::default()
+    });
+    assert_eq!(d.run_show(id)["run"]["state"], "interrupted");
+    let a = poll_until(
+        Duration::from_secs(20),
+        "the alert of the interrupted run",
+        || alerts(&d).into_iter().find(|a| a["kind"] == "run_failed"),
+    );
+    assert!(
+        a["message"].as_str().unwrap().contains("interrupted"),
+        "{a}"
+    );
+    assert_eq!(a["count"], 1);
+}

@@ -290,6 +290,9 @@ async fn route_events(
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
+    // Runs that ended while nothing listened (interrupted by a crash, recorded at start) count.
+    resync(&shared).await;
+    wake.notify_one();
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -307,7 +310,7 @@ async fn route_events(
     }
 }
 
-/// After a lag: the latest backup run of each job decides its run alerts.
+/// At start and after a lag: the latest backup run of each job decides its run alerts.
 async fn resync(shared: &SharedRef) {
     let latest = match shared.catalog.call(|c| c.latest_backup_states()).await {
         Ok(l) => l,
