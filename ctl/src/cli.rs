@@ -33,6 +33,15 @@ pub struct Cli {
 pub enum Command {
     /// Show the daemon's version, uptime, catalog schema and counts.
     Status,
+    /// Check that this host is set up right: one line per check, ✓ or ✗ with a fix.
+    ///
+    /// Checks the daemon (reachable, version), the caller's role, the socket's mode and owner,
+    /// the groups bms and bms-admin, the clock's synchronisation, and from bmsd its capabilities
+    /// against what its jobs and targets need, the catalog's integrity, free space of the state
+    /// dir, logging to journald, the metrics endpoint, each target's pre-flight, the jobs'
+    /// sources (missing or symlinks) and jobs with no successful backup. Exit 0 when every
+    /// check passes, 1 otherwise (docs/operations.md, "bmsctl doctor").
+    Doctor,
     /// Manage backup targets (where backups are written).
     Target {
         #[command(subcommand)]

@@ -7,6 +7,7 @@ mod apply_lines;
 mod calendar;
 mod cli;
 mod connect;
+mod doctor;
 mod error;
 mod events;
 mod gen;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = match &cli.command {
         Command::Status => status::status(&cli),
+        Command::Doctor => doctor::doctor(&cli),
         Command::Run { cmd } => run::run(&cli, cmd),
         Command::Snapshot { cmd } => snapshot::run(&cli, cmd),
         Command::Restore {

@@ -26,6 +26,9 @@ pub struct Args {
     /// Log filter (error, warn, info, debug, trace, or target=level,...); wins over RUST_LOG and the config.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Do not serve org.bms.Manager1 on D-Bus (as `dbus = false` in the config).
+    #[arg(long)]
+    pub no_dbus: bool,
     /// Where logs go.
     #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
     pub log_target: LogTarget,

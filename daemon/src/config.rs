@@ -23,6 +23,7 @@ struct FileConfig {
     max_concurrent_runs: Option<Spanned<u32>>,
     run_history_days: Option<Spanned<u32>>,
     alerts: Option<Spanned<crate::alerts::config::AlertsFile>>,
+    dbus: Option<Spanned<bool>>,
 }
 
 /// Overrides from the command line; they win over the file.
@@ -32,6 +33,8 @@ pub struct Overrides {
     pub socket: Option<PathBuf>,
     pub metrics_listen: Option<String>,
     pub log_level: Option<String>,
+    /// `--no-dbus`.
+    pub no_dbus: bool,
 }
 
 /// The configuration in force.
@@ -50,6 +53,8 @@ pub struct Config {
     pub run_history_days: u32,
     /// Alert channels, routes and delivery settings (docs/alerts.md).
     pub alerts: crate::alerts::config::AlertsConfig,
+    /// Serve `org.bms.Manager1` on D-Bus (docs/dbus.md).
+    pub dbus: bool,
 }
 
 /// A configuration that cannot be used, with where and why.
@@ -78,6 +83,7 @@ impl Config {
             max_concurrent_runs: 2,
             run_history_days: 400,
             alerts: crate::alerts::config::AlertsConfig::default(),
+            dbus: true,
         }
     }
 
@@ -150,6 +156,9 @@ impl Config {
             self.max_concurrent_runs = in_range(*v.get_ref(), 1, 64)
                 .map_err(|m| at(v.span(), "max_concurrent_runs", m))?;
         }
+        if let Some(v) = file.dbus {
+            self.dbus = v.into_inner();
+        }
         if let Some(v) = file.run_history_days {
             self.run_history_days = in_range(*v.get_ref(), 0, 36500)
                 .map_err(|m| at(v.span(), "run_history_days", m))?;
@@ -178,6 +187,9 @@ impl Config {
         if let Some(l) = &o.log_level {
             check_log_level(l).map_err(|m| flag("log-level", m))?;
             self.log_level = l.clone();
+        }
+        if o.no_dbus {
+            self.dbus = false;
         }
         Ok(())
     }

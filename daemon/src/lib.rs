@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod dbus;
 pub mod events;
 pub mod history;
 pub mod ipc;

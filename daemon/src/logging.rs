@@ -36,6 +36,14 @@ impl LogHandle {
 
 const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
+/// Whether [`init`] chose journald (for `bmsctl doctor`, docs/operations.md).
+static JOURNALD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the logs go to journald (else to stderr).
+pub fn journald_in_use() -> bool {
+    JOURNALD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the global subscriber. `level` is the configured filter; RUST_LOG wins over it unless
 /// `pinned_by_flag` (the --log-level flag was given).
 pub fn init(target: LogTarget, level: &str, pinned_by_flag: bool) -> LogHandle {
@@ -59,6 +67,7 @@ pub fn init(target: LogTarget, level: &str, pinned_by_flag: bool) -> LogHandle {
     } else {
         None
     };
+    JOURNALD.store(journald.is_some(), std::sync::atomic::Ordering::Relaxed);
     match journald {
         Some(layer) => registry
             .with(layer.with_syslog_identifier("bmsd".into()))

@@ -34,6 +34,7 @@ pub fn main(args: Args) -> ExitCode {
         socket: args.socket.clone(),
         metrics_listen: args.metrics_listen.clone(),
         log_level: args.log_level.clone(),
+        no_dbus: args.no_dbus,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -44,7 +45,7 @@ pub fn main(args: Args) -> ExitCode {
     };
     if args.check_config {
         println!(
-            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\nalert channels: {}",
+            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}\nalert channels: {}",
             config.path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
             config.state_dir.display(),
             config.socket.display(),
@@ -53,6 +54,7 @@ pub fn main(args: Args) -> ExitCode {
             config.max_connections,
             config.max_concurrent_runs,
             config.run_history_days,
+            config.dbus,
             config.alerts.summary()
         );
         return ExitCode::SUCCESS;
@@ -320,6 +322,8 @@ async fn run(config: Config, reload: ReloadSource, log: LogHandle) -> Result<(),
         let cancel = cancel.clone();
         tracker.spawn(watchdog(interval / 2, shared.clone(), cancel));
     }
+    // READY=1 waits for the bus name when D-Bus is on (docs/dbus.md).
+    let _dbus = crate::dbus::start(runner.clone(), config.dbus, &tracker).await;
     info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "bmsd {} ready", bms_proto::VERSION);
     notify(&[NotifyState::Ready, NotifyState::Status("ready: idle")]);
     loop {

@@ -293,6 +293,10 @@ method Restore(snapshot: string, target: ?string, to: string, paths: ?[]string, 
 method WatchEvents(job: ?string) -> (event: ?object, missed: ?int)
 method CheckTarget(name: string) -> (name: string, ok: bool, state: string, message: string,
                                      free_bytes: ?int, fs_type: ?string, checked_at: string)
+# The daemon's side of `bmsctl doctor`: capabilities, catalog integrity, free space, logging,
+# metrics, each target's pre-flight (not stored), job sources and jobs never successful.
+type DoctorCheck (name: string, ok: bool, message: string, hint: ?string)
+method Doctor() -> (checks: []DoctorCheck)
 
 # Alerts (docs/alerts.md). "details" is an object; states are open, acked, resolved.
 type AlertInfo (

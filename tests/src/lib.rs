@@ -128,6 +128,15 @@ impl Daemon {
             .arg("stderr")
             .args(&opts.args)
             .env("NOTIFY_SOCKET", &self.notify_path)
+            // No bus unless a test starts one (tests/src/dbus_bus.rs): D-Bus is off, logged.
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}/no-bus", self.dir.display()),
+            )
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}/no-bus", self.dir.display()),
+            )
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -281,10 +290,13 @@ pub fn stdout(out: &Output) -> String {
 
 pub mod alerts_util;
 pub mod cli_checks;
+pub mod dbus_bus;
 pub mod docs;
 pub mod events_util;
 pub mod raw;
+pub mod readme;
 pub mod restore_util;
+pub mod tour;
 pub mod users;
 
 /// Polls `f` until it returns `Some`, panicking with `what` after `timeout`.

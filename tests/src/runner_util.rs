@@ -16,9 +16,14 @@ pub struct LoopMount {
 }
 
 fn run_tool(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; `scripts/test --install` (as root) installs the test packages"
+        } else {
+            ""
+        };
+        panic!("cannot run {cmd:?}: {e}{hint}")
+    });
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -35,6 +40,11 @@ impl LoopMount {
         assert!(
             nix::unistd::geteuid().is_root(),
             "loop mounts need root (CI runs as root)"
+        );
+        assert!(
+            Path::new("/dev/loop-control").exists(),
+            "this test needs loop devices, and /dev/loop-control is missing: load the loop module \
+             (modprobe loop) or run the tests where loop devices exist"
         );
         std::fs::create_dir_all(mount_point).expect("create mount point");
         let image = mount_point.with_extension("img");

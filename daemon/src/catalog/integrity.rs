@@ -47,6 +47,15 @@ pub fn quick_check(conn: &Connection) -> Result<(), String> {
     }
 }
 
+/// Runs `PRAGMA quick_check` on the catalog file through a read-only connection of its own, so
+/// that what is on disk is read rather than pages the daemon's connection holds in its cache
+/// (`bmsctl doctor`, docs/operations.md).
+pub fn quick_check_file(path: &Path) -> Result<(), String> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| e.to_string())?;
+    quick_check(&conn).map_err(|e| e.to_string())
+}
+
 /// What bmsd says when it refuses to start on a damaged catalog.
 pub fn damaged_message(path: &Path, detail: &str) -> String {
     let p = path.display();

@@ -13,7 +13,7 @@ mod stats;
 mod targets;
 
 pub use alerts::{AlertChange, Notice, OutboxItem};
-pub use integrity::health_of;
+pub use integrity::{health_of, quick_check_file};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
 pub use stats::{CatalogFacts, JobFacts};

@@ -2,7 +2,7 @@
 //! encodes what comes back (docs/architecture.md, "The service layer"). The methods are
 //! those of the method table (bms-proto `manager_methods!`).
 
-use crate::service::{no_role, Caller, Item, Items, Operation, Role, Service};
+use crate::service::{decode, encode, no_role, Caller, Item, Items, Operation, Role, Service};
 use bms_proto::api::*;
 use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
 use bms_proto::varlink::{Call, Reply};
@@ -120,28 +120,12 @@ fn varlink_service(name: &str, params: Map<String, Value>) -> Reply {
     }
 }
 
-/// Decodes the parameters of a call of `M`.
-fn decode<M: Method>(params: Map<String, Value>) -> Result<M, ApiError> {
-    serde_json::from_value(Value::Object(params)).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid parameters for {}: {e}", M::NAME),
-        )
-    })
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(value)
-        .map_err(|e| ApiError::internal(format!("internal error: cannot encode the reply: {e}")))
-}
-
 async fn one<M: Operation>(
     params: Map<String, Value>,
     caller: &Caller,
     service: &Service,
 ) -> Result<Value, ApiError> {
-    let reply = service.call_with(caller, || decode::<M>(params)).await?;
-    encode(&reply)
+    service.call_json::<M>(caller, Value::Object(params)).await
 }
 
 fn stream<M: Operation>(
@@ -152,7 +136,7 @@ fn stream<M: Operation>(
 where
     M::Reply: Send,
 {
-    let items = service.stream_with(caller, || decode::<M>(params.clone()))?;
+    let items = service.stream_with(caller, || decode::<M>(Value::Object(params.clone())))?;
     Ok(forward(items))
 }
 

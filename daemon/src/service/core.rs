@@ -8,7 +8,7 @@ use bms_proto::{ApiError, ErrorKind};
 use std::future::Future;
 use tokio::sync::mpsc;
 
-/// What a caller may do. Every transport decides it by the same rule (`ipc::auth::role_of`).
+/// What a caller may do. Every transport decides it by the same rule (`service::roles::role_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Admin,

@@ -9,9 +9,11 @@
 
 mod config_ops;
 mod core;
+mod doctor;
 mod engine_error;
 mod restore;
 mod restore_audit;
+pub mod roles;
 mod run_ops;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};
@@ -90,6 +92,18 @@ impl Service {
         req.call(&ctx).await
     }
 
+    /// The call in its JSON form, as both transports carry it: `params` decoded into `M`'s
+    /// request (a bad one is `InvalidArgument` naming the method), the reply encoded (a reply
+    /// that cannot be encoded is `Internal`).
+    pub async fn call_json<M: Operation>(
+        &self,
+        caller: &Caller,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let reply = self.call_with(caller, || decode::<M>(params)).await?;
+        encode(&reply)
+    }
+
     /// Runs an already decoded request.
     pub async fn call<M: Operation>(&self, caller: &Caller, req: M) -> Result<M::Reply, ApiError> {
         self.call_with(caller, move || Ok(req)).await
@@ -115,6 +129,22 @@ impl Service {
     {
         self.stream_with(caller, move || Ok(req))
     }
+}
+
+/// Decodes the parameters of a call of `M`.
+pub fn decode<M: bms_proto::api::Method>(params: serde_json::Value) -> Result<M, ApiError> {
+    serde_json::from_value(params).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid parameters for {}: {e}", M::NAME),
+        )
+    })
+}
+
+/// Encodes a reply.
+pub fn encode<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal(format!("internal error: cannot encode the reply: {e}")))
 }
 
 /// A test hook of debug builds (docs/protocol.md, "Test hooks"): when `BMSD_TEST_INTERNAL_FAULT`

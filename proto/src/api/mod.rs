@@ -24,6 +24,7 @@ pub trait Method: Serialize + DeserializeOwned {
 pub struct Empty {}
 
 mod alerts;
+mod doctor;
 mod events;
 mod jobs;
 mod misc;
@@ -32,6 +33,7 @@ mod table;
 mod targets;
 
 pub use alerts::*;
+pub use doctor::*;
 pub use events::*;
 pub use jobs::*;
 pub use misc::*;

@@ -37,6 +37,7 @@ macro_rules! manager_methods {
             Restore => RestoreReply, write, stream;
             WatchEvents => EventReply, read, stream;
             CheckTarget => TargetCheck, write, single;
+            Doctor => DoctorReply, read, single;
             ListAlerts => AlertList, read, single;
             GetAlert => AlertDetail, read, single;
             AckAlert => AlertReply, write, single;
