@@ -1,5 +1,6 @@
 //! The clap definition of bmsctl: nouns and verbs (README.md, docs/operations.md).
 
+use crate::alert::AlertCmd;
 use crate::job::JobCmd;
 use crate::repo::RepoCmd;
 use crate::run::RunCmd;
@@ -91,6 +92,11 @@ pub enum Command {
         /// Only events of this job.
         #[arg(long)]
         job: Option<String>,
+    },
+    /// Alerts: list, show, acknowledge, resolve, silence; test a notification channel.
+    Alert {
+        #[command(subcommand)]
+        cmd: AlertCmd,
     },
     /// List the audit trail of configuration changes, newest first.
     Audit {

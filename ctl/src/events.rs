@@ -38,6 +38,7 @@ fn line(e: &Event) -> String {
             target,
             state,
             reason,
+            ..
         } => format!(
             "target '{target}' {}: {reason}",
             serde_json::to_value(state)

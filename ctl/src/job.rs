@@ -95,6 +95,18 @@ pub struct JobFields {
     /// Up to this many seconds of random delay for scheduled runs.
     #[arg(long)]
     pub randomized_delay: Option<u32>,
+    /// Recovery point objective: alert when no backup succeeded for this long, e.g. 1m, 26h,
+    /// 2d ("0" or "none" removes it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_rpo)]
+    pub rpo: Option<u64>,
+}
+
+/// A duration such as `90s`, `1m`, `26h`, `2d` (a bare number is seconds); `0`/`none` is 0.
+fn parse_rpo(s: &str) -> Result<u64, String> {
+    if s == "none" || s == "0" {
+        return Ok(0);
+    }
+    crate::alert::parse_duration(s)
 }
 
 fn parse_missed(s: &str) -> Result<MissedPolicy, String> {
@@ -151,6 +163,9 @@ impl JobFields {
         if let Some(v) = self.randomized_delay {
             j.randomized_delay_secs = v;
         }
+        if let Some(v) = self.rpo {
+            j.rpo_secs = (v > 0).then_some(v);
+        }
     }
 }
 
@@ -185,6 +200,7 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
                 missed: MissedPolicy::default(),
                 timeout_secs: 0,
                 one_file_system: false,
+                rpo_secs: None,
                 enabled: !disabled,
             };
             fields.apply_to(&mut spec);
@@ -312,6 +328,10 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
         (
             "one filesystem",
             if s.one_file_system { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "rpo",
+            s.rpo_secs.map_or("none".into(), |r| format!("{r} s")),
         ),
     ];
     for (i, t) in j.next_runs.iter().enumerate() {

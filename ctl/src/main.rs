@@ -1,5 +1,6 @@
 //! bmsctl — the command-line client of bmsd.
 
+mod alert;
 mod apply;
 mod apply_batch;
 mod apply_lines;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         } => snapshot::restore(&cli, snapshot, to, paths, target, *dry_run, overwrite),
         Command::Events { job } => events::events(&cli, job),
         Command::Audit { limit } => status::audit(&cli, *limit),
+        Command::Alert { cmd } => alert::run(&cli, cmd),
         Command::Target { cmd } => target::run(&cli, cmd),
         Command::Job { cmd } => job::run(&cli, cmd),
         Command::Apply { file, dry_run } => apply::apply(&cli, file, *dry_run),

@@ -22,6 +22,7 @@ struct FileConfig {
     max_connections: Option<Spanned<u32>>,
     max_concurrent_runs: Option<Spanned<u32>>,
     run_history_days: Option<Spanned<u32>>,
+    alerts: Option<Spanned<crate::alerts::config::AlertsFile>>,
     dbus: Option<Spanned<bool>>,
 }
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub max_concurrent_runs: u32,
     /// Run records older than this many days are deleted (0: kept for ever).
     pub run_history_days: u32,
+    /// Alert channels, routes and delivery settings (docs/alerts.md).
+    pub alerts: crate::alerts::config::AlertsConfig,
     /// Serve `org.bms.Manager1` on D-Bus (docs/dbus.md).
     pub dbus: bool,
 }
@@ -79,6 +82,7 @@ impl Config {
             max_connections: 64,
             max_concurrent_runs: 2,
             run_history_days: 400,
+            alerts: crate::alerts::config::AlertsConfig::default(),
             dbus: true,
         }
     }
@@ -158,6 +162,13 @@ impl Config {
         if let Some(v) = file.run_history_days {
             self.run_history_days = in_range(*v.get_ref(), 0, 36500)
                 .map_err(|m| at(v.span(), "run_history_days", m))?;
+        }
+        if let Some(v) = file.alerts {
+            let span = v.span();
+            self.alerts = v
+                .into_inner()
+                .resolve()
+                .map_err(|m| at(span, "alerts", m))?;
         }
         Ok(())
     }

@@ -64,6 +64,7 @@ impl Bus {
                 target: check.name.clone(),
                 state: health,
                 reason,
+                free_bytes: check.free_bytes,
             });
         }
     }

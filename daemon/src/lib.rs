@@ -1,5 +1,6 @@
 //! bmsd: the bms backup management daemon.
 
+pub mod alerts;
 pub mod catalog;
 pub mod cli;
 pub mod config;

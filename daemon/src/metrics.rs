@@ -178,6 +178,34 @@ pub fn render(
         "Free bytes seen by the latest pre-flight check",
         free,
     );
+    let open = Family::<Labels, FGauge>::default();
+    for sev in crate::alerts::config::SEVERITIES {
+        let n = facts
+            .alerts_open
+            .iter()
+            .find(|(s, _)| s == sev)
+            .map_or(0, |(_, n)| *n);
+        open.get_or_create(&labels(&[("severity", sev)]))
+            .set(n as f64);
+    }
+    reg.register(
+        "alerts_open",
+        "Alerts not resolved (open or acknowledged), by severity",
+        open,
+    );
+    let failed: Counter<u64> = Counter::default();
+    failed.inc_by(facts.notification_failures);
+    reg.register(
+        "notification_failures",
+        "Failed attempts to deliver alert notifications",
+        failed,
+    );
+    gauge(
+        &mut reg,
+        "notifications_pending",
+        "Alert notifications waiting in the outbox for delivery",
+        facts.notifications_pending as f64,
+    );
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -306,6 +334,7 @@ mod tests {
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
+            ..Default::default()
         };
         let text = render(&facts, 1, 0, 12.0).unwrap();
         for line in [

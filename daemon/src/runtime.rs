@@ -45,7 +45,7 @@ pub fn main(args: Args) -> ExitCode {
     };
     if args.check_config {
         println!(
-            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}",
+            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}\nalert channels: {}",
             config.path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
             config.state_dir.display(),
             config.socket.display(),
@@ -54,7 +54,8 @@ pub fn main(args: Args) -> ExitCode {
             config.max_connections,
             config.max_concurrent_runs,
             config.run_history_days,
-            config.dbus
+            config.dbus,
+            config.alerts.summary()
         );
         return ExitCode::SUCCESS;
     }
@@ -350,6 +351,7 @@ async fn run(
     tracker.spawn(crate::scheduler::run(runner.clone(), cancel.clone()));
     tracker.spawn(crate::history::run(shared.clone(), cancel.clone()));
     tracker.spawn(crate::immutability::run(shared.clone(), cancel.clone()));
+    crate::alerts::spawn(&shared, &cancel, &tracker);
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

@@ -136,6 +136,7 @@ type JobSpec (
   missed: ?(skip, run-once),
   timeout_secs: ?int,
   one_file_system: ?bool,
+  rpo_secs: ?int,
   enabled: ?bool
 )
 
@@ -152,6 +153,7 @@ type JobInfo (
   missed: (skip, run-once),
   timeout_secs: int,
   one_file_system: bool,
+  rpo_secs: ?int,
   enabled: bool,
   schedule_normalized: string,
   next_runs: []string,
@@ -341,6 +343,26 @@ method Prune(job: ?string, target: ?string, dry_run: ?bool) -> (dry_run: bool, r
 # The clock-tamper guard of immutable targets: "tampered" says when and what (no seal expires
 # while it is set); confirm_clock clears it once an admin has checked the clock. Admin role.
 method UnlockCheck(confirm_clock: ?bool) -> (tampered: ?string, cleared: ?string)
+
+# Alerts (docs/alerts.md). "details" is an object; states are open, acked, resolved.
+type AlertInfo (
+  id: int, key: string, kind: string, severity: string, state: string, job: ?string,
+  target: ?string, message: string, details: object, first_seen: string, last_seen: string,
+  count: int, last_notified: ?string, acked_by: ?int, acked_at: ?string, ack_comment: ?string,
+  resolved_at: ?string, delivery_problem: ?string
+)
+type DeliveryAttempt (time: string, ok: bool, detail: string)
+type NotificationInfo (
+  id: int, channel: string, event: string, state: string, created_at: string,
+  delivered_at: ?string, next_attempt_at: ?string, attempts: []DeliveryAttempt
+)
+method ListAlerts(state: ?string, limit: ?int) -> (alerts: []AlertInfo)
+method GetAlert(id: int) -> (alert: AlertInfo, notifications: []NotificationInfo)
+method AckAlert(id: int, comment: ?string) -> (alert: AlertInfo)
+method ResolveAlert(id: int) -> (alert: AlertInfo)
+method TestChannel(channel: string) -> (channel: string, kind: string, ok: bool, detail: string)
+# "until" is RFC 3339 or a duration from now such as 2h or 30m.
+method SilenceAlerts(job: string, until: string, comment: ?string) -> (job: string, until: string)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)

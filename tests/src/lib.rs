@@ -288,6 +288,7 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+pub mod alerts_util;
 pub mod cli_checks;
 pub mod dbus_bus;
 pub mod docs;

@@ -139,6 +139,65 @@ CREATE TABLE seals (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+CREATE TABLE alerts (
+    id               INTEGER PRIMARY KEY,
+    key              TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    job              TEXT,
+    target           TEXT,
+    message          TEXT NOT NULL,
+    details          TEXT NOT NULL DEFAULT '{}',
+    first_seen       TEXT NOT NULL,
+    last_seen        TEXT NOT NULL,
+    count            INTEGER NOT NULL DEFAULT 1,
+    last_notified    TEXT,
+    acked_by         INTEGER,
+    acked_at         TEXT,
+    ack_comment      TEXT,
+    resolved_at      TEXT,
+    delivery_problem TEXT
+);
+CREATE UNIQUE INDEX alerts_live_key ON alerts(key) WHERE state != 'resolved';
+CREATE INDEX alerts_state ON alerts(state, id);
+CREATE TABLE alert_silences (
+    id         INTEGER PRIMARY KEY,
+    job        TEXT NOT NULL,
+    until      TEXT NOT NULL,
+    uid        INTEGER NOT NULL,
+    comment    TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX alert_silences_job ON alert_silences(job, until);
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    channel         TEXT NOT NULL,
+    alert_id        INTEGER REFERENCES alerts(id) ON DELETE SET NULL,
+    event           TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    delivered_at    TEXT
+);
+CREATE INDEX outbox_pending ON outbox(state, channel, id);
+CREATE INDEX outbox_alert ON outbox(alert_id);
+CREATE TABLE outbox_attempts (
+    id        INTEGER PRIMARY KEY,
+    outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+    time      TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    ok        INTEGER NOT NULL,
+    detail    TEXT NOT NULL
+);
+CREATE INDEX outbox_attempts_outbox ON outbox_attempts(outbox_id);
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

@@ -1,17 +1,20 @@
 //! The catalog: a SQLite file (WAL) in the state dir with numbered migrations. It lives on its own
 //! thread; async code reaches it through [`CatalogHandle::call`].
 
+mod alerts;
 mod audit;
 mod history;
 mod integrity;
 mod jobs;
 mod migrations;
 mod retention;
+mod outbox;
 mod runs;
 mod seals;
 mod stats;
 mod targets;
 
+pub use alerts::{AlertChange, Notice, OutboxItem};
 pub use integrity::{health_of, quick_check_file};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;

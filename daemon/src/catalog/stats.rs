@@ -27,6 +27,12 @@ pub struct CatalogFacts {
     pub run_counts: Vec<(String, String, String, u64)>,
     /// (target, ok, free bytes) of the latest pre-flight checks.
     pub target_checks: Vec<(String, bool, Option<u64>)>,
+    /// (severity, count) of the alerts not resolved (docs/alerts.md).
+    pub alerts_open: Vec<(String, u64)>,
+    /// Failed notification attempts, all channels.
+    pub notification_failures: u64,
+    /// Notifications waiting in the outbox.
+    pub notifications_pending: u64,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
@@ -105,6 +111,11 @@ impl Catalog {
                 facts.target_checks.push((t.spec.name, c.ok, c.free_bytes));
             }
         }
+        (
+            facts.alerts_open,
+            facts.notification_failures,
+            facts.notifications_pending,
+        ) = self.alert_facts()?;
         Ok(facts)
     }
 }

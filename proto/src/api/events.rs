@@ -41,6 +41,9 @@ pub enum Event {
         target: String,
         state: TargetHealth,
         reason: String,
+        /// Free bytes the check saw, when it got that far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        free_bytes: Option<u64>,
     },
     /// Reserved for alerts.
     AlertRaised {

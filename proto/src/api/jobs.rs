@@ -132,6 +132,10 @@ pub struct JobSpec {
     /// Do not cross filesystem boundaries below the sources.
     #[serde(default)]
     pub one_file_system: bool,
+    /// Recovery point objective in seconds: with no successful backup for this long, the
+    /// "no successful backup within RPO" alert opens (docs/alerts.md). None: no such alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_secs: Option<u64>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }

@@ -23,6 +23,7 @@ pub trait Method: Serialize + DeserializeOwned {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
+mod alerts;
 mod doctor;
 mod events;
 mod immutability;
@@ -32,6 +33,7 @@ mod runs;
 mod table;
 mod targets;
 
+pub use alerts::*;
 pub use doctor::*;
 pub use events::*;
 pub use immutability::*;

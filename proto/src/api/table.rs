@@ -41,6 +41,12 @@ macro_rules! manager_methods {
             ForgetSnapshots => ForgetReply, write, single;
             Prune => PruneReply, write, single;
             UnlockCheck => UnlockCheckReply, write, single;
+            ListAlerts => AlertList, read, single;
+            GetAlert => AlertDetail, read, single;
+            AckAlert => AlertReply, write, single;
+            ResolveAlert => AlertReply, write, single;
+            TestChannel => TestChannelReply, write, single;
+            SilenceAlerts => SilenceReply, write, single;
         }
     };
 }
