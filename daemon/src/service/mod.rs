@@ -13,8 +13,8 @@ mod doctor;
 mod engine_error;
 mod restore;
 mod restore_audit;
-pub mod roles;
 mod retention_ops;
+pub mod roles;
 mod run_ops;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};
