@@ -114,6 +114,20 @@ fn a_wall_clock_jump_expires_nothing_and_raises_a_tamper_event() {
         "{e}"
     );
     assert!(s.d.log().contains("clock tamper"), "{}", s.d.log());
+    // The tamper opens a critical alert (docs/alerts.md, "Kinds").
+    let alert = poll_until(
+        Duration::from_secs(30),
+        "an immutability_tamper alert",
+        || {
+            let v = s.d.ctl_json(["alert", "list", "--state", "open"]);
+            v["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["kind"] == "immutability_tamper")
+                .cloned()
+        },
+    );
+    assert_eq!(alert["severity"], "critical", "{alert}");
     // Later checks still expire nothing (the tamper holds until confirmed).
     s.wait_checks_at(30 * DAY);
     s.wait_checks_at(30 * DAY);
