@@ -76,33 +76,34 @@ impl Operation for GetTarget {
     }
 }
 
+/// AddTarget and UpdateTarget: a definition whose kind can hold seals is checked for
+/// immutability first (docs/operations.md "Immutability"), then stored.
+async fn put_target(
+    ctx: &Ctx<'_>,
+    spec: TargetSpec,
+    mode: Upsert,
+) -> Result<TargetReply, ApiError> {
+    if crate::targets::Target::from_spec(&spec).is_ok() {
+        crate::immutability::check_target_spec(&spec).await?;
+    }
+    let a = actor(ctx);
+    let target = ctx
+        .shared
+        .catalog
+        .call(move |c| c.put_target(a, &spec, mode))
+        .await?;
+    Ok(TargetReply { target })
+}
+
 impl Operation for AddTarget {
     async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
-        if crate::targets::Target::from_spec(&self.target).is_ok() {
-            crate::immutability::check_target_spec(&self.target).await?;
-        }
-        let a = actor(ctx);
-        let target = ctx
-            .shared
-            .catalog
-            .call(move |c| c.put_target(a, &self.target, Upsert::CreateOnly))
-            .await?;
-        Ok(TargetReply { target })
+        put_target(ctx, self.target, Upsert::CreateOnly).await
     }
 }
 
 impl Operation for UpdateTarget {
     async fn call(self, ctx: &Ctx<'_>) -> Result<TargetReply, ApiError> {
-        if crate::targets::Target::from_spec(&self.target).is_ok() {
-            crate::immutability::check_target_spec(&self.target).await?;
-        }
-        let a = actor(ctx);
-        let target = ctx
-            .shared
-            .catalog
-            .call(move |c| c.put_target(a, &self.target, Upsert::UpdateOnly))
-            .await?;
-        Ok(TargetReply { target })
+        put_target(ctx, self.target, Upsert::UpdateOnly).await
     }
 }
 
