@@ -111,6 +111,20 @@ async fn round(
 }
 
 async fn attempt(shared: &SharedRef, cfg: &AlertsConfig, item: OutboxItem) {
+    // The heads were read before this channel was claimed: an attempt that ended in between
+    // has already delivered (or rescheduled) this item.
+    let it = item.clone();
+    match shared.catalog.call(move |c| c.outbox_still_due(&it)).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            warn!(
+                notice = item.id,
+                "cannot check a notification before delivery: {e}"
+            );
+            return;
+        }
+    }
     let result = match cfg.channel(&item.channel) {
         Some(ch) => super::send::deliver(ch, &item.payload, cfg.attempt_timeout).await,
         None => Err(format!(

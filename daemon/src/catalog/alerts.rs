@@ -523,6 +523,23 @@ mod tests {
     }
 
     #[test]
+    fn a_head_read_before_its_attempt_was_recorded_is_no_longer_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();
+        c.raise_alert(&change("k"), 0, to("m")).unwrap();
+        let (stale, _) = c.outbox_heads().unwrap().remove(0);
+        assert!(c.outbox_still_due(&stale).unwrap());
+        // A failed attempt reschedules it: the copy read before is stale.
+        c.record_attempt(&stale, false, "refused", None, None)
+            .unwrap();
+        assert!(!c.outbox_still_due(&stale).unwrap());
+        let (fresh, _) = c.outbox_heads().unwrap().remove(0);
+        assert!(c.outbox_still_due(&fresh).unwrap());
+        c.record_attempt(&fresh, true, "ok", None, None).unwrap();
+        assert!(!c.outbox_still_due(&fresh).unwrap(), "delivered once only");
+    }
+
+    #[test]
     fn pruning_keeps_pending_notices_and_live_alerts() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(&dir.path().join("c.db")).unwrap();

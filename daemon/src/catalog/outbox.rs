@@ -92,6 +92,20 @@ impl Catalog {
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
+    /// Whether `item` is still the pending notification the outbox handed out, with the same
+    /// number of attempts. The delivery task asks this once it holds the channel, so a head read
+    /// just before an earlier attempt was recorded is not delivered a second time.
+    pub fn outbox_still_due(&self, item: &OutboxItem) -> Result<bool, ApiError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE id = ?1 AND attempts = ?2 AND state = 'pending'",
+                params![item.id, item.attempts],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+    }
+
     /// Records one delivery attempt. `next` is when to try again after a failure; `gave_up`
     /// ends the notification as failed and notes why on its alert.
     pub fn record_attempt(
