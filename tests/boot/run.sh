@@ -22,6 +22,8 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$nspawn_pid" 2>/dev/null || true
     fi
+    # The immutable target's files (check 4) cannot be removed while they are sealed.
+    [ -d "$work/root/srv/imm" ] && chattr -R -i "$work/root/srv/imm" 2>/dev/null
     rm -rf "$work"
     if [ "$mounted" = yes ]; then umount /run/systemd/nspawn 2>/dev/null || true; fi
 }
@@ -163,6 +165,26 @@ set -e
 [ "$rc" != 0 ] || fail "restore into /opt/restore succeeded under ProtectSystem=strict"
 echo "  bmsctl: $msg" | head -n 3
 echo "$msg" | grep -q 'ReadWritePaths' || fail "the message does not say how to allow the path"
+ok
+
+check "4. a job writes an immutable target under the hardened unit, and its files cannot be removed"
+in_ct mkdir -p /srv/imm
+in_ct bmsctl target add imm --path /srv/imm --immutable-days 1 >/dev/null || fail "target add imm --immutable-days 1"
+in_ct bmsctl job add sealed --source /root/src --target imm --schedule daily >/dev/null || fail "job add sealed"
+in_ct bmsctl job run sealed --wait >/dev/null || fail "job run sealed (writing an immutable target)"
+packs=$(find "$root/srv/imm" -type f -path '*/packs/*' | head -n 5)
+[ -n "$packs" ] || fail "no pack files in /srv/imm: $(find "$root/srv/imm" | head)"
+for f in $packs; do
+    lsattr -d "$f" | awk '{print $1}' | grep -q i || fail "$f is not immutable: $(lsattr -d "$f")"
+done
+one=${packs%%$'\n'*}
+set +e
+rmmsg=$(in_ct rm -f "${one#"$root"}" 2>&1)
+rc=$?
+set -e
+[ "$rc" != 0 ] || fail "root in the container removed a sealed pack"
+echo "  rm of a sealed pack as root: $rmmsg"
+in_ct bmsctl target show imm | grep -q immutab || fail "target show imm does not mention immutability"
 ok
 
 # --- 5. watchdog, clean stop
