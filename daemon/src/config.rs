@@ -18,6 +18,7 @@ struct FileConfig {
     state_dir: Option<Spanned<PathBuf>>,
     socket: Option<Spanned<PathBuf>>,
     metrics_listen: Option<Spanned<String>>,
+    metrics: Option<Spanned<crate::metrics_web::MetricsFile>>,
     log_level: Option<Spanned<String>>,
     max_connections: Option<Spanned<u32>>,
     max_concurrent_runs: Option<Spanned<u32>>,
@@ -45,6 +46,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
     pub metrics_listen: SocketAddr,
+    /// HTTPS and basic auth of the metrics endpoint (docs/metrics.md).
+    pub metrics_web: crate::metrics_web::MetricsWeb,
     /// Filter directives (`info`, `bmsd=debug,warn`).
     pub log_level: String,
     pub max_connections: u32,
@@ -78,6 +81,7 @@ impl Config {
             state_dir: bms_proto::paths::default_state_dir(),
             socket: bms_proto::paths::default_socket(),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9597)),
+            metrics_web: Default::default(),
             log_level: "info".into(),
             max_connections: 64,
             max_concurrent_runs: 2,
@@ -143,6 +147,13 @@ impl Config {
         if let Some(v) = file.metrics_listen {
             self.metrics_listen =
                 parse_listen(v.get_ref()).map_err(|m| at(v.span(), "metrics_listen", m))?;
+        }
+        if let Some(v) = file.metrics {
+            let span = v.span();
+            self.metrics_web = v
+                .into_inner()
+                .resolve()
+                .map_err(|m| at(span, "metrics", m))?;
         }
         if let Some(v) = file.log_level {
             check_log_level(v.get_ref()).map_err(|m| at(v.span(), "log_level", m))?;

@@ -1,10 +1,9 @@
-//! The metrics endpoint: `GET /metrics` (OpenMetrics text, namespace `bms_`) and `GET /healthz`
-//! over plain HTTP on `metrics_listen` (default 127.0.0.1:9597). Gauges are read from the catalog
+//! The metrics text of `GET /metrics` (OpenMetrics, namespace `bms_`; served by
+//! [`crate::metrics_http`]). Gauges are read from the catalog
 //! and the runner at scrape time; counters ([`crate::events::RunCounters`]) are fed from the event bus, so that
 //! pruning the run history cannot make them fall (docs/metrics.md).
 
 use crate::catalog::CatalogFacts;
-use crate::runner::RunnerRef;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,20 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
 type Labels = Vec<(String, String)>;
 
 type FGauge = Gauge<f64, AtomicU64>;
-
-/// `/healthz` fails when the catalog thread takes longer than this to answer.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -209,109 +198,6 @@ pub fn render(
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
-}
-
-/// Serves HTTP until `cancel` fires.
-pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: CancellationToken) {
-    loop {
-        let conn = tokio::select! {
-            _ = cancel.cancelled() => return,
-            c = listener.accept() => c,
-        };
-        match conn {
-            Ok((stream, _)) => {
-                let runner = runner.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream, runner))
-                        .await;
-                });
-            }
-            Err(e) => {
-                debug!("metrics accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn respond(mut stream: TcpStream, runner: RunnerRef) -> std::io::Result<()> {
-    let shared = &runner.shared;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 8192 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => {
-            let facts = shared.catalog.call(|c| c.facts()).await.map(|mut f| {
-                f.run_counts = shared.events.counters.snapshot();
-                f
-            });
-            let (running, queued) = runner.snapshot();
-            match facts.map(|f| {
-                render(
-                    &f,
-                    running.len(),
-                    queued.len(),
-                    shared.started.elapsed().as_secs_f64(),
-                )
-            }) {
-                Ok(Ok(text)) if crate::metrics_text::wants_openmetrics(&head) => {
-                    ("200 OK", OPENMETRICS, text)
-                }
-                Ok(Ok(text)) => (
-                    "200 OK",
-                    crate::metrics_text::TEXT_004,
-                    crate::metrics_text::to_text_004(&text),
-                ),
-                Ok(Err(e)) => (
-                    "500 Internal Server Error",
-                    "text/plain",
-                    format!("cannot encode metrics: {e}\n"),
-                ),
-                Err(e) => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("catalog unavailable: {e}\n"),
-                ),
-            }
-        }
-        ("GET", "/healthz") => {
-            match crate::catalog::health_of(&shared.catalog, HEALTH_TIMEOUT).await {
-                Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
-                Err(e) => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    format!("catalog unavailable: {e}\n"),
-                ),
-            }
-        }
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /healthz\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET is served\n".to_owned(),
-        ),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

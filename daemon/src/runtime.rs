@@ -336,7 +336,7 @@ async fn run(
                 let _ = shared.metrics_address.set(addr);
                 info!("metrics on http://{addr}/metrics");
             }
-            tracker.spawn(crate::metrics::serve(l, runner.clone(), cancel.clone()));
+            tracker.spawn(crate::metrics_http::serve(l, runner.clone(), cancel.clone()));
         }
         Err(e) => warn!(
             "cannot listen for metrics on {}: {e}; bmsd runs without its metrics endpoint (set metrics_listen)",

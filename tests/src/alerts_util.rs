@@ -322,7 +322,8 @@ pub struct SmtpServer {
     child: Child,
 }
 
-fn python() -> &'static str {
+/// Debian's python3, which holds the python3-* test packages.
+pub fn python() -> &'static str {
     // Debian's python3 carries python3-aiosmtpd (.ci/run installs it).
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"

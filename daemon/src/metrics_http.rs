@@ -1,0 +1,178 @@
+//! The metrics endpoint's HTTP server (docs/metrics.md): `GET /metrics` and `GET /healthz` on
+//! `metrics_listen`, over HTTPS when `[metrics]` names a certificate and key, behind basic auth
+//! when it names users ([`crate::metrics_web`]). The web options are read for each connection,
+//! so a reload or a renewed certificate applies without a restart.
+
+use crate::metrics_web::AuthCache;
+use crate::runner::RunnerRef;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// `/healthz` fails when the catalog thread takes longer than this to answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a connection may take, TLS handshake included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves HTTP until `cancel` fires.
+pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: CancellationToken) {
+    let auth = Arc::new(AuthCache::default());
+    loop {
+        let conn = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = listener.accept() => c,
+        };
+        match conn {
+            Ok((stream, _)) => {
+                let (runner, auth) = (runner.clone(), auth.clone());
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(CONNECTION_TIMEOUT, connection(stream, runner, auth))
+                            .await;
+                });
+            }
+            Err(e) => {
+                debug!("metrics accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    runner: RunnerRef,
+    auth: Arc<AuthCache>,
+) -> std::io::Result<()> {
+    let web = runner.shared.config().config.metrics_web;
+    let Some((cert, key)) = &web.tls else {
+        return respond(stream, &runner, &auth).await;
+    };
+    let config = match crate::metrics_web::server_config(cert, key) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("metrics endpoint: cannot use its certificate, connection refused: {e}");
+            return Ok(());
+        }
+    };
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    match tls.accept(stream).await {
+        Ok(s) => respond(s, &runner, &auth).await,
+        Err(e) => {
+            debug!("metrics endpoint: TLS handshake failed: {e}");
+            Ok(())
+        }
+    }
+}
+
+async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    runner: &RunnerRef,
+    auth: &AuthCache,
+) -> std::io::Result<()> {
+    let shared = &runner.shared;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 8192 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let users = shared.config().config.metrics_web.users;
+    let mut extra = "";
+    let (status, ctype, body) = if !auth.allows(&users, &head) {
+        extra = "WWW-Authenticate: Basic realm=\"bms metrics\", charset=\"UTF-8\"\r\n";
+        (
+            "401 Unauthorized",
+            "text/plain",
+            "authentication required: give a user and password of [metrics] basic_auth_users\n"
+                .to_owned(),
+        )
+    } else {
+        route(runner, &head, method, path).await
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+async fn route(
+    runner: &RunnerRef,
+    head: &str,
+    method: &str,
+    path: &str,
+) -> (&'static str, &'static str, String) {
+    let shared = &runner.shared;
+    match (method, path) {
+        ("GET", "/metrics") => {
+            let facts = shared.catalog.call(|c| c.facts()).await.map(|mut f| {
+                f.run_counts = shared.events.counters.snapshot();
+                f
+            });
+            let (running, queued) = runner.snapshot();
+            match facts.map(|f| {
+                crate::metrics::render(
+                    &f,
+                    running.len(),
+                    queued.len(),
+                    shared.started.elapsed().as_secs_f64(),
+                )
+            }) {
+                Ok(Ok(text)) if crate::metrics_text::wants_openmetrics(head) => {
+                    ("200 OK", OPENMETRICS, text)
+                }
+                Ok(Ok(text)) => (
+                    "200 OK",
+                    crate::metrics_text::TEXT_004,
+                    crate::metrics_text::to_text_004(&text),
+                ),
+                Ok(Err(e)) => (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    format!("cannot encode metrics: {e}\n"),
+                ),
+                Err(e) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("catalog unavailable: {e}\n"),
+                ),
+            }
+        }
+        ("GET", "/healthz") => {
+            match crate::catalog::health_of(&shared.catalog, HEALTH_TIMEOUT).await {
+                Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
+                Err(e) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("catalog unavailable: {e}\n"),
+                ),
+            }
+        }
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".to_owned(),
+        ),
+    }
+}
