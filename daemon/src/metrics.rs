@@ -23,9 +23,67 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// Figures of the bmsd process and its catalog file, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFacts {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+    pub start_time: f64,
+    /// The catalog database with its write-ahead log.
+    pub catalog_bytes: u64,
+}
+
+impl ProcessFacts {
+    /// Reads /proc/self (Linux) and the catalog's size; what cannot be read stays 0.
+    pub fn read(catalog: &std::path::Path, started_unix: f64) -> ProcessFacts {
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100)
+            .max(1) as f64;
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096)
+            .max(1) as u64;
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of stat(5), rss 24: index 11, 12, 21 here.
+        let cpu_seconds = (field(11) + field(12)) as f64 / ticks;
+        let resident_bytes = field(21) * page;
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        let max_fds = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(0, |(soft, _)| soft);
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = catalog.as_os_str().to_owned();
+        wal.push("-wal");
+        ProcessFacts {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+            max_fds,
+            start_time: started_unix,
+            catalog_bytes: size(catalog) + size(std::path::Path::new(&wal)),
+        }
+    }
+}
+
 /// Renders the metrics text for the given facts.
 pub fn render(
     facts: &CatalogFacts,
+    process: &ProcessFacts,
     running: usize,
     queued: usize,
     uptime: f64,
@@ -75,6 +133,7 @@ pub fn render(
     let last_duration = Family::<Labels, FGauge>::default();
     let verify_end = Family::<Labels, FGauge>::default();
     let verify_ok = Family::<Labels, FGauge>::default();
+    let next_run = Family::<Labels, FGauge>::default();
     for j in &facts.jobs {
         let l = labels(&[("job", &j.name)]);
         enabled
@@ -99,7 +158,15 @@ pub fn render(
             verify_end.get_or_create(&l).set(t);
             verify_ok.get_or_create(&l).set(if ok { 1.0 } else { 0.0 });
         }
+        if let (true, Some(t)) = (j.enabled, j.next_run) {
+            next_run.get_or_create(&l).set(t);
+        }
     }
+    reg.register(
+        "job_next_run_timestamp_seconds",
+        "Next elapse of the schedule of an enabled job",
+        next_run,
+    );
     reg.register("job_enabled", "1 when the job is enabled", enabled);
     reg.register(
         "job_last_run_end_timestamp_seconds",
@@ -167,6 +234,54 @@ pub fn render(
         "Free bytes seen by the latest pre-flight check",
         free,
     );
+    let snapshots = Family::<Labels, FGauge>::default();
+    for (t, n) in &facts.target_snapshots {
+        snapshots
+            .get_or_create(&labels(&[("target", t)]))
+            .set(*n as f64);
+    }
+    reg.register(
+        "target_snapshots",
+        "Snapshots the catalog records on the target",
+        snapshots,
+    );
+    gauge(
+        &mut reg,
+        "catalog_bytes",
+        "Size of the catalog database and its write-ahead log",
+        process.catalog_bytes as f64,
+    );
+    let cpu: Counter<f64, AtomicU64> = Counter::default();
+    cpu.inc_by(process.cpu_seconds);
+    reg.register(
+        "process_cpu_seconds",
+        "User and system CPU time of bmsd",
+        cpu,
+    );
+    gauge(
+        &mut reg,
+        "process_resident_memory_bytes",
+        "Resident memory of bmsd",
+        process.resident_bytes as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_open_fds",
+        "Open file descriptors of bmsd",
+        process.open_fds as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_max_fds",
+        "The soft limit of open file descriptors",
+        process.max_fds as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_start_time_seconds",
+        "Unix time bmsd started",
+        process.start_time,
+    );
     let open = Family::<Labels, FGauge>::default();
     for sev in crate::alerts::config::SEVERITIES {
         let n = facts
@@ -217,12 +332,18 @@ mod tests {
                 last_snapshot_bytes: Some(4096),
                 last_duration_secs: Some(1.5),
                 last_verify: Some((1_764_000_100.0, false)),
+                next_run: Some(1_764_100_000.0),
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
             ..Default::default()
         };
-        let text = render(&facts, 1, 0, 12.0).unwrap();
+        let process = ProcessFacts::read(std::path::Path::new("/nonexistent"), 1.0e9);
+        assert!(
+            process.open_fds > 0 && process.resident_bytes > 0,
+            "{process:?}"
+        );
+        let text = render(&facts, &process, 1, 0, 12.0).unwrap();
         for line in [
             "bms_targets 2.0",
             "bms_job_enabled{job=\"etc\"} 1.0",
@@ -231,6 +352,8 @@ mod tests {
             "bms_target_check_ok{target=\"nas1\"} 0.0",
             "bms_job_last_verify_ok{job=\"etc\"} 0.0",
             "bms_job_last_verify_timestamp_seconds{job=\"etc\"} 1764000100.0",
+            "bms_job_next_run_timestamp_seconds{job=\"etc\"} 1764100000.0",
+            "bms_process_start_time_seconds 1000000000.0",
             "bms_build_info{version=",
             "# EOF",
         ] {

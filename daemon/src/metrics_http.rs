@@ -3,6 +3,7 @@
 //! when it names users ([`crate::metrics_web`]). The web options are read for each connection,
 //! so a reload or a renewed certificate applies without a restart.
 
+use crate::catalog::CatalogFacts;
 use crate::metrics_web::AuthCache;
 use crate::runner::RunnerRef;
 use std::sync::Arc;
@@ -20,9 +21,57 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The catalog's figures of the last scrape, with the catalog's change count they were read at:
+/// a scrape reads the catalog again only when a row changed since, or a job's next run passed.
+#[derive(Default)]
+struct FactsCache {
+    inner: tokio::sync::Mutex<Option<(u64, Arc<CatalogFacts>)>>,
+}
+
+impl FactsCache {
+    async fn get(&self, runner: &RunnerRef) -> Result<Arc<CatalogFacts>, bms_proto::ApiError> {
+        let mut g = self.inner.lock().await;
+        let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        let known = g.as_ref().and_then(|(n, f)| {
+            let passed = f.jobs.iter().any(|j| j.next_run.is_some_and(|t| t <= now));
+            (!passed).then_some(*n)
+        });
+        let read = runner
+            .shared
+            .catalog
+            .call(move |c| {
+                let n = c.change_count();
+                if known == Some(n) {
+                    return Ok((n, None));
+                }
+                c.gauge_facts().map(|f| (n, Some(f)))
+            })
+            .await?;
+        match (read, g.as_ref()) {
+            ((_, None), Some((_, f))) => Ok(f.clone()),
+            ((n, Some(f)), _) => {
+                let f = Arc::new(f);
+                *g = Some((n, f.clone()));
+                Ok(f)
+            }
+            ((_, None), None) => Err(bms_proto::ApiError::new(
+                bms_proto::ErrorKind::Internal,
+                "the metrics cache is empty",
+            )),
+        }
+    }
+}
+
+/// What each connection shares.
+#[derive(Default)]
+struct Server {
+    auth: AuthCache,
+    facts: FactsCache,
+}
+
 /// Serves HTTP until `cancel` fires.
 pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: CancellationToken) {
-    let auth = Arc::new(AuthCache::default());
+    let auth = Arc::new(Server::default());
     loop {
         let conn = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -48,7 +97,7 @@ pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: Cancellatio
 async fn connection(
     stream: TcpStream,
     runner: RunnerRef,
-    auth: Arc<AuthCache>,
+    auth: Arc<Server>,
 ) -> std::io::Result<()> {
     let web = runner.shared.config().config.metrics_web;
     let Some((cert, key)) = &web.tls else {
@@ -74,7 +123,7 @@ async fn connection(
 async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     runner: &RunnerRef,
-    auth: &AuthCache,
+    server: &Server,
 ) -> std::io::Result<()> {
     let shared = &runner.shared;
     let mut buf = Vec::with_capacity(1024);
@@ -92,7 +141,7 @@ async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     let path = path.split('?').next().unwrap_or("");
     let users = shared.config().config.metrics_web.users;
     let mut extra = "";
-    let (status, ctype, body) = if !auth.allows(&users, &head) {
+    let (status, ctype, body) = if !server.auth.allows(&users, &head) {
         extra = "WWW-Authenticate: Basic realm=\"bms metrics\", charset=\"UTF-8\"\r\n";
         (
             "401 Unauthorized",
@@ -101,7 +150,7 @@ async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
                 .to_owned(),
         )
     } else {
-        route(runner, &head, method, path).await
+        route(runner, server, &head, method, path).await
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
@@ -114,6 +163,7 @@ async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn route(
     runner: &RunnerRef,
+    server: &Server,
     head: &str,
     method: &str,
     path: &str,
@@ -121,14 +171,23 @@ async fn route(
     let shared = &runner.shared;
     match (method, path) {
         ("GET", "/metrics") => {
-            let facts = shared.catalog.call(|c| c.facts()).await.map(|mut f| {
+            let facts = server.facts.get(runner).await.map(|f| {
+                let mut f = (*f).clone();
                 f.run_counts = shared.events.counters.snapshot();
                 f
             });
             let (running, queued) = runner.snapshot();
+            let config = shared.config().config;
+            let started = shared
+                .started_at
+                .parse::<jiff::Timestamp>()
+                .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
+            let process =
+                crate::metrics::ProcessFacts::read(&config.state_dir.join("catalog.db"), started);
             match facts.map(|f| {
                 crate::metrics::render(
                     &f,
+                    &process,
                     running.len(),
                     queued.len(),
                     shared.started.elapsed().as_secs_f64(),

@@ -59,9 +59,40 @@ fn metrics_report_jobs_runs_and_targets() {
         "bms_job_last_run_state{job=\"m1\",state=\"succeeded\"} 1.0",
         "bms_job_last_success_timestamp_seconds{job=\"m1\"}",
         "bms_target_check_ok{target=\"local\"} 1.0",
+        "bms_target_snapshots{target=\"local\"} 1.0",
+        "bms_job_next_run_timestamp_seconds{job=\"m1\"}",
+        "bms_process_open_fds ",
+        "bms_process_resident_memory_bytes ",
+        "bms_catalog_bytes ",
         "bms_build_info{version=\"",
     ] {
         assert!(body.contains(want), "missing {want:?} in:\n{body}");
+    }
+    // The catalog gauges are kept between scrapes and read again after a change: a second
+    // run and a new job show at the next scrape.
+    assert_ok(&d.ctl(["job", "run", "m1", "--wait"]));
+    assert_ok(&d.ctl([
+        "job",
+        "add",
+        "m2",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "local",
+    ]));
+    let (_, again) = get(&addr, "/metrics");
+    for want in [
+        "bms_jobs 2.0",
+        "bms_target_snapshots{target=\"local\"} 2.0",
+        "bms_runs_total{job=\"m1\",kind=\"backup\",state=\"succeeded\"} 2",
+        "bms_job_enabled{job=\"m2\"} 1.0",
+    ] {
+        assert!(
+            again.contains(want),
+            "missing {want:?} after a change in:\n{again}"
+        );
     }
     assert_eq!(
         body.lines().last(),

@@ -16,6 +16,8 @@ pub struct JobFacts {
     /// Unix seconds of the end of the latest verification that ran to a verdict (after a backup
     /// or scheduled), and whether it found the repository clean.
     pub last_verify: Option<(f64, bool)>,
+    /// Unix seconds of the next elapse of the job's schedule (none for a bad or past-only one).
+    pub next_run: Option<f64>,
 }
 
 /// Everything the metrics endpoint reports from the catalog.
@@ -33,6 +35,8 @@ pub struct CatalogFacts {
     pub notification_failures: u64,
     /// Notifications waiting in the outbox.
     pub notifications_pending: u64,
+    /// (target, snapshots) recorded in the catalog.
+    pub target_snapshots: Vec<(String, u64)>,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
@@ -41,8 +45,49 @@ fn unix(ts: Option<String>) -> Option<f64> {
         .map(|t| t.as_millisecond() as f64 / 1000.0)
 }
 
+/// Unix seconds of a calendar's next elapse after now, in the system's time zone.
+fn next_elapse(schedule: &str) -> Option<f64> {
+    let cal = bms_proto::calendar::CalendarSpec::parse(schedule).ok()?;
+    let tz = jiff::tz::TimeZone::system();
+    let t = cal
+        .upcoming_in(jiff::Timestamp::now(), &tz, 1)
+        .into_iter()
+        .next()?;
+    Some(t.as_millisecond() as f64 / 1000.0)
+}
+
 impl Catalog {
+    /// A counter of every row this catalog connection has changed since it opened: equal
+    /// values mean equal [`Catalog::gauge_facts`] (until a job's next run passes).
+    pub fn change_count(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
+    /// The gauge figures and the run counts over the whole history (which seed the counters
+    /// when bmsd starts).
     pub fn facts(&self) -> Result<CatalogFacts, ApiError> {
+        let mut facts = self.gauge_facts()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT job, kind, state, count(*) FROM runs GROUP BY job, kind, state ORDER BY 1, 2, 3")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)?.max(0) as u64,
+                ))
+            })
+            .map_err(db_err)?;
+        facts.run_counts = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        Ok(facts)
+    }
+
+    /// Everything the metrics endpoint reports from the catalog except the run counts (the
+    /// endpoint's counters come from the event bus).
+    pub fn gauge_facts(&self) -> Result<CatalogFacts, ApiError> {
         let (targets, _, _) = self.counts()?;
         let mut facts = CatalogFacts {
             targets,
@@ -51,7 +96,7 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT j.name, j.enabled, \
+                "SELECT j.name, j.enabled, json_extract(j.spec, '$.schedule'), \
                  (SELECT finished_at || ' ' || state FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
                     AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1), \
                  (SELECT finished_at FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
@@ -69,12 +114,13 @@ impl Catalog {
             .map_err(db_err)?;
         let rows = stmt
             .query_map([], |r| {
-                let last: Option<String> = r.get(2)?;
+                let schedule: Option<String> = r.get(2)?;
+                let last: Option<String> = r.get(3)?;
                 let last_run = last.and_then(|s| {
                     let (t, state) = s.split_once(' ')?;
                     Some((unix(Some(t.to_owned()))?, state.to_owned()))
                 });
-                let verify: Option<String> = r.get(6)?;
+                let verify: Option<String> = r.get(7)?;
                 let last_verify = verify.and_then(|s| {
                     let (t, state) = s.split_once(' ')?;
                     Some((unix(Some(t.to_owned()))?, state == "succeeded"))
@@ -83,29 +129,23 @@ impl Catalog {
                     name: r.get(0)?,
                     enabled: r.get(1)?,
                     last_run,
-                    last_success: unix(r.get(3)?),
-                    last_snapshot_bytes: r.get::<_, Option<i64>>(4)?.map(|b| b.max(0) as u64),
-                    last_duration_secs: r.get(5)?,
+                    last_success: unix(r.get(4)?),
+                    last_snapshot_bytes: r.get::<_, Option<i64>>(5)?.map(|b| b.max(0) as u64),
+                    last_duration_secs: r.get(6)?,
                     last_verify,
+                    next_run: schedule.as_deref().and_then(next_elapse),
                 })
             })
             .map_err(db_err)?;
         facts.jobs = rows.collect::<Result<_, _>>().map_err(db_err)?;
         let mut stmt = self
             .conn
-            .prepare("SELECT job, kind, state, count(*) FROM runs GROUP BY job, kind, state ORDER BY 1, 2, 3")
+            .prepare("SELECT target, count(*) FROM snapshots GROUP BY target ORDER BY 1")
             .map_err(db_err)?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get::<_, i64>(3)?.max(0) as u64,
-                ))
-            })
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
             .map_err(db_err)?;
-        facts.run_counts = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        facts.target_snapshots = rows.collect::<Result<_, _>>().map_err(db_err)?;
         for t in self.list_targets()? {
             if let Some(c) = t.last_check {
                 facts.target_checks.push((t.spec.name, c.ok, c.free_bytes));
