@@ -96,7 +96,7 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT j.name, j.enabled, json_extract(j.spec, '$.schedule'), \
+                "SELECT j.name, j.enabled, j.schedule, \
                  (SELECT finished_at || ' ' || state FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
                     AND r.finished_at IS NOT NULL AND r.state != 'skipped' ORDER BY r.id DESC LIMIT 1), \
                  (SELECT finished_at FROM runs r WHERE r.job = j.name AND r.kind = 'backup' \
