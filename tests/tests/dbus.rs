@@ -334,3 +334,66 @@ fn without_a_bus_bmsd_runs_and_says_dbus_is_off() {
         d.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_alerts_follows_a_failed_run_with_properties_changed() {
+    require_root();
+    let bus = Bus::start(Policy::Project);
+    let d = daemon_on(&bus);
+    let get = || {
+        let out = bus.busctl(&["get-property", NAME, PATH, IFACE, "OpenAlerts"]);
+        assert_ok(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["data"].as_u64().unwrap()
+    };
+    assert_eq!(get(), 0);
+    let conn = client(&bus).await;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.DBus.Properties")
+        .path(PATH)
+        .build()
+        .unwrap();
+    let mut signals =
+        zbus::MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(256))
+            .await
+            .unwrap();
+    // A job whose pre-hook fails: the run fails and raises a run_failed alert.
+    let src = d.dir.join("src");
+    write_small_tree(&src);
+    d.ctl_json([
+        "job",
+        "add",
+        "bad",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "local",
+        "--pre-hook",
+        "false",
+    ]);
+    let out = d.ctl(["job", "run", "bad", "--wait"]);
+    assert_ne!(out.status.code(), Some(0), "the run should fail");
+    let changed_to = tokio::time::timeout(T, async {
+        loop {
+            let msg = signals.next().await.unwrap().unwrap();
+            let (_, changed, _): (
+                String,
+                std::collections::HashMap<String, zbus::wire::OwnedVariant>,
+                Vec<String>,
+            ) = msg.body().deserialize().unwrap();
+            if let Some(v) = changed.get("OpenAlerts") {
+                let n: u32 = v.try_clone().unwrap().try_into().unwrap();
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("PropertiesChanged for OpenAlerts");
+    assert_eq!(changed_to, 1);
+    assert_eq!(get(), 1);
+    let listed = d.ctl_json(["alert", "list"]);
+    assert_eq!(listed["alerts"].as_array().unwrap().len(), 1, "{listed}");
+}

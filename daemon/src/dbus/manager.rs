@@ -87,6 +87,21 @@ impl Manager {
         .to_owned()
     }
 
+    /// Alerts not resolved (open or acknowledged); 0 when the catalog does not answer.
+    pub async fn open_alerts_of(runner: &RunnerRef) -> u32 {
+        runner
+            .shared
+            .catalog
+            .call(|c| c.alert_facts())
+            .await
+            .map_or(0, |(open, _, _)| {
+                open.iter()
+                    .map(|(_, n)| *n)
+                    .sum::<u64>()
+                    .min(u32::MAX as u64) as u32
+            })
+    }
+
     /// The jobs with a run going, sorted, each once.
     pub fn running_jobs_of(runner: &RunnerRef) -> Vec<String> {
         let (running, _) = runner.snapshot();
@@ -133,6 +148,12 @@ macro_rules! dbus_interface {
             #[zbus(property)]
             async fn running_jobs(&self) -> Vec<String> {
                 Manager::running_jobs_of(&self.runner)
+            }
+
+            /// Alerts not resolved (open or acknowledged).
+            #[zbus(property)]
+            async fn open_alerts(&self) -> u32 {
+                Manager::open_alerts_of(&self.runner).await
             }
 
             /// A run of `job` started (`kind`: backup, copy, verify).

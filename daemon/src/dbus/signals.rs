@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use zbus::object_server::InterfaceRef;
 
+/// `OpenAlerts` is also re-read this often (an alert acknowledged or resolved through the API
+/// has no event).
+const ALERTS_EVERY: Duration = Duration::from_secs(10);
+
 /// At most this many `JobProgress` signals per second per run.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -23,12 +27,30 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
         Manager::state_of(&runner),
         Manager::running_jobs_of(&runner),
     );
+    let mut open_alerts = Manager::open_alerts_of(&runner).await;
+    let mut alerts_tick = tokio::time::interval(ALERTS_EVERY);
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => return,
-            ev = events.recv() => ev,
+            ev = events.recv() => Some(ev),
+            _ = alerts_tick.tick() => None,
         };
         let e = iface.signal_emitter();
+        // Alerts change with these events (a good run resolves, a failed one raises).
+        let alerts_may_change = match &ev {
+            None => true,
+            Some(Ok(Event::RunProgress { .. })) => false,
+            Some(_) => true,
+        };
+        if alerts_may_change {
+            let now = Manager::open_alerts_of(&runner).await;
+            if now != open_alerts {
+                open_alerts = now;
+                let manager = iface.get().await;
+                let _ = manager.open_alerts_changed(e).await;
+            }
+        }
+        let Some(ev) = ev else { continue };
         let sent = match ev {
             Ok(Event::RunStarted { run }) => {
                 Manager::job_started(e, &run.job, run.id, run.kind.as_str()).await
