@@ -206,6 +206,25 @@ pub fn render(
         "Alert notifications waiting in the outbox for delivery",
         facts.notifications_pending as f64,
     );
+    let rules = Family::<Labels, Gauge>::default();
+    for (job, verdicts, _) in &facts.compliance {
+        for (rule, v) in verdicts {
+            rules
+                .get_or_create(&labels(&[("job", job), ("rule", rule)]))
+                .set(*v);
+        }
+    }
+    reg.register(
+        "compliance_rule",
+        "Verdict of a 3-2-1-1-0 rule per job: 1 pass, 0 fail, -1 unknown",
+        rules,
+    );
+    gauge(
+        &mut reg,
+        "jobs_compliant",
+        "Jobs where every 3-2-1-1-0 rule passes",
+        facts.compliance.iter().filter(|(_, _, ok)| *ok).count() as f64,
+    );
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -251,10 +270,28 @@ async fn respond(mut stream: TcpStream, runner: RunnerRef) -> std::io::Result<()
     let path = path.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
         ("GET", "/metrics") => {
-            let facts = shared.catalog.call(|c| c.facts()).await.map(|mut f| {
+            let mut facts = shared.catalog.call(|c| c.facts()).await.map(|mut f| {
                 f.run_counts = shared.events.counters.snapshot();
                 f
             });
+            if let Ok(f) = facts.as_mut() {
+                match crate::compliance::watch::evaluate_now(&shared, None).await {
+                    Ok(jobs) => {
+                        f.compliance = jobs
+                            .into_iter()
+                            .map(|j| {
+                                let v = j
+                                    .rules
+                                    .iter()
+                                    .map(|r| (r.rule.as_str().to_owned(), r.verdict.gauge()))
+                                    .collect();
+                                (j.job, v, j.compliant)
+                            })
+                            .collect();
+                    }
+                    Err(e) => debug!("metrics: cannot evaluate compliance: {e}"),
+                }
+            }
             let (running, queued) = runner.snapshot();
             match facts.map(|f| {
                 render(
@@ -334,6 +371,11 @@ mod tests {
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
+            compliance: vec![(
+                "etc".into(),
+                vec![("copies".into(), 0), ("errors".into(), -1)],
+                false,
+            )],
             ..Default::default()
         };
         let text = render(&facts, 1, 0, 12.0).unwrap();
@@ -346,6 +388,8 @@ mod tests {
             "bms_job_last_verify_ok{job=\"etc\"} 0.0",
             "bms_job_last_verify_timestamp_seconds{job=\"etc\"} 1764000100.0",
             "bms_build_info{version=",
+            "bms_compliance_rule{job=\"etc\",rule=\"errors\"} -1",
+            "bms_jobs_compliant 0.0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -33,6 +33,9 @@ pub struct CatalogFacts {
     pub notification_failures: u64,
     /// Notifications waiting in the outbox.
     pub notifications_pending: u64,
+    /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
+    /// filled by the metrics endpoint from an evaluation.
+    pub compliance: Vec<(String, Vec<(String, i64)>, bool)>,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
