@@ -192,7 +192,7 @@ fn media_rule(job: &JobSpec, held: &[&CopyEvidence]) -> RuleResult {
     };
     let hint = format!(
         "add a target on another medium and give it to the job: bmsctl target add NAME --kind {other} \
-         --path PATH (or --media {other}); bmsctl job edit {} --target … --target NAME",
+         --path PATH (or --media-type {other}); bmsctl job edit {} --target … --target NAME",
         job.name
     );
     result(Rule::Media, verdict, reason, Some(hint))
