@@ -42,6 +42,38 @@ pub enum Command {
     /// sources (missing or symlinks) and jobs with no successful backup. Exit 0 when every
     /// check passes, 1 otherwise (docs/operations.md, "bmsctl doctor").
     Doctor,
+    /// Check the 3-2-1-1-0 rule per job: ✓ pass, ✗ fail, ? unknown for 3 copies, 2 media
+    /// types, 1 offsite, 1 immutable or offline, 0 verification errors, with a fix per failure.
+    ///
+    /// A copy is a target holding a snapshot no older than the job's RPO (its rpo, else twice
+    /// the longest gap of its schedule); "0" is unknown while a copy was never verified. Exit 0
+    /// only when every job passes, 1 otherwise, so cron and CI can use it (docs/compliance.md).
+    Compliance {
+        /// Only this job.
+        job: Option<String>,
+        /// Print the evidence: per target the snapshot, media, location, immutability and the
+        /// last verification.
+        #[arg(long)]
+        explain: bool,
+        /// Print the recorded verdict changes instead (newest first).
+        #[arg(long, conflicts_with = "explain")]
+        history: bool,
+    },
+    /// Verify repositories now, as verify runs of the daemon (root or bms-admin): of --job (or
+    /// every job), of --target only (or every target of the job).
+    Verify {
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// Percentage of the packs to re-read and re-hash, 0 to 100 (default: the job's
+        /// verify policy).
+        #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+        read_data: Option<u8>,
+        /// Follow the runs until they end; exit 0 when all succeed, else 1.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Manage backup targets (where backups are written).
     Target {
         #[command(subcommand)]

@@ -51,6 +51,7 @@ fn line(e: &Event) -> String {
             job,
             compliant,
             reason,
+            ..
         } => format!(
             "job '{job}' {}: {reason}",
             if *compliant {

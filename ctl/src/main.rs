@@ -6,6 +6,7 @@ mod apply_batch;
 mod apply_lines;
 mod calendar;
 mod cli;
+mod compliance;
 mod connect;
 mod doctor;
 mod error;
@@ -46,6 +47,17 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Status => status::status(&cli),
         Command::Doctor => doctor::doctor(&cli),
+        Command::Compliance {
+            job,
+            explain,
+            history,
+        } => compliance::compliance(&cli, job, *explain, *history),
+        Command::Verify {
+            job,
+            target,
+            read_data,
+            wait,
+        } => compliance::verify(&cli, job, target, *read_data, *wait),
         Command::Run { cmd } => run::run(&cli, cmd),
         Command::Snapshot { cmd } => snapshot::run(&cli, cmd),
         Command::Restore {

@@ -243,7 +243,7 @@ fn human_secs(s: u64) -> String {
     }
 }
 
-fn watch(cli: &Cli, id: i64) -> CliResult {
+pub fn watch(cli: &Cli, id: i64) -> CliResult {
     let tty = std::io::stderr().is_terminal();
     let bar = (!cli.json && tty).then(|| {
         let b = ProgressBar::new(0);

@@ -55,6 +55,13 @@ pub fn status(cli: &Cli) -> CliResult {
         ),
         ("your role", s.role.clone()),
     ]);
+    // The 3-2-1-1-0 summary (docs/compliance.md); left out when bmsd cannot tell.
+    if let Ok(c) = call(cli, &bms_proto::api::Compliance { job: None }) {
+        println!(
+            "compliance: {} of {} jobs compliant (bmsctl compliance)",
+            c.compliant, c.total
+        );
+    }
     for r in &s.running {
         println!(
             "running: run {} of job '{}' ({}, started {})",

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod catalog;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod dbus;
 pub mod events;

@@ -310,6 +310,25 @@ pub fn render(
         "Alert notifications waiting in the outbox for delivery",
         facts.notifications_pending as f64,
     );
+    let rules = Family::<Labels, Gauge>::default();
+    for (job, verdicts, _) in &facts.compliance {
+        for (rule, v) in verdicts {
+            rules
+                .get_or_create(&labels(&[("job", job), ("rule", rule)]))
+                .set(*v);
+        }
+    }
+    reg.register(
+        "compliance_rule",
+        "Verdict of a 3-2-1-1-0 rule per job: 1 pass, 0 fail, -1 unknown",
+        rules,
+    );
+    gauge(
+        &mut reg,
+        "jobs_compliant",
+        "Jobs where every 3-2-1-1-0 rule passes",
+        facts.compliance.iter().filter(|(_, _, ok)| *ok).count() as f64,
+    );
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -336,6 +355,11 @@ mod tests {
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
+            compliance: vec![(
+                "etc".into(),
+                vec![("copies".into(), 0), ("errors".into(), -1)],
+                false,
+            )],
             ..Default::default()
         };
         let process = ProcessFacts::read(std::path::Path::new("/nonexistent"), 1.0e9);
@@ -355,6 +379,8 @@ mod tests {
             "bms_job_next_run_timestamp_seconds{job=\"etc\"} 1764100000.0",
             "bms_process_start_time_seconds 1000000000.0",
             "bms_build_info{version=",
+            "bms_compliance_rule{job=\"etc\",rule=\"errors\"} -1",
+            "bms_jobs_compliant 0.0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

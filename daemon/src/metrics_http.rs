@@ -171,11 +171,30 @@ async fn route(
     let shared = &runner.shared;
     match (method, path) {
         ("GET", "/metrics") => {
-            let facts = server.facts.get(runner).await.map(|f| {
+            let mut facts = server.facts.get(runner).await.map(|f| {
                 let mut f = (*f).clone();
                 f.run_counts = shared.events.counters.snapshot();
                 f
             });
+            // Compliance depends on the time as well as the catalog: evaluated at each scrape.
+            if let Ok(f) = facts.as_mut() {
+                match crate::compliance::watch::evaluate_now(shared, None).await {
+                    Ok(jobs) => {
+                        f.compliance = jobs
+                            .into_iter()
+                            .map(|j| {
+                                let v = j
+                                    .rules
+                                    .iter()
+                                    .map(|r| (r.rule.as_str().to_owned(), r.verdict.gauge()))
+                                    .collect();
+                                (j.job, v, j.compliant)
+                            })
+                            .collect();
+                    }
+                    Err(e) => debug!("metrics: cannot evaluate compliance: {e}"),
+                }
+            }
             let (running, queued) = runner.snapshot();
             let config = shared.config().config;
             let started = shared

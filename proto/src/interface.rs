@@ -364,6 +364,33 @@ method TestChannel(channel: string) -> (channel: string, kind: string, ok: bool,
 # "until" is RFC 3339 or a duration from now such as 2h or 30m.
 method SilenceAlerts(job: string, until: string, comment: ?string) -> (job: string, until: string)
 
+# The 3-2-1-1-0 checker (docs/compliance.md). verdict: pass, fail or unknown; rule: copies,
+# media, offsite, immutable_or_offline, errors.
+type RuleResult (rule: string, verdict: string, reason: string, hint: ?string)
+type Medium (media_type: string, location: string, label: ?string, in_drive: ?bool)
+type VerificationEvidence (
+  run: int, kind: string, finished_at: string, state: string, errors: bool, error: ?string,
+  read_data_percent: ?int, age_days: float
+)
+type CopyEvidence (
+  target: string, is_copy: bool, snapshot: ?string, snapshot_time: ?string, snapshot_run: ?int,
+  media: []Medium, location: string, immutable_until: ?string, immutable_days: int,
+  offline: bool, verification: ?VerificationEvidence
+)
+type JobCompliance (
+  job: string, compliant: bool, rpo_secs: int, rpo_source: string, verify_window_days: int,
+  rules: []RuleResult, copies: []CopyEvidence
+)
+method Compliance(job: ?string) -> (evaluated_at: string, compliant: int, total: int,
+                                    jobs: []JobCompliance)
+type ComplianceChange (
+  id: int, time: string, job: string, rule: string, from: ?string, to: string, reason: string
+)
+# Recorded verdict changes, newest first (default 100, at most 10000).
+method ComplianceHistory(job: ?string, limit: ?int) -> (changes: []ComplianceChange)
+# Queues verify runs now: of the job (or every job), of the target (or all the job's targets).
+method Verify(job: ?string, target: ?string, read_data_percent: ?int) -> (runs: []RunInfo)
+
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)
 error InvalidArgument (message: string, field: ?string)

@@ -161,10 +161,18 @@ pub async fn on_event(shared: &SharedRef, event: &Event) {
             job,
             compliant,
             reason,
+            rule,
+            from,
+            ..
         } => {
             let mut c = change("compliance_violated", "warning", Some(job), None);
             if *compliant {
                 return clear(shared, c.key).await;
+            }
+            // A violation is a rule that passed and no longer does; a rule that never passed
+            // (a new job) is what `bmsctl compliance` shows, not an alert (docs/alerts.md).
+            if rule.is_some() && from.as_deref() != Some("pass") {
+                return;
             }
             c.message = format!("job '{job}' no longer meets 3-2-1-1-0: {reason}");
             c.details = json!({"reason": reason});

@@ -198,6 +198,23 @@ CREATE TABLE outbox_attempts (
 CREATE INDEX outbox_attempts_outbox ON outbox_attempts(outbox_id);
 "#,
     ),
+    (
+        7,
+        r#"
+CREATE TABLE compliance_history (
+    id     INTEGER PRIMARY KEY,
+    time   TEXT NOT NULL,
+    job    TEXT NOT NULL,
+    rule   TEXT NOT NULL,
+    "from" TEXT,
+    "to"   TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX compliance_history_job ON compliance_history(job, id);
+ALTER TABLE runs ADD COLUMN read_data_percent INTEGER;
+ALTER TABLE runs ADD COLUMN verify_errors INTEGER;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands.

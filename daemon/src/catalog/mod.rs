@@ -3,6 +3,7 @@
 
 mod alerts;
 mod audit;
+mod compliance;
 mod history;
 mod integrity;
 mod jobs;
@@ -15,6 +16,7 @@ mod stats;
 mod targets;
 
 pub use alerts::{AlertChange, Notice, OutboxItem};
+pub use compliance::NewChange;
 pub use integrity::{health_of, quick_check_file};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;

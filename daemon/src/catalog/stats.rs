@@ -37,6 +37,9 @@ pub struct CatalogFacts {
     pub notifications_pending: u64,
     /// (target, snapshots) recorded in the catalog.
     pub target_snapshots: Vec<(String, u64)>,
+    /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
+    /// filled by the metrics endpoint from an evaluation.
+    pub compliance: Vec<(String, Vec<(String, i64)>, bool)>,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {

@@ -5,7 +5,7 @@ use bms_proto::api::{Location, MediaType, TargetInfo, TargetKind, TargetSpec};
 use bms_proto::{ApiError, ErrorKind};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule";
 
@@ -15,7 +15,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> 
     })
 }
 
-fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
+pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
     let kind: TargetKind = parse_enum(r.get(2)?)?;
     let media_type: Option<MediaType> =
         r.get::<_, Option<String>>(4)?.map(parse_enum).transpose()?;

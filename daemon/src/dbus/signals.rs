@@ -92,6 +92,7 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
                 job,
                 compliant,
                 reason,
+                ..
             }) => Manager::compliance_changed(e, &job, compliant, &reason).await,
             Ok(_) => Ok(()),
             Err(RecvError::Lagged(n)) => {

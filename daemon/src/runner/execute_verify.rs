@@ -63,6 +63,19 @@ async fn check(
         }
         Err(e) => Err(e),
     };
+    // The evidence of the "0" rule (docs/compliance.md): what this check itself found.
+    let problems = match &result {
+        Ok(rep) if rep.ok => Some(0),
+        Ok(rep) => Some(rep.problems.len().max(1) as u64),
+        Err(_) => None,
+    };
+    if let Err(e) = shared
+        .catalog
+        .call(move |c| c.set_verify_result(run_id, percent, problems))
+        .await
+    {
+        tracing::warn!(run = run_id, "cannot record the verification result: {e}");
+    }
     match result {
         Ok(rep) if rep.ok => Checked {
             state: RunState::Succeeded,
@@ -147,6 +160,7 @@ async fn verify_child(
     target: &TargetSpec,
     with_preflight: bool,
 ) -> Option<String> {
+    let percent = parent.read_data.unwrap_or(job.verify.read_data_percent);
     let shared = &runner.shared;
     let run = match start_child(
         runner,
@@ -183,15 +197,7 @@ async fn verify_child(
         }
     }
     if c.error.is_none() {
-        c = check(
-            shared,
-            target,
-            job.verify.read_data_percent,
-            run.id,
-            parent.stop.clone(),
-            None,
-        )
-        .await;
+        c = check(shared, target, percent, run.id, parent.stop.clone(), None).await;
     }
     if let Some(reason) = parent.stop_reason() {
         let (state, msg) = stopped(Some(reason), job.timeout_secs);
@@ -230,9 +236,15 @@ pub(super) async fn scheduled(
         Ok(jt) => jt,
         Err(e) => return Outcome::failed(e),
     };
+    // An on-demand verification of one target checks only that one, as this run.
+    let targets: Vec<TargetSpec> = match &active.target {
+        Some(only) => targets.into_iter().filter(|t| &t.name == only).collect(),
+        None => targets,
+    };
     let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed(RunError::NoTarget);
     };
+    let percent = active.read_data.unwrap_or(job.verify.read_data_percent);
     let timer = arm_timeout(active, job.timeout_secs);
     let mut errors = Vec::new();
     active
@@ -244,7 +256,7 @@ pub(super) async fn scheduled(
             let c = check(
                 shared,
                 primary,
-                job.verify.read_data_percent,
+                percent,
                 active.run_id,
                 active.stop.clone(),
                 Some(active),

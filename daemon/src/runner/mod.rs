@@ -50,6 +50,8 @@ pub struct Active {
     pub trigger: RunTrigger,
     /// The target a `prune` run works on (prune runs are per target; docs/retention.md).
     pub target: Option<String>,
+    /// An on-demand verification's read-data percentage (default: the job's policy).
+    pub read_data: Option<u8>,
     /// Set to stop the engine; it checks this often.
     pub stop: Arc<AtomicBool>,
     pub reason: Mutex<Option<StopReason>>,
@@ -177,7 +179,7 @@ pub async fn submit(
     job: &str,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
-    submit_kind(runner, job, RunKind::Backup, trigger).await
+    submit_kind(runner, job, RunKind::Backup, trigger, None, None).await
 }
 
 /// Queues a verification of `job`'s primary target (its `verify.schedule`). It may run beside a
@@ -188,7 +190,27 @@ pub async fn submit_verify(
     job: &str,
     trigger: RunTrigger,
 ) -> Result<RunInfo, ApiError> {
-    submit_kind(runner, job, RunKind::Verify, trigger).await
+    submit_kind(runner, job, RunKind::Verify, trigger, None, None).await
+}
+
+/// Queues a verification now (`bmsctl verify`, docs/compliance.md): of `target` only, when
+/// given (it must be one of the job's), else of every target of the job as on its schedule;
+/// `read_data` overrides the job's `verify.read_data_percent`.
+pub async fn submit_verify_now(
+    runner: &RunnerRef,
+    job: &str,
+    target: Option<String>,
+    read_data: Option<u8>,
+) -> Result<RunInfo, ApiError> {
+    submit_kind(
+        runner,
+        job,
+        RunKind::Verify,
+        RunTrigger::Manual,
+        target,
+        read_data,
+    )
+    .await
 }
 
 async fn submit_kind(
@@ -196,13 +218,26 @@ async fn submit_kind(
     job: &str,
     kind: RunKind,
     trigger: RunTrigger,
+    only_target: Option<String>,
+    read_data: Option<u8>,
 ) -> Result<RunInfo, ApiError> {
     let shared = &runner.shared;
     let spec = {
         let name = job.to_owned();
         shared.catalog.call(move |c| c.get_job(&name)).await?.spec
     };
-    let primary = spec.targets.first().cloned();
+    if let Some(t) = &only_target {
+        if !spec.targets.contains(t) {
+            return Err(ApiError::invalid(
+                "target",
+                format!(
+                    "target '{t}' is not a target of job '{job}' (its targets: {}); name one of them",
+                    spec.targets.join(", ")
+                ),
+            ));
+        }
+    }
+    let primary = only_target.clone().or(spec.targets.first().cloned());
     let name = job.to_owned();
     let run = shared
         .catalog
@@ -225,7 +260,8 @@ async fn submit_kind(
         job: job.to_owned(),
         kind,
         trigger,
-        target: None,
+        target: only_target,
+        read_data,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
         progress: tokio::sync::watch::channel(RunProgress {

@@ -68,6 +68,7 @@ pub async fn submit_prune(
         kind: RunKind::Prune,
         trigger,
         target: Some(target.to_owned()),
+        read_data: None,
         stop: Arc::new(AtomicBool::new(false)),
         reason: Mutex::new(None),
         progress: tokio::sync::watch::channel(RunProgress {

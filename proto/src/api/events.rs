@@ -51,11 +51,20 @@ pub enum Event {
         job: Option<String>,
         message: String,
     },
-    /// Reserved for compliance evaluation.
+    /// A rule of a job's 3-2-1-1-0 changed its verdict (docs/compliance.md); `compliant` is the
+    /// job's state after the change (every rule passes), `reason` the rule's reason.
     ComplianceChanged {
         job: String,
         compliant: bool,
         reason: String,
+        /// The rule (copies, media, offsite, immutable_or_offline, errors).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        /// Its verdict before (pass, fail, unknown; none for its first verdict) and now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// Reserved for removable media (tape).
     MediaNeeded { target: String, message: String },

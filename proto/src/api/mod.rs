@@ -24,6 +24,7 @@ pub trait Method: Serialize + DeserializeOwned {
 pub struct Empty {}
 
 mod alerts;
+mod compliance;
 mod doctor;
 mod events;
 mod immutability;
@@ -34,6 +35,7 @@ mod table;
 mod targets;
 
 pub use alerts::*;
+pub use compliance::*;
 pub use doctor::*;
 pub use events::*;
 pub use immutability::*;

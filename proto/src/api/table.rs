@@ -47,6 +47,9 @@ macro_rules! manager_methods {
             ResolveAlert => AlertReply, write, single;
             TestChannel => TestChannelReply, write, single;
             SilenceAlerts => SilenceReply, write, single;
+            Compliance => ComplianceReply, read, single;
+            ComplianceHistory => ComplianceHistoryReply, read, single;
+            Verify => VerifyReply, write, single;
         }
     };
 }
