@@ -399,4 +399,12 @@ async fn open_alerts_follows_a_failed_run_with_properties_changed() {
     assert_eq!(get(), 1);
     let listed = d.ctl_json(["alert", "list"]);
     assert_eq!(listed["alerts"].as_array().unwrap().len(), 1, "{listed}");
+    // CompliantJobs counts as `bmsctl compliance` does: one job, one local copy, not compliant.
+    let out = bus.busctl(&["get-property", NAME, PATH, IFACE, "CompliantJobs"]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = d.ctl(["--json", "compliance"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["total"], 1, "{report}");
+    assert_eq!(v["data"], report["compliant"], "{v} vs {report}");
 }

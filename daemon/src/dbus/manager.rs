@@ -102,6 +102,19 @@ impl Manager {
             })
     }
 
+    /// Jobs that pass every rule of 3-2-1-1-0 now (docs/compliance.md); 0 when the catalog does
+    /// not answer.
+    pub async fn compliant_jobs_of(runner: &RunnerRef) -> u32 {
+        crate::compliance::watch::evaluate_now(&runner.shared, None)
+            .await
+            .map_or(0, |jobs| {
+                jobs.iter()
+                    .filter(|j| j.compliant)
+                    .count()
+                    .min(u32::MAX as usize) as u32
+            })
+    }
+
     /// The jobs with a run going, sorted, each once.
     pub fn running_jobs_of(runner: &RunnerRef) -> Vec<String> {
         let (running, _) = runner.snapshot();
@@ -154,6 +167,12 @@ macro_rules! dbus_interface {
             #[zbus(property)]
             async fn open_alerts(&self) -> u32 {
                 Manager::open_alerts_of(&self.runner).await
+            }
+
+            /// Jobs that pass every rule of 3-2-1-1-0 now.
+            #[zbus(property)]
+            async fn compliant_jobs(&self) -> u32 {
+                Manager::compliant_jobs_of(&self.runner).await
             }
 
             /// A run of `job` started (`kind`: backup, copy, verify).

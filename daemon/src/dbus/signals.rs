@@ -28,6 +28,7 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
         Manager::running_jobs_of(&runner),
     );
     let mut open_alerts = Manager::open_alerts_of(&runner).await;
+    let mut compliant = Manager::compliant_jobs_of(&runner).await;
     let mut alerts_tick = tokio::time::interval(ALERTS_EVERY);
     loop {
         let ev = tokio::select! {
@@ -48,6 +49,14 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
                 open_alerts = now;
                 let manager = iface.get().await;
                 let _ = manager.open_alerts_changed(e).await;
+            }
+        }
+        if let Some(Ok(Event::ComplianceChanged { .. })) = &ev {
+            let now = Manager::compliant_jobs_of(&runner).await;
+            if now != compliant {
+                compliant = now;
+                let manager = iface.get().await;
+                let _ = manager.compliant_jobs_changed(e).await;
             }
         }
         let Some(ev) = ev else { continue };
