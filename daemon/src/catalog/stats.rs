@@ -20,6 +20,9 @@ pub struct JobFacts {
     pub next_run: Option<f64>,
 }
 
+/// (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant).
+pub type ComplianceGauges = (String, Vec<(String, i64)>, bool);
+
 /// Everything the metrics endpoint reports from the catalog.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogFacts {
@@ -39,7 +42,7 @@ pub struct CatalogFacts {
     pub target_snapshots: Vec<(String, u64)>,
     /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
     /// filled by the metrics endpoint from an evaluation.
-    pub compliance: Vec<(String, Vec<(String, i64)>, bool)>,
+    pub compliance: Vec<ComplianceGauges>,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
