@@ -1,0 +1,1 @@
+//! The on-tape format (docs/tape-format.md).
