@@ -35,6 +35,9 @@ pub enum TapeError {
     /// Bytes on tape that are not in the bms tape format (docs/tape-format.md).
     #[error("tape file is not in the bms tape format: {0}; check that this tape was written by bms, or list it with `tar -t -b 512`")]
     Format(String),
+    /// The medium filled in the middle of an archive volume: that volume is not complete.
+    #[error("{0}")]
+    IncompleteArchive(String),
     /// A virtual library or cartridge operation that does not fit the library's state.
     #[error("{0}")]
     Library(String),

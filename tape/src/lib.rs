@@ -3,6 +3,7 @@
 //! virtual tape library ([`library::VirtualLibrary`]) — and the on-tape format ([`format`]),
 //! described byte by byte in docs/tape-format.md. Operations are in docs/tape.md.
 
+pub mod changer;
 pub mod drive;
 pub mod error;
 pub mod format;

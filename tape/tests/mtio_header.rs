@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The st driver's ioctl numbers, struct layouts, operation codes and status bits against the
 //! system's `<sys/mtio.h>`, through a C program compiled here (docs/tape.md, "The st driver").
 
