@@ -9,7 +9,7 @@ pub type Result<T, E = TapeError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum TapeError {
     /// The drive holds no cartridge.
-    #[error("drive {drive} holds no cartridge: load one (`bmsctl tape load`, a library changer, or by hand) and try again")]
+    #[error("drive {drive} holds no cartridge: load one (with the library changer or by hand) and try again")]
     NoMedium { drive: String },
     /// The loaded cartridge refuses writes.
     #[error("cartridge {medium} is write-protected: move its write-protect tab to the writable position, or load another cartridge")]

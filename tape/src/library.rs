@@ -99,7 +99,7 @@ impl VirtualLibrary {
         let text = fs::read_to_string(&path).map_err(|e| {
             TapeError::io(
                 format!(
-                    "reading {} (create the library with `bmsctl tape library create`)",
+                    "reading {} (is this a virtual library directory? docs/tape.md, "Virtual tape library")",
                     path.display()
                 ),
                 e,
@@ -221,7 +221,7 @@ impl VirtualLibrary {
             Some(Place::Slot(s)) => Ok(self.slot_dir(s)?.join(barcode)),
             Some(Place::Drive(d)) => Ok(self.drive_dir(d)?.join(barcode)),
             None => Err(TapeError::Library(format!(
-                "cartridge {barcode} is not in the library: `bmsctl tape library inventory` lists what is"
+                "cartridge {barcode} is not in the library: put it into an empty slot, or check the barcode"
             ))),
         }
     }
