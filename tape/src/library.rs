@@ -99,7 +99,7 @@ impl VirtualLibrary {
         let text = fs::read_to_string(&path).map_err(|e| {
             TapeError::io(
                 format!(
-                    "reading {} (is this a virtual library directory? docs/tape.md, "Virtual tape library")",
+                    "reading {} (is this a virtual library directory? docs/tape.md, \"Virtual tape library\")",
                     path.display()
                 ),
                 e,

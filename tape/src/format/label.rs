@@ -60,7 +60,7 @@ impl Label {
         let mut lines = text.lines();
         if lines.next() != Some(LABEL_MAGIC) {
             return Err(TapeError::Format(format!(
-                "tape file 0 does not start with `{LABEL_MAGIC}`: the medium is not labelled by bms (label it first: docs/tape.md, "Labelling media")"
+                "tape file 0 does not start with `{LABEL_MAGIC}`: the medium is not labelled by bms (label it first: docs/tape.md, \"Labelling media\")"
             )));
         }
         let mut map = std::collections::HashMap::new();

@@ -37,7 +37,7 @@ pub fn read_label(drive: &mut dyn TapeDrive) -> Result<Label> {
         Ok(n) => n,
         Err(TapeError::EndOfData { medium }) => {
             return Err(TapeError::Format(format!(
-                "cartridge {medium} is blank: label it first (docs/tape.md, "Labelling media")"
+                "cartridge {medium} is blank: label it first (docs/tape.md, \"Labelling media\")"
             )))
         }
         Err(e) => return Err(e),
