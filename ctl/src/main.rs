@@ -21,6 +21,7 @@ mod retention;
 mod run;
 mod snapshot;
 mod status;
+mod tape;
 mod target;
 
 use cli::Command;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => gen::completions(*shell),
         Command::Manpages { dir } => gen::manpages(dir),
         Command::Repo { cmd } => repo::run(cmd, json),
+        Command::Tape { cmd } => tape::run(cmd, json),
         Command::Prune(c) => prune::prune(&cli, c),
     };
     match result {
