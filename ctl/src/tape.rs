@@ -105,7 +105,7 @@ fn tape_err(e: TapeError) -> CliError {
     }
 }
 
-fn open(lib: &PathBuf) -> CliResult<VirtualLibrary> {
+fn open(lib: &std::path::Path) -> CliResult<VirtualLibrary> {
     VirtualLibrary::open(lib).map_err(tape_err)
 }
 
