@@ -5,6 +5,7 @@ use crate::job::JobCmd;
 use crate::repo::RepoCmd;
 use crate::run::RunCmd;
 use crate::snapshot::SnapshotCmd;
+use crate::tape::TapeCmd;
 use crate::target::TargetCmd;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
@@ -160,6 +161,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: RepoCmd,
     },
+    /// Offline commands on a virtual tape library directory, without the daemon (docs/tape.md).
+    Tape {
+        #[command(subcommand)]
+        cmd: TapeCmd,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -170,8 +176,9 @@ pub enum Command {
 }
 
 /// Subcommands that work without the daemon, and the global options that do nothing there.
-const OFFLINE: [(&str, &[&str]); 4] = [
+const OFFLINE: [(&str, &[&str]); 5] = [
     ("repo", &["socket"]),
+    ("tape", &["socket"]),
     ("calendar", &["socket"]),
     ("completions", &["socket", "json"]),
     ("manpages", &["socket", "json"]),

@@ -22,6 +22,7 @@ mod retention;
 mod run;
 mod snapshot;
 mod status;
+mod tape;
 mod target;
 
 use cli::Command;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => gen::completions(*shell),
         Command::Manpages { dir } => gen::manpages(dir),
         Command::Repo { cmd } => repo::run(cmd, json),
+        Command::Tape { cmd } => tape::run(cmd, json),
         Command::Prune(c) => prune::prune(&cli, c),
     };
     match result {

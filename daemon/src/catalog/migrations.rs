@@ -215,10 +215,85 @@ ALTER TABLE runs ADD COLUMN read_data_percent INTEGER;
 ALTER TABLE runs ADD COLUMN verify_errors INTEGER;
 "#,
     ),
+    (
+        8,
+        r#"
+CREATE TABLE media_pools (
+    name           TEXT PRIMARY KEY,
+    media_type     TEXT NOT NULL,
+    retention_days INTEGER NOT NULL,
+    vault          TEXT,
+    vault_days     INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL
+);
+CREATE TABLE media (
+    barcode         TEXT PRIMARY KEY,
+    media_type      TEXT NOT NULL,
+    pool            TEXT REFERENCES media_pools(name),
+    media_set       TEXT,
+    sequence        INTEGER,
+    state           TEXT NOT NULL,
+    location_kind   TEXT NOT NULL,
+    location_name   TEXT NOT NULL DEFAULT '',
+    expected_return TEXT,
+    write_count     INTEGER NOT NULL DEFAULT 0,
+    bytes_written   INTEGER NOT NULL DEFAULT 0,
+    last_written    TEXT,
+    expires_at      TEXT,
+    labelled_at     TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX media_pool_state ON media(pool, state);
+CREATE TABLE media_moves (
+    id              INTEGER PRIMARY KEY,
+    barcode         TEXT NOT NULL REFERENCES media(barcode) ON DELETE CASCADE,
+    from_kind       TEXT NOT NULL,
+    from_name       TEXT NOT NULL,
+    to_kind         TEXT NOT NULL,
+    to_name         TEXT NOT NULL,
+    expected_return TEXT,
+    uid             INTEGER NOT NULL,
+    moved_at        TEXT NOT NULL
+);
+CREATE TABLE tape_archives (
+    id          INTEGER PRIMARY KEY,
+    job         TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    snapshot    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    error       TEXT
+);
+CREATE INDEX tape_archives_job ON tape_archives(job, state);
+CREATE TABLE tape_volumes (
+    archive_id INTEGER NOT NULL REFERENCES tape_archives(id) ON DELETE CASCADE,
+    volume     INTEGER NOT NULL,
+    barcode    TEXT NOT NULL,
+    tape_file  INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL,
+    files      INTEGER NOT NULL,
+    last       INTEGER NOT NULL,
+    PRIMARY KEY (archive_id, volume)
+);
+CREATE INDEX tape_volumes_barcode ON tape_volumes(barcode);
+CREATE TABLE tape_files (
+    archive_id INTEGER NOT NULL REFERENCES tape_archives(id) ON DELETE CASCADE,
+    volume     INTEGER NOT NULL,
+    path       BLOB NOT NULL,
+    kind       TEXT NOT NULL,
+    offset     INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    hash       TEXT NOT NULL
+);
+CREATE INDEX tape_files_path ON tape_files(archive_id, path);
+"#,
+    ),
 ];
 
-/// The schema version this bmsd creates and understands.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+/// The schema version this bmsd creates and understands: the highest migration's number.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub fn current_version(conn: &Connection) -> Result<u32, String> {
     conn.query_row(

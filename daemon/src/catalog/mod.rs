@@ -7,21 +7,25 @@ mod compliance;
 mod history;
 mod integrity;
 mod jobs;
+mod media;
 mod migrations;
 mod outbox;
 mod retention;
 mod runs;
 mod seals;
 mod stats;
+mod tape_archives;
 mod targets;
 
 pub use alerts::{AlertChange, Notice, OutboxItem};
 pub use compliance::NewChange;
 pub use integrity::{health_of, quick_check_file};
+pub use media::{Location, MediaDue, MediaState, Medium, Pool, MEDIA_TYPES};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
 pub use seals::SealRecord;
 pub use stats::{CatalogFacts, JobFacts};
+pub use tape_archives::{MediaEvidence, TapeFileLocation};
 pub use targets::{Change, Upsert};
 
 use bms_proto::ApiError;
