@@ -48,7 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tx.execute(
             "INSERT INTO jobs(name, enabled, schedule, spec, created_at, updated_at) \
              VALUES (?1, 1, ?2, ?3, ?4, ?4)",
-            params![name, schedules[i % schedules.len()], spec.to_string(), at(0)],
+            params![
+                name,
+                schedules[i % schedules.len()],
+                spec.to_string(),
+                at(0)
+            ],
         )?;
         for (t, _, _, _) in targets {
             for age in [3600 * 30, 3600] {
