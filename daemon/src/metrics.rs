@@ -275,7 +275,7 @@ async fn respond(mut stream: TcpStream, runner: RunnerRef) -> std::io::Result<()
                 f
             });
             if let Ok(f) = facts.as_mut() {
-                match crate::compliance::watch::evaluate_now(&shared, None).await {
+                match crate::compliance::watch::evaluate_now(shared, None).await {
                     Ok(jobs) => {
                         f.compliance = jobs
                             .into_iter()

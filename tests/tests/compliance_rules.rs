@@ -90,7 +90,11 @@ fn one_disk_fails_then_an_offsite_immutable_copy_passes_then_corruption_fails_ze
         2,
         "target 'nope' is not a target of job 'j'",
     );
-    assert_fails(&d.ctl(["verify", "--job", "j", "--read-data", "101"]), 2, "101");
+    assert_fails(
+        &d.ctl(["verify", "--job", "j", "--read-data", "101"]),
+        2,
+        "101",
+    );
     assert_fails(&d.ctl(["compliance", "nojob"]), 1, "nojob");
 
     // One onsite disk: 3, 2, 1, 1 fail with hints; "0" is unknown, not a pass.

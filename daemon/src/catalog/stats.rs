@@ -18,6 +18,9 @@ pub struct JobFacts {
     pub last_verify: Option<(f64, bool)>,
 }
 
+/// A job's 3-2-1-1-0 verdicts for the metrics: (job, [(rule, gauge value)], compliant).
+pub type JobVerdicts = (String, Vec<(String, i64)>, bool);
+
 /// Everything the metrics endpoint reports from the catalog.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogFacts {
@@ -35,7 +38,7 @@ pub struct CatalogFacts {
     pub notifications_pending: u64,
     /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
     /// filled by the metrics endpoint from an evaluation.
-    pub compliance: Vec<(String, Vec<(String, i64)>, bool)>,
+    pub compliance: Vec<JobVerdicts>,
 }
 
 fn unix(ts: Option<String>) -> Option<f64> {
