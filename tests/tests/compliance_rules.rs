@@ -84,6 +84,18 @@ fn one_disk_fails_then_an_offsite_immutable_copy_passes_then_corruption_fails_ze
         "local",
     ]));
     assert_ok(&d.ctl(["job", "run", "j", "--wait"]));
+    // Bad requests say what was wrong.
+    assert_fails(
+        &d.ctl(["verify", "--job", "j", "--target", "nope"]),
+        2,
+        "target 'nope' is not a target of job 'j'",
+    );
+    assert_fails(
+        &d.ctl(["verify", "--job", "j", "--read-data", "101"]),
+        2,
+        "101",
+    );
+    assert_fails(&d.ctl(["compliance", "nojob"]), 1, "nojob");
 
     // One onsite disk: 3, 2, 1, 1 fail with hints; "0" is unknown, not a pass.
     let (code, v) = compliance(&d);

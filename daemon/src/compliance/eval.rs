@@ -124,8 +124,8 @@ fn names(copies: &[&CopyEvidence]) -> String {
 
 fn human_secs(s: u64) -> String {
     match s {
-        s if s % 86400 == 0 => format!("{}d", s / 86400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s.is_multiple_of(86400) => format!("{}d", s / 86400),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
         s => format!("{}m", s.div_ceil(60)),
     }
 }
