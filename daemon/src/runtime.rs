@@ -350,6 +350,7 @@ async fn run(
     ));
     tracker.spawn(crate::scheduler::run(runner.clone(), cancel.clone()));
     tracker.spawn(crate::history::run(shared.clone(), cancel.clone()));
+    tracker.spawn(crate::catalog_care::run(shared.clone(), cancel.clone()));
     tracker.spawn(crate::immutability::run(shared.clone(), cancel.clone()));
     crate::alerts::spawn(&shared, &cancel, &tracker);
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
