@@ -105,6 +105,15 @@ impl MasterKey {
         &self.0
     }
 
+    /// A public name of the key (config `encryption.key_id`): 16 hex digits derived from it,
+    /// which tell keys apart without revealing anything of them.
+    pub fn key_id(&self) -> String {
+        blake3::derive_key("bms repository key id v1", &self.0[..])[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The keys an open repository uses.
     pub fn keys(&self) -> RepoKeys {
         let enc = Zeroizing::new(blake3::derive_key(ENC_CONTEXT, &self.0[..]));
@@ -181,6 +190,16 @@ impl RepoKeys {
     /// The id of a chunk or tree: the keyed BLAKE3 hash of its plaintext.
     pub fn object_id(&self, plaintext: &[u8]) -> ObjectId {
         ObjectId(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// Seals `plaintext` with the associated data `ad` as given.
+    pub(crate) fn seal_raw(&self, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.cipher, ad, plaintext)
+    }
+
+    /// Opens what [`RepoKeys::seal_raw`] sealed; `None` when it fails authentication.
+    pub(crate) fn open_raw(&self, ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.cipher, ad, sealed)
     }
 
     /// Seals an object of `kind` stored under `id`.
