@@ -127,6 +127,8 @@ pub enum Command {
     Repo {
         #[command(subcommand)]
         cmd: RepoCmd,
+        #[command(flatten)]
+        keys: crate::repo_key::KeyArgs,
     },
     /// Print a shell completion script.
     Completions {

@@ -209,12 +209,38 @@ pub fn list(store: &dyn Store) -> Result<Vec<KeySlot>> {
 
 /// Opens the repository's master key with `secret`: [`Error::WrongKey`] when no slot opens.
 pub fn unlock(store: &dyn Store, secret: &Secret) -> Result<MasterKey> {
+    unlock_slot(store, secret).map(|(k, _)| k)
+}
+
+/// Like [`unlock`], and also the id of the slot that opened.
+pub fn unlock_slot(store: &dyn Store, secret: &Secret) -> Result<(MasterKey, String)> {
     for slot in list(store)? {
         if let Some(k) = slot.unwrap(secret)? {
-            return Ok(k);
+            return Ok((k, slot.id));
         }
     }
     Err(secret.wrong())
+}
+
+/// Reads a passphrase from the first line of `path` (`-`: standard input).
+pub fn read_passphrase_file(path: &Path) -> Result<Secret> {
+    let mut text = Zeroizing::new(String::new());
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_line(&mut text)
+            .map_err(|e| Error::io("reading the passphrase", path, e))?;
+    } else {
+        *text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("reading the passphrase file", path, e))?;
+    }
+    let line = Zeroizing::new(text.lines().next().unwrap_or("").to_owned());
+    if line.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no passphrase on its first line",
+            path.display()
+        )));
+    }
+    Ok(Secret::Passphrase(line))
 }
 
 /// Adds a slot for `new` to a repository whose master key is `master`.
