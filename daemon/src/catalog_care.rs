@@ -81,7 +81,7 @@ pub fn render(targets: &[TargetSpec], jobs: &[JobSpec]) -> Result<String, String
     let text = toml::to_string(&Doc { targets, jobs }).map_err(|e| e.to_string())?;
     Ok(format!(
         "# bms configuration exported by bmsd at {}; after a catalog loss load it with\n\
-         # `bmsctl apply FILE`, then run `bmsctl catalog rebuild` (docs/operations.md)\n{text}",
+         # `bmsctl apply FILE` (docs/operations.md, \"A damaged catalog\")\n{text}",
         crate::catalog::now_rfc3339()
     ))
 }

@@ -206,3 +206,47 @@ fn swapped_packs_and_a_replayed_snapshot_are_detected_and_named() {
     let name = packs[0].file_name().unwrap().to_str().unwrap();
     assert!(text.contains(name), "{text}");
 }
+
+#[test]
+fn copies_between_plain_and_encrypted_repositories_restore_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    let plain = small_repo(&tmp.path().join("plain"));
+    let s = backup(&plain, &src);
+    let key = || Secret::KeyFile(Zeroizing::new([9u8; 32]));
+    let enc_path = tmp.path().join("offsite");
+    Repository::init_encrypted(&enc_path, Default::default(), &key(), FAST).unwrap();
+    let enc = Repository::open_with_key(&enc_path, &key()).unwrap();
+    let no = AtomicBool::new(false);
+    bms_engine::copy::copy_snapshot(&plain, &enc, &s.snapshot_id, &|_| {}, &no).unwrap();
+    assert!(verify(&enc).ok);
+    // Back from the encrypted copy into a second plain repository, then restore.
+    let back = small_repo(&tmp.path().join("back"));
+    bms_engine::copy::copy_snapshot(&enc, &back, &s.snapshot_id, &|_| {}, &no).unwrap();
+    for repo in [&enc, &back] {
+        let to = tmp.path().join(format!("r-{}", repo.config().id));
+        let r = repo
+            .restore(
+                &RestoreOptions {
+                    snapshot: s.snapshot_id.clone(),
+                    target: to.clone(),
+                    ..Default::default()
+                },
+                &|_| {},
+                &no,
+            )
+            .unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        compare_trees(&src, &to.join(src.strip_prefix("/").unwrap()));
+    }
+    // The encrypted copy holds no name of the tree.
+    for f in files(&enc_path) {
+        let bytes = fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(9).any(|w| w == b"small.txt"),
+            "{}",
+            f.display()
+        );
+    }
+}
