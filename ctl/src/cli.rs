@@ -160,6 +160,8 @@ pub enum Command {
     Repo {
         #[command(subcommand)]
         cmd: RepoCmd,
+        #[command(flatten)]
+        keys: crate::repo_key::KeyArgs,
     },
     /// Offline commands on a virtual tape library directory, without the daemon (docs/tape.md).
     Tape {

@@ -60,6 +60,10 @@ impl CliError {
             K::Internal => CliError::Failure(e.to_string()),
             // A few refusals of the request are about the target or the snapshot named, not
             // about the command line; their messages tell them apart.
+            // A key that opens no slot is a failure (exit 1), like a damaged repository is.
+            K::InvalidArgument if matches!(e, bms_engine::Error::WrongKey(_)) => {
+                CliError::Failure(e.to_string())
+            }
             K::InvalidArgument if engine_refusal(&e.to_string()) => {
                 CliError::Failure(e.to_string())
             }

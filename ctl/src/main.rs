@@ -17,6 +17,7 @@ mod notes;
 mod output;
 mod prune;
 mod repo;
+mod repo_key;
 mod repo_prune;
 mod retention;
 mod run;
@@ -78,7 +79,10 @@ fn main() -> ExitCode {
         Command::Calendar { expr, iterations } => calendar::run(expr, *iterations, json),
         Command::Completions { shell } => gen::completions(*shell),
         Command::Manpages { dir } => gen::manpages(dir),
-        Command::Repo { cmd } => repo::run(cmd, json),
+        Command::Repo { cmd, keys } => {
+            repo_key::set(keys);
+            repo::run(cmd, json)
+        }
         Command::Tape { cmd } => tape::run(cmd, json),
         Command::Prune(c) => prune::prune(&cli, c),
     };

@@ -26,6 +26,16 @@ pub enum RepoCmd {
         /// Target size of pack files (e.g. 16M).
         #[arg(long, value_parser = output::parse_size)]
         pack_size: Option<u64>,
+        /// Encrypt the repository under a new random master key, wrapped by the key file given
+        /// with --key-file (created if missing; default: the config dir's keys/PATHNAME.key) or
+        /// by the passphrase of --passphrase-file. Losing every key means losing the data.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Key slots of an encrypted repository: list, add, remove, rotate-passphrase, export.
+    Key {
+        #[command(subcommand)]
+        cmd: crate::repo_key::KeyCmd,
     },
     /// List the snapshots of a repository. Snapshot files that are damaged (unreadable or
     /// failing their integrity check) are listed as damaged, with the reason, and make the exit
@@ -152,7 +162,10 @@ pub(crate) fn open(path: &PathBuf) -> CliResult<Repository> {
             "fault injected by BMSCTL_TEST_INTERNAL_FAULT".into(),
         )));
     }
-    Repository::open(path).map_err(fail)
+    match crate::repo_key::secret()? {
+        Some(secret) => Repository::open_with_key(path, &secret).map_err(fail),
+        None => Repository::open(path).map_err(fail),
+    }
 }
 
 pub(crate) fn json_out(v: &serde_json::Value) -> CliResult {
@@ -167,12 +180,21 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
     match cmd {
         RepoCmd::Forget(a) => crate::repo_prune::forget(a, json),
         RepoCmd::Prune(a) => crate::repo_prune::prune(a, json),
-        RepoCmd::Init { repo, pack_size } => {
+        RepoCmd::Key { cmd } => crate::repo_key::run(cmd, json),
+        RepoCmd::Init {
+            repo,
+            pack_size,
+            encrypt,
+        } => {
             let mut opts = InitOptions::default();
             if let Some(s) = pack_size {
                 opts.pack_size = *s;
             }
-            let r = Repository::init(repo, opts).map_err(fail)?;
+            let r = if *encrypt {
+                crate::repo_key::init_encrypted(repo, opts)?
+            } else {
+                Repository::init(repo, opts).map_err(fail)?
+            };
             if json {
                 json_out(&serde_json::json!({
                     "path": repo, "id": r.config().id, "version": r.config().version,

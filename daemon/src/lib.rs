@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod catalog;
+pub mod catalog_care;
 pub mod cli;
 pub mod compliance;
 pub mod config;

@@ -354,6 +354,7 @@ async fn run(
         shared.clone(),
         cancel.clone(),
     ));
+    tracker.spawn(crate::catalog_care::run(shared.clone(), cancel.clone()));
     tracker.spawn(crate::immutability::run(shared.clone(), cancel.clone()));
     crate::alerts::spawn(&shared, &cancel, &tracker);
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -150,7 +150,9 @@ impl RepoConfig {
                 e.to_string(),
             )
         })?;
-        if cfg.encryption.algorithm != "none" {
+        if cfg.encryption.algorithm != "none"
+            && cfg.encryption.algorithm != crate::crypto::ALGORITHM
+        {
             return Err(Error::UnsupportedFeature {
                 path: path.to_path_buf(),
                 feature: format!("encryption ({})", cfg.encryption.algorithm),
@@ -198,7 +200,7 @@ mod tests {
         let err = RepoConfig::parse(Path::new("x"), &serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(err.to_string().contains("version 7"), "{err}");
         let mut e = c;
-        e.encryption.algorithm = "xchacha20poly1305-blake3".into();
+        e.encryption.algorithm = "aes256-unknown".into();
         let err = RepoConfig::parse(Path::new("x"), &serde_json::to_vec(&e).unwrap()).unwrap_err();
         assert!(err.to_string().contains("encryption"), "{err}");
     }

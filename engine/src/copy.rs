@@ -45,17 +45,6 @@ pub struct CopySummary {
     pub duration: Duration,
 }
 
-fn check_plain(repo: &Repository) -> Result<()> {
-    let algo = &repo.config().encryption.algorithm;
-    if algo != "none" {
-        return Err(Error::UnsupportedFeature {
-            path: repo.path().to_owned(),
-            feature: format!("copying snapshots of {algo}-encrypted repositories"),
-        });
-    }
-    Ok(())
-}
-
 /// Copies snapshot `spec` (id, unique prefix or `latest`) from `src` to `dst`.
 pub fn copy_snapshot(
     src: &Repository,
@@ -65,8 +54,6 @@ pub fn copy_snapshot(
     cancel: &AtomicBool,
 ) -> Result<CopySummary> {
     let started = Instant::now();
-    check_plain(src)?;
-    check_plain(dst)?;
     let info = src.find_snapshot(spec)?;
     if dst.store().stat(Kind::Snapshots, &info.id)?.is_some() {
         return Ok(CopySummary {

@@ -81,6 +81,10 @@ pub enum Error {
     /// before `until` (RFC 3339), docs/repository-format.md "Immutability".
     #[error("{what} is immutable until {until}: it cannot be removed before then")]
     Immutable { what: String, until: String },
+    /// No key slot of an encrypted repository opens with the key given (docs/repository-format.md
+    /// "Encryption"); the text says which key ("the key file does not open this repository").
+    #[error("{0}")]
+    WrongKey(String),
 }
 
 /// The class of an [`Error`], for callers that map errors to protocol codes and exit statuses.
@@ -153,9 +157,10 @@ impl Error {
             }
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Locked { .. } => ErrorKind::Locked,
-            Error::AmbiguousSnapshot { .. } | Error::InvalidArgument(_) | Error::NoSources(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::AmbiguousSnapshot { .. }
+            | Error::InvalidArgument(_)
+            | Error::NoSources(_)
+            | Error::WrongKey(_) => ErrorKind::InvalidArgument,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Immutable { .. } => ErrorKind::Immutable,

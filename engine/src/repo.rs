@@ -10,12 +10,15 @@ use serde::Serialize;
 use crate::config::{
     ChunkerParams, CompressionParams, EncryptionParams, RepoConfig, FORMAT_NAME, FORMAT_VERSION,
 };
+use crate::crypto::{self, MasterKey};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::id::ObjectId;
 use crate::index::{Index, IndexFile};
+use crate::keyslot::{self, KdfParams, Secret};
 use crate::pack::{self, BlobKind};
 use crate::snapshot::{self, SnapshotInfo};
+use crate::store::encrypted::EncryptedStore;
 use crate::store::{Kind, LocalStore, ObjectReader, Put, Store, CONFIG};
 use crate::tree::{Node, NodeKind, Tree};
 
@@ -70,7 +73,39 @@ impl Repository {
     /// existing directory that group or others can access is restricted to 0700, which
     /// [`Repository::notes`] reports.
     pub fn init(path: impl AsRef<Path>, opts: InitOptions) -> Result<Repository> {
-        Self::create(path.as_ref(), opts, false)
+        Self::create(path.as_ref(), opts, false, None)
+    }
+
+    /// Creates an encrypted repository (docs/repository-format.md, "Encryption") with a new
+    /// random master key, wrapped by one key slot for `secret` (a passphrase slot uses `kdf`).
+    pub fn init_encrypted(
+        path: impl AsRef<Path>,
+        opts: InitOptions,
+        secret: &Secret,
+        kdf: KdfParams,
+    ) -> Result<Repository> {
+        Self::create(path.as_ref(), opts, false, Some((secret, kdf)))
+    }
+
+    /// Opens the repository in `path`; an encrypted one with `secret` (a key that opens none of
+    /// its key slots is [`Error::WrongKey`]). A plain repository opens as with [`Repository::open`].
+    pub fn open_with_key(path: impl AsRef<Path>, secret: &Secret) -> Result<Repository> {
+        let plain: Arc<dyn Store> = Arc::new(LocalStore::new(path.as_ref()));
+        let data = match plain.read(Kind::Config, CONFIG) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::NotARepository {
+                    path: path.as_ref().to_path_buf(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let config = RepoConfig::parse(path.as_ref(), &data)?;
+        if config.encryption.algorithm != crypto::ALGORITHM {
+            return Self::open_store(plain);
+        }
+        let master = keyslot::unlock(&*plain, secret)?;
+        Self::open_store(Arc::new(EncryptedStore::new(plain, master.keys())))
     }
 
     /// Opens the repository in `path`, creating it if the directory is new, empty or a
@@ -81,7 +116,7 @@ impl Repository {
         if LocalStore::has_config(path) {
             return Self::open(path);
         }
-        Self::create(path, opts, true)
+        Self::create(path, opts, true, None)
     }
 
     /// Whether an entry named `name` leaves a directory "empty" for a new repository: a freshly
@@ -94,7 +129,12 @@ impl Repository {
             || (join && DIRS.iter().any(|d| name == *d))
     }
 
-    fn create(path: &Path, opts: InitOptions, join: bool) -> Result<Repository> {
+    fn create(
+        path: &Path,
+        opts: InitOptions,
+        join: bool,
+        encrypt: Option<(&Secret, KdfParams)>,
+    ) -> Result<Repository> {
         validate(&opts)?;
         let mut notes = Vec::new();
         if path.exists() {
@@ -127,7 +167,7 @@ impl Repository {
             made.ctx("creating repository directory", path)?;
         }
         let store = Arc::new(LocalStore::create_layout(path, join)?);
-        let mut repo = Self::create_in(store, opts, join)?;
+        let mut repo = Self::create_in(store, opts, join, encrypt)?;
         repo.notes = notes;
         Ok(repo)
     }
@@ -136,10 +176,37 @@ impl Repository {
     /// [`Error::AlreadyExists`] if it holds a repository already.
     pub fn init_store(store: Arc<dyn Store>, opts: InitOptions) -> Result<Repository> {
         validate(&opts)?;
-        Self::create_in(store, opts, false)
+        Self::create_in(store, opts, false, None)
     }
 
-    fn create_in(store: Arc<dyn Store>, opts: InitOptions, join: bool) -> Result<Repository> {
+    fn create_in(
+        store: Arc<dyn Store>,
+        opts: InitOptions,
+        join: bool,
+        encrypt: Option<(&Secret, KdfParams)>,
+    ) -> Result<Repository> {
+        // The key slot is written before the config: a store without a config is no repository.
+        let (encryption, store) = match encrypt {
+            None => (
+                EncryptionParams {
+                    algorithm: "none".into(),
+                    key_id: None,
+                },
+                store,
+            ),
+            Some((secret, kdf)) => {
+                let master = MasterKey::generate();
+                keyslot::add(&*store, &master, secret, kdf)?;
+                let store: Arc<dyn Store> = Arc::new(EncryptedStore::new(store, master.keys()));
+                (
+                    EncryptionParams {
+                        algorithm: crypto::ALGORITHM.into(),
+                        key_id: Some(master.key_id()),
+                    },
+                    store,
+                )
+            }
+        };
         let config = RepoConfig {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -148,10 +215,7 @@ impl Repository {
             chunker: opts.chunker,
             compression: opts.compression,
             pack_size: opts.pack_size,
-            encryption: EncryptionParams {
-                algorithm: "none".into(),
-                key_id: None,
-            },
+            encryption,
             required_features: vec![],
         };
         let data = serde_json::to_vec_pretty(&config)
@@ -195,6 +259,13 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let config = RepoConfig::parse(&path, &data)?;
+        if config.encryption.algorithm == crypto::ALGORITHM && !store.encrypted() {
+            return Err(Error::InvalidArgument(format!(
+                "the repository {} is encrypted: open it with its key file (--key-file FILE) \
+                 or its passphrase (--passphrase-file FILE)",
+                path.display()
+            )));
+        }
         store.check()?;
         Ok(Repository {
             store,

@@ -80,6 +80,7 @@ fn garbage_in_catalog_pages_stops_bmsd_at_start_with_instructions() {
     assert!(d.stop().success());
     let db = d.state_dir().join("catalog.db");
     garble_middle_pages(&db);
+    let damaged_bytes = fs::read(&db).unwrap();
 
     let notify_path = d.dir.join("notify-damaged");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -129,6 +130,11 @@ fn garbage_in_catalog_pages_stops_bmsd_at_start_with_instructions() {
     ] {
         assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
     }
+    // Nothing was overwritten: the damaged file is byte for byte what it was.
+    assert!(
+        fs::read(&db).unwrap() == damaged_bytes,
+        "bmsd changed the damaged catalog"
+    );
 
     // Following the instructions brings bmsd back with a fresh catalog.
     fs::rename(&db, d.dir.join("catalog.db.damaged")).unwrap();
@@ -207,4 +213,44 @@ fn catalog_damaged_while_running_fails_healthz() {
     let (head, body) = healthz(&addr);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}\n{body}");
     assert!(body.contains("malformed"), "{body}");
+}
+
+#[test]
+fn bmsd_exports_jobs_and_targets_next_to_the_catalog_in_the_apply_format() {
+    let mut d = Daemon::start();
+    add_jobs(&d, 2);
+    let export = d.state_dir().join("catalog-config.toml");
+    // Written at every start (and daily): the restart makes it hold the two jobs.
+    assert!(d.stop().success());
+    d.spawn(&DaemonOpts {
+        dir: Some(d.dir.clone()),
+        ..Default::default()
+    });
+    let text = poll_until(Duration::from_secs(20), "the configuration export", || {
+        fs::read_to_string(&export)
+            .ok()
+            .filter(|t| t.contains("job-001"))
+    });
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&export).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export mode {mode:o}");
+    assert!(text.contains("bmsctl apply"), "{text}");
+    let before: Vec<_> = d.ctl_json(["job", "list"])["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(spec_of)
+        .collect();
+
+    // A fresh daemon given the export has the same jobs.
+    let fresh = Daemon::start();
+    let copy = write_file(&fresh.dir, "restored.toml", &text);
+    assert_ok(&fresh.ctl(["apply", copy.to_str().unwrap()]));
+    let after: Vec<_> = fresh.ctl_json(["job", "list"])["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(spec_of)
+        .collect();
+    assert_eq!(before, after);
 }

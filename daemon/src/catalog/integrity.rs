@@ -47,6 +47,28 @@ pub fn quick_check(conn: &Connection) -> Result<(), String> {
     }
 }
 
+/// Runs `PRAGMA integrity_check` (the full variant, daily); a failure is remembered like damage
+/// a query met, so that `/healthz` and `bmsctl doctor` report it.
+pub fn integrity_check(conn: &Connection) -> Result<(), String> {
+    let rows: Result<Vec<String>, rusqlite::Error> = conn
+        .prepare("PRAGMA integrity_check(20)")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+        });
+    let detail = match rows {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => return Ok(()),
+        Ok(rows) => rows.join("; "),
+        Err(e) => e.to_string(),
+    };
+    if let Ok(mut d) = DAMAGE.lock() {
+        if d.is_none() {
+            *d = Some(detail.clone());
+        }
+    }
+    Err(detail)
+}
+
 /// Runs `PRAGMA quick_check` on the catalog file through a read-only connection of its own, so
 /// that what is on disk is read rather than pages the daemon's connection holds in its cache
 /// (`bmsctl doctor`, docs/operations.md).
@@ -71,6 +93,11 @@ pub fn damaged_message(path: &Path, detail: &str) -> String {
 }
 
 impl Catalog {
+    /// The daily full check (see [`integrity_check`]).
+    pub fn integrity_check(&self) -> Result<(), String> {
+        integrity_check(&self.conn)
+    }
+
     /// A cheap query that proves the catalog answers, and no damage reported since start.
     pub fn health(&self) -> Result<(), ApiError> {
         if let Some(d) = DAMAGE.lock().ok().and_then(|d| d.clone()) {

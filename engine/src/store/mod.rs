@@ -4,6 +4,7 @@
 //! guarantee is described in docs/architecture.md ("Storage seam") and the on-disk layout of
 //! [`LocalStore`] in docs/repository-format.md.
 
+pub mod encrypted;
 mod fault;
 mod local;
 pub mod seal;
@@ -168,6 +169,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes abandoned staged lock writes by the same rule; returns how many. Called when a
     /// lock is acquired.
     fn clean_lock_staging(&self, max_age: Duration) -> usize;
+
+    /// Whether this store seals objects under a repository key
+    /// ([`encrypted::EncryptedStore`]).
+    fn encrypted(&self) -> bool {
+        false
+    }
 }
 
 /// Whether objects of `kind` are ever sealed: packs, index files and snapshots. The config,

@@ -1,0 +1,442 @@
+//! The store of an encrypted repository (docs/repository-format.md, "Encryption"): it wraps
+//! another store and seals every pack, index file and snapshot file, so that nothing of their
+//! content (blob boundaries, ids, trees, names, sizes of files) is readable from the bytes. The
+//! config and the key slots pass through unchanged: they must be readable before the key is.
+//!
+//! A sealed object is `"BMSENC01" ‖ file nonce (24 random bytes) ‖ segments`; each segment seals
+//! up to [`SEGMENT`] bytes of the object as `nonce ‖ ciphertext ‖ tag` with the associated data
+//! `kind ‖ file nonce ‖ segment number ‖ last flag`, and the last segment's also holds the
+//! object's name. Moving segments between objects, reordering, truncating, or putting an object
+//! under another name (a swapped pack, an older snapshot file in a newer one's place) makes
+//! a segment fail to open, and the error names the object.
+
+use super::{Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store};
+use crate::crypto::{self, RepoKeys};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Plaintext bytes per segment.
+pub const SEGMENT: usize = 64 * 1024;
+const MAGIC: &[u8; 8] = b"BMSENC01";
+const HEADER: usize = 8 + 24;
+const SEALED_SEGMENT: usize = SEGMENT + crypto::OVERHEAD;
+
+/// Whether objects of `kind` are sealed (all but the config and the key slots).
+fn sealed(kind: Kind) -> bool {
+    !matches!(kind, Kind::Config | Kind::Keys)
+}
+
+fn kind_byte(kind: Kind) -> u8 {
+    match kind {
+        Kind::Config => 0,
+        Kind::Packs => 1,
+        Kind::Index => 2,
+        Kind::Snapshots => 3,
+        Kind::Locks => 4,
+        Kind::Keys => 5,
+    }
+}
+
+fn segment_ad(kind: Kind, file_nonce: &[u8], n: u64, last: Option<&str>) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(48);
+    ad.push(kind_byte(kind));
+    ad.extend_from_slice(file_nonce);
+    ad.extend_from_slice(&n.to_le_bytes());
+    match last {
+        Some(name) => {
+            ad.push(1);
+            ad.extend_from_slice(name.as_bytes());
+        }
+        None => ad.push(0),
+    }
+    ad
+}
+
+/// A store whose objects are sealed under a repository's keys.
+pub struct EncryptedStore {
+    inner: Arc<dyn Store>,
+    keys: Arc<RepoKeys>,
+}
+
+impl std::fmt::Debug for EncryptedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptedStore({:?})", self.inner)
+    }
+}
+
+impl EncryptedStore {
+    pub fn new(inner: Arc<dyn Store>, keys: RepoKeys) -> EncryptedStore {
+        EncryptedStore {
+            inner,
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// The repository's keys (for keyed ids).
+    pub fn keys(&self) -> &RepoKeys {
+        &self.keys
+    }
+}
+
+fn damaged(kind: Kind, name: &str, detail: &str) -> Error {
+    Error::corrupt(
+        format!("{} {name}", kind.name()),
+        format!(
+            "{detail}: the object was damaged, or another object (swapped or replayed) is stored \
+             in its place; run `bmsctl repo verify --read-data`"
+        ),
+    )
+}
+
+/// Seals a whole object.
+fn seal_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Vec<u8> {
+    let mut w = Sealer::new(kind);
+    let mut out = w.header.clone();
+    let mut chunks = data.chunks(SEGMENT).peekable();
+    if chunks.peek().is_none() {
+        out.extend(w.seal(keys, &[], Some(name)));
+    }
+    while let Some(c) = chunks.next() {
+        let last = chunks.peek().is_none().then_some(name);
+        out.extend(w.seal(keys, c, last));
+    }
+    out
+}
+
+struct Sealer {
+    kind: Kind,
+    header: Vec<u8>,
+    next: u64,
+}
+
+impl Sealer {
+    fn new(kind: Kind) -> Sealer {
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&crypto::random_bytes::<24>()[..]);
+        Sealer {
+            kind,
+            header,
+            next: 0,
+        }
+    }
+    fn seal(&mut self, keys: &RepoKeys, plain: &[u8], last: Option<&str>) -> Vec<u8> {
+        let ad = segment_ad(self.kind, &self.header[8..], self.next, last);
+        self.next += 1;
+        keys.seal_raw(&ad, plain)
+    }
+}
+
+/// Opens a whole sealed object.
+fn open_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    if data.len() < HEADER + crypto::OVERHEAD || &data[..8] != MAGIC {
+        return Err(damaged(kind, name, "not a sealed object"));
+    }
+    let nonce = &data[8..HEADER];
+    let body = &data[HEADER..];
+    let count = body.len().div_ceil(SEALED_SEGMENT);
+    let mut out = Vec::with_capacity(body.len());
+    for (n, seg) in body.chunks(SEALED_SEGMENT).enumerate() {
+        let last = (n + 1 == count).then_some(name);
+        let ad = segment_ad(kind, nonce, n as u64, last);
+        let plain = keys
+            .open_raw(&ad, seg)
+            .ok_or_else(|| damaged(kind, name, &format!("segment {n} fails authentication")))?;
+        out.extend_from_slice(&plain);
+    }
+    Ok(out)
+}
+
+impl Store for EncryptedStore {
+    fn location(&self) -> &Path {
+        self.inner.location()
+    }
+    fn locate(&self, kind: Kind, name: &str) -> PathBuf {
+        self.inner.locate(kind, name)
+    }
+    fn check(&self) -> Result<()> {
+        self.inner.check()
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        let data = self.inner.read(kind, name)?;
+        if !sealed(kind) {
+            return Ok(data);
+        }
+        open_all(&self.keys, kind, name, &data)
+    }
+    fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ObjectReader>> {
+        let inner = self.inner.open(kind, name)?;
+        if !sealed(kind) {
+            return Ok(inner);
+        }
+        let stored = inner.size()?;
+        let mut header = [0u8; HEADER];
+        if (stored as usize) < HEADER + crypto::OVERHEAD {
+            return Err(damaged(kind, name, "too short for a sealed object"));
+        }
+        inner.read_exact_at(&mut header, 0)?;
+        if &header[..8] != MAGIC {
+            return Err(damaged(kind, name, "not a sealed object"));
+        }
+        let body = stored - HEADER as u64;
+        let count = body.div_ceil(SEALED_SEGMENT as u64);
+        Ok(Box::new(SealedReader {
+            inner,
+            keys: self.keys.clone(),
+            kind,
+            name: name.to_owned(),
+            nonce: header[8..].to_vec(),
+            count,
+            size: body - count * crypto::OVERHEAD as u64,
+            cache: Mutex::new(None),
+        }))
+    }
+    fn stat(&self, kind: Kind, name: &str) -> Result<Option<ObjectStat>> {
+        let st = self.inner.stat(kind, name)?;
+        if !sealed(kind) {
+            return Ok(st);
+        }
+        Ok(st.map(|s| {
+            let body = s.size.saturating_sub(HEADER as u64);
+            let count = body.div_ceil(SEALED_SEGMENT as u64);
+            ObjectStat {
+                size: body.saturating_sub(count * crypto::OVERHEAD as u64),
+                modified: s.modified,
+            }
+        }))
+    }
+    fn put(&self, kind: Kind, name: &str, data: &[u8], mode: Put) -> Result<bool> {
+        if !sealed(kind) {
+            return self.inner.put(kind, name, data, mode);
+        }
+        let sealed = seal_all(&self.keys, kind, name, data);
+        self.inner.put(kind, name, &sealed, mode)
+    }
+    fn create(&self, kind: Kind) -> Result<Box<dyn ObjectWriter>> {
+        let mut inner = self.inner.create(kind)?;
+        if !sealed(kind) {
+            return Ok(inner);
+        }
+        let sealer = Sealer::new(kind);
+        inner.write_all(&sealer.header)?;
+        Ok(Box::new(SealedWriter {
+            inner: Some(inner),
+            keys: self.keys.clone(),
+            sealer,
+            pending: Vec::with_capacity(SEGMENT),
+        }))
+    }
+    fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
+        self.inner.delete(kind, name)
+    }
+    fn seal(&self, kind: Kind, name: &str, until: SystemTime) -> Result<Seal> {
+        self.inner.seal(kind, name, until)
+    }
+    fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
+        self.inner.sealed_until(kind, name)
+    }
+    fn unseal(&self, kind: Kind, name: &str) -> Result<bool> {
+        self.inner.unseal(kind, name)
+    }
+    fn seal_intact(&self, kind: Kind, name: &str) -> Result<Option<bool>> {
+        self.inner.seal_intact(kind, name)
+    }
+    fn clean_tmp(&self, max_age: Duration) -> usize {
+        self.inner.clean_tmp(max_age)
+    }
+    fn clean_lock_staging(&self, max_age: Duration) -> usize {
+        self.inner.clean_lock_staging(max_age)
+    }
+    fn encrypted(&self) -> bool {
+        true
+    }
+}
+
+struct SealedReader {
+    inner: Box<dyn ObjectReader>,
+    keys: Arc<RepoKeys>,
+    kind: Kind,
+    name: String,
+    nonce: Vec<u8>,
+    count: u64,
+    size: u64,
+    /// The last segment opened: blobs are read one after another, mostly from one segment.
+    cache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl SealedReader {
+    fn segment(&self, n: u64) -> Result<Arc<Vec<u8>>> {
+        if let Ok(c) = self.cache.lock() {
+            if let Some((m, data)) = c.as_ref() {
+                if *m == n {
+                    return Ok(data.clone());
+                }
+            }
+        }
+        let start = HEADER as u64 + n * SEALED_SEGMENT as u64;
+        let len = if n + 1 == self.count {
+            (self.size - n * SEGMENT as u64) as usize + crypto::OVERHEAD
+        } else {
+            SEALED_SEGMENT
+        };
+        let mut buf = vec![0u8; len];
+        self.inner.read_exact_at(&mut buf, start)?;
+        let last = (n + 1 == self.count).then_some(self.name.as_str());
+        let ad = segment_ad(self.kind, &self.nonce, n, last);
+        let plain = self.keys.open_raw(&ad, &buf).ok_or_else(|| {
+            damaged(
+                self.kind,
+                &self.name,
+                &format!("segment {n} fails authentication"),
+            )
+        })?;
+        let plain = Arc::new(plain);
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((n, plain.clone()));
+        }
+        Ok(plain)
+    }
+}
+
+impl ObjectReader for SealedReader {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= self.size)
+            .ok_or_else(|| {
+                damaged(
+                    self.kind,
+                    &self.name,
+                    &format!("read past the end ({} bytes) at {offset}", self.size),
+                )
+            })?;
+        let mut pos = offset;
+        while pos < end {
+            let n = pos / SEGMENT as u64;
+            let seg = self.segment(n)?;
+            let from = (pos - n * SEGMENT as u64) as usize;
+            let take = ((end - pos) as usize).min(seg.len().saturating_sub(from));
+            if take == 0 {
+                return Err(damaged(self.kind, &self.name, "short segment"));
+            }
+            let at = (pos - offset) as usize;
+            buf[at..at + take].copy_from_slice(&seg[from..from + take]);
+            pos += take as u64;
+        }
+        Ok(())
+    }
+    fn size(&self) -> Result<u64> {
+        Ok(self.size)
+    }
+    fn location(&self) -> &Path {
+        self.inner.location()
+    }
+}
+
+struct SealedWriter {
+    inner: Option<Box<dyn ObjectWriter>>,
+    keys: Arc<RepoKeys>,
+    sealer: Sealer,
+    /// Plaintext not yet sealed; the last segment is sealed at commit, with the name.
+    pending: Vec<u8>,
+}
+
+impl ObjectWriter for SealedWriter {
+    fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::Internal("write after commit".into()))?;
+        while !data.is_empty() {
+            if self.pending.len() == SEGMENT {
+                let seg = self.sealer.seal(&self.keys, &self.pending, None);
+                inner.write_all(&seg)?;
+                self.pending.clear();
+            }
+            let take = (SEGMENT - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
+    }
+    fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or_else(|| Error::Internal("commit twice".into()))?;
+        let seg = self.sealer.seal(&self.keys, &self.pending, Some(name));
+        inner.write_all(&seg)?;
+        inner.commit(name)
+    }
+    fn abort(mut self: Box<Self>) {
+        if let Some(inner) = self.inner.take() {
+            inner.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use crate::store::LocalStore;
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>, EncryptedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let plain: Arc<dyn Store> = Arc::new(LocalStore::create_layout(dir.path(), false).unwrap());
+        let enc = EncryptedStore::new(plain.clone(), MasterKey::generate().keys());
+        (dir, plain, enc)
+    }
+
+    #[test]
+    fn objects_round_trip_through_put_and_streamed_writes() {
+        let (_d, plain, enc) = store();
+        for len in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT + 77] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let name = format!("{len:064x}");
+            assert!(enc.put(Kind::Index, &name, &data, Put::New).unwrap());
+            assert_eq!(enc.read(Kind::Index, &name).unwrap(), data);
+            let mut w = enc.create(Kind::Packs).unwrap();
+            w.write_all(&data[..len / 2]).unwrap();
+            w.write_all(&data[len / 2..]).unwrap();
+            w.commit(&name).unwrap();
+            let r = enc.open(Kind::Packs, &name).unwrap();
+            assert_eq!(r.size().unwrap(), len as u64);
+            assert_eq!(
+                enc.stat(Kind::Packs, &name).unwrap().unwrap().size,
+                len as u64
+            );
+            if len > 10 {
+                let mut buf = vec![0u8; len - 10];
+                r.read_exact_at(&mut buf, 5).unwrap();
+                assert_eq!(buf, data[5..len - 5]);
+            }
+            let raw = plain.read(Kind::Packs, &name).unwrap();
+            let runs: std::collections::HashSet<&[u8]> = data.windows(16).collect();
+            assert!(len < 32 || !raw.windows(16).any(|w| runs.contains(w)));
+        }
+    }
+
+    #[test]
+    fn a_swapped_or_replaced_object_is_named() {
+        let (_d, plain, enc) = store();
+        enc.put(Kind::Snapshots, "old", b"older snapshot", Put::New)
+            .unwrap();
+        enc.put(Kind::Snapshots, "new", b"newer snapshot", Put::New)
+            .unwrap();
+        let old = plain.read(Kind::Snapshots, "old").unwrap();
+        plain
+            .put(Kind::Snapshots, "new", &old, Put::Replace)
+            .unwrap();
+        let err = enc.read(Kind::Snapshots, "new").unwrap_err();
+        assert!(err.to_string().contains("snapshot new"), "{err}");
+        assert!(err.to_string().contains("swapped or replayed"), "{err}");
+        // The same object under another kind fails too.
+        plain.put(Kind::Index, "old", &old, Put::New).unwrap();
+        assert!(enc.read(Kind::Index, "old").is_err());
+    }
+}
