@@ -21,20 +21,25 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The catalog's figures of the last scrape, with the catalog's change count they were read at:
-/// a scrape reads the catalog again only when a row changed since, or a job's next run passed.
+/// The catalog's figures of the last scrape, with the catalog's change count they were read at
+/// and when: a scrape reads the catalog again only when a row changed since, a job's next run
+/// passed, or the figures are older than [`FACTS_MAX_AGE`] (compliance depends on the time: a
+/// copy leaves its RPO, a verification its window).
 #[derive(Default)]
 struct FactsCache {
-    inner: tokio::sync::Mutex<Option<(u64, Arc<CatalogFacts>)>>,
+    inner: tokio::sync::Mutex<Option<(u64, std::time::Instant, Arc<CatalogFacts>)>>,
 }
+
+/// The oldest figures a scrape is served.
+const FACTS_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl FactsCache {
     async fn get(&self, runner: &RunnerRef) -> Result<Arc<CatalogFacts>, bms_proto::ApiError> {
         let mut g = self.inner.lock().await;
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-        let known = g.as_ref().and_then(|(n, f)| {
+        let known = g.as_ref().and_then(|(n, at, f)| {
             let passed = f.jobs.iter().any(|j| j.next_run.is_some_and(|t| t <= now));
-            (!passed).then_some(*n)
+            (!passed && at.elapsed() < FACTS_MAX_AGE).then_some(*n)
         });
         let read = runner
             .shared
@@ -48,16 +53,38 @@ impl FactsCache {
             })
             .await?;
         match (read, g.as_ref()) {
-            ((_, None), Some((_, f))) => Ok(f.clone()),
-            ((n, Some(f)), _) => {
+            ((_, None), Some((_, _, f))) => Ok(f.clone()),
+            ((n, Some(mut f)), _) => {
+                f.compliance = compliance_gauges(runner).await;
                 let f = Arc::new(f);
-                *g = Some((n, f.clone()));
+                *g = Some((n, std::time::Instant::now(), f.clone()));
                 Ok(f)
             }
             ((_, None), None) => Err(bms_proto::ApiError::new(
                 bms_proto::ErrorKind::Internal,
                 "the metrics cache is empty",
             )),
+        }
+    }
+}
+
+/// Every job's rules as gauge values (docs/compliance.md); none when the evaluation fails.
+async fn compliance_gauges(runner: &RunnerRef) -> Vec<crate::catalog::ComplianceGauges> {
+    match crate::compliance::watch::evaluate_now(&runner.shared, None).await {
+        Ok(jobs) => jobs
+            .into_iter()
+            .map(|j| {
+                let v = j
+                    .rules
+                    .iter()
+                    .map(|r| (r.rule.as_str().to_owned(), r.verdict.gauge()))
+                    .collect();
+                (j.job, v, j.compliant)
+            })
+            .collect(),
+        Err(e) => {
+            debug!("metrics: cannot evaluate compliance: {e}");
+            Vec::new()
         }
     }
 }
@@ -171,30 +198,11 @@ async fn route(
     let shared = &runner.shared;
     match (method, path) {
         ("GET", "/metrics") => {
-            let mut facts = server.facts.get(runner).await.map(|f| {
+            let facts = server.facts.get(runner).await.map(|f| {
                 let mut f = (*f).clone();
                 f.run_counts = shared.events.counters.snapshot();
                 f
             });
-            // Compliance depends on the time as well as the catalog: evaluated at each scrape.
-            if let Ok(f) = facts.as_mut() {
-                match crate::compliance::watch::evaluate_now(shared, None).await {
-                    Ok(jobs) => {
-                        f.compliance = jobs
-                            .into_iter()
-                            .map(|j| {
-                                let v = j
-                                    .rules
-                                    .iter()
-                                    .map(|r| (r.rule.as_str().to_owned(), r.verdict.gauge()))
-                                    .collect();
-                                (j.job, v, j.compliant)
-                            })
-                            .collect();
-                    }
-                    Err(e) => debug!("metrics: cannot evaluate compliance: {e}"),
-                }
-            }
             let (running, queued) = runner.snapshot();
             let config = shared.config().config;
             let started = shared

@@ -24,7 +24,7 @@ pub use media::{Location, MediaDue, MediaState, Medium, Pool, MEDIA_TYPES};
 pub use migrations::SCHEMA_VERSION;
 pub use runs::NewRun;
 pub use seals::SealRecord;
-pub use stats::{CatalogFacts, JobFacts};
+pub use stats::{CatalogFacts, ComplianceGauges, JobFacts};
 pub use tape_archives::{MediaEvidence, TapeFileLocation};
 pub use targets::{Change, Upsert};
 
