@@ -245,6 +245,27 @@ pub fn render(
         "Snapshots the catalog records on the target",
         snapshots,
     );
+    // Every state and kind of location, 0 included, so that a rule can watch for none left.
+    let media = Family::<Labels, FGauge>::default();
+    for state in [
+        "scratch", "writable", "full", "expired", "retired", "damaged",
+    ] {
+        for location in ["drive", "slot", "shelf", "vault"] {
+            let n = facts
+                .media
+                .iter()
+                .find(|(s, l, _)| s == state && l == location)
+                .map_or(0, |(_, _, n)| *n);
+            media
+                .get_or_create(&labels(&[("state", state), ("location", location)]))
+                .set(n as f64);
+        }
+    }
+    reg.register(
+        "media",
+        "Media (tapes, removable disks) in the media manager, by state and kind of location",
+        media,
+    );
     gauge(
         &mut reg,
         "catalog_bytes",
@@ -355,6 +376,7 @@ mod tests {
             }],
             run_counts: vec![("etc".into(), "backup".into(), "failed".into(), 3)],
             target_checks: vec![("nas1".into(), false, Some(1024))],
+            media: vec![("scratch".into(), "vault".into(), 4)],
             compliance: vec![(
                 "etc".into(),
                 vec![("copies".into(), 0), ("errors".into(), -1)],
@@ -378,6 +400,7 @@ mod tests {
             "bms_job_last_verify_timestamp_seconds{job=\"etc\"} 1764000100.0",
             "bms_job_next_run_timestamp_seconds{job=\"etc\"} 1764100000.0",
             "bms_process_start_time_seconds 1000000000.0",
+            "bms_media{state=\"scratch\",location=\"vault\"} 4.0",
             "bms_build_info{version=",
             "bms_compliance_rule{job=\"etc\",rule=\"errors\"} -1",
             "bms_jobs_compliant 0.0",

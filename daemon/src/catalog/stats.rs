@@ -40,6 +40,8 @@ pub struct CatalogFacts {
     pub notifications_pending: u64,
     /// (target, snapshots) recorded in the catalog.
     pub target_snapshots: Vec<(String, u64)>,
+    /// (state, location kind, count) of the media in the media manager (docs/tape.md).
+    pub media: Vec<(String, String, u64)>,
     /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
     /// filled by the metrics endpoint from an evaluation.
     pub compliance: Vec<ComplianceGauges>,
@@ -152,6 +154,16 @@ impl Catalog {
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
             .map_err(db_err)?;
         facts.target_snapshots = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, location_kind, count(*) FROM media GROUP BY 1, 2 ORDER BY 1, 2")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })
+            .map_err(db_err)?;
+        facts.media = rows.collect::<Result<_, _>>().map_err(db_err)?;
         for t in self.list_targets()? {
             if let Some(c) = t.last_check {
                 facts.target_checks.push((t.spec.name, c.ok, c.free_bytes));
