@@ -18,6 +18,7 @@ mod output;
 mod prune;
 mod repo;
 mod repo_prune;
+mod report;
 mod retention;
 mod run;
 mod snapshot;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
             explain,
             history,
         } => compliance::compliance(&cli, job, *explain, *history),
+        Command::Report(a) => report::report(&cli, a),
         Command::Verify {
             job,
             target,
