@@ -19,6 +19,7 @@ mod prune;
 mod repo;
 mod repo_prune;
 mod report;
+mod report_html;
 mod retention;
 mod run;
 mod snapshot;

@@ -23,6 +23,8 @@ pub enum Format {
     Text,
     Json,
     Csv,
+    /// One self-contained HTML file with inline SVG charts.
+    Html,
 }
 
 /// The command line of `bmsctl report`.
@@ -87,6 +89,7 @@ pub fn report(cli: &Cli, a: &ReportArgs) -> CliResult {
             .map_err(|e| CliError::failure(format!("cannot encode the report: {e}")))?,
         Format::Csv => csv(&reply),
         Format::Text => text(&reply),
+        Format::Html => crate::report_html::html(&reply),
     };
     match &a.output {
         None => {

@@ -397,7 +397,8 @@ type ReportFailure (
   finished_at: ?string, error: ?string
 )
 type JobReport (
-  job: string, runs: int, runs_by_state: [string]int, success_rate: ?float, backup_runs: int,
+  job: string, runs: int, runs_by_state: [string]int,
+  runs_by_day: [string][string]int, success_rate: ?float, backup_runs: int,
   bytes_read: int, bytes_added: int, last_success: ?string, longest_gap_secs: int,
   rpo_secs: int, rpo_met: bool, compliant: bool, rules: []RuleResult,
   compliance_changes: []ComplianceChange, failures: []ReportFailure

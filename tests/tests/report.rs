@@ -2,7 +2,8 @@
 //! runs failed by their pre-hook; the CSV form parsed by Python's csv module agrees with
 //! `bmsctl --json run list` for the same period, the JSON form has exactly the documented
 //! fields, `--output` writes a new 0600 file and replaces one only with `--force`, and bad input
-//! exits non-zero saying what was wrong.
+//! exits non-zero saying what was wrong; the HTML form is one file with inline SVG charts and no
+//! URL.
 
 use bms_tests::alerts_util::{run_once, set_failing};
 use bms_tests::docs::{repo_file, table_rows};
@@ -243,6 +244,41 @@ fn report_agrees_with_the_run_list_and_refuses_bad_input() {
     assert!(std::fs::read_to_string(&file)
         .expect("read")
         .starts_with("job,"));
+
+    // HTML: one file, an inline SVG chart of the runs per day, no URL to fetch anything from.
+    let page = d.dir.join("report.html");
+    assert_ok(&d.ctl([
+        "report",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--format",
+        "html",
+        "--output",
+        page.to_str().expect("utf-8"),
+    ]));
+    let html = std::fs::read_to_string(&page).expect("read html");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert_eq!(html.matches("<svg").count(), 2, "a chart per job: {html}");
+    assert!(html.contains("<rect"), "bars drawn: {html}");
+    assert!(html.contains("succeeded") && html.contains("failed"));
+    for scheme in ["http://", "https://", "src=", "href="] {
+        assert!(
+            !html.contains(scheme),
+            "external reference {scheme} in {html}"
+        );
+    }
+    for j in jobs {
+        let per_day: u64 = j["runs_by_day"]
+            .as_object()
+            .expect("runs_by_day")
+            .values()
+            .flat_map(|m| m.as_object().expect("states").values())
+            .map(|n| n.as_u64().expect("count"))
+            .sum();
+        assert_eq!(per_day, j["runs"].as_u64().expect("runs"), "{j}");
+    }
 
     // Bad input.
     assert_fails(

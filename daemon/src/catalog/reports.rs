@@ -28,6 +28,7 @@ const MAX_FAILURES: u32 = 100;
 pub struct RunFacts {
     pub runs: u64,
     pub runs_by_state: BTreeMap<String, u64>,
+    pub runs_by_day: BTreeMap<String, BTreeMap<String, u64>>,
     pub backup_runs: u64,
     pub bytes_read: u64,
     pub bytes_added: u64,
@@ -81,6 +82,32 @@ impl Catalog {
                 *runs_by_state.entry(state).or_insert(0) += n;
             }
         }
+        let mut runs_by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT substr(queued_at, 1, 10), state, COUNT(*) FROM runs \
+                     WHERE job = ?1 AND queued_at >= ?2 AND queued_at < ?3 GROUP BY 1, 2",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![job, since, until], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            for row in rows {
+                let (day, state, n) = row.map_err(db_err)?;
+                runs_by_day
+                    .entry(day)
+                    .or_default()
+                    .insert(state, n.max(0) as u64);
+            }
+        }
         let one = |sql: String, p: &[&dyn rusqlite::ToSql]| -> Result<Option<String>, ApiError> {
             self.conn
                 .query_row(&sql, p, |r| r.get::<_, Option<String>>(0))
@@ -118,6 +145,7 @@ impl Catalog {
         Ok(RunFacts {
             runs,
             runs_by_state,
+            runs_by_day,
             backup_runs,
             bytes_read,
             bytes_added,

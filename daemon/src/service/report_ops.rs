@@ -91,6 +91,7 @@ impl Operation for Report {
                 job,
                 runs: f.runs,
                 runs_by_state: f.runs_by_state,
+                runs_by_day: f.runs_by_day,
                 success_rate: (finished > 0).then(|| ok as f64 / finished as f64),
                 backup_runs: f.backup_runs,
                 bytes_read: f.bytes_read,

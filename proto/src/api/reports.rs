@@ -42,6 +42,8 @@ pub struct JobReport {
     pub runs: u64,
     /// The same runs by state (every state, zeros included).
     pub runs_by_state: BTreeMap<String, u64>,
+    /// The same runs per day (UTC, `YYYY-MM-DD`) by state, days without runs left out.
+    pub runs_by_day: BTreeMap<String, BTreeMap<String, u64>>,
     /// Succeeded (and warning) runs over finished runs, 0 to 1; none when no run finished.
     pub success_rate: Option<f64>,
     /// Backup runs queued in the period, and their bytes read and added to the repository.
