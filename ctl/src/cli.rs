@@ -60,6 +60,11 @@ pub enum Command {
         #[arg(long, conflicts_with = "explain")]
         history: bool,
     },
+    /// A report of a period per job: runs by state, success rate, bytes read and added, last
+    /// success, longest gap between successes against the RPO, compliance now and its changes,
+    /// failed runs with their errors (docs/reports.md). Text, JSON, CSV (one row per job) or HTML (one self-contained file with inline SVG charts);
+    /// --output writes a new file (mode 0600) and refuses to replace one without --force.
+    Report(crate::report::ReportArgs),
     /// Verify repositories now, as verify runs of the daemon (root or bms-admin): of --job (or
     /// every job), of --target only (or every target of the job).
     Verify {

@@ -19,6 +19,8 @@ mod prune;
 mod repo;
 mod repo_key;
 mod repo_prune;
+mod report;
+mod report_html;
 mod retention;
 mod run;
 mod snapshot;
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
             explain,
             history,
         } => compliance::compliance(&cli, job, *explain, *history),
+        Command::Report(a) => report::report(&cli, a),
         Command::Verify {
             job,
             target,

@@ -391,6 +391,21 @@ method ComplianceHistory(job: ?string, limit: ?int) -> (changes: []ComplianceCha
 # Queues verify runs now: of the job (or every job), of the target (or all the job's targets).
 method Verify(job: ?string, target: ?string, read_data_percent: ?int) -> (runs: []RunInfo)
 
+# The period report (docs/reports.md): runs queued in [since, until) (RFC 3339) per job.
+type ReportFailure (
+  run: int, kind: string, state: string, target: ?string, queued_at: string,
+  finished_at: ?string, error: ?string
+)
+type JobReport (
+  job: string, runs: int, runs_by_state: [string]int,
+  runs_by_day: [string][string]int, success_rate: ?float, backup_runs: int,
+  bytes_read: int, bytes_added: int, last_success: ?string, longest_gap_secs: int,
+  rpo_secs: int, rpo_met: bool, compliant: bool, rules: []RuleResult,
+  compliance_changes: []ComplianceChange, failures: []ReportFailure
+)
+method Report(since: string, until: string, job: ?string) -> (generated_at: string, since: string,
+                                                              until: string, jobs: []JobReport)
+
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)
 error InvalidArgument (message: string, field: ?string)

@@ -10,6 +10,7 @@ mod jobs;
 mod media;
 mod migrations;
 mod outbox;
+mod reports;
 mod retention;
 mod runs;
 mod seals;

@@ -12,6 +12,7 @@ mod config_ops;
 mod core;
 mod doctor;
 mod engine_error;
+mod report_ops;
 mod restore;
 mod restore_audit;
 mod retention_ops;

@@ -50,6 +50,7 @@ macro_rules! manager_methods {
             Compliance => ComplianceReply, read, single;
             ComplianceHistory => ComplianceHistoryReply, read, single;
             Verify => VerifyReply, write, single;
+            Report => ReportReply, read, single;
         }
     };
 }
