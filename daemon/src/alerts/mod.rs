@@ -415,6 +415,13 @@ async fn prune(shared: &SharedRef) {
     }
 }
 
+/// The whole seconds since `since` once they reach `rpo` seconds, compared to the millisecond
+/// (the whole seconds of each time alone would call 59.1 s "60").
+fn rpo_exceeded(now: jiff::Timestamp, since: jiff::Timestamp, rpo: u64) -> Option<i64> {
+    let age_ms = now.as_millisecond() - since.as_millisecond();
+    (age_ms >= (rpo as i64).saturating_mul(1000)).then_some(age_ms / 1000)
+}
+
 async fn check_rpo(shared: &SharedRef) {
     let cfg = shared.config().config.alerts;
     let facts = shared
@@ -445,9 +452,8 @@ async fn check_rpo(shared: &SharedRef) {
         let Ok(t) = since.parse::<jiff::Timestamp>() else {
             continue;
         };
-        let age = now.as_second() - t.as_second();
         let key = format!("rpo_exceeded:{job}");
-        if age >= rpo as i64 {
+        if let Some(age) = rpo_exceeded(now, t, rpo) {
             if live.contains(&key) {
                 continue;
             }
@@ -465,5 +471,30 @@ async fn check_rpo(shared: &SharedRef) {
         } else if live.contains(&key) {
             clear(shared, key).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rpo_is_reached_to_the_millisecond() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let created = t("2026-12-02T06:10:36.988Z");
+        assert_eq!(
+            super::rpo_exceeded(t("2026-12-02T06:11:36.115Z"), created, 60),
+            None
+        );
+        assert_eq!(
+            super::rpo_exceeded(t("2026-12-02T06:11:36.987Z"), created, 60),
+            None
+        );
+        assert_eq!(
+            super::rpo_exceeded(t("2026-12-02T06:11:36.988Z"), created, 60),
+            Some(60)
+        );
+        assert_eq!(
+            super::rpo_exceeded(t("2026-12-02T06:12:40.000Z"), created, 60),
+            Some(123)
+        );
     }
 }
