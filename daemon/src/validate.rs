@@ -161,6 +161,20 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     Ok(spec)
 }
 
+/// Checks a target's retention rules and prune calendar.
+pub fn target_retention(t: &bms_proto::api::TargetSpec) -> Result<(), ApiError> {
+    if let Some(r) = &t.retention {
+        crate::retention::policy_of(r).map_err(|mut e| {
+            e.field = e.field.map(|f| format!("retention.{f}"));
+            e
+        })?;
+    }
+    if let Some(cal) = crate::retention::prune_calendar(t) {
+        schedule("prune_schedule", &cal)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! The daemon's module graph (docs/architecture.md, "Module graph"): no file of `ipc/` or
 //! `service/` imports from another file of its directory that imports back (directly or round
 //! a longer circle), the service layer never imports from a transport, and the shared core
-//! (`state.rs`) knows nothing of the runner that holds it.
+//! (`state.rs`) knows nothing of the runner that holds it, and the runner never reaches up into
+//! the service layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -166,6 +167,27 @@ fn the_shared_core_does_not_know_the_runner() {
         runner.contains("pub shared: SharedRef"),
         "the runner holds the shared core"
     );
+}
+
+#[test]
+fn the_runner_sits_below_the_service_layer() {
+    // The service layer queues and watches runs; the runner, and the steps it calls (sealing,
+    // seal checks), never reach back up into the service layer.
+    let mut files = Vec::new();
+    for dir in ["runner", "immutability"] {
+        for e in std::fs::read_dir(daemon_src().join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    assert!(files.len() > 5, "{files:?}");
+    for p in files {
+        let c = code(&p);
+        assert!(
+            !c.contains("crate::service"),
+            "{} names crate::service: the runner is below the service layer",
+            p.display()
+        );
+    }
 }
 
 #[test]

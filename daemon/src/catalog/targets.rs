@@ -157,7 +157,7 @@ pub(super) fn upsert(
     mode: Upsert,
 ) -> Result<Change, ApiError> {
     crate::targets::Target::from_spec(t)?;
-    crate::retention::check_target(t)?;
+    crate::validate::target_retention(t)?;
     // No rule is no override: stored as none, so that an empty table applies unchanged.
     let mut normalized = t.clone();
     if normalized.retention.as_ref().is_some_and(|r| r.is_empty()) {

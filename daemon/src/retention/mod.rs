@@ -83,20 +83,6 @@ pub fn prune_calendar(t: &bms_proto::api::TargetSpec) -> Option<String> {
 /// The default calendar of prune runs.
 pub const DEFAULT_PRUNE_SCHEDULE: &str = "weekly";
 
-/// Checks a target's retention rules and prune calendar.
-pub fn check_target(t: &bms_proto::api::TargetSpec) -> Result<(), ApiError> {
-    if let Some(r) = &t.retention {
-        policy_of(r).map_err(|mut e| {
-            e.field = e.field.map(|f| format!("retention.{f}"));
-            e
-        })?;
-    }
-    if let Some(cal) = prune_calendar(t) {
-        crate::validate::schedule("prune_schedule", &cal)?;
-    }
-    Ok(())
-}
-
 /// A job's policy on a target: the job's rules, each raised to the target's where the target
 /// keeps more.
 pub fn effective(job: &Retention, target: Option<&Retention>) -> Result<Policy, ApiError> {

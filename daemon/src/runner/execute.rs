@@ -3,7 +3,7 @@
 
 use super::hooks;
 use super::steps::{
-    arm_timeout, job_and_targets, open_repo, preflight, stopped, with_lock_status, Outcome,
+    arm_timeout, job_and_targets, open_repo, preflight, seal, stopped, with_lock_status, Outcome,
 };
 use super::{finish, progress, Active, End, RunError, RunHead, Runner, StopReason};
 use crate::state::SharedRef;
@@ -222,33 +222,6 @@ async fn backup_steps(
         }
     }
     outcome
-}
-
-/// The sealing step after a snapshot was written to an immutable target: a snapshot that could
-/// not be sealed is complete and restorable, so the run ends "with warnings" and says loudly
-/// that it is not immutable (docs/operations.md "Immutability").
-pub(super) async fn seal(
-    shared: &crate::state::SharedRef,
-    target: &TargetSpec,
-    snapshot: &str,
-    outcome: &mut Outcome,
-    log: &mut Vec<String>,
-) {
-    if target.immutable_days == 0 {
-        return;
-    }
-    match crate::immutability::seal_step(shared, target, snapshot).await {
-        Ok(line) => log.push(line),
-        Err(msg) => {
-            warn!("{msg}");
-            log.push(msg.clone());
-            outcome.state = RunState::Warning;
-            outcome.error = Some(match outcome.error.take() {
-                Some(e) => format!("{msg}; {e}"),
-                None => msg,
-            });
-        }
-    }
 }
 
 /// At shutdown the post-hook gets at most this long, so bmsd still stops within its grace time.

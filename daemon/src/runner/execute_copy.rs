@@ -133,7 +133,7 @@ pub async fn copy(
             stats: RunStats::default(),
             error: err.take(),
         };
-        super::execute::seal(shared, dst, id, &mut o, &mut log).await;
+        super::steps::seal(shared, dst, id, &mut o, &mut log).await;
         (state, err) = (o.state, o.error);
         let name = shared.catalog.call({
             let (id, target) = (id.clone(), src.name.clone());

@@ -196,3 +196,30 @@ pub async fn start_child(
         .publish(Event::RunStarted { run: run.clone() });
     Ok(run)
 }
+
+/// The sealing step after a snapshot was written to an immutable target: a snapshot that could
+/// not be sealed is complete and restorable, so the run ends "with warnings" and says loudly
+/// that it is not immutable (docs/operations.md "Immutability").
+pub async fn seal(
+    shared: &crate::state::SharedRef,
+    target: &TargetSpec,
+    snapshot: &str,
+    outcome: &mut Outcome,
+    log: &mut Vec<String>,
+) {
+    if target.immutable_days == 0 {
+        return;
+    }
+    match crate::immutability::seal_step(shared, target, snapshot).await {
+        Ok(line) => log.push(line),
+        Err(msg) => {
+            warn!("{msg}");
+            log.push(msg.clone());
+            outcome.state = RunState::Warning;
+            outcome.error = Some(match outcome.error.take() {
+                Some(e) => format!("{msg}; {e}"),
+                None => msg,
+            });
+        }
+    }
+}

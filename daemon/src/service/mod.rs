@@ -12,6 +12,7 @@ mod config_ops;
 mod core;
 mod doctor;
 mod engine_error;
+mod immutability_ops;
 mod report_ops;
 mod restore;
 mod restore_audit;
