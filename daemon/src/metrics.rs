@@ -245,6 +245,54 @@ pub fn render(
         "Snapshots the catalog records on the target",
         snapshots,
     );
+    let repo_bytes = Family::<Labels, FGauge>::default();
+    let logical = Family::<Labels, FGauge>::default();
+    let dedup = Family::<Labels, FGauge>::default();
+    let compression = Family::<Labels, FGauge>::default();
+    for (t, u) in &facts.usage {
+        let l = labels(&[("target", t)]);
+        repo_bytes.get_or_create(&l).set(u.stored_bytes as f64);
+        logical.get_or_create(&l).set(u.logical_bytes as f64);
+        dedup.get_or_create(&l).set(u.dedup_ratio());
+        compression.get_or_create(&l).set(u.compression_ratio());
+    }
+    reg.register(
+        "target_repository_bytes",
+        "Bytes of the pack, index and snapshot files of the target's repository",
+        repo_bytes,
+    );
+    reg.register(
+        "target_logical_bytes",
+        "Sum of the source sizes of every snapshot in the target's repository",
+        logical,
+    );
+    reg.register(
+        "target_dedup_ratio",
+        "Logical bytes per distinct stored byte (before compression) in the target's repository",
+        dedup,
+    );
+    reg.register(
+        "target_compression_ratio",
+        "Distinct bytes per compressed byte in the target's repository",
+        compression,
+    );
+    let verify_at = Family::<Labels, FGauge>::default();
+    let verify_errors = Family::<Labels, FGauge>::default();
+    for (t, at, problems) in &facts.target_verify {
+        let l = labels(&[("target", t)]);
+        verify_at.get_or_create(&l).set(*at);
+        verify_errors.get_or_create(&l).set(*problems as f64);
+    }
+    reg.register(
+        "target_last_verify_timestamp_seconds",
+        "Unix time of the end of the target's latest verification that reached a verdict",
+        verify_at,
+    );
+    reg.register(
+        "target_last_verify_errors",
+        "Problems the target's latest verification found (1 when it failed without a count)",
+        verify_errors,
+    );
     // Every state and kind of location, 0 included, so that a rule can watch for none left.
     let media = Family::<Labels, FGauge>::default();
     for state in [
@@ -324,6 +372,18 @@ pub fn render(
         "notification_failures",
         "Failed attempts to deliver alert notifications",
         failed,
+    );
+    let sent = Family::<Labels, Counter>::default();
+    for (l, n) in &facts.notifications {
+        if let [channel, outcome] = l.as_slice() {
+            sent.get_or_create(&labels(&[("channel", channel), ("outcome", outcome)]))
+                .inc_by(*n);
+        }
+    }
+    reg.register(
+        "notifications",
+        "Alert notification delivery attempts since bmsd started, by channel and outcome (sent, failed)",
+        sent,
     );
     gauge(
         &mut reg,

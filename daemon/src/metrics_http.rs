@@ -94,11 +94,17 @@ async fn compliance_gauges(runner: &RunnerRef) -> Vec<crate::catalog::Compliance
 struct Server {
     auth: AuthCache,
     facts: FactsCache,
+    usage: Arc<crate::usage::UsageBook>,
 }
 
 /// Serves HTTP until `cancel` fires.
 pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: CancellationToken) {
     let auth = Arc::new(Server::default());
+    tokio::spawn(crate::usage::run(
+        runner.shared.clone(),
+        auth.usage.clone(),
+        cancel.clone(),
+    ));
     loop {
         let conn = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -201,6 +207,13 @@ async fn route(
             let facts = server.facts.get(runner).await.map(|f| {
                 let mut f = (*f).clone();
                 f.run_counts = shared.events.counters.snapshot();
+                f.usage = server.usage.snapshot();
+                for ch in &shared.config().config.alerts.channels {
+                    for outcome in ["sent", "failed"] {
+                        shared.notifications.touch(&[&ch.name, outcome]);
+                    }
+                }
+                f.notifications = shared.notifications.snapshot();
                 f
             });
             let (running, queued) = runner.snapshot();

@@ -28,6 +28,8 @@ pub struct Shared {
     pub daemon_uid: u32,
     /// Where the metrics endpoint listens (none when it could not bind).
     pub metrics_address: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Alert notification attempts by (channel, outcome "sent" | "failed") (docs/metrics.md).
+    pub notifications: crate::counters::LabelCounters,
     /// Fires when the daemon starts shutting down.
     pub shutdown: tokio_util::sync::CancellationToken,
     config: RwLock<ConfigState>,
@@ -45,6 +47,7 @@ impl Shared {
             started_at: crate::catalog::now_rfc3339(),
             daemon_uid: nix::unistd::geteuid().as_raw(),
             metrics_address: std::sync::OnceLock::new(),
+            notifications: crate::counters::LabelCounters::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             config: RwLock::new(config),
         })

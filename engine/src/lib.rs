@@ -29,6 +29,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod store;
 pub mod tree;
+pub mod usage;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupSummary, Progress};

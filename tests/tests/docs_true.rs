@@ -18,9 +18,19 @@ fn documented_metrics_are_the_served_ones() {
             documented.insert(name, row[1].clone());
         }
     }
-    // Families with no sample are not served: a job with a verified backup and a checked
-    // target give every family one.
-    let d = Daemon::start();
+    // Families with no sample are not served: a job with a verified backup, a checked target
+    // and an alert channel (its counters start at 0) give every family one.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("bmsd.toml");
+    std::fs::write(
+        &conf,
+        "version = 1\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\n",
+    )
+    .unwrap();
+    let d = Daemon::start_with(bms_tests::DaemonOpts {
+        args: vec!["--config".into(), conf.display().to_string()],
+        ..Default::default()
+    });
     let src = d.dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.txt"), b"documented\n").unwrap();

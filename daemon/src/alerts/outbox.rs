@@ -133,6 +133,8 @@ async fn attempt(shared: &SharedRef, cfg: &AlertsConfig, item: OutboxItem) {
         )),
     };
     let attempts = item.attempts + 1;
+    let outcome = if result.is_ok() { "sent" } else { "failed" };
+    shared.notifications.inc(&[&item.channel, outcome]);
     let (ok, detail, next, gave_up) = match result {
         Ok(detail) => {
             info!(channel = %item.channel, notice = item.id, "notification delivered: {detail}");

@@ -40,8 +40,17 @@ pub struct CatalogFacts {
     pub notifications_pending: u64,
     /// (target, snapshots) recorded in the catalog.
     pub target_snapshots: Vec<(String, u64)>,
+    /// (target, unix seconds, problems) of each target's latest verification (or drill) that
+    /// reached a verdict; a failed one that recorded no count counts as 1 problem.
+    pub target_verify: Vec<(String, f64, u64)>,
     /// (state, location kind, count) of the media in the media manager (docs/tape.md).
     pub media: Vec<(String, String, u64)>,
+    /// Repository figures per target, measured after the runs that change them (filled by the
+    /// metrics endpoint from [`crate::usage`]).
+    pub usage: Vec<(String, bms_engine::usage::Usage)>,
+    /// Notification attempts by (channel, outcome) since bmsd started (filled by the metrics
+    /// endpoint from [`crate::state::Shared::notifications`]).
+    pub notifications: Vec<(Vec<String>, u64)>,
     /// Per job: (job, [(rule, 1 pass / 0 fail / -1 unknown)], compliant) (docs/compliance.md);
     /// filled by the metrics endpoint from an evaluation.
     pub compliance: Vec<ComplianceGauges>,
@@ -154,6 +163,32 @@ impl Catalog {
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
             .map_err(db_err)?;
         facts.target_snapshots = rows.collect::<Result<_, _>>().map_err(db_err)?;
+        // SQLite takes the bare columns from the row of max(id).
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target, max(id), finished_at, state, verify_errors FROM runs \
+                 WHERE kind IN ('verify', 'drill') AND state IN ('succeeded', 'failed') \
+                 AND target IS NOT NULL AND finished_at IS NOT NULL GROUP BY target ORDER BY 1",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let state: String = r.get(3)?;
+                let counted: Option<i64> = r.get(4)?;
+                let problems = match counted {
+                    Some(n) => n.max(0) as u64,
+                    None => u64::from(state != "succeeded"),
+                };
+                Ok((r.get::<_, String>(0)?, unix(r.get(2)?), problems))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (target, at, problems) = row.map_err(db_err)?;
+            if let Some(at) = at {
+                facts.target_verify.push((target, at, problems));
+            }
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT state, location_kind, count(*) FROM media GROUP BY 1, 2 ORDER BY 1, 2")
