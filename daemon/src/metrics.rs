@@ -81,7 +81,43 @@ impl ProcessFacts {
 }
 
 /// Renders the metrics text for the given facts.
+/// Renders the whole metrics text (OpenMetrics, with `# EOF`) for the given facts.
 pub fn render(
+    facts: &CatalogFacts,
+    process: &ProcessFacts,
+    running: usize,
+    queued: usize,
+    uptime: f64,
+) -> Result<String, std::fmt::Error> {
+    let mut out = render_live(facts, process, running, queued, uptime)?;
+    out.push_str(&render_catalog(facts)?);
+    out.push_str(EOF);
+    Ok(out)
+}
+
+/// The OpenMetrics end marker, which [`render_live`] and [`render_catalog`] leave out so that
+/// their texts can be joined.
+pub const EOF: &str = "# EOF\n";
+
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g = FGauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+/// The registry's families as OpenMetrics text without the end marker.
+fn encode_families(reg: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    encode(&mut out, reg)?;
+    if out.ends_with(EOF) {
+        out.truncate(out.len() - EOF.len());
+    }
+    Ok(out)
+}
+
+/// The families that change between two scrapes of an unchanged catalog: build and uptime,
+/// the runner's queue, the event-fed counters, repository usage and the process figures.
+pub fn render_live(
     facts: &CatalogFacts,
     process: &ProcessFacts,
     running: usize,
@@ -94,17 +130,117 @@ pub fn render(
         "Version of bmsd",
         Info::new(vec![("version".to_owned(), bms_proto::VERSION.to_owned())]),
     );
-    let gauge = |reg: &mut Registry, name: &str, help: &str, v: f64| {
-        let g = FGauge::default();
-        g.set(v);
-        reg.register(name, help, g);
-    };
     gauge(
         &mut reg,
         "uptime_seconds",
         "Seconds since bmsd started",
         uptime,
     );
+    gauge(&mut reg, "runs_running", "Runs going now", running as f64);
+    gauge(
+        &mut reg,
+        "runs_queued",
+        "Runs waiting for a slot",
+        queued as f64,
+    );
+    let runs = Family::<Labels, Counter>::default();
+    for (job, kind, state, n) in &facts.run_counts {
+        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)]))
+            .inc_by(*n);
+    }
+    reg.register(
+        "runs",
+        "Finished runs, by job, kind and final state (since bmsd started, seeded from the catalog)",
+        runs,
+    );
+
+    let repo_bytes = Family::<Labels, FGauge>::default();
+    let logical = Family::<Labels, FGauge>::default();
+    let dedup = Family::<Labels, FGauge>::default();
+    let compression = Family::<Labels, FGauge>::default();
+    for (t, u) in &facts.usage {
+        let l = labels(&[("target", t)]);
+        repo_bytes.get_or_create(&l).set(u.stored_bytes as f64);
+        logical.get_or_create(&l).set(u.logical_bytes as f64);
+        dedup.get_or_create(&l).set(u.dedup_ratio());
+        compression.get_or_create(&l).set(u.compression_ratio());
+    }
+    reg.register(
+        "target_repository_bytes",
+        "Bytes of the pack, index and snapshot files of the target's repository",
+        repo_bytes,
+    );
+    reg.register(
+        "target_logical_bytes",
+        "Sum of the source sizes of every snapshot in the target's repository",
+        logical,
+    );
+    reg.register(
+        "target_dedup_ratio",
+        "Logical bytes per distinct stored byte (before compression) in the target's repository",
+        dedup,
+    );
+    reg.register(
+        "target_compression_ratio",
+        "Distinct bytes per compressed byte in the target's repository",
+        compression,
+    );
+    gauge(
+        &mut reg,
+        "catalog_bytes",
+        "Size of the catalog database and its write-ahead log",
+        process.catalog_bytes as f64,
+    );
+    let cpu: Counter<f64, AtomicU64> = Counter::default();
+    cpu.inc_by(process.cpu_seconds);
+    reg.register(
+        "process_cpu_seconds",
+        "User and system CPU time of bmsd",
+        cpu,
+    );
+    gauge(
+        &mut reg,
+        "process_resident_memory_bytes",
+        "Resident memory of bmsd",
+        process.resident_bytes as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_open_fds",
+        "Open file descriptors of bmsd",
+        process.open_fds as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_max_fds",
+        "The soft limit of open file descriptors",
+        process.max_fds as f64,
+    );
+    gauge(
+        &mut reg,
+        "process_start_time_seconds",
+        "Unix time bmsd started",
+        process.start_time,
+    );
+    let sent = Family::<Labels, Counter>::default();
+    for (l, n) in &facts.notifications {
+        if let [channel, outcome] = l.as_slice() {
+            sent.get_or_create(&labels(&[("channel", channel), ("outcome", outcome)]))
+                .inc_by(*n);
+        }
+    }
+    reg.register(
+        "notifications",
+        "Alert notification delivery attempts since bmsd started, by channel and outcome (sent, failed)",
+        sent,
+    );
+    encode_families(&reg)
+}
+
+/// The families read from the catalog (and the compliance verdicts kept with it): the same
+/// text for as long as the metrics endpoint's cached facts stay the same.
+pub fn render_catalog(facts: &CatalogFacts) -> Result<String, std::fmt::Error> {
+    let mut reg = Registry::with_prefix("bms");
     gauge(
         &mut reg,
         "targets",
@@ -116,13 +252,6 @@ pub fn render(
         "jobs",
         "Jobs in the catalog",
         facts.jobs.len() as f64,
-    );
-    gauge(&mut reg, "runs_running", "Runs going now", running as f64);
-    gauge(
-        &mut reg,
-        "runs_queued",
-        "Runs waiting for a slot",
-        queued as f64,
     );
 
     let enabled = Family::<Labels, FGauge>::default();
@@ -204,17 +333,6 @@ pub fn render(
         verify_ok,
     );
 
-    let runs = Family::<Labels, Counter>::default();
-    for (job, kind, state, n) in &facts.run_counts {
-        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)]))
-            .inc_by(*n);
-    }
-    reg.register(
-        "runs",
-        "Finished runs, by job, kind and final state (since bmsd started, seeded from the catalog)",
-        runs,
-    );
-
     let check_ok = Family::<Labels, FGauge>::default();
     let free = Family::<Labels, FGauge>::default();
     for (t, ok, bytes) in &facts.target_checks {
@@ -244,37 +362,6 @@ pub fn render(
         "target_snapshots",
         "Snapshots the catalog records on the target",
         snapshots,
-    );
-    let repo_bytes = Family::<Labels, FGauge>::default();
-    let logical = Family::<Labels, FGauge>::default();
-    let dedup = Family::<Labels, FGauge>::default();
-    let compression = Family::<Labels, FGauge>::default();
-    for (t, u) in &facts.usage {
-        let l = labels(&[("target", t)]);
-        repo_bytes.get_or_create(&l).set(u.stored_bytes as f64);
-        logical.get_or_create(&l).set(u.logical_bytes as f64);
-        dedup.get_or_create(&l).set(u.dedup_ratio());
-        compression.get_or_create(&l).set(u.compression_ratio());
-    }
-    reg.register(
-        "target_repository_bytes",
-        "Bytes of the pack, index and snapshot files of the target's repository",
-        repo_bytes,
-    );
-    reg.register(
-        "target_logical_bytes",
-        "Sum of the source sizes of every snapshot in the target's repository",
-        logical,
-    );
-    reg.register(
-        "target_dedup_ratio",
-        "Logical bytes per distinct stored byte (before compression) in the target's repository",
-        dedup,
-    );
-    reg.register(
-        "target_compression_ratio",
-        "Distinct bytes per compressed byte in the target's repository",
-        compression,
     );
     let verify_at = Family::<Labels, FGauge>::default();
     let verify_errors = Family::<Labels, FGauge>::default();
@@ -314,43 +401,6 @@ pub fn render(
         "Media (tapes, removable disks) in the media manager, by state and kind of location",
         media,
     );
-    gauge(
-        &mut reg,
-        "catalog_bytes",
-        "Size of the catalog database and its write-ahead log",
-        process.catalog_bytes as f64,
-    );
-    let cpu: Counter<f64, AtomicU64> = Counter::default();
-    cpu.inc_by(process.cpu_seconds);
-    reg.register(
-        "process_cpu_seconds",
-        "User and system CPU time of bmsd",
-        cpu,
-    );
-    gauge(
-        &mut reg,
-        "process_resident_memory_bytes",
-        "Resident memory of bmsd",
-        process.resident_bytes as f64,
-    );
-    gauge(
-        &mut reg,
-        "process_open_fds",
-        "Open file descriptors of bmsd",
-        process.open_fds as f64,
-    );
-    gauge(
-        &mut reg,
-        "process_max_fds",
-        "The soft limit of open file descriptors",
-        process.max_fds as f64,
-    );
-    gauge(
-        &mut reg,
-        "process_start_time_seconds",
-        "Unix time bmsd started",
-        process.start_time,
-    );
     let open = Family::<Labels, FGauge>::default();
     for sev in crate::alerts::config::SEVERITIES {
         let n = facts
@@ -372,18 +422,6 @@ pub fn render(
         "notification_failures",
         "Failed attempts to deliver alert notifications",
         failed,
-    );
-    let sent = Family::<Labels, Counter>::default();
-    for (l, n) in &facts.notifications {
-        if let [channel, outcome] = l.as_slice() {
-            sent.get_or_create(&labels(&[("channel", channel), ("outcome", outcome)]))
-                .inc_by(*n);
-        }
-    }
-    reg.register(
-        "notifications",
-        "Alert notification delivery attempts since bmsd started, by channel and outcome (sent, failed)",
-        sent,
     );
     gauge(
         &mut reg,
@@ -410,9 +448,7 @@ pub fn render(
         "Jobs where every 3-2-1-1-0 rule passes",
         facts.compliance.iter().filter(|(_, _, ok)| *ok).count() as f64,
     );
-    let mut out = String::new();
-    encode(&mut out, &reg)?;
-    Ok(out)
+    encode_families(&reg)
 }
 
 #[cfg(test)]

@@ -95,6 +95,94 @@ struct Server {
     auth: AuthCache,
     facts: FactsCache,
     usage: Arc<crate::usage::UsageBook>,
+    rendered: RenderedCache,
+}
+
+/// The text of the catalog's families ([`crate::metrics::render_catalog`]) for the facts it
+/// was rendered from, in OpenMetrics and (once asked for) in the 0.0.4 format: scrapes of an
+/// unchanged catalog render only the live families.
+#[derive(Default)]
+struct RenderedCache {
+    inner: std::sync::Mutex<Option<Rendered>>,
+}
+
+struct Rendered {
+    facts: Arc<CatalogFacts>,
+    openmetrics: Arc<String>,
+    text_004: Option<Arc<String>>,
+}
+
+impl RenderedCache {
+    fn get(
+        &self,
+        facts: &Arc<CatalogFacts>,
+        openmetrics: bool,
+    ) -> Result<Arc<String>, std::fmt::Error> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = match g.take() {
+            Some(r) if Arc::ptr_eq(&r.facts, facts) => r,
+            _ => Rendered {
+                facts: facts.clone(),
+                openmetrics: Arc::new(crate::metrics::render_catalog(facts)?),
+                text_004: None,
+            },
+        };
+        let r = g.insert(fresh);
+        if openmetrics {
+            return Ok(r.openmetrics.clone());
+        }
+        let om = r.openmetrics.clone();
+        Ok(r.text_004
+            .get_or_insert_with(|| Arc::new(crate::metrics_text::to_text_004(&om)))
+            .clone())
+    }
+}
+
+/// The whole metrics text of one scrape: the live families rendered now, then the catalog's
+/// from [`RenderedCache`].
+fn scrape(
+    runner: &RunnerRef,
+    server: &Server,
+    facts: &Arc<CatalogFacts>,
+    openmetrics: bool,
+) -> Result<String, std::fmt::Error> {
+    let shared = &runner.shared;
+    for ch in &shared.config().config.alerts.channels {
+        for outcome in ["sent", "failed"] {
+            shared.notifications.touch(&[&ch.name, outcome]);
+        }
+    }
+    let live = CatalogFacts {
+        run_counts: shared.events.counters.snapshot(),
+        usage: server.usage.snapshot(),
+        notifications: shared.notifications.snapshot(),
+        ..CatalogFacts::default()
+    };
+    let (running, queued) = runner.snapshot();
+    let config = shared.config().config;
+    let started = shared
+        .started_at
+        .parse::<jiff::Timestamp>()
+        .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
+    let process = crate::metrics::ProcessFacts::read(&config.state_dir.join("catalog.db"), started);
+    let live = crate::metrics::render_live(
+        &live,
+        &process,
+        running.len(),
+        queued.len(),
+        shared.started.elapsed().as_secs_f64(),
+    )?;
+    let catalog = server.rendered.get(facts, openmetrics)?;
+    let mut text = if openmetrics {
+        live
+    } else {
+        crate::metrics_text::to_text_004(&live)
+    };
+    text.push_str(&catalog);
+    if openmetrics {
+        text.push_str(crate::metrics::EOF);
+    }
+    Ok(text)
 }
 
 /// Serves HTTP until `cancel` fires.
@@ -204,48 +292,17 @@ async fn route(
     let shared = &runner.shared;
     match (method, path) {
         ("GET", "/metrics") => {
-            let facts = server.facts.get(runner).await.map(|f| {
-                let mut f = (*f).clone();
-                f.run_counts = shared.events.counters.snapshot();
-                f.usage = server.usage.snapshot();
-                for ch in &shared.config().config.alerts.channels {
-                    for outcome in ["sent", "failed"] {
-                        shared.notifications.touch(&[&ch.name, outcome]);
-                    }
-                }
-                f.notifications = shared.notifications.snapshot();
-                f
-            });
-            let (running, queued) = runner.snapshot();
-            let config = shared.config().config;
-            let started = shared
-                .started_at
-                .parse::<jiff::Timestamp>()
-                .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
-            let process =
-                crate::metrics::ProcessFacts::read(&config.state_dir.join("catalog.db"), started);
-            match facts.map(|f| {
-                crate::metrics::render(
-                    &f,
-                    &process,
-                    running.len(),
-                    queued.len(),
-                    shared.started.elapsed().as_secs_f64(),
-                )
-            }) {
-                Ok(Ok(text)) if crate::metrics_text::wants_openmetrics(head) => {
-                    ("200 OK", OPENMETRICS, text)
-                }
-                Ok(Ok(text)) => (
-                    "200 OK",
-                    crate::metrics_text::TEXT_004,
-                    crate::metrics_text::to_text_004(&text),
-                ),
-                Ok(Err(e)) => (
-                    "500 Internal Server Error",
-                    "text/plain",
-                    format!("cannot encode metrics: {e}\n"),
-                ),
+            let openmetrics = crate::metrics_text::wants_openmetrics(head);
+            match server.facts.get(runner).await {
+                Ok(facts) => match scrape(runner, server, &facts, openmetrics) {
+                    Ok(text) if openmetrics => ("200 OK", OPENMETRICS, text),
+                    Ok(text) => ("200 OK", crate::metrics_text::TEXT_004, text),
+                    Err(e) => (
+                        "500 Internal Server Error",
+                        "text/plain",
+                        format!("cannot encode metrics: {e}\n"),
+                    ),
+                },
                 Err(e) => (
                     "503 Service Unavailable",
                     "text/plain",
