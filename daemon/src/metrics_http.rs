@@ -94,7 +94,6 @@ async fn compliance_gauges(runner: &RunnerRef) -> Vec<crate::catalog::Compliance
 struct Server {
     auth: AuthCache,
     facts: FactsCache,
-    usage: Arc<crate::usage::UsageBook>,
 }
 
 /// Serves HTTP until `cancel` fires.
@@ -102,7 +101,7 @@ pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: Cancellatio
     let auth = Arc::new(Server::default());
     tokio::spawn(crate::usage::run(
         runner.shared.clone(),
-        auth.usage.clone(),
+        runner.shared.usage.clone(),
         cancel.clone(),
     ));
     loop {
@@ -207,7 +206,7 @@ async fn route(
             let facts = server.facts.get(runner).await.map(|f| {
                 let mut f = (*f).clone();
                 f.run_counts = shared.events.counters.snapshot();
-                f.usage = server.usage.snapshot();
+                f.usage = runner.shared.usage.snapshot();
                 for ch in &shared.config().config.alerts.channels {
                     for outcome in ["sent", "failed"] {
                         shared.notifications.touch(&[&ch.name, outcome]);

@@ -226,7 +226,7 @@ impl Repository {
             dry_run: false,
             overwrite: Overwrite::Always,
         };
-        match self.restore(&ropts, &|_| {}, cancel) {
+        match self.restore(&ropts, &|_: &crate::restore::RestoreProgress| {}, cancel) {
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => report.problems.push(format!("the restore failed: {e}")),
             Ok(s) => report.problems.extend(s.errors),

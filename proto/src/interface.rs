@@ -419,12 +419,17 @@ type ReportFailure (
   run: int, kind: string, state: string, target: ?string, queued_at: string,
   finished_at: ?string, error: ?string
 )
+type ReportDrill (
+  run: int, target: ?string, state: string, finished_at: ?string, files_sampled: int,
+  bytes_sampled: int, files_failed: int, bytes_per_sec: float, rto_secs: float
+)
 type JobReport (
   job: string, runs: int, runs_by_state: [string]int,
   runs_by_day: [string][string]int, success_rate: ?float, backup_runs: int,
-  bytes_read: int, bytes_added: int, last_success: ?string, longest_gap_secs: int,
+  bytes_read: int, bytes_added: int, dedup_ratio: ?float, compression_ratio: ?float,
+  stored_by_day: [string]int, last_success: ?string, longest_gap_secs: int,
   rpo_secs: int, rpo_met: bool, compliant: bool, rules: []RuleResult,
-  compliance_changes: []ComplianceChange, failures: []ReportFailure
+  compliance_changes: []ComplianceChange, drills: []ReportDrill, failures: []ReportFailure
 )
 method Report(since: string, until: string, job: ?string) -> (generated_at: string, since: string,
                                                               until: string, jobs: []JobReport)

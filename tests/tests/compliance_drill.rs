@@ -174,6 +174,23 @@ fn a_drill_of_a_200_mb_snapshot_records_sample_rate_and_rto() {
         14
     );
 
+    // The report lists the drills with their projected restore time.
+    let rep = d.ctl_json(["report", "--period", "day", "--job", "j", "--format", "json"]);
+    let drills = rep["jobs"][0]["drills"].as_array().expect("drills").clone();
+    assert_eq!(drills.len(), 2, "the failed and the succeeded drill: {rep}");
+    assert_eq!(drills[0]["state"], "succeeded", "newest first: {rep}");
+    assert_eq!(drills[0]["rto_secs"].as_f64(), Some(rto), "{rep}");
+    assert_eq!(drills[0]["files_sampled"].as_u64(), Some(sampled));
+    let csv = stdout(&d.ctl(["report", "--period", "day", "--job", "j", "--format", "csv"]));
+    assert!(
+        csv.lines().next().unwrap_or("").ends_with(",drills,rto_secs"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().nth(1).unwrap_or("").ends_with(&format!(",2,{rto:.0}")),
+        "{csv}"
+    );
+
     // --no-drill removes it.
     assert_ok(&d.ctl(["job", "edit", "j", "--no-drill"]));
     assert!(d.ctl_json(["job", "show", "j"])["verify"]["drill"].is_null());

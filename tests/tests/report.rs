@@ -260,7 +260,11 @@ fn report_agrees_with_the_run_list_and_refuses_bad_input() {
     ]));
     let html = std::fs::read_to_string(&page).expect("read html");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert_eq!(html.matches("<svg").count(), 2, "a chart per job: {html}");
+    assert_eq!(html.matches("<svg").count(), 6, "three charts per job: {html}");
+    assert_eq!(html.matches("aria-label=\"stored bytes over time of").count(), 2);
+    assert_eq!(html.matches("aria-label=\"compliance timeline of").count(), 2);
+    assert!(html.contains("<polyline"), "stored bytes drawn: {html}");
+    assert!(html.contains("dedup ratio") && html.contains("compression ratio"));
     assert!(html.contains("<rect"), "bars drawn: {html}");
     assert!(html.contains("succeeded") && html.contains("failed"));
     for scheme in ["http://", "https://", "src=", "href=", "url(", "@import"] {
