@@ -292,7 +292,7 @@ fn text(r: &ReportReply) -> String {
     }
     let _ = writeln!(out, "{t}");
     for j in &r.jobs {
-        if j.failures.is_empty() && j.compliance_changes.is_empty() {
+        if j.failures.is_empty() && j.compliance_changes.is_empty() && j.drills.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\njob '{}':", j.job);
@@ -305,6 +305,19 @@ fn text(r: &ReportReply) -> String {
                 c.from.map(Verdict::as_str).unwrap_or("none"),
                 c.to.as_str(),
                 c.reason
+            );
+        }
+        for d in &j.drills {
+            let _ = writeln!(
+                out,
+                "  drill run {} on {} ({}): {} file(s), {} restored at {}/s; projected full restore {}",
+                d.run,
+                d.target.as_deref().unwrap_or("-"),
+                d.state.as_str(),
+                d.files_sampled,
+                bytes(d.bytes_sampled),
+                bytes(d.bytes_per_sec as u64),
+                crate::run::secs_text(d.rto_secs)
             );
         }
         for f in &j.failures {
