@@ -396,10 +396,7 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
         ),
         (
             "verify window",
-            format!(
-                "{} days",
-                s.verify.window_days.unwrap_or(30)
-            ),
+            format!("{} days", s.verify.window_days.unwrap_or(30)),
         ),
         (
             "restore drill",

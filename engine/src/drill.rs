@@ -236,10 +236,9 @@ impl Repository {
             let file = ropts.target.join(rel);
             if let Err(why) = compare(&file, &p.node) {
                 report.files_failed += 1;
-                report.problems.push(format!(
-                    "{}: {why}",
-                    String::from_utf8_lossy(&p.path)
-                ));
+                report
+                    .problems
+                    .push(format!("{}: {why}", String::from_utf8_lossy(&p.path)));
             }
         }
         report.problems.sort();

@@ -65,7 +65,10 @@ pub fn render(page: &Path, png: &Path, width: u32, height: u32) {
         c
     } else {
         let mut c = Command::new("chromium");
-        c.args(["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]);
+        c.args([
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+        ]);
         c
     };
     cmd.args([
@@ -84,7 +87,9 @@ pub fn render(page: &Path, png: &Path, width: u32, height: u32) {
     .arg(format!("--screenshot={}", png.display()))
     .arg(format!("file://{}", page.display()))
     .env("HOME", profile.path());
-    let out = cmd.output().expect("run chromium (Debian package chromium)");
+    let out = cmd
+        .output()
+        .expect("run chromium (Debian package chromium)");
     assert!(
         out.status.success() && png.exists(),
         "chromium did not write a screenshot: {}{}",

@@ -98,24 +98,58 @@ fn a_drill_of_a_200_mb_snapshot_records_sample_rate_and_rto() {
     // Flags that make no drill are refused with what to do.
     assert_fails(
         &d.ctl([
-            "job", "add", "j", "--source", src.to_str().unwrap(), "--schedule", "daily",
-            "--target", "local", "--drill-files", "5",
+            "job",
+            "add",
+            "j",
+            "--source",
+            src.to_str().unwrap(),
+            "--schedule",
+            "daily",
+            "--target",
+            "local",
+            "--drill-files",
+            "5",
         ]),
         2,
         "--drill-schedule",
     );
     assert_fails(
         &d.ctl([
-            "job", "add", "j", "--source", src.to_str().unwrap(), "--schedule", "daily",
-            "--target", "local", "--drill-schedule", "weekly", "--drill-files", "0",
+            "job",
+            "add",
+            "j",
+            "--source",
+            src.to_str().unwrap(),
+            "--schedule",
+            "daily",
+            "--target",
+            "local",
+            "--drill-schedule",
+            "weekly",
+            "--drill-files",
+            "0",
         ]),
         2,
         "sample_files",
     );
     assert_ok(&d.ctl([
-        "job", "add", "j", "--source", src.to_str().unwrap(), "--schedule", "daily",
-        "--target", "local", "--drill-schedule", "Sun 04:00", "--drill-files", "10",
-        "--drill-bytes", "64M", "--verify-window", "14d",
+        "job",
+        "add",
+        "j",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "local",
+        "--drill-schedule",
+        "Sun 04:00",
+        "--drill-files",
+        "10",
+        "--drill-bytes",
+        "64M",
+        "--verify-window",
+        "14d",
     ]));
     let job = d.ctl_json(["job", "show", "j"]);
     assert_eq!(job["verify"]["drill"]["schedule"], "Sun 04:00", "{job}");
@@ -175,13 +209,12 @@ fn a_drill_of_a_200_mb_snapshot_records_sample_rate_and_rto() {
     let (rule, copy) = errors_rule(&d);
     assert_eq!(rule["verdict"], "pass", "{rule}");
     assert_eq!(copy["verification"]["kind"], "drill", "{copy}");
-    assert_eq!(
-        compliance(&d)["jobs"][0]["verify_window_days"],
-        14
-    );
+    assert_eq!(compliance(&d)["jobs"][0]["verify_window_days"], 14);
 
     // The report lists the drills with their projected restore time.
-    let rep = d.ctl_json(["report", "--period", "day", "--job", "j", "--format", "json"]);
+    let rep = d.ctl_json([
+        "report", "--period", "day", "--job", "j", "--format", "json",
+    ]);
     let drills = rep["jobs"][0]["drills"].as_array().expect("drills").clone();
     assert_eq!(drills.len(), 2, "the failed and the succeeded drill: {rep}");
     assert_eq!(drills[0]["state"], "succeeded", "newest first: {rep}");
@@ -189,11 +222,17 @@ fn a_drill_of_a_200_mb_snapshot_records_sample_rate_and_rto() {
     assert_eq!(drills[0]["files_sampled"].as_u64(), Some(sampled));
     let csv = stdout(&d.ctl(["report", "--period", "day", "--job", "j", "--format", "csv"]));
     assert!(
-        csv.lines().next().unwrap_or("").ends_with(",drills,rto_secs"),
+        csv.lines()
+            .next()
+            .unwrap_or("")
+            .ends_with(",drills,rto_secs"),
         "{csv}"
     );
     assert!(
-        csv.lines().nth(1).unwrap_or("").ends_with(&format!(",2,{rto:.0}")),
+        csv.lines()
+            .nth(1)
+            .unwrap_or("")
+            .ends_with(&format!(",2,{rto:.0}")),
         "{csv}"
     );
 
@@ -208,9 +247,21 @@ fn a_drill_against_a_corrupted_pack_fails_and_flips_zero() {
     let src = d.dir.join("src");
     write_random_files(&src, 6, MIB as usize);
     assert_ok(&d.ctl([
-        "job", "add", "j", "--source", src.to_str().unwrap(), "--schedule", "daily",
-        "--target", "local", "--drill-schedule", "weekly", "--drill-files", "1000",
-        "--drill-bytes", "1G",
+        "job",
+        "add",
+        "j",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "daily",
+        "--target",
+        "local",
+        "--drill-schedule",
+        "weekly",
+        "--drill-files",
+        "1000",
+        "--drill-bytes",
+        "1G",
     ]));
     assert_ok(&d.ctl(["job", "run", "j", "--wait"]));
     let fin = drill(&d);

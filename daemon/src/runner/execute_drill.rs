@@ -94,9 +94,11 @@ async fn drill_target(
         Ok(s) => s,
         Err(e) => return Drilled::failed(format!("cannot read the catalog's snapshots: {e}")),
     };
-    let Some(snap) = snaps.into_iter().filter(|s| !s.partial).max_by(|a, b| {
-        a.time.cmp(&b.time)
-    }) else {
+    let Some(snap) = snaps
+        .into_iter()
+        .filter(|s| !s.partial)
+        .max_by(|a, b| a.time.cmp(&b.time))
+    else {
         return Drilled::failed(format!(
             "target '{}' holds no complete snapshot of job '{}' to drill; run 'bmsctl job run {} --wait' first",
             target.name, job.name, job.name
@@ -220,8 +222,15 @@ async fn drill_child(
     target: &TargetSpec,
 ) -> Option<String> {
     let shared = &runner.shared;
-    let run = match start_child(runner, parent, &job.name, RunKind::Drill, &target.name, None)
-        .await
+    let run = match start_child(
+        runner,
+        parent,
+        &job.name,
+        RunKind::Drill,
+        &target.name,
+        None,
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => return Some(format!("drill of '{}': {e}", target.name)),
