@@ -66,7 +66,7 @@ pub enum Command {
     /// --output writes a new file (mode 0600) and refuses to replace one without --force.
     Report(crate::report::ReportArgs),
     /// Verify repositories now, as verify runs of the daemon (root or bms-admin): of --job (or
-    /// every job), of --target only (or every target of the job).
+    /// every job), of --target only (or every target of the job); with --drill, restore drills.
     Verify {
         #[arg(long)]
         job: Option<String>,
@@ -76,6 +76,10 @@ pub enum Command {
         /// verify policy).
         #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
         read_data: Option<u8>,
+        /// Run restore drills instead (drill runs): a sample of files restored from the latest
+        /// snapshot on each target and compared with the recorded hashes (docs/compliance.md).
+        #[arg(long, conflicts_with = "read_data")]
+        drill: bool,
         /// Follow the runs until they end; exit 0 when all succeed, else 1.
         #[arg(long)]
         wait: bool,

@@ -191,12 +191,13 @@ fn show_history(cli: &Cli, job: &Option<String>) -> CliResult {
     Ok(())
 }
 
-/// `bmsctl verify [--job J] [--target T] [--read-data PCT] [--wait]`.
+/// `bmsctl verify [--job J] [--target T] [--read-data PCT | --drill] [--wait]`.
 pub fn verify(
     cli: &Cli,
     job: &Option<String>,
     target: &Option<String>,
     read_data: Option<u8>,
+    drill: bool,
     wait: bool,
 ) -> CliResult {
     let reply = call(
@@ -205,6 +206,7 @@ pub fn verify(
             job: job.clone(),
             target: target.clone(),
             read_data_percent: read_data,
+            drill,
         },
     )?;
     let mut failed = Vec::new();
@@ -229,8 +231,11 @@ pub fn verify(
         for r in &reply.runs {
             if r.state != RunState::Skipped {
                 println!(
-                    "verify run {} of job '{}' queued; follow it with: bmsctl run watch {}",
-                    r.id, r.job, r.id
+                    "{} run {} of job '{}' queued; follow it with: bmsctl run watch {}",
+                    r.kind.as_str(),
+                    r.id,
+                    r.job,
+                    r.id
                 );
             }
         }

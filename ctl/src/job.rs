@@ -74,6 +74,23 @@ pub struct JobFields {
     /// Calendar expression for verification of every target of the job ("" clears it).
     #[arg(long)]
     pub verify_schedule: Option<String>,
+    /// Verification window: a copy last verified longer ago fails the "0" rule, e.g. 30d or 2w
+    /// (default 30d; "default" restores it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    pub verify_window: Option<u32>,
+    /// Calendar expression of restore drills: a sample of files restored from the latest
+    /// snapshot on each target and compared with the recorded hashes (docs/compliance.md).
+    #[arg(long, value_name = "CALENDAR")]
+    pub drill_schedule: Option<String>,
+    /// Files a drill restores per target at most (default 20).
+    #[arg(long, value_name = "N")]
+    pub drill_files: Option<u32>,
+    /// Bytes a drill restores per target at most, e.g. 256M (default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = crate::output::parse_size)]
+    pub drill_bytes: Option<u64>,
+    /// Remove the job's restore drills.
+    #[arg(long, conflicts_with_all = ["drill_schedule", "drill_files", "drill_bytes"])]
+    pub no_drill: bool,
     /// Command run before the backup ("" clears it).
     #[arg(long)]
     pub pre_hook: Option<String>,
@@ -107,6 +124,31 @@ fn parse_rpo(s: &str) -> Result<u64, String> {
         return Ok(0);
     }
     crate::alert::parse_duration(s)
+}
+
+/// A verification window in whole days: `30d`, `2w`, `720h`, or a number of days; `default`: 0
+/// (the default window).
+fn parse_window(s: &str) -> Result<u32, String> {
+    if s == "default" {
+        return Ok(0);
+    }
+    let secs = if s.chars().all(|c| c.is_ascii_digit()) {
+        s.parse::<u64>()
+            .map_err(|_| format!("'{s}' is not a number of days"))?
+            .saturating_mul(86_400)
+    } else if let Some(w) = s.strip_suffix('w') {
+        w.parse::<u64>()
+            .map_err(|_| format!("'{s}' is not a duration such as 30d or 2w"))?
+            .saturating_mul(7 * 86_400)
+    } else {
+        crate::alert::parse_duration(s)?
+    };
+    if secs % 86_400 != 0 || secs == 0 || secs > 3650 * 86_400 {
+        return Err(format!(
+            "'{s}': the verification window is whole days from 1d to 3650d, e.g. 30d"
+        ));
+    }
+    Ok((secs / 86_400) as u32)
 }
 
 fn parse_missed(s: &str) -> Result<MissedPolicy, String> {
@@ -166,6 +208,48 @@ impl JobFields {
         if let Some(v) = self.rpo {
             j.rpo_secs = (v > 0).then_some(v);
         }
+        if let Some(v) = self.verify_window {
+            j.verify.window_days = (v > 0).then_some(v);
+        }
+    }
+
+    /// The drill flags: `--drill-schedule` sets (or changes) the drill, `--drill-files` and
+    /// `--drill-bytes` change one that exists or is being set, `--no-drill` removes it.
+    fn apply_drill(&self, j: &mut JobSpec) -> CliResult {
+        if self.no_drill {
+            j.verify.drill = None;
+            return Ok(());
+        }
+        let mut drill = match (&self.drill_schedule, j.verify.drill.take()) {
+            (Some(s), Some(mut d)) => {
+                d.schedule = s.clone();
+                Some(d)
+            }
+            (Some(s), None) => Some(DrillPolicy {
+                schedule: s.clone(),
+                sample_files: DRILL_SAMPLE_FILES,
+                sample_bytes: DRILL_SAMPLE_BYTES,
+            }),
+            (None, d) => d,
+        };
+        match &mut drill {
+            Some(d) => {
+                if let Some(n) = self.drill_files {
+                    d.sample_files = n;
+                }
+                if let Some(b) = self.drill_bytes {
+                    d.sample_bytes = b;
+                }
+            }
+            None if self.drill_files.is_some() || self.drill_bytes.is_some() => {
+                return Err(CliError::usage(
+                    "--drill-files and --drill-bytes need a drill: add --drill-schedule CALENDAR, e.g. --drill-schedule weekly",
+                ));
+            }
+            None => {}
+        }
+        j.verify.drill = drill;
+        Ok(())
     }
 }
 
@@ -204,6 +288,7 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
                 enabled: !disabled,
             };
             fields.apply_to(&mut spec);
+            fields.apply_drill(&mut spec)?;
             let reply = call(cli, &AddJob { job: spec })?;
             show(cli, &reply.job)
         }
@@ -243,6 +328,7 @@ pub fn run(cli: &Cli, cmd: &JobCmd) -> CliResult {
                 spec.excludes.clear();
             }
             fields.apply_to(&mut spec);
+            fields.apply_drill(&mut spec)?;
             show(cli, &call(cli, &UpdateJob { job: spec })?.job)
         }
         JobCmd::Rm { name } => {
@@ -307,6 +393,22 @@ fn show(cli: &Cli, j: &JobInfo) -> CliResult {
                     .map(|v| format!(", schedule: {v}"))
                     .unwrap_or_default()
             ),
+        ),
+        (
+            "verify window",
+            format!("{} days", s.verify.window_days.unwrap_or(30)),
+        ),
+        (
+            "restore drill",
+            match &s.verify.drill {
+                Some(d) => format!(
+                    "{}: {} files, at most {}",
+                    d.schedule,
+                    d.sample_files,
+                    output::bytes(d.sample_bytes)
+                ),
+                None => "-".into(),
+            },
         ),
         (
             "pre hook",

@@ -61,8 +61,9 @@ fn main() -> ExitCode {
             job,
             target,
             read_data,
+            drill,
             wait,
-        } => compliance::verify(&cli, job, target, *read_data, *wait),
+        } => compliance::verify(&cli, job, target, *read_data, *drill, *wait),
         Command::Run { cmd } => run::run(&cli, cmd),
         Command::Snapshot { cmd } => snapshot::run(&cli, cmd),
         Command::Restore {

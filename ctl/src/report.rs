@@ -145,9 +145,9 @@ fn write_file(path: &PathBuf, data: &[u8], force: bool) -> CliResult {
 
 /// The header of the CSV form: one row per job (docs/reports.md).
 pub const CSV_HEADER: &str = "job,since,until,runs,queued,running,succeeded,warning,failed,\
-cancelled,interrupted,skipped,success_rate,backup_runs,bytes_read,bytes_added,last_success,\
-longest_gap_secs,rpo_secs,rpo_met,compliant,copies,media,offsite,immutable_or_offline,errors,\
-compliance_changes,failures";
+cancelled,interrupted,skipped,success_rate,backup_runs,bytes_read,bytes_added,dedup_ratio,\
+compression_ratio,last_success,longest_gap_secs,rpo_secs,rpo_met,compliant,copies,media,offsite,\
+immutable_or_offline,errors,compliance_changes,failures,drills,rto_secs";
 
 const STATES: [&str; 8] = [
     "queued",
@@ -197,6 +197,9 @@ fn csv(r: &ReportReply) -> String {
         row.push(j.backup_runs.to_string());
         row.push(j.bytes_read.to_string());
         row.push(j.bytes_added.to_string());
+        for r in [j.dedup_ratio, j.compression_ratio] {
+            row.push(r.map(|x| format!("{x:.4}")).unwrap_or_default());
+        }
         row.push(field(j.last_success.as_deref().unwrap_or("")));
         row.push(j.longest_gap_secs.to_string());
         row.push(j.rpo_secs.to_string());
@@ -207,6 +210,14 @@ fn csv(r: &ReportReply) -> String {
         }
         row.push(j.compliance_changes.len().to_string());
         row.push(j.failures.len().to_string());
+        row.push(j.drills.len().to_string());
+        row.push(
+            j.drills
+                .iter()
+                .find(|d| d.state == RunState::Succeeded)
+                .map(|d| format!("{:.0}", d.rto_secs))
+                .unwrap_or_default(),
+        );
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
@@ -281,7 +292,7 @@ fn text(r: &ReportReply) -> String {
     }
     let _ = writeln!(out, "{t}");
     for j in &r.jobs {
-        if j.failures.is_empty() && j.compliance_changes.is_empty() {
+        if j.failures.is_empty() && j.compliance_changes.is_empty() && j.drills.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\njob '{}':", j.job);
@@ -294,6 +305,19 @@ fn text(r: &ReportReply) -> String {
                 c.from.map(Verdict::as_str).unwrap_or("none"),
                 c.to.as_str(),
                 c.reason
+            );
+        }
+        for d in &j.drills {
+            let _ = writeln!(
+                out,
+                "  drill run {} on {} ({}): {} file(s), {} restored at {}/s; projected full restore {}",
+                d.run,
+                d.target.as_deref().unwrap_or("-"),
+                d.state.as_str(),
+                d.files_sampled,
+                bytes(d.bytes_sampled),
+                bytes(d.bytes_per_sec as u64),
+                crate::run::secs_text(d.rto_secs)
             );
         }
         for f in &j.failures {

@@ -90,6 +90,23 @@ pub fn run(cli: &Cli, cmd: &RunCmd) -> CliResult {
                     ),
                 )]);
             }
+            if let Some(dr) = &d.run.drill {
+                output::fields(&[(
+                    "drill",
+                    format!(
+                        "snapshot {}: {} of {} file(s) restored ({} of {}), {} not intact; {:.2} s at {}/s; projected full restore (RTO) {}",
+                        &dr.snapshot[..dr.snapshot.len().min(12)],
+                        dr.files_sampled,
+                        dr.files_total,
+                        bytes(dr.bytes_sampled),
+                        bytes(dr.bytes_total),
+                        dr.files_failed,
+                        dr.restore_secs,
+                        bytes(dr.bytes_per_sec as u64),
+                        crate::run::secs_text(dr.rto_secs)
+                    ),
+                )]);
+            }
             if let (Some(p), false) = (&d.progress, d.run.state.is_final()) {
                 output::fields(&[("now", progress_text(*id, p))]);
             }
@@ -298,5 +315,16 @@ pub fn watch(cli: &Cli, id: i64) -> CliResult {
             s.as_str(),
             run.error.unwrap_or_else(|| "no details".into())
         ))),
+    }
+}
+
+/// Seconds as `42 s`, `12 min`, `3.5 h`.
+pub fn secs_text(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
     }
 }

@@ -94,7 +94,6 @@ async fn compliance_gauges(runner: &RunnerRef) -> Vec<crate::catalog::Compliance
 struct Server {
     auth: AuthCache,
     facts: FactsCache,
-    usage: Arc<crate::usage::UsageBook>,
     rendered: RenderedCache,
 }
 
@@ -154,7 +153,7 @@ fn scrape(
     }
     let live = CatalogFacts {
         run_counts: shared.events.counters.snapshot(),
-        usage: server.usage.snapshot(),
+        usage: shared.usage.snapshot(),
         notifications: shared.notifications.snapshot(),
         ..CatalogFacts::default()
     };
@@ -190,7 +189,7 @@ pub async fn serve(listener: TcpListener, runner: RunnerRef, cancel: Cancellatio
     let auth = Arc::new(Server::default());
     tokio::spawn(crate::usage::run(
         runner.shared.clone(),
-        auth.usage.clone(),
+        runner.shared.usage.clone(),
         cancel.clone(),
     ));
     loop {

@@ -271,6 +271,7 @@ async fn run(
     let socket_activated = activated.is_some();
     private_state_dir(&config.state_dir)?;
     let _lock = lock_state_dir(&config.state_dir)?;
+    crate::runner::execute_drill::clear_scratch(&config.state_dir);
     let db = config.state_dir.join("catalog.db");
     private_catalog_files(&db)?;
     let mut catalog = Catalog::open(&db).map_err(|e| e.to_string())?;

@@ -1,11 +1,13 @@
 //! The scheduler: turns each enabled job's calendar expressions into runs: its `schedule` into
-//! backup runs, its `verify.schedule` (if set) into verification runs.
+//! backup runs, its `verify.schedule` (if set) into verification runs, its `verify.drill`
+//! schedule (if set) into restore drills.
 //!
 //! For every job the catalog keeps `checked_until`, the time up to which its elapse times have
 //! been handled, so that next-run times survive restarts. At start-up, elapse times that passed
 //! while bmsd was down are *missed*: a `run-once` job gets exactly one catch-up run, a `skip` job
 //! none. A disabled job never runs, and its elapse times pass unhandled. The verification
-//! schedule keeps its own mark (`verify:JOB`) and follows the same rules. Targets' prune
+//! schedule keeps its own mark (`verify:JOB`), the drill schedule `drill:JOB`; both follow the
+//! same rules. Targets' prune
 //! calendars are handled by `retention::schedule`.
 
 use crate::runner;
@@ -84,6 +86,7 @@ pub async fn run(runner: RunnerRef, cancel: CancellationToken) {
 enum Which {
     Backup,
     Verify,
+    Drill,
 }
 
 impl Which {
@@ -92,6 +95,7 @@ impl Which {
         match self {
             Which::Backup => job.to_owned(),
             Which::Verify => format!("verify:{job}"),
+            Which::Drill => format!("drill:{job}"),
         }
     }
 
@@ -99,6 +103,7 @@ impl Which {
         match self {
             Which::Backup => "run",
             Which::Verify => "verification",
+            Which::Drill => "restore drill",
         }
     }
 
@@ -111,6 +116,7 @@ impl Which {
         match self {
             Which::Backup => runner::submit(runner, job, trigger).await,
             Which::Verify => runner::submit_verify(runner, job, trigger).await,
+            Which::Drill => runner::submit_drill(runner, job, trigger, None).await,
         }
     }
 }
@@ -138,6 +144,10 @@ async fn tick(
         if let Some(expr) = &job.spec.verify.schedule {
             let verify = step(runner, &job, Which::Verify, expr, now, startup).await?;
             earliest = min(earliest, verify);
+        }
+        if let Some(drill) = &job.spec.verify.drill {
+            let d = step(runner, &job, Which::Drill, &drill.schedule, now, startup).await?;
+            earliest = min(earliest, d);
         }
     }
     // The targets' prune calendars (docs/retention.md).

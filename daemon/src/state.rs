@@ -32,6 +32,9 @@ pub struct Shared {
     pub notifications: crate::counters::LabelCounters,
     /// Fires when the daemon starts shutting down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Repository figures per target (docs/metrics.md), measured while the metrics endpoint
+    /// runs; the report reads the ratios from here.
+    pub usage: Arc<crate::usage::UsageBook>,
     config: RwLock<ConfigState>,
 }
 
@@ -49,6 +52,7 @@ impl Shared {
             metrics_address: std::sync::OnceLock::new(),
             notifications: crate::counters::LabelCounters::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            usage: Arc::default(),
             config: RwLock::new(config),
         })
     }

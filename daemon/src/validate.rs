@@ -131,6 +131,30 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     if let Some(s) = &j.verify.schedule {
         schedule("verify.schedule", s)?;
     }
+    if let Some(d) = &j.verify.drill {
+        schedule("verify.drill.schedule", &d.schedule)?;
+        if !(1..=100_000).contains(&d.sample_files) {
+            return Err(ApiError::invalid(
+                "verify.drill.sample_files",
+                format!(
+                    "verify.drill.sample_files must be between 1 and 100000 (got {})",
+                    d.sample_files
+                ),
+            ));
+        }
+        if d.sample_bytes == 0 {
+            return Err(ApiError::invalid(
+                "verify.drill.sample_bytes",
+                "verify.drill.sample_bytes must be more than 0, e.g. 256M",
+            ));
+        }
+    }
+    if j.verify.window_days == Some(0) || j.verify.window_days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::invalid(
+            "verify.window_days",
+            "verify.window_days must be between 1 and 3650 days",
+        ));
+    }
     crate::retention::policy_of(&j.retention).map_err(|mut e| {
         e.field = e.field.map(|f| format!("retention.{f}"));
         e

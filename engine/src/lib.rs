@@ -14,6 +14,7 @@ pub mod codec;
 pub mod config;
 pub mod copy;
 pub mod crypto;
+pub mod drill;
 pub mod error;
 pub mod fsutil;
 pub mod id;

@@ -119,7 +119,15 @@ type Retention (
   keep_tags: ?[]string
 )
 
-type VerifyPolicy (after_backup: ?bool, read_data_percent: ?int, schedule: ?string)
+type DrillPolicy (schedule: string, sample_files: ?int, sample_bytes: ?int)
+
+type VerifyPolicy (
+  after_backup: ?bool,
+  read_data_percent: ?int,
+  schedule: ?string,
+  drill: ?DrillPolicy,
+  window_days: ?int
+)
 
 type Hooks (pre: ?string, post: ?string, timeout_secs: ?int)
 
@@ -239,7 +247,7 @@ type RunStats (
 type RunInfo (
   id: int,
   job: string,
-  kind: (backup, copy, verify, prune),
+  kind: (backup, copy, verify, prune, drill),
   trigger: (schedule, manual, catch-up),
   state: (queued, running, succeeded, warning, failed, cancelled, interrupted, skipped),
   target: ?string,
@@ -252,7 +260,20 @@ type RunInfo (
   duration_secs: ?float,
   stats: RunStats,
   error: ?string,
-  prune: ?PruneStats
+  prune: ?PruneStats,
+  drill: ?DrillStats
+)
+
+type DrillStats (
+  snapshot: string,
+  files_sampled: int,
+  bytes_sampled: int,
+  files_total: int,
+  bytes_total: int,
+  files_failed: int,
+  restore_secs: float,
+  bytes_per_sec: float,
+  rto_secs: float
 )
 
 type PruneStats (
@@ -389,19 +410,26 @@ type ComplianceChange (
 # Recorded verdict changes, newest first (default 100, at most 10000).
 method ComplianceHistory(job: ?string, limit: ?int) -> (changes: []ComplianceChange)
 # Queues verify runs now: of the job (or every job), of the target (or all the job's targets).
-method Verify(job: ?string, target: ?string, read_data_percent: ?int) -> (runs: []RunInfo)
+# With drill, restore drills (drill runs) instead.
+method Verify(job: ?string, target: ?string, read_data_percent: ?int, drill: ?bool)
+  -> (runs: []RunInfo)
 
 # The period report (docs/reports.md): runs queued in [since, until) (RFC 3339) per job.
 type ReportFailure (
   run: int, kind: string, state: string, target: ?string, queued_at: string,
   finished_at: ?string, error: ?string
 )
+type ReportDrill (
+  run: int, target: ?string, state: string, finished_at: ?string, files_sampled: int,
+  bytes_sampled: int, files_failed: int, bytes_per_sec: float, rto_secs: float
+)
 type JobReport (
   job: string, runs: int, runs_by_state: [string]int,
   runs_by_day: [string][string]int, success_rate: ?float, backup_runs: int,
-  bytes_read: int, bytes_added: int, last_success: ?string, longest_gap_secs: int,
+  bytes_read: int, bytes_added: int, dedup_ratio: ?float, compression_ratio: ?float,
+  stored_by_day: [string]int, last_success: ?string, longest_gap_secs: int,
   rpo_secs: int, rpo_met: bool, compliant: bool, rules: []RuleResult,
-  compliance_changes: []ComplianceChange, failures: []ReportFailure
+  compliance_changes: []ComplianceChange, drills: []ReportDrill, failures: []ReportFailure
 )
 method Report(since: string, until: string, job: ?string) -> (generated_at: string, since: string,
                                                               until: string, jobs: []JobReport)

@@ -350,6 +350,7 @@ impl Daemon {
     }
 }
 pub mod runner_util;
+pub mod screenshot;
 pub mod storage;
 
 /// The audit trail as (action, object), oldest first; every entry must be by root.

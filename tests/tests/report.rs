@@ -260,15 +260,49 @@ fn report_agrees_with_the_run_list_and_refuses_bad_input() {
     ]));
     let html = std::fs::read_to_string(&page).expect("read html");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert_eq!(html.matches("<svg").count(), 2, "a chart per job: {html}");
+    assert_eq!(
+        html.matches("<svg").count(),
+        6,
+        "three charts per job: {html}"
+    );
+    assert_eq!(
+        html.matches("aria-label=\"stored bytes over time of")
+            .count(),
+        2
+    );
+    assert_eq!(
+        html.matches("aria-label=\"compliance timeline of").count(),
+        2
+    );
+    assert!(html.contains("<polyline"), "stored bytes drawn: {html}");
+    assert!(html.contains("dedup ratio") && html.contains("compression ratio"));
     assert!(html.contains("<rect"), "bars drawn: {html}");
     assert!(html.contains("succeeded") && html.contains("failed"));
-    for scheme in ["http://", "https://", "src=", "href="] {
+    for scheme in ["http://", "https://", "src=", "href=", "url(", "@import"] {
         assert!(
             !html.contains(scheme),
             "external reference {scheme} in {html}"
         );
     }
+    // Headless Chromium, with no network, renders it: the screenshot is not blank, and the
+    // bars of succeeded (green) and failed (red) runs are on it.
+    let png = d.dir.join("report.png");
+    bms_tests::screenshot::render(&page, &png, 1000, 1600);
+    let seen = bms_tests::screenshot::inspect(&png, &["#2e7d32", "#c62828"]);
+    assert_eq!(
+        (seen["width"].as_u64(), seen["height"].as_u64()),
+        (Some(1000), Some(1600)),
+        "{seen}"
+    );
+    assert!(
+        seen["non_background"].as_f64().unwrap_or(0.0) > 0.01,
+        "blank screenshot: {seen}"
+    );
+    assert!(seen["colours"].as_u64().unwrap_or(0) >= 4, "{seen}");
+    assert!(
+        seen["near"][0].as_u64().unwrap_or(0) > 50 && seen["near"][1].as_u64().unwrap_or(0) > 50,
+        "the charts' bars are not on the screenshot: {seen}"
+    );
     for j in jobs {
         let per_day: u64 = j["runs_by_day"]
             .as_object()

@@ -271,7 +271,8 @@ async fn on_run_finished(
                 raise(shared, c).await;
             }
         }
-        RunKind::Verify => {
+        // A restore drill is verification evidence too (docs/compliance.md).
+        RunKind::Verify | RunKind::Drill => {
             let target = run.target.as_deref().unwrap_or("");
             let mut c = change("verify_errors", "critical", Some(job), Some(target));
             c.key = format!("verify_errors:{job}:{target}");

@@ -4,7 +4,7 @@
 use super::targets::{row_to_info, COLUMNS};
 use super::{db_err, Catalog};
 use crate::compliance::{unix_of, Facts, SnapFact, VerifyFact};
-use bms_proto::api::{ComplianceChange, JobSpec, Rule, Verdict};
+use bms_proto::api::{ComplianceChange, DrillStats, JobSpec, Rule, Verdict};
 use bms_proto::ApiError;
 use rusqlite::params;
 use std::collections::HashMap;
@@ -151,6 +151,30 @@ impl Catalog {
                     read_data_percent,
                     problems.map(|p| i64::try_from(p).unwrap_or(i64::MAX))
                 ],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// Records what a restore drill restored, found and projects (docs/compliance.md).
+    pub fn set_drill_stats(&mut self, run: i64, stats: &DrillStats) -> Result<(), ApiError> {
+        let json = serde_json::to_string(stats)
+            .map_err(|e| ApiError::internal(format!("encoding drill statistics: {e}")))?;
+        self.conn
+            .execute(
+                "UPDATE runs SET drill_stats = ?2 WHERE id = ?1",
+                params![run, json],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// Records how many problems a restore drill found (None: it could not run).
+    pub fn set_drill_problems(&mut self, run: i64, problems: Option<u64>) -> Result<(), ApiError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET verify_errors = ?2 WHERE id = ?1",
+                params![run, problems.map(|p| i64::try_from(p).unwrap_or(i64::MAX))],
             )
             .map(|_| ())
             .map_err(db_err)

@@ -290,6 +290,12 @@ CREATE TABLE tape_files (
 CREATE INDEX tape_files_path ON tape_files(archive_id, path);
 "#,
     ),
+    (
+        9,
+        r#"
+ALTER TABLE runs ADD COLUMN drill_stats TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

@@ -42,6 +42,9 @@ pub struct RunFacts {
     pub inner_gap_secs: Option<f64>,
     pub failures: Vec<ReportFailure>,
     pub changes: Vec<ComplianceChange>,
+    /// Bytes the period's backup runs added, running total at the end of each day.
+    pub stored_by_day: BTreeMap<String, u64>,
+    pub drills: Vec<ReportDrill>,
 }
 
 const SUCCESS: &str = "kind = 'backup' AND state IN ('succeeded', 'warning')";
@@ -156,7 +159,87 @@ impl Catalog {
             inner_gap_secs,
             failures: self.report_failures(job, since, until)?,
             changes: self.report_changes(job, since, until)?,
+            stored_by_day: self.report_stored(job, since, until)?,
+            drills: self.report_drills(job, since, until)?,
         })
+    }
+
+    fn report_stored(
+        &self,
+        job: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<BTreeMap<String, u64>, ApiError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT substr(queued_at, 1, 10), SUM(bytes_added) FROM runs \
+                 WHERE job = ?1 AND kind = 'backup' AND queued_at >= ?2 AND queued_at < ?3 \
+                 GROUP BY 1 ORDER BY 1",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![job, since, until], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db_err)?;
+        let mut total = 0u64;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (day, added) = row.map_err(db_err)?;
+            total = total.saturating_add(added.max(0) as u64);
+            out.insert(day, total);
+        }
+        Ok(out)
+    }
+
+    fn report_drills(
+        &self,
+        job: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<ReportDrill>, ApiError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, target, state, finished_at, drill_stats FROM runs \
+                 WHERE job = ?1 AND kind = 'drill' AND queued_at >= ?2 AND queued_at < ?3 \
+                 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?4",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![job, since, until, MAX_FAILURES], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (run, target, state, finished_at, stats) = row.map_err(db_err)?;
+            let Some(state) = RunState::parse(&state) else {
+                continue;
+            };
+            let st: DrillStats = stats
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default();
+            out.push(ReportDrill {
+                run,
+                target,
+                state,
+                finished_at,
+                files_sampled: st.files_sampled,
+                bytes_sampled: st.bytes_sampled,
+                files_failed: st.files_failed,
+                bytes_per_sec: st.bytes_per_sec,
+                rto_secs: st.rto_secs,
+            });
+        }
+        Ok(out)
     }
 
     fn report_failures(

@@ -8,7 +8,8 @@ use rusqlite::{params, OptionalExtension, Row};
 const RUN_COLUMNS: &str =
     "id, job, kind, trigger, state, target, source_target, snapshot, parent_run, \
     queued_at, started_at, finished_at, duration_secs, files_new, files_changed, files_unmodified, \
-    bytes_read, bytes_total, bytes_added, chunks_new, chunks_total, warnings, error, prune_stats";
+    bytes_read, bytes_total, bytes_added, chunks_new, chunks_total, warnings, error, prune_stats, \
+    drill_stats";
 
 fn bad(col: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -54,6 +55,9 @@ fn row_to_run(r: &Row<'_>) -> rusqlite::Result<RunInfo> {
         error: r.get(22)?,
         prune: r
             .get::<_, Option<String>>(23)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
+        drill: r
+            .get::<_, Option<String>>(24)?
             .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }

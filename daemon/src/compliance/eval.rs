@@ -22,7 +22,7 @@ fn evaluate_job(
     cache: &mut HashMap<String, Option<u64>>,
 ) -> JobCompliance {
     let (rpo_secs, rpo_source) = rpo_of(job, facts.now, cache);
-    let window = VERIFY_WINDOW_DAYS;
+    let window = job.verify.window_days.unwrap_or(VERIFY_WINDOW_DAYS);
     let mut seen = BTreeSet::new();
     let copies: Vec<CopyEvidence> = job
         .targets

@@ -71,6 +71,8 @@ pub async fn run(runner: &Runner, active: &Arc<Active>) {
                 ));
                 if active.kind == RunKind::Verify {
                     super::execute_verify::scheduled(runner, active, &mut log).await
+                } else if active.kind == RunKind::Drill {
+                    super::execute_drill::scheduled(runner, active, &mut log).await
                 } else if active.kind == RunKind::Prune {
                     super::prune::execute(runner, active, &mut log).await
                 } else {

@@ -159,6 +159,7 @@ async fn unrecorded_info(shared: &SharedRef, head: &RunHead, end: &End) -> RunIn
             stats: RunStats::default(),
             error: None,
             prune: None,
+            drill: None,
         },
     };
     run.state = end.state;

@@ -5,6 +5,7 @@
 mod error;
 mod execute;
 mod execute_copy;
+pub mod execute_drill;
 mod execute_verify;
 pub mod finish;
 pub mod hook_groups;
@@ -213,6 +214,17 @@ pub async fn submit_verify_now(
     .await
 }
 
+/// Queues a restore drill of `job` (its `verify.drill.schedule`, or on demand with `bmsctl verify
+/// --drill`): of `target` only when given, else of every target of the job.
+pub async fn submit_drill(
+    runner: &RunnerRef,
+    job: &str,
+    trigger: RunTrigger,
+    target: Option<String>,
+) -> Result<RunInfo, ApiError> {
+    submit_kind(runner, job, RunKind::Drill, trigger, target, None).await
+}
+
 async fn submit_kind(
     runner: &RunnerRef,
     job: &str,
@@ -289,6 +301,10 @@ async fn submit_kind(
         return Ok(run);
     };
     let reason = match kind {
+        RunKind::Drill => format!(
+            "a restore drill of job '{job}' is already running (run {other}); this {} drill was skipped",
+            trigger.as_str()
+        ),
         RunKind::Verify => format!(
             "a verification of job '{job}' is already running (run {other}); this {} verification was skipped",
             trigger.as_str()

@@ -75,15 +75,19 @@ impl Operation for Verify {
         }
         let mut runs = Vec::new();
         for j in jobs {
-            runs.push(
+            let run = if self.drill {
+                runner::submit_drill(ctx.runner, &j, RunTrigger::Manual, self.target.clone())
+                    .await?
+            } else {
                 runner::submit_verify_now(
                     ctx.runner,
                     &j,
                     self.target.clone(),
                     self.read_data_percent,
                 )
-                .await?,
-            );
+                .await?
+            };
+            runs.push(run);
         }
         Ok(VerifyReply { runs })
     }

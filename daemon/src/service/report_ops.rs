@@ -52,8 +52,17 @@ impl Operation for Report {
         let compliance = evaluate_now(ctx.shared, self.job.clone()).await?;
         let (s, u) = (catalog_time(since), catalog_time(until));
         let end = until.min(generated).as_second().max(since.as_second());
+        let usage: std::collections::HashMap<String, bms_engine::usage::Usage> =
+            ctx.shared.usage.snapshot().into_iter().collect();
+        let primaries: std::collections::HashMap<String, String> = {
+            let all = ctx.shared.catalog.call(|c| c.list_jobs()).await?;
+            all.into_iter()
+                .filter_map(|j| Some((j.spec.name, j.spec.targets.first()?.clone())))
+                .collect()
+        };
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
+            let figures = primaries.get(&job).and_then(|t| usage.get(t));
             let (name, s2, u2) = (job.clone(), s.clone(), u.clone());
             let f = ctx
                 .shared
@@ -96,6 +105,9 @@ impl Operation for Report {
                 backup_runs: f.backup_runs,
                 bytes_read: f.bytes_read,
                 bytes_added: f.bytes_added,
+                dedup_ratio: figures.map(|u| u.dedup_ratio()),
+                compression_ratio: figures.map(|u| u.compression_ratio()),
+                stored_by_day: f.stored_by_day,
                 last_success: f.last_success,
                 longest_gap_secs,
                 rpo_secs,
@@ -103,6 +115,7 @@ impl Operation for Report {
                 compliant: jc.is_some_and(|c| c.compliant),
                 rules: jc.map(|c| c.rules.clone()).unwrap_or_default(),
                 compliance_changes: f.changes,
+                drills: f.drills,
                 failures: f.failures,
             });
         }

@@ -252,6 +252,9 @@ pub struct Verify {
     /// Percentage of packs to re-read (default: the job's `verify.read_data_percent`).
     #[serde(default)]
     pub read_data_percent: Option<u8>,
+    /// Queue restore drills (`drill` runs) instead of verifications.
+    #[serde(default)]
+    pub drill: bool,
 }
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifyReply {

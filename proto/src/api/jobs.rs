@@ -74,6 +74,39 @@ pub struct VerifyPolicy {
     /// the primary target, and a child `verify` run each further target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Restore drills (docs/compliance.md): on their own calendar, a sample of files restored
+    /// from the latest snapshot on each target and compared with the recorded hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillPolicy>,
+    /// Verification window in days: a copy verified longer ago fails the "0" rule (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
+}
+
+/// Files restored by a drill when the policy names no number.
+pub const DRILL_SAMPLE_FILES: u32 = 20;
+/// Bytes restored by a drill at most when the policy names no size (256 MiB).
+pub const DRILL_SAMPLE_BYTES: u64 = 256 << 20;
+
+fn drill_files() -> u32 {
+    DRILL_SAMPLE_FILES
+}
+fn drill_bytes() -> u64 {
+    DRILL_SAMPLE_BYTES
+}
+
+/// A job's restore drill: `drill = { schedule, sample_files, sample_bytes }` in its verify policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPolicy {
+    /// Calendar expression of the drills.
+    pub schedule: String,
+    /// Files restored per target at most (a random sample).
+    #[serde(default = "drill_files")]
+    pub sample_files: u32,
+    /// Bytes restored per target at most.
+    #[serde(default = "drill_bytes")]
+    pub sample_bytes: u64,
 }
 
 /// Commands run before and after a backup.

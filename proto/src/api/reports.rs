@@ -34,6 +34,21 @@ pub struct ReportFailure {
     pub error: Option<String>,
 }
 
+/// One restore drill finished in the period (docs/compliance.md, "Restore drills").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportDrill {
+    pub run: i64,
+    pub target: Option<String>,
+    pub state: RunState,
+    pub finished_at: Option<String>,
+    pub files_sampled: u64,
+    pub bytes_sampled: u64,
+    pub files_failed: u64,
+    pub bytes_per_sec: f64,
+    /// Projected full-restore time, seconds.
+    pub rto_secs: f64,
+}
+
 /// One job's part of a report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobReport {
@@ -50,6 +65,13 @@ pub struct JobReport {
     pub backup_runs: u64,
     pub bytes_read: u64,
     pub bytes_added: u64,
+    /// Of the job's primary target's repository now, as the metrics serve them
+    /// (`bms_target_dedup_ratio`, `bms_target_compression_ratio`); None when not measured.
+    pub dedup_ratio: Option<f64>,
+    pub compression_ratio: Option<f64>,
+    /// Bytes the period's backup runs added, a running total from the period's start to the
+    /// end of each UTC day (`YYYY-MM-DD`) with backups.
+    pub stored_by_day: BTreeMap<String, u64>,
     /// Finish time of the job's last succeeded backup up to `until` (any time before too).
     pub last_success: Option<String>,
     /// The longest time in the period without a fresh backup (docs/reports.md).
@@ -61,6 +83,9 @@ pub struct JobReport {
     pub rules: Vec<RuleResult>,
     /// Verdict changes recorded in the period, oldest first.
     pub compliance_changes: Vec<ComplianceChange>,
+    /// Restore drills (their own and child drill runs) finished in the period, newest first
+    /// (at most 100).
+    pub drills: Vec<ReportDrill>,
     /// Failed, interrupted and cancelled runs of the period, newest first (at most 100).
     pub failures: Vec<ReportFailure>,
 }

@@ -9,6 +9,8 @@ pub enum RunKind {
     Copy,
     Verify,
     Prune,
+    /// A restore drill (docs/compliance.md).
+    Drill,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +55,7 @@ macro_rules! str_enum {
         }
     };
 }
-str_enum!(RunKind { Backup => "backup", Copy => "copy", Verify => "verify", Prune => "prune" });
+str_enum!(RunKind { Backup => "backup", Copy => "copy", Verify => "verify", Prune => "prune", Drill => "drill" });
 str_enum!(RunTrigger { Schedule => "schedule", Manual => "manual", CatchUp => "catch-up" });
 str_enum!(RunState {
     Queued => "queued", Running => "running", Succeeded => "succeeded", Warning => "warning",
@@ -102,6 +104,31 @@ pub struct RunInfo {
     /// Prune runs: what was removed and reclaimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneStats>,
+    /// Drill runs: what was restored and compared, and the restore time it projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillStats>,
+}
+
+/// What a restore drill restored and found (docs/compliance.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DrillStats {
+    /// The snapshot drilled (the latest on the target).
+    pub snapshot: String,
+    /// Files and content bytes restored (the sample).
+    pub files_sampled: u64,
+    pub bytes_sampled: u64,
+    /// Files and content bytes of the whole snapshot.
+    pub files_total: u64,
+    pub bytes_total: u64,
+    /// Sampled files that could not be restored or whose content differs from the recorded
+    /// hashes.
+    pub files_failed: u64,
+    /// Seconds the sample took to restore, and the rate it gives (bytes per second).
+    pub restore_secs: f64,
+    pub bytes_per_sec: f64,
+    /// Projected time to restore the whole snapshot at that rate (RTO evidence), seconds.
+    pub rto_secs: f64,
 }
 
 /// Statistics of a prune run (or what a dry run would do).
