@@ -299,6 +299,7 @@ fn a_backup_run_overlapping_a_prune_run_loses_nothing() {
     let src = d.dir.join("src");
     let repo = d.dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
+    write_noise_tree(&src.join("gen1"), 2, 1, 1);
     d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
     d.ctl_json([
         "job",
@@ -313,8 +314,9 @@ fn a_backup_run_overlapping_a_prune_run_loses_nothing() {
         "--keep-last",
         "1",
     ]);
-    // gen1 holds seed 1 only in the first snapshot, which the policy forgets.
-    let _ = backups(&d, "docs", &src, 4, 1);
+    // Seeds 1..=6 go to gen1, gen2, gen0, gen1, gen2, gen0: seeds 1 to 3 are only in the
+    // snapshots the policy forgets.
+    let _ = backups(&d, "docs", &src, 6, 1);
     let v = d.ctl_json(["prune", "--target", "t"]);
     let prune = v["runs"][0]["id"].as_i64().unwrap();
     let waiting = gates.path().join("gate.waiting");
