@@ -78,6 +78,21 @@ fn print_target(t: &ForgetOnTarget, dry_run: bool) {
             bytes(p.bytes_before),
             bytes(p.bytes_after)
         );
+        println!(
+            "{} {} pack(s), rescued {}; {} pack(s) ({}) wait for the grace period of {}; \
+             after it: {} reclaimed",
+            if dry_run {
+                "would condemn"
+            } else {
+                "condemned"
+            },
+            p.packs_condemned,
+            p.packs_rescued,
+            p.packs_waiting,
+            bytes(p.bytes_waiting),
+            crate::repo_prune::grace_text(p.grace_secs),
+            bytes(p.bytes_reclaimed_after_grace)
+        );
     }
 }
 

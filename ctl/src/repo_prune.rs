@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bms_engine::prune::{ForgetSummary, PruneOptions, PruneSummary, DEFAULT_REPACK_BELOW_PERCENT};
+use bms_engine::prune::{
+    effective_grace, ForgetSummary, PruneOptions, PruneSummary, DEFAULT_REPACK_BELOW_PERCENT,
+};
 
 use crate::error::{CliError, CliResult};
 use crate::output;
@@ -42,6 +44,11 @@ pub struct PruneArgs {
     /// Seconds to wait for backups or other holders of the repository lock.
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub lock_wait: u64,
+    /// How long an unused pack stays condemned before a prune deletes it (90s, 30m, 2h, 1d;
+    /// at least 5m, the lease of a run's lock).
+    #[arg(long, default_value = "24h", value_name = "DURATION",
+          value_parser = crate::alert::parse_duration)]
+    pub grace: u64,
 }
 
 pub fn forget(a: &ForgetArgs, json: bool) -> CliResult {
@@ -111,6 +118,7 @@ pub fn prune(a: &PruneArgs, json: bool) -> CliResult {
     let opts = PruneOptions {
         dry_run: a.dry_run,
         repack_below_percent: a.repack_below,
+        grace: effective_grace(Duration::from_secs(a.grace)).map_err(fail)?,
     };
     let sum = r.prune(&opts, &*interrupt_flag()?).map_err(fail)?;
     print_prune(&sum, json)
@@ -148,5 +156,30 @@ pub fn print_prune(s: &PruneSummary, json: bool) -> CliResult {
         output::bytes(s.bytes_before),
         output::bytes(s.bytes_after)
     );
+    let condemn = if s.dry_run {
+        "would condemn"
+    } else {
+        "condemned"
+    };
+    println!(
+        "{condemn} {} pack(s), rescued {}; {} pack(s) ({}) wait for the grace period of {}; \
+         after it: {} -> {}",
+        s.packs_condemned,
+        s.packs_rescued,
+        s.packs_waiting,
+        output::bytes(s.bytes_waiting),
+        grace_text(s.grace_secs),
+        output::bytes(s.bytes_reclaimed_after_grace),
+        output::bytes(s.bytes_after_grace)
+    );
     Ok(())
+}
+
+/// A grace period as given on the command line: `24h`, `30m`, `90s`.
+pub fn grace_text(secs: u64) -> String {
+    match secs {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }

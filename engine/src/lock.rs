@@ -26,7 +26,10 @@ pub enum LockKind {
     Read,
     /// Adds data (backup): conflicts with `write` and `exclusive`.
     Write,
-    /// Removes data (prune): conflicts with everything.
+    /// Marks and condemns (phase 1 of prune): conflicts only with `prune` and `exclusive`, so
+    /// backups, copies and restores run beside it.
+    Prune,
+    /// Removes data (phase 2 of prune, forget): conflicts with everything.
     Exclusive,
 }
 
@@ -37,6 +40,10 @@ impl LockKind {
             (LockKind::Read, LockKind::Read)
                 | (LockKind::Read, LockKind::Write)
                 | (LockKind::Write, LockKind::Read)
+                | (LockKind::Read, LockKind::Prune)
+                | (LockKind::Prune, LockKind::Read)
+                | (LockKind::Write, LockKind::Prune)
+                | (LockKind::Prune, LockKind::Write)
         )
     }
 }
@@ -73,6 +80,7 @@ fn kind_name(k: LockKind) -> &'static str {
     match k {
         LockKind::Read => "read",
         LockKind::Write => "write",
+        LockKind::Prune => "prune",
         LockKind::Exclusive => "exclusive",
     }
 }

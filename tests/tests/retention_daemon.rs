@@ -283,3 +283,70 @@ fn prune_runs_on_the_target_calendar() {
     assert_eq!(d.snapshots("docs", None).len(), 1);
     d.ctl_json(["target", "edit", "t", "--prune-schedule", "never"]);
 }
+
+#[test]
+fn a_backup_run_overlapping_a_prune_run_loses_nothing() {
+    // Prune pauses after its mark (holding only the `prune` lock) until the gate exists.
+    let gates = tempfile::tempdir().unwrap();
+    let gate = gates.path().join("gate");
+    let d = Daemon::start_with(DaemonOpts {
+        env: vec![(
+            "BMS_TEST_PRUNE_PAUSE".into(),
+            gate.to_str().unwrap().to_string(),
+        )],
+        ..Default::default()
+    });
+    let src = d.dir.join("src");
+    let repo = d.dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    write_noise_tree(&src.join("gen1"), 2, 1, 1);
+    d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
+    d.ctl_json([
+        "job",
+        "add",
+        "docs",
+        "--source",
+        src.to_str().unwrap(),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "t",
+        "--keep-last",
+        "1",
+    ]);
+    // Seeds 1..=6 go to gen1, gen2, gen0, gen1, gen2, gen0: seeds 1 to 3 are only in the
+    // snapshots the policy forgets.
+    let _ = backups(&d, "docs", &src, 6, 1);
+    let v = d.ctl_json(["prune", "--target", "t"]);
+    let prune = v["runs"][0]["id"].as_i64().unwrap();
+    let waiting = gates.path().join("gate.waiting");
+    poll_until(LONG, "prune paused after its mark", || {
+        waiting.exists().then_some(())
+    });
+    // A backup runs to the end beside the paused prune; it brings back the forgotten content,
+    // whose chunks are in the packs prune is about to condemn.
+    write_noise_tree(&src.join("gen1"), 2, 1, 1);
+    let b = d.start_run("docs");
+    let r = d.wait_run_final(b, LONG);
+    assert_eq!(r["run"]["state"], "succeeded", "{r}");
+    let snap = r["run"]["snapshot"].as_str().unwrap().to_string();
+    let p = d.runs(None);
+    assert!(
+        p.iter()
+            .any(|x| x["id"] == prune && x["state"] == "running"),
+        "the prune was still running while the backup ran: {p:#?}"
+    );
+    std::fs::write(&gate, b"").unwrap();
+    let r = d.wait_run_final(prune, LONG);
+    assert_eq!(r["run"]["state"], "succeeded", "{r}");
+    let stats = &r["run"]["prune"];
+    assert!(stats["packs_removed"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        stats["packs_rescued"].as_u64().unwrap() > 0,
+        "the packs the backup reused are rescued: {r}"
+    );
+    verify_clean(&repo);
+    let out = d.dir.join("restored");
+    assert_ok(&d.ctl(["restore", &snap, "--to", out.to_str().unwrap()]));
+    bms_tests::runner_util::assert_trees_equal(&src, &out.join(src.strip_prefix("/").unwrap()));
+}

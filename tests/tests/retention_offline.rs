@@ -228,11 +228,18 @@ fn a_prune_killed_at_any_step_leaves_a_clean_repository_and_the_next_prune_compl
     let s = setup(8);
     ctl_json(os!["repo", "forget", s.repo, "--keep-last", "2"]);
     let dry = ctl_json(os!["repo", "prune", s.repo, "--dry-run"]);
-    let steps = dry["packs_written"].as_u64().unwrap()
-        + dry["index_files_written"].as_u64().unwrap()
-        + dry["index_files_removed"].as_u64().unwrap()
-        + dry["packs_removed"].as_u64().unwrap()
-        + dry["packs_repacked"].as_u64().unwrap();
+    // Phase 1: new packs, their index file, the condemned list; phase 2 (the harness's grace
+    // period is 0): the new index, each old index file, each pack, the condemned list.
+    let steps = dry["changes"].as_u64().unwrap();
+    assert_eq!(
+        steps,
+        dry["packs_written"].as_u64().unwrap()
+            + dry["index_files_written"].as_u64().unwrap()
+            + dry["index_files_removed"].as_u64().unwrap()
+            + dry["packs_removed"].as_u64().unwrap()
+            + 2,
+        "{dry}"
+    );
     assert!(steps >= 5, "{dry}");
     // Every step, and at least 10 seeds in all.
     let mut points: Vec<u64> = (0..steps).collect();
@@ -272,7 +279,7 @@ fn a_backup_overlapping_a_prune_loses_nothing() {
     ctl_json(os!["repo", "forget", s.repo, "--keep-last", "1"]);
     let gate = s.dir.path().join("gate");
     let prune = clean_command(bin("bmsctl"))
-        .args(os!["--json", "repo", "prune", s.repo])
+        .args(os!["--json", "repo", "prune", s.repo, "--lock-wait", "120"])
         .env("BMS_TEST_PRUNE_PAUSE", &gate)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -282,35 +289,95 @@ fn a_backup_overlapping_a_prune_loses_nothing() {
     poll_until(Duration::from_secs(60), "prune holding its lock", || {
         waiting.exists().then_some(())
     });
-    // A backup of changed data starts while prune holds the exclusive lock: it waits.
+    // While prune has marked and is about to condemn the data of the forgotten snapshots, a
+    // backup runs to the end beside it (no lock wait): it writes new data and reuses a file
+    // version that only a forgotten snapshot held, i.e. chunks in packs prune condemns.
     change(&s.src, 7);
-    change(&s.src, 8);
-    let backup = clean_command(bin("bmsctl"))
-        .args(os![
-            "--json",
-            "repo",
-            "backup",
-            s.repo,
-            s.src,
-            "--job",
-            "docs",
-            "--lock-wait",
-            "120"
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    change(&s.src, 1);
+    let b = ctl_json(os!["repo", "backup", s.repo, s.src, "--job", "docs"]);
+    assert!(b["snapshot_id"].is_string(), "{b}");
+    assert!(!gate.exists());
     std::fs::write(&gate, b"").unwrap();
     let p = prune.wait_with_output().unwrap();
     assert!(p.status.success(), "{p:?}");
-    let b = backup.wait_with_output().unwrap();
-    assert!(b.status.success(), "{b:?}");
+    let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert!(p["packs_removed"].as_u64().unwrap() > 0, "{p}");
+    assert!(
+        p["packs_rescued"].as_u64().unwrap() > 0,
+        "the packs the backup reused are rescued: {p}"
+    );
     verify_clean(&s.repo);
     restores_exactly(&s, &s.repo, "overlap");
-    // The other way round: a backup holding its lock makes prune wait or fail as locked,
-    // never remove what the backup writes.
-    let locked = ctl(os!["repo", "prune", s.repo]);
-    assert!(locked.status.success(), "{locked:?}");
+    // The other way round: a prune after it finds the repository consistent.
+    let again = ctl(os!["repo", "prune", s.repo]);
+    assert!(again.status.success(), "{again:?}");
     verify_clean(&s.repo);
+    restores_exactly(&s, &s.repo, "again");
+}
+
+/// `bmsctl repo prune` with the real grace period (without the harness's test hook).
+fn prune_with_grace(repo: &Path, extra: &[&str]) -> Output {
+    let mut c = clean_command(bin("bmsctl"));
+    c.env_remove("BMS_TEST_PRUNE_GRACE")
+        .args(os!["--json", "repo", "prune", repo])
+        .args(extra);
+    c.output().unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn packs_are_condemned_first_and_deleted_after_the_grace_period_as_the_dry_run_said() {
+    let s = setup(8);
+    ctl_json(os!["repo", "forget", s.repo, "--keep-last", "3"]);
+    let before = repo_bytes(&s.repo);
+    let dry = json_of(&prune_with_grace(&s.repo, &["--dry-run"]));
+    assert_eq!(dry["grace_secs"], 86_400, "{dry}");
+    assert_eq!(dry["packs_removed"], 0, "{dry}");
+    let promised = dry["bytes_reclaimed_after_grace"].as_u64().unwrap();
+    assert!(promised > 3_000_000, "{dry}");
+    // The first prune condemns, deletes nothing, and leaves a repository that verifies.
+    let first = json_of(&prune_with_grace(&s.repo, &[]));
+    assert_eq!(first["packs_removed"], 0, "{first}");
+    assert_eq!(first["packs_condemned"], dry["packs_condemned"], "{first}");
+    assert!(repo_bytes(&s.repo) >= before);
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.repo.join("condemned")).unwrap()).unwrap();
+    let condemned = list["packs"].as_object().unwrap().len() as u64;
+    assert_eq!(condemned, first["packs_condemned"].as_u64().unwrap());
+    verify_clean(&s.repo);
+    restores_exactly(&s, &s.repo, "condemned");
+    // The text form says what waits and what comes back after the grace period.
+    let text = clean_command(bin("bmsctl"))
+        .env_remove("BMS_TEST_PRUNE_GRACE")
+        .args(os!["repo", "prune", s.repo, "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("wait for the grace period of 24h"), "{text}");
+    // A grace period below the lock lease is refused with the reason.
+    let short = prune_with_grace(&s.repo, &["--grace", "1m"]);
+    assert_eq!(short.status.code(), Some(2), "{short:?}");
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("at least 300s"),
+        "{short:?}"
+    );
+    // Two days later (the condemnation times moved back), a prune deletes them.
+    let mut list = list;
+    for (_, t) in list["packs"].as_object_mut().unwrap().iter_mut() {
+        *t = (t.as_i64().unwrap() - 2 * 86_400).into();
+    }
+    std::fs::write(s.repo.join("condemned"), serde_json::to_vec(&list).unwrap()).unwrap();
+    let done = json_of(&prune_with_grace(&s.repo, &[]));
+    assert_eq!(done["packs_removed"].as_u64().unwrap(), condemned, "{done}");
+    let reclaimed = before - repo_bytes(&s.repo);
+    assert!(
+        (reclaimed as f64 - promised as f64).abs() <= reclaimed as f64 * 0.01,
+        "the dry run said {promised} bytes after the grace period, prune reclaimed {reclaimed}"
+    );
+    verify_clean(&s.repo);
+    restores_exactly(&s, &s.repo, "after");
 }

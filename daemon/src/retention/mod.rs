@@ -151,6 +151,12 @@ pub fn stats_of(forget: &ForgetOnTarget, p: &PruneSummary) -> PruneStats {
         bytes_after: p.bytes_after,
         bytes_reclaimed: p.bytes_reclaimed,
         sealed_kept: p.sealed_kept.len() as u64,
+        packs_condemned: p.packs_condemned,
+        packs_rescued: p.packs_rescued,
+        packs_waiting: p.packs_waiting,
+        bytes_waiting: p.bytes_waiting,
+        bytes_reclaimed_after_grace: p.bytes_reclaimed_after_grace,
+        grace_secs: p.grace_secs,
     }
 }
 
@@ -179,6 +185,7 @@ pub fn forget_and_prune(
     let mut out = forget_by_policies(repo, target, jobs, dry_run, stop)?;
     let opts = PruneOptions {
         dry_run,
+        grace: bms_engine::prune::effective_grace(bms_engine::prune::DEFAULT_GRACE)?,
         ..Default::default()
     };
     let sum = if dry_run {

@@ -1,15 +1,22 @@
 //! Forget and prune: removing snapshots, and reclaiming the space of data no snapshot needs.
 //!
-//! Prune holds the repository's `exclusive` lock for its whole run, so no backup, copy or
-//! verify runs at the same time (docs/repository-format.md "Prune"). It marks every blob the
-//! remaining snapshots reference, then sweeps: packs without a live blob are removed, packs
-//! whose live bytes are below [`PruneOptions::repack_below_percent`] of their blob bytes have
-//! their live blobs copied into new packs and are removed, the rest stay as they are. The
-//! order is crash safe: new packs, then one new index file naming every kept and new pack
-//! (its `supersedes` lists the old index files), then the old index files are deleted, then the
-//! old packs. Sealed objects ([`crate::store::Store::sealed_until`]) are kept and reported.
+//! Prune works in two phases with a grace period (docs/repository-format.md "Prune").
+//! Phase 1 holds the `prune` lock, beside which backups, copies and restores run: it marks
+//! every blob the snapshots reference; packs without a live blob are condemned (recorded with
+//! the time in the repository's condemned list, [`Condemned`]); packs whose live bytes are
+//! below [`PruneOptions::repack_below_percent`] of their blob bytes have their live blobs
+//! copied into new packs, which are indexed, and are then condemned; a condemned pack that is
+//! needed again is rescued (taken off the list). Phase 2 runs only when a condemned pack has
+//! waited [`PruneOptions::grace`]: under the `exclusive` lock (so no backup that could still
+//! commit a reference to it runs) it marks the snapshots that appeared since phase 1, and
+//! deletes the condemned packs that are still unneeded, in crash-safe order: one new index
+//! file naming every pack that stays (its `supersedes` lists the old ones), the old index
+//! files, the packs, then the condemned list. Sealed objects
+//! ([`crate::store::Store::sealed_until`]) are kept and reported.
 
+mod condemned;
 mod forget;
+mod phase2;
 mod plan;
 mod sweep;
 
@@ -17,6 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use condemned::Condemned;
 pub use forget::ForgetSummary;
 pub use plan::{estimate_pack_size, PackAction};
 
@@ -25,9 +33,40 @@ pub use plan::{estimate_pack_size, PackAction};
 /// change to the repository (0: before the first change).
 pub const ABORT_ENV: &str = "BMS_TEST_PRUNE_KILL_AFTER";
 
-/// Environment variable of the overlap tests only: prune pauses, holding the exclusive lock,
-/// until the file it names exists (see `sweep.rs`).
+/// Environment variable of the overlap tests only: prune pauses in phase 1, holding the
+/// `prune` lock after its mark, until the file it names exists (see `sweep.rs`).
 pub const PAUSE_ENV: &str = "BMS_TEST_PRUNE_PAUSE";
+
+/// Environment variable of the tests only (debug builds): a grace period in seconds that
+/// replaces the configured one and may be below [`MIN_GRACE`] (0: delete in the same run).
+pub const GRACE_ENV: &str = "BMS_TEST_PRUNE_GRACE";
+
+/// Default of [`PruneOptions::grace`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The shortest grace period allowed: the lease of a run's lock ([`crate::lock::LEASE`]).
+pub const MIN_GRACE: Duration = crate::lock::LEASE;
+
+/// The grace period to use for a configured one: refused below [`MIN_GRACE`]; replaced by
+/// [`GRACE_ENV`] in debug builds when that is set.
+pub fn effective_grace(configured: Duration) -> crate::Result<Duration> {
+    #[cfg(debug_assertions)]
+    if let Some(secs) = std::env::var(GRACE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        tracing::warn!("{GRACE_ENV} set: prune grace period {secs}s (a test hook)");
+        return Ok(Duration::from_secs(secs));
+    }
+    if configured < MIN_GRACE {
+        return Err(crate::Error::InvalidArgument(format!(
+            "a prune grace period of {}s is too short: it must be at least {}s, the lease of              a run's lock, so that a backup that lost its lock cannot commit a reference to a              deleted pack; give a longer grace period (the default is 24h)",
+            configured.as_secs(),
+            MIN_GRACE.as_secs()
+        )));
+    }
+    Ok(configured)
+}
 
 /// Default of [`PruneOptions::repack_below_percent`].
 pub const DEFAULT_REPACK_BELOW_PERCENT: u8 = 50;
@@ -35,11 +74,14 @@ pub const DEFAULT_REPACK_BELOW_PERCENT: u8 = 50;
 /// How prune works.
 #[derive(Debug, Clone, Copy)]
 pub struct PruneOptions {
-    /// Only compute what would be done (no lock is needed beyond a read of the state; the
-    /// exclusive lock is still taken so that the answer is consistent).
+    /// Only compute what would be done (the `prune` lock is still taken so that no other
+    /// prune changes the answer).
     pub dry_run: bool,
     /// A pack whose live blob bytes are below this percentage of its blob bytes is repacked.
     pub repack_below_percent: u8,
+    /// How long a pack stays condemned before a prune may delete it. The engine takes it as
+    /// given; callers pass user input through [`effective_grace`].
+    pub grace: Duration,
 }
 
 impl Default for PruneOptions {
@@ -47,6 +89,7 @@ impl Default for PruneOptions {
         PruneOptions {
             dry_run: false,
             repack_below_percent: DEFAULT_REPACK_BELOW_PERCENT,
+            grace: DEFAULT_GRACE,
         }
     }
 }
@@ -62,13 +105,23 @@ pub struct SealedObject {
 }
 
 /// What a prune did (or, for a dry run, would do). Sizes are file bytes of packs and index
-/// files; `bytes_reclaimed` is `bytes_before - bytes_after`.
+/// files; `bytes_reclaimed` is `bytes_before - bytes_after` (what this run frees);
+/// `bytes_after_grace` is what stays once every pack condemned now has waited the grace period
+/// and been deleted by a later prune.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PruneSummary {
     pub dry_run: bool,
     pub snapshots: u64,
     pub packs_before: u64,
+    /// Packs deleted by this run (condemned at least the grace period ago and still unneeded).
     pub packs_removed: u64,
+    /// Packs this run condemned (newly).
+    pub packs_condemned: u64,
+    /// Condemned packs this run took off the list because a snapshot needs them again.
+    pub packs_rescued: u64,
+    /// Condemned packs left waiting for the grace period after this run, and their bytes.
+    pub packs_waiting: u64,
+    pub bytes_waiting: u64,
     pub packs_repacked: u64,
     pub packs_written: u64,
     pub packs_kept: u64,
@@ -81,6 +134,12 @@ pub struct PruneSummary {
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub bytes_reclaimed: u64,
+    pub bytes_after_grace: u64,
+    pub bytes_reclaimed_after_grace: u64,
+    /// The grace period used, in seconds.
+    pub grace_secs: u64,
+    /// Changes made to the repository (or, in a dry run, that would be made).
+    pub changes: u64,
     pub sealed_kept: Vec<SealedObject>,
     pub notes: Vec<String>,
     #[serde(rename = "duration_ms", serialize_with = "crate::fsutil::ser_ms")]

@@ -53,6 +53,10 @@ pub(super) struct Plan {
     pub bytes_new: u64,
     pub bytes_kept: u64,
     pub new_packs_estimate: u64,
+    /// Every blob the marked snapshots reference.
+    pub used: IdSet,
+    /// The ids of the snapshots marked.
+    pub marked: std::collections::HashSet<String>,
 }
 
 impl Plan {
@@ -79,12 +83,18 @@ pub fn estimate_pack_size(entries: &[PackEntry]) -> u64 {
     PACK_MAGIC.len() as u64 + blobs + pack::encode_table(entries).len() as u64 + TRAILER_LEN
 }
 
-/// Marks and plans. The caller holds the exclusive lock.
+/// Blobs already marked, and the snapshots they were marked from: a second mark walks only
+/// the snapshots that are not in the set.
+pub(super) type Seed = (IdSet, std::collections::HashSet<String>);
+
+/// Marks and plans. The caller holds the `prune` lock (phase 1) or the `exclusive` lock
+/// (phase 2, with the `seed` of phase 1).
 pub(super) fn make(
     repo: &Repository,
     opts: &PruneOptions,
     now: SystemTime,
     assume_removed: &std::collections::HashSet<String>,
+    seed: Option<Seed>,
     cancel: &AtomicBool,
 ) -> Result<Plan> {
     let store = &**repo.store();
@@ -156,7 +166,16 @@ pub(super) fn make(
             )),
         }
     }
-    let used = mark(repo, Arc::new(index), &snaps, cancel)?;
+    let marked: std::collections::HashSet<String> = snaps.iter().map(|s| s.id.clone()).collect();
+    let (mut seeded, done) = seed.unwrap_or_default();
+    // A blob of the seed that no index names any more was removed by another prune between
+    // the phases, which found no snapshot needing it.
+    seeded.retain(|id| index.contains(id));
+    let todo: Vec<SnapshotInfo> = snaps
+        .into_iter()
+        .filter(|s| !done.contains(&s.id))
+        .collect();
+    let used = mark(repo, Arc::new(index), &todo, seeded, cancel)?;
 
     let mut packs = Vec::with_capacity(by_pack.len());
     for (id, entries) in by_pack {
@@ -257,7 +276,7 @@ pub(super) fn make(
     }
     let mut bytes_new: u64 = new_packs.iter().map(|p| estimate_pack_size(p)).sum();
     let mut plan = Plan {
-        snapshots: snaps.len() as u64,
+        snapshots: marked.len() as u64,
         packs,
         old_index,
         copy,
@@ -268,6 +287,8 @@ pub(super) fn make(
         bytes_new: 0,
         bytes_kept,
         new_packs_estimate: new_packs.len() as u64,
+        used,
+        marked,
     };
     if !plan.is_noop() {
         let mut f = new_index(&plan, Vec::new());
@@ -297,15 +318,16 @@ pub(super) fn new_index(plan: &Plan, new_packs: Vec<(ObjectId, Vec<PackEntry>)>)
     }
 }
 
-/// Every blob (trees and chunks) the snapshots reference.
+/// Every blob (trees and chunks) the snapshots reference, added to `used` (whose trees are
+/// not walked again).
 fn mark(
     repo: &Repository,
     index: Arc<Index>,
     snaps: &[SnapshotInfo],
+    mut used: IdSet,
     cancel: &AtomicBool,
 ) -> Result<IdSet> {
     let mut reader = BlobReader::new(repo.store().clone(), index.clone());
-    let mut used = IdSet::default();
     for s in snaps {
         let mut stack = vec![s.snapshot.root_tree()?];
         while let Some(t) = stack.pop() {

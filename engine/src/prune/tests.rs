@@ -169,6 +169,14 @@ impl Fixture {
     }
 }
 
+/// Options of a prune that deletes what it condemns in the same run.
+fn at_once() -> PruneOptions {
+    PruneOptions {
+        grace: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
 fn no() -> AtomicBool {
     AtomicBool::new(false)
 }
@@ -179,7 +187,7 @@ fn prune_reclaims_what_the_dry_run_said_and_the_repository_verifies() {
     let ids: Vec<String> = (0..6).map(|n| fx.backup(n)).collect();
     let before = fx.repo_bytes();
     // Nothing forgotten yet: prune has nothing to do.
-    let s = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
     assert_eq!(s.packs_removed + s.packs_repacked, 0, "{s:?}");
     assert_eq!(fx.repo_bytes(), before);
 
@@ -196,20 +204,40 @@ fn prune_reclaims_what_the_dry_run_said_and_the_repository_verifies() {
         )
         .unwrap();
     assert_eq!(fx.repo_bytes(), before, "a dry run changes nothing");
+    assert!(!fx.repo_dir.join("condemned").exists());
     assert_eq!(dry.bytes_before, before);
-    assert!(dry.bytes_reclaimed > 3_000_000, "{dry:?}");
-    let done = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    // With the default grace period nothing is deleted now; the figure after it is what a
+    // prune deletes once the grace period is over.
+    assert_eq!(dry.packs_removed, 0, "{dry:?}");
+    assert_eq!(dry.grace_secs, 86_400);
+    assert!(dry.packs_condemned > 0, "{dry:?}");
+    assert!(dry.bytes_reclaimed_after_grace > 3_000_000, "{dry:?}");
+    let dry_now = fx
+        .repo
+        .prune(
+            &PruneOptions {
+                dry_run: true,
+                ..at_once()
+            },
+            &no(),
+        )
+        .unwrap();
+    let done = fx.repo.prune(&at_once(), &no()).unwrap();
     let after = fx.repo_bytes();
     let reclaimed = before - after;
     assert_eq!(done.bytes_after, after);
-    let diff = (reclaimed as f64 - dry.bytes_reclaimed as f64).abs();
-    assert!(
-        diff <= reclaimed as f64 * 0.01,
-        "dry run said {}, prune reclaimed {reclaimed}",
-        dry.bytes_reclaimed
-    );
-    assert_eq!(done.packs_removed, dry.packs_removed);
+    for said in [dry.bytes_reclaimed_after_grace, dry_now.bytes_reclaimed] {
+        let diff = (reclaimed as f64 - said as f64).abs();
+        assert!(
+            diff <= reclaimed as f64 * 0.01,
+            "dry run said {said}, prune reclaimed {reclaimed}"
+        );
+    }
+    assert_eq!(done.packs_removed, dry.packs_condemned);
+    assert_eq!(done.packs_removed, dry_now.packs_removed);
     assert_eq!(done.packs_repacked, dry.packs_repacked);
+    assert_eq!(done.changes, dry_now.changes, "{done:?} {dry_now:?}");
+    assert!(Condemned::load(&*fx.store).unwrap().packs.is_empty());
     fx.verify_clean();
     // What stays restores exactly.
     let out = fx._dir.path().join("out");
@@ -235,7 +263,7 @@ fn prune_reclaims_what_the_dry_run_said_and_the_repository_verifies() {
         );
     }
     // A second prune finds nothing more.
-    let again = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let again = fx.repo.prune(&at_once(), &no()).unwrap();
     assert_eq!(again.packs_removed + again.packs_repacked, 0, "{again:?}");
 }
 
@@ -293,7 +321,7 @@ fn prune_keeps_sealed_packs_and_index_files_and_reports_them() {
         s.insert((Kind::Index, index[0].clone()));
     }
     fx.repo.forget(&ids[..3], false, &no()).unwrap();
-    let s = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
     assert_eq!(s.packs_removed + s.packs_repacked, 0, "{s:?}");
     assert!(s.sealed_kept.iter().any(|o| o.kind == "pack"));
     assert!(s
@@ -305,7 +333,7 @@ fn prune_keeps_sealed_packs_and_index_files_and_reports_them() {
     }
     // Once the seals are gone, the space is reclaimed.
     fx.store.sealed.lock().unwrap().clear();
-    let s = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
     assert!(s.packs_removed + s.packs_repacked > 0, "{s:?}");
     fx.verify_clean();
 }
@@ -315,7 +343,7 @@ fn prune_refuses_when_a_snapshot_cannot_be_read() {
     let fx = fixture();
     let a = fx.backup(0);
     std::fs::write(fx.repo_dir.join("snapshots").join(&a), b"{broken").unwrap();
-    let e = fx.repo.prune(&PruneOptions::default(), &no()).unwrap_err();
+    let e = fx.repo.prune(&at_once(), &no()).unwrap_err();
     assert!(e.to_string().contains("cannot know which data"), "{e}");
 }
 
@@ -327,7 +355,7 @@ fn unindexed_packs_left_by_an_interrupted_run_are_removed() {
     for i in fx.store.list(Kind::Index).unwrap() {
         fx.store.delete(Kind::Index, &i).unwrap();
     }
-    let s = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
     assert_eq!(s.packs_removed, 0, "live unindexed packs are kept: {s:?}");
     fx.verify_clean();
     let ids: Vec<String> = fx
@@ -341,8 +369,123 @@ fn unindexed_packs_left_by_an_interrupted_run_are_removed() {
     fx.repo.forget(&ids, false, &no()).unwrap();
     // The first snapshot's data is reclaimed: its packs are removed, or repacked where the second
     // snapshot shares some of their chunks.
-    let s = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
     assert!(s.packs_removed + s.packs_repacked > 0, "{s:?}");
     assert!(s.bytes_reclaimed > 0, "{s:?}");
     fx.verify_clean();
+}
+
+#[test]
+fn condemned_packs_wait_for_the_grace_period_and_stay_readable() {
+    let fx = fixture();
+    let ids: Vec<String> = (0..6).map(|n| fx.backup(n)).collect();
+    fx.repo.forget(&ids[..3], false, &no()).unwrap();
+    let before = fx.repo_bytes();
+    let first = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    assert!(first.packs_condemned > 0, "{first:?}");
+    assert_eq!(first.packs_removed, 0, "{first:?}");
+    assert_eq!(first.packs_waiting, first.packs_condemned, "{first:?}");
+    let listed = Condemned::load(&*fx.store).unwrap();
+    assert_eq!(listed.packs.len() as u64, first.packs_condemned);
+    // Nothing was deleted; the repacked blobs are in new, indexed packs.
+    assert!(fx.repo_bytes() >= before);
+    fx.verify_clean();
+    // A second prune within the grace period deletes nothing and keeps the times.
+    let second = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    assert_eq!(second.packs_removed, 0, "{second:?}");
+    assert_eq!(second.packs_condemned, 0, "{second:?}");
+    assert_eq!(Condemned::load(&*fx.store).unwrap(), listed);
+    // Two days later (the condemnation times moved back) the default grace has passed.
+    let mut aged = listed.clone();
+    for t in aged.packs.values_mut() {
+        *t -= 2 * 86_400;
+    }
+    aged.save(&*fx.store).unwrap();
+    let dry = fx
+        .repo
+        .prune(
+            &PruneOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &no(),
+        )
+        .unwrap();
+    assert_eq!(dry.packs_removed, first.packs_condemned, "{dry:?}");
+    let mid = fx.repo_bytes();
+    let third = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    assert_eq!(third.packs_removed, first.packs_condemned, "{third:?}");
+    assert_eq!(third.packs_waiting, 0, "{third:?}");
+    let reclaimed = mid - fx.repo_bytes();
+    let diff = (reclaimed as f64 - dry.bytes_reclaimed as f64).abs();
+    assert!(
+        diff <= reclaimed as f64 * 0.01,
+        "dry run said {}, prune reclaimed {reclaimed}",
+        dry.bytes_reclaimed
+    );
+    assert!(Condemned::load(&*fx.store).unwrap().packs.is_empty());
+    fx.verify_clean();
+}
+
+#[test]
+fn a_backup_that_reuses_a_condemned_pack_rescues_it() {
+    let fx = fixture();
+    let s0 = fx.backup(0);
+    let s1 = fx.backup(1);
+    let _s5 = fx.backup(5);
+    let _ = s0;
+    // Forget the snapshot that alone holds the first version of f1: its chunks are condemned.
+    fx.repo.forget(&[s1], false, &no()).unwrap();
+    let first = fx.repo.prune(&PruneOptions::default(), &no()).unwrap();
+    assert!(first.packs_condemned > 0, "{first:?}");
+    let condemned = Condemned::load(&*fx.store).unwrap();
+    // A backup writes that version again: it reuses the chunks of the condemned packs, which
+    // are still indexed.
+    let v1 = noise(11, 1_500_000 + (11 % 7) * 1000);
+    std::fs::write(fx.src.join("f1"), &v1).unwrap();
+    let opts = BackupOptions {
+        sources: vec![fx.src.clone()],
+        job: "j".into(),
+        host: "h".into(),
+        ..Default::default()
+    };
+    let again = fx.repo.backup(&opts, &|_| {}, &no()).unwrap().snapshot_id;
+    // Even a prune without grace keeps what the new snapshot needs.
+    let s = fx.repo.prune(&at_once(), &no()).unwrap();
+    assert!(
+        s.packs_rescued > 0 || s.packs_repacked > 0,
+        "the reused packs are rescued or their live chunks copied: {s:?}"
+    );
+    let left = Condemned::load(&*fx.store).unwrap();
+    assert!(left.packs.len() < condemned.packs.len() || left.packs.is_empty());
+    fx.verify_clean();
+    let out = fx._dir.path().join("out");
+    fx.repo
+        .restore(
+            &RestoreOptions {
+                snapshot: again,
+                target: out.clone(),
+                paths: vec![],
+                dry_run: false,
+                overwrite: crate::Overwrite::Never,
+            },
+            &|_| {},
+            &no(),
+        )
+        .unwrap();
+    let restored = std::fs::read(out.join(fx.src.strip_prefix("/").unwrap()).join("f1")).unwrap();
+    assert!(restored == v1, "f1 restores exactly");
+}
+
+#[test]
+fn a_grace_period_below_the_lock_lease_is_refused() {
+    if std::env::var_os(GRACE_ENV).is_some() {
+        return;
+    }
+    let e = effective_grace(Duration::from_secs(60)).unwrap_err();
+    assert!(e.to_string().contains("at least 300s"), "{e}");
+    assert_eq!(
+        effective_grace(DEFAULT_GRACE).unwrap(),
+        Duration::from_secs(86_400)
+    );
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    seal, sealable, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONFIG,
+    seal, sealable, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONDEMNED,
+    CONFIG,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -78,7 +79,8 @@ impl LocalStore {
     /// The path of an object. Packs are spread over 256 sub-directories by their first two
     /// hex digits.
     pub fn object_path(&self, kind: Kind, name: &str) -> Result<PathBuf> {
-        if !super::valid_name(name) || (kind == Kind::Config && name != CONFIG) {
+        if !super::valid_name(name) || (kind == Kind::Config && name != CONFIG && name != CONDEMNED)
+        {
             return Err(Error::Internal(format!(
                 "invalid {} name {name:?}",
                 kind.name()

@@ -21,7 +21,7 @@ pub use local::{LocalStore, DIRS, LOCK_STAGE_PREFIX};
 /// each store's own business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
-    /// The repository's `config` (one object, named [`CONFIG`]).
+    /// The repository's `config` (named [`CONFIG`]) and prune's condemned list ([`CONDEMNED`]).
     Config,
     /// Pack files, named by the hex id of their content.
     Packs,
@@ -37,6 +37,10 @@ pub enum Kind {
 
 /// Name of the single [`Kind::Config`] object.
 pub const CONFIG: &str = "config";
+
+/// Name of prune's list of condemned packs, the other [`Kind::Config`] object (plain like the
+/// config; docs/repository-format.md "Prune").
+pub const CONDEMNED: &str = "condemned";
 
 impl Kind {
     /// Every kind, in layout order.

@@ -146,6 +146,15 @@ pub struct PruneStats {
     pub bytes_reclaimed: u64,
     /// Objects kept because they are sealed (immutable).
     pub sealed_kept: u64,
+    /// Packs condemned by this run, rescued (needed again), and still waiting for the grace
+    /// period (with their bytes) afterwards (docs/retention.md "How prune works").
+    pub packs_condemned: u64,
+    pub packs_rescued: u64,
+    pub packs_waiting: u64,
+    pub bytes_waiting: u64,
+    /// What is reclaimed once every condemned pack has waited the grace period.
+    pub bytes_reclaimed_after_grace: u64,
+    pub grace_secs: u64,
 }
 
 /// One snapshot and what a retention policy decided for it.
