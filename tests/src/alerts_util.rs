@@ -276,7 +276,7 @@ warnings.simplefilter("ignore")
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-port, outdir, cert, key, user, password = sys.argv[1:7]
+port, outdir, cert, key, user, password, mode = sys.argv[1:8]
 
 class Handler:
     n = 0
@@ -290,7 +290,8 @@ class Handler:
                "content_type": msg.get_content_type(),
                "text": text.get_content() if text else None,
                "html": html.get_content() if html else None,
-               "tls": session.ssl is not None,
+               "tls": session.ssl is not None
+                      or server.transport.get_extra_info("ssl_object") is not None,
                "auth": getattr(session, "authenticated", False)}
         tmp = os.path.join(outdir, ".%d.tmp" % Handler.n)
         with open(tmp, "w") as f:
@@ -306,7 +307,13 @@ kw = {}
 if cert != "-":
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    kw = dict(tls_context=ctx, require_starttls=True, authenticator=check, auth_required=True)
+    if mode == "implicit":
+        # TLS from the first byte; aiosmtpd does not count that as TLS for AUTH, it is.
+        kw = dict(ssl_context=ctx, authenticator=check, auth_required=True,
+                  auth_require_tls=False)
+    else:
+        kw = dict(tls_context=ctx, require_starttls=True, authenticator=check,
+                  auth_required=True)
 c = Controller(Handler(), hostname="127.0.0.1", port=int(port), **kw)
 c.start()
 print("READY", flush=True)
@@ -336,6 +343,22 @@ impl SmtpServer {
     /// Plain SMTP when `tls` is None; else STARTTLS required with that CA's server certificate,
     /// and AUTH with `user`/`password` required after it.
     pub fn start(dir: &Path, tls: Option<&TestCa>, user: &str, password: &str) -> SmtpServer {
+        SmtpServer::start_mode(dir, tls, user, password, "starttls")
+    }
+
+    /// Implicit TLS (TLS from the first byte, as on port 465) with that CA's server certificate,
+    /// AUTH with `user`/`password` required.
+    pub fn start_implicit(dir: &Path, ca: &TestCa, user: &str, password: &str) -> SmtpServer {
+        SmtpServer::start_mode(dir, Some(ca), user, password, "implicit")
+    }
+
+    fn start_mode(
+        dir: &Path,
+        tls: Option<&TestCa>,
+        user: &str,
+        password: &str,
+        mode: &str,
+    ) -> SmtpServer {
         std::fs::create_dir_all(dir).expect("smtp dir");
         let script = dir.join("smtpd.py");
         std::fs::write(&script, SMTP_SCRIPT).expect("script");
@@ -348,7 +371,7 @@ impl SmtpServer {
             .arg(&script)
             .arg(port.to_string())
             .arg(dir)
-            .args([&cert, &key, user, password])
+            .args([&cert, &key, user, password, mode])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
