@@ -544,3 +544,46 @@ pub fn alerts(d: &crate::Daemon) -> Vec<serde_json::Value> {
         .expect("alerts")
         .clone()
 }
+
+/// Adds job `name` whose backups finish with warnings (a partial snapshot): its source holds the
+/// repository of its own target `NAME-t`, which the backup leaves out. Returns the source dir.
+pub fn add_partial_job(d: &crate::Daemon, name: &str) -> PathBuf {
+    let src = d.dir.join(format!("{name}-src"));
+    crate::runner_util::write_small_tree(&src);
+    let repo = src.join("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    let target = format!("{name}-t");
+    d.ctl_json([
+        "target",
+        "add",
+        &target,
+        "--path",
+        repo.to_str().expect("utf-8"),
+    ]);
+    d.ctl_json([
+        "job",
+        "add",
+        name,
+        "--source",
+        src.to_str().expect("utf-8"),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        &target,
+    ]);
+    src
+}
+
+/// The `(alert kind, event)` of each notice `http` received under `prefix`, in order.
+pub fn notice_events(http: &HttpReceiver, prefix: &str) -> Vec<(String, String)> {
+    http.at(prefix)
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["alert"]["kind"].as_str().unwrap_or("").to_owned(),
+                v["event"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
