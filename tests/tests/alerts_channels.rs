@@ -232,8 +232,14 @@ fn a_failure_mails_over_implicit_tls_with_the_test_ca_and_a_wrong_ca_is_refused(
     assert_eq!(m["tls"], true, "{m}");
     assert_eq!(m["auth"], true, "{m}");
     assert_eq!(m["rcpt_tos"][0], "ops@example.org");
-    assert!(m["subject"].as_str().unwrap().contains("run failed OPEN"), "{m}");
-    assert!(m["text"].as_str().unwrap().contains("backup of job 'home' failed"));
+    assert!(
+        m["subject"].as_str().unwrap().contains("run failed OPEN"),
+        "{m}"
+    );
+    assert!(m["text"]
+        .as_str()
+        .unwrap()
+        .contains("backup of job 'home' failed"));
     assert!(m["html"].as_str().unwrap().contains("home"));
     // The same server under a CA bmsd does not trust: the attempt fails on the certificate.
     let id = alerts(&d)[0]["id"].as_i64().unwrap();
@@ -252,7 +258,11 @@ fn a_failure_mails_over_implicit_tls_with_the_test_ca_and_a_wrong_ca_is_refused(
         a["detail"].as_str().unwrap().contains("SMTP 127.0.0.1"),
         "{a}"
     );
-    assert_eq!(smtp.messages().len(), 1, "mail went through an untrusted TLS");
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "mail went through an untrusted TLS"
+    );
     assert!(!d.log().contains(PASSWORD));
 }
 

@@ -111,7 +111,11 @@ fn routes_send_each_alert_only_to_the_channels_of_its_kind_job_and_severity() {
     };
     assert_eq!(
         kinds("/all/"),
-        set(&["run_failed raised", "run_partial raised", "run_missed raised"])
+        set(&[
+            "run_failed raised",
+            "run_partial raised",
+            "run_missed raised"
+        ])
     );
     assert_eq!(kinds("/crit/"), set(&["run_failed raised"]));
     assert_eq!(
@@ -175,10 +179,7 @@ fn open_critical_alerts_are_reminded_after_the_interval_until_acknowledged() {
         assert!(gap >= 3.0, "a reminder {gap:.3} s after the notice before");
         before = *r;
     }
-    let home = alerts(&d)
-        .into_iter()
-        .find(|a| a["job"] == "home")
-        .unwrap();
+    let home = alerts(&d).into_iter().find(|a| a["job"] == "home").unwrap();
     assert_eq!(home["count"], 1, "a reminder is not an occurrence: {home}");
     let detail = show(&d, home["id"].as_i64().unwrap());
     assert!(

@@ -19,7 +19,11 @@ fn report(out: &Output) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("doctor printed invalid JSON ({e}): {out:?}"));
     let checks = v["checks"].as_array().expect("checks").clone();
     let all_ok = checks.iter().all(|c| c["ok"] == true);
-    assert_eq!(out.status.code(), Some(if all_ok { 0 } else { 1 }), "{out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(if all_ok { 0 } else { 1 }),
+        "{out:?}"
+    );
     checks
 }
 
@@ -109,7 +113,8 @@ fn a_bmsd_of_another_version_fails_the_daemon_check() {
     assert_eq!(daemon["ok"], false, "{daemon}");
     let msg = daemon["message"].as_str().unwrap();
     assert!(
-        msg.contains("bmsd 0.0.1-old answers") && msg.contains(&format!("this bmsctl is {version}")),
+        msg.contains("bmsd 0.0.1-old answers")
+            && msg.contains(&format!("this bmsctl is {version}")),
         "{daemon}"
     );
     assert!(
@@ -148,17 +153,20 @@ fn a_bmsd_that_logs_to_the_journal_passes_the_journald_check_and_its_lines_arriv
         .arg(t.path().join("state"))
         .arg("--socket")
         .arg(&socket)
-        .args(["--metrics-listen", "127.0.0.1:0", "--log-target", "journald", "--no-dbus"]);
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-target",
+            "journald",
+            "--no-dbus",
+        ]);
     let mut started = Started::spawn(cmd, t.path(), &notify);
     started.wait_ready(&n);
 
     let checks = doctor_at(&socket);
     let j = check(&checks, "journald");
     assert_eq!(j["ok"], true, "{j}\n{}", started.log());
-    assert!(
-        j["message"].as_str().unwrap().contains("journal"),
-        "{j}"
-    );
+    assert!(j["message"].as_str().unwrap().contains("journal"), "{j}");
     // bmsd's log lines are journal entries (MESSAGE=, PRIORITY=) on that socket.
     let mut entries = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -214,7 +222,10 @@ fn the_clock_check_says_what_the_kernel_says() {
     } else {
         assert!(msg.contains("not synchronised"), "{clock}");
         assert!(
-            clock["hint"].as_str().unwrap().contains("timedatectl set-ntp true"),
+            clock["hint"]
+                .as_str()
+                .unwrap()
+                .contains("timedatectl set-ntp true"),
             "{clock}"
         );
     }

@@ -191,7 +191,12 @@ impl ChannelKind {
                     Some(u) => format!(", user {u}, password ***"),
                     None => String::new(),
                 };
-                format!("smtp://{}:{} {tls}, to {}{auth}", e.host, e.port, e.to.join(" "))
+                format!(
+                    "smtp://{}:{} {tls}, to {}{auth}",
+                    e.host,
+                    e.port,
+                    e.to.join(" ")
+                )
             }
             ChannelKind::Teams(h) | ChannelKind::Webhook(h) | ChannelKind::Ping(h) => {
                 let signed = if h.secret.is_some() { ", signed" } else { "" };

@@ -38,7 +38,10 @@ url = "http://127.0.0.1:1/p"
     let c = parse("renotify_hours = 0.5\ngive_up_hours = 0.0001\n").unwrap();
     assert_eq!(c.renotify, Duration::from_secs(1800));
     assert_eq!(c.give_up, Duration::from_secs(1));
-    assert_eq!(parse("renotify_hours = 0\n").unwrap().renotify, Duration::ZERO);
+    assert_eq!(
+        parse("renotify_hours = 0\n").unwrap().renotify,
+        Duration::ZERO
+    );
     let e = parse("give_up_hours = -1\n").unwrap_err();
     assert!(e.contains("give_up_hours"), "{e}");
     assert_eq!(c.route("run_failed", "critical", Some("x")), ["hook"]);
@@ -48,7 +51,8 @@ url = "http://127.0.0.1:1/p"
     let sum = c.summary();
     assert!(
         sum.contains("hook (webhook http://127.0.0.1:1/***, signed)")
-            && sum.contains("mail (email smtp://127.0.0.1:25 plain, to a@example.org b@example.org)")
+            && sum
+                .contains("mail (email smtp://127.0.0.1:25 plain, to a@example.org b@example.org)")
             && sum.contains("ping:home (ping http://127.0.0.1:1/***)"),
         "{sum}"
     );
