@@ -35,9 +35,9 @@ url = "http://127.0.0.1:1/p"
     )
     .unwrap();
     assert_eq!(c.renotify, Duration::from_secs(7200));
-    let c = parse("renotify_hours = 0.5\ngive_up_hours = 0.0001\n").unwrap();
-    assert_eq!(c.renotify, Duration::from_secs(1800));
-    assert_eq!(c.give_up, Duration::from_secs(1));
+    let f = parse("renotify_hours = 0.5\ngive_up_hours = 0.0001\n").unwrap();
+    assert_eq!(f.renotify, Duration::from_secs(1800));
+    assert_eq!(f.give_up, Duration::from_secs(1));
     assert_eq!(
         parse("renotify_hours = 0\n").unwrap().renotify,
         Duration::ZERO
