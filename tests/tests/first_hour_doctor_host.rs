@@ -167,7 +167,7 @@ fn a_bmsd_that_logs_to_the_journal_passes_the_journald_check_and_its_lines_arriv
     let j = check(&checks, "journald");
     assert_eq!(j["ok"], true, "{j}\n{}", started.log());
     assert!(j["message"].as_str().unwrap().contains("journal"), "{j}");
-    // bmsd's log lines are journal entries (MESSAGE=, PRIORITY=) on that socket.
+    // bmsd's log lines are journal entries (MESSAGE, PRIORITY fields) on that socket.
     let mut entries = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = vec![0u8; 65536];
@@ -180,7 +180,7 @@ fn a_bmsd_that_logs_to_the_journal_passes_the_journald_check_and_its_lines_arriv
         }
     }
     assert!(!entries.is_empty(), "no journal entry from bmsd");
-    assert!(entries[0].contains("PRIORITY="), "{}", entries[0]);
+    assert!(entries[0].contains("PRIORITY"), "{}", entries[0]);
     let st: Value = serde_json::from_slice(
         &clean_command(bin("bmsctl"))
             .arg("--socket")
