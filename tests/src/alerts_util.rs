@@ -276,7 +276,7 @@ warnings.simplefilter("ignore")
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-port, outdir, cert, key, user, password = sys.argv[1:7]
+port, outdir, cert, key, user, password, mode = sys.argv[1:8]
 
 class Handler:
     n = 0
@@ -290,7 +290,8 @@ class Handler:
                "content_type": msg.get_content_type(),
                "text": text.get_content() if text else None,
                "html": html.get_content() if html else None,
-               "tls": session.ssl is not None,
+               "tls": session.ssl is not None
+                      or server.transport.get_extra_info("ssl_object") is not None,
                "auth": getattr(session, "authenticated", False)}
         tmp = os.path.join(outdir, ".%d.tmp" % Handler.n)
         with open(tmp, "w") as f:
@@ -306,7 +307,13 @@ kw = {}
 if cert != "-":
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    kw = dict(tls_context=ctx, require_starttls=True, authenticator=check, auth_required=True)
+    if mode == "implicit":
+        # TLS from the first byte; aiosmtpd does not count that as TLS for AUTH, it is.
+        kw = dict(ssl_context=ctx, authenticator=check, auth_required=True,
+                  auth_require_tls=False)
+    else:
+        kw = dict(tls_context=ctx, require_starttls=True, authenticator=check,
+                  auth_required=True)
 c = Controller(Handler(), hostname="127.0.0.1", port=int(port), **kw)
 c.start()
 print("READY", flush=True)
@@ -336,6 +343,22 @@ impl SmtpServer {
     /// Plain SMTP when `tls` is None; else STARTTLS required with that CA's server certificate,
     /// and AUTH with `user`/`password` required after it.
     pub fn start(dir: &Path, tls: Option<&TestCa>, user: &str, password: &str) -> SmtpServer {
+        SmtpServer::start_mode(dir, tls, user, password, "starttls")
+    }
+
+    /// Implicit TLS (TLS from the first byte, as on port 465) with that CA's server certificate,
+    /// AUTH with `user`/`password` required.
+    pub fn start_implicit(dir: &Path, ca: &TestCa, user: &str, password: &str) -> SmtpServer {
+        SmtpServer::start_mode(dir, Some(ca), user, password, "implicit")
+    }
+
+    fn start_mode(
+        dir: &Path,
+        tls: Option<&TestCa>,
+        user: &str,
+        password: &str,
+        mode: &str,
+    ) -> SmtpServer {
         std::fs::create_dir_all(dir).expect("smtp dir");
         let script = dir.join("smtpd.py");
         std::fs::write(&script, SMTP_SCRIPT).expect("script");
@@ -348,7 +371,7 @@ impl SmtpServer {
             .arg(&script)
             .arg(port.to_string())
             .arg(dir)
-            .args([&cert, &key, user, password])
+            .args([&cert, &key, user, password, mode])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -520,4 +543,47 @@ pub fn alerts(d: &crate::Daemon) -> Vec<serde_json::Value> {
         .as_array()
         .expect("alerts")
         .clone()
+}
+
+/// Adds job `name` whose backups finish with warnings (a partial snapshot): its source holds the
+/// repository of its own target `NAME-t`, which the backup leaves out. Returns the source dir.
+pub fn add_partial_job(d: &crate::Daemon, name: &str) -> PathBuf {
+    let src = d.dir.join(format!("{name}-src"));
+    crate::runner_util::write_small_tree(&src);
+    let repo = src.join("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    let target = format!("{name}-t");
+    d.ctl_json([
+        "target",
+        "add",
+        &target,
+        "--path",
+        repo.to_str().expect("utf-8"),
+    ]);
+    d.ctl_json([
+        "job",
+        "add",
+        name,
+        "--source",
+        src.to_str().expect("utf-8"),
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        &target,
+    ]);
+    src
+}
+
+/// The `(alert kind, event)` of each notice `http` received under `prefix`, in order.
+pub fn notice_events(http: &HttpReceiver, prefix: &str) -> Vec<(String, String)> {
+    http.at(prefix)
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["alert"]["kind"].as_str().unwrap_or("").to_owned(),
+                v["event"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }

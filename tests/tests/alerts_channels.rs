@@ -155,7 +155,18 @@ url = "{ping_url}"
         .unwrap();
     assert!(dump.status.success(), "{}", bms_tests::stderr(&dump));
     let dump_text = bms_tests::stdout(&dump);
-    assert!(dump_text.contains("mail (email)"), "{dump_text}");
+    // Each channel's target, redacted.
+    for want in [
+        format!(
+            "mail (email smtp://127.0.0.1:{} starttls, to ops@example.org oncall@example.org, user bms, password ***)",
+            smtp.port
+        ),
+        format!("teams (teams http://127.0.0.1:{}/***)", http.port),
+        format!("hook (webhook http://127.0.0.1:{}/***, signed)", http.port),
+        format!("ping:home (ping http://127.0.0.1:{}/***)", http.port),
+    ] {
+        assert!(dump_text.contains(&want), "no `{want}` in {dump_text}");
+    }
     let test = d.ctl(["--json", "alert", "test", "hook"]);
     bms_tests::assert_ok(&test);
     let log = d.log();
@@ -190,6 +201,69 @@ url = "{ping_url}"
     assert!(
         channels.contains(&"mail") && channels.contains(&"teams") && channels.contains(&"hook")
     );
+}
+
+#[test]
+fn a_failure_mails_over_implicit_tls_with_the_test_ca_and_a_wrong_ca_is_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&top.path().join("ca"));
+    let other_ca = TestCa::new(&top.path().join("other-ca"));
+    let smtp = SmtpServer::start_implicit(&top.path().join("smtp"), &ca, "bms", PASSWORD);
+    let pw = secret_file(top.path(), "smtp.pw", PASSWORD);
+    let channel = |name: &str, ca: &TestCa| {
+        format!(
+            "[[channels]]\nname = \"{name}\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+             smtp_port = {}\ntls = \"tls\"\ntls_ca_file = \"{}\"\nusername = \"bms\"\n\
+             password_file = \"{}\"\nfrom = \"bms@example.org\"\nto = [\"ops@example.org\"]\n",
+            smtp.port,
+            ca.ca.display(),
+            pw.display()
+        )
+    };
+    let cfg = format!("{}{}", channel("mail", &ca), channel("wrongca", &other_ca));
+    let (d, _temp) = daemon_with_alerts(&cfg, "home", &[]);
+    set_failing(&d, true);
+    assert_eq!(run_once(&d, "home")["state"], "failed");
+    let mails = poll_until(WAIT, "the e-mail over implicit TLS", || {
+        let m = smtp.messages();
+        (!m.is_empty()).then_some(m)
+    });
+    let m = &mails[0];
+    assert_eq!(m["tls"], true, "{m}");
+    assert_eq!(m["auth"], true, "{m}");
+    assert_eq!(m["rcpt_tos"][0], "ops@example.org");
+    assert!(
+        m["subject"].as_str().unwrap().contains("run failed OPEN"),
+        "{m}"
+    );
+    assert!(m["text"]
+        .as_str()
+        .unwrap()
+        .contains("backup of job 'home' failed"));
+    assert!(m["html"].as_str().unwrap().contains("home"));
+    // The same server under a CA bmsd does not trust: the attempt fails on the certificate.
+    let id = alerts(&d)[0]["id"].as_i64().unwrap();
+    let tried = poll_until(WAIT, "an attempt of the channel with the wrong CA", || {
+        let v = d.ctl_json(["alert", "show", &id.to_string()]);
+        v["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["channel"] == "wrongca" && !n["attempts"].as_array().unwrap().is_empty())
+            .cloned()
+    });
+    let a = &tried["attempts"][0];
+    assert_eq!(a["ok"], false, "{a}");
+    assert!(
+        a["detail"].as_str().unwrap().contains("SMTP 127.0.0.1"),
+        "{a}"
+    );
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "mail went through an untrusted TLS"
+    );
+    assert!(!d.log().contains(PASSWORD));
 }
 
 #[test]

@@ -160,13 +160,14 @@ impl AlertsConfig {
         out
     }
 
-    /// The channels for `bmsd --check-config` (`alert channels: ...`), without secrets.
+    /// The channels for `bmsd --check-config` (`alert channels: ...`): name, kind and where
+    /// they send, with every secret left out (URLs as `https://host/***`, passwords as `***`).
     pub fn summary(&self) -> String {
         let names: Vec<String> = self
             .channels
             .iter()
             .chain(self.pings.iter())
-            .map(|c| format!("{} ({})", c.name, c.kind.as_str()))
+            .map(|c| format!("{} ({} {})", c.name, c.kind.as_str(), c.kind.target()))
             .collect();
         if names.is_empty() {
             "none".into()
@@ -176,12 +177,41 @@ impl AlertsConfig {
     }
 }
 
+impl ChannelKind {
+    /// Where the channel sends, redacted.
+    fn target(&self) -> String {
+        match self {
+            ChannelKind::Email(e) => {
+                let tls = match e.tls {
+                    SmtpTls::StartTls => "starttls",
+                    SmtpTls::Implicit => "tls",
+                    SmtpTls::Plain => "plain",
+                };
+                let auth = match &e.username {
+                    Some(u) => format!(", user {u}, password ***"),
+                    None => String::new(),
+                };
+                format!(
+                    "smtp://{}:{} {tls}, to {}{auth}",
+                    e.host,
+                    e.port,
+                    e.to.join(" ")
+                )
+            }
+            ChannelKind::Teams(h) | ChannelKind::Webhook(h) | ChannelKind::Ping(h) => {
+                let signed = if h.secret.is_some() { ", signed" } else { "" };
+                format!("{}{signed}", super::send::redact_url(h.url.expose()))
+            }
+        }
+    }
+}
+
 /// `[alerts]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsFile {
-    renotify_hours: Option<u64>,
-    give_up_hours: Option<u64>,
+    renotify_hours: Option<f64>,
+    give_up_hours: Option<f64>,
     retry_initial_ms: Option<u64>,
     retry_max_secs: Option<u64>,
     attempt_timeout_secs: Option<u64>,
@@ -410,17 +440,37 @@ fn channel(c: ChannelFile) -> Result<Channel, String> {
     Ok(Channel { name, kind })
 }
 
+/// A setting in hours, which may be a fraction (`0.5` is 30 minutes), at least one second;
+/// 0 stays 0 when `zero_ok` (where it means "never").
+fn hours(
+    key: &str,
+    value: Option<f64>,
+    default: Duration,
+    zero_ok: bool,
+) -> Result<Duration, String> {
+    let Some(h) = value else {
+        return Ok(default);
+    };
+    if !h.is_finite() || !(0.0..=87_600.0).contains(&h) {
+        return Err(format!(
+            "{key} = {h} is not a number of hours from 0 to 87600 (fractions allowed: 0.5 is 30 minutes)"
+        ));
+    }
+    let secs = h * 3600.0;
+    Ok(Duration::from_secs_f64(if secs == 0.0 && zero_ok {
+        0.0
+    } else {
+        secs.max(1.0)
+    }))
+}
+
 impl AlertsFile {
     /// Checks the section and reads its secret files.
     pub fn resolve(self) -> Result<AlertsConfig, String> {
         let d = AlertsConfig::default();
         let mut cfg = AlertsConfig {
-            renotify: self
-                .renotify_hours
-                .map_or(d.renotify, |h| Duration::from_secs(h * 3600)),
-            give_up: self
-                .give_up_hours
-                .map_or(d.give_up, |h| Duration::from_secs(h.max(1) * 3600)),
+            renotify: hours("renotify_hours", self.renotify_hours, d.renotify, true)?,
+            give_up: hours("give_up_hours", self.give_up_hours, d.give_up, false)?,
             retry_initial: self.retry_initial_ms.map_or(d.retry_initial, |m| {
                 Duration::from_millis(m.clamp(10, 3_600_000))
             }),
@@ -492,66 +542,5 @@ impl AlertsFile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<AlertsConfig, String> {
-        toml::from_str::<AlertsFile>(text)
-            .map_err(|e| e.to_string())?
-            .resolve()
-    }
-
-    #[test]
-    fn channels_routes_and_pings_parse() {
-        let c = parse(
-            r#"
-renotify_hours = 2
-[[channels]]
-name = "mail"
-kind = "email"
-smtp_host = "127.0.0.1"
-tls = "plain"
-from = "bms@example.org"
-to = ["a@example.org", "b@example.org"]
-[[channels]]
-name = "hook"
-kind = "webhook"
-url = "http://127.0.0.1:1/x"
-secret = "k"
-[[routes]]
-channels = ["hook"]
-kinds = ["run_failed"]
-min_severity = "critical"
-[[pings]]
-job = "home"
-url = "http://127.0.0.1:1/p"
-"#,
-        )
-        .unwrap();
-        assert_eq!(c.renotify, Duration::from_secs(7200));
-        assert_eq!(c.route("run_failed", "critical", Some("x")), ["hook"]);
-        assert!(c.route("run_partial", "warning", Some("x")).is_empty());
-        assert!(c.channel("ping:home").is_some());
-        assert!(!format!("{c:?}").contains("http://127.0.0.1:1/x"));
-    }
-
-    #[test]
-    fn unsafe_or_incomplete_channels_are_refused() {
-        let e = parse("[[channels]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"mail.example.org\"\ntls = \"plain\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n").unwrap_err();
-        assert!(e.contains("unencrypted"), "{e}");
-        let e = parse("[[channels]]\nname = \"t\"\nkind = \"teams\"\n").unwrap_err();
-        assert!(e.contains("url_file"), "{e}");
-        let e = parse("[[routes]]\nchannels = [\"nope\"]\n").unwrap_err();
-        assert!(e.contains("not defined"), "{e}");
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("pw");
-        std::fs::write(&f, "hunter2").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = parse(&format!(
-            "[[channels]]\nname = \"w\"\nkind = \"webhook\"\nurl_file = \"{}\"\n",
-            f.display()
-        ))
-        .unwrap_err();
-        assert!(e.contains("chmod 600") && !e.contains("hunter2"), "{e}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

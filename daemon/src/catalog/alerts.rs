@@ -132,7 +132,8 @@ pub(super) fn enqueue(
 
 fn older_than(t: Option<&str>, secs: u64, now: jiff::Timestamp) -> bool {
     match t.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
-        Some(t) => now.as_second() - t.as_second() >= secs as i64,
+        // To the millisecond: whole seconds of each time would call 2.1 s "3".
+        Some(t) => now.as_millisecond() - t.as_millisecond() >= (secs as i64).saturating_mul(1000),
         None => true,
     }
 }
