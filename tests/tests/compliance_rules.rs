@@ -3,7 +3,8 @@
 //! immutable disk target (loop-mounted ext4), a run, a copy and a verification pass 3, 1, 1 and
 //! 0 while 2 fails with its hint; a corrupted pack of the copy, verified, fails "0" naming the
 //! target and the run. Every verdict change is in the history once and once an event, and
-//! `bmsctl compliance` exits 0 only when every job passes.
+//! `bmsctl compliance` exits 0 only when every job passes. The violation is an open alert that
+//! the repaired, re-verified copy resolves.
 
 use bms_tests::events_util::EventStream;
 use bms_tests::runner_util::{write_small_tree, LoopMount};
@@ -266,6 +267,52 @@ fn one_disk_fails_then_an_offsite_immutable_copy_passes_then_corruption_fails_ze
     ] {
         assert!(want.iter().any(|k| k == w), "no {w} in {want:?}");
     }
+
+    // The violation (a rule that passed fails) is an open alert naming the job and the rule's
+    // reason (docs/alerts.md); repairing the pack and verifying again restores compliance and
+    // resolves it.
+    let violated = poll_until(
+        Duration::from_secs(30),
+        "an open compliance_violated alert",
+        || {
+            bms_tests::alerts_util::alerts(&d)
+                .into_iter()
+                .find(|a| a["kind"] == "compliance_violated" && a["state"] == "open")
+        },
+    );
+    assert_eq!(violated["job"], "j", "{violated}");
+    assert!(
+        violated["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("target vault"),
+        "{violated}"
+    );
+    let mut b = std::fs::read(&pack).expect("read pack");
+    b[mid] ^= 0xff;
+    std::fs::write(&pack, b).expect("write pack");
+    reseal(&pack);
+    assert_ok(&d.ctl([
+        "verify",
+        "--job",
+        "j",
+        "--target",
+        "vault",
+        "--read-data",
+        "100",
+        "--wait",
+    ]));
+    let (code, v) = compliance(&d);
+    assert_eq!(code, 0, "{v}");
+    let id = violated["id"].to_string();
+    poll_until(
+        Duration::from_secs(30),
+        "the compliance_violated alert resolved",
+        || {
+            let a = d.ctl_json(["alert", "show", &id]);
+            (a["alert"]["state"] == "resolved").then_some(())
+        },
+    );
 }
 
 /// Lifts the immutable attribute of everything below a directory when dropped.
@@ -282,8 +329,17 @@ impl Drop for Unseal {
 }
 
 fn unseal(p: &Path) {
+    chattr("-i", p);
+}
+
+/// Puts the immutable attribute back, as bmsd's seal left it.
+fn reseal(p: &Path) {
+    chattr("+i", p);
+}
+
+fn chattr(flag: &str, p: &Path) {
     let st = Command::new("chattr")
-        .arg("-i")
+        .arg(flag)
         .arg(p)
         .status()
         .expect("chattr");
