@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Which policy the bus enforces for `org.bms.Manager1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     /// The project's policy file.
     Project,
@@ -55,6 +56,14 @@ impl Bus {
             <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
         )
         .expect("chmod");
+        if policy == Policy::Project {
+            // dbus-daemon resolves the group names of a policy when it reads its config and
+            // drops the rules of a group that does not exist then: the groups of the project's
+            // policy must exist before the bus starts, not only when a test first needs them.
+            for group in ["bms", "bms-admin"] {
+                crate::users::ensure_group(group);
+            }
+        }
         let rules = match policy {
             Policy::Project => format!(
                 "<policy context=\"default\">{SYSTEM_DEFAULTS}</policy>\n  <include>{}</include>",
