@@ -7,13 +7,14 @@
 # `borg compact`. Wall time and peak RSS from /usr/bin/time -v, repository bytes before and after.
 #
 #   bench/prune.sh                   as root; BMSCTL defaults to target/release/bmsctl
-#   SNAPSHOTS=12 BENCH_DIR=/var/tmp/bms-bench bench/prune.sh
+#   SNAPSHOTS=12 UNIQUE_MIB=32 BENCH_DIR=/var/tmp/bms-bench bench/prune.sh
 # The corpus is $BENCH_DIR/corpus/linux (made by bench/run.sh --prepare) when it exists, else
 # /usr/src/linux-source-6.1.tar.xz (Debian package linux-source-6.1) unpacked under $BENCH_DIR.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 BMSCTL=${BMSCTL:-$top/target/release/bmsctl}
 SNAPSHOTS=${SNAPSHOTS:-12}
+UNIQUE_MIB=${UNIQUE_MIB:-32}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/bms-bench}
 BORG_COMPRESSION=${BENCH_BORG_COMPRESSION:-zstd,3}
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -50,14 +51,16 @@ restic -q -r "$run/restic" init --repository-version 2 >/dev/null
 borg init --encryption none "$run/borg"
 mapfile -t files < <(find "$src" -type f -size +0 | sort)
 
-# Before snapshot i: every 40th file (a different slice each time) gets a line appended, and a
-# new 4 MiB file of random data appears, so each snapshot holds data of its own.
+# Before snapshot i: every 40th file (a different slice each time) gets a line appended, and the
+# previous snapshot's file of UNIQUE_MIB random MiB is replaced by a new one, so each snapshot
+# holds data of its own that forgetting it frees.
 change() {
     local i=$1 k
     for ((k = i % 40; k < ${#files[@]}; k += 40)); do
         printf 'change %d\n' "$i" >> "${files[$k]}"
     done
-    head -c 4M /dev/urandom > "$src/bench-unique-$i.bin"
+    rm -f "$src"/bench-unique-*.bin
+    head -c "${UNIQUE_MIB}M" /dev/urandom > "$src/bench-unique-$i.bin"
 }
 for ((i = 1; i <= SNAPSHOTS; i++)); do
     [ "$i" -gt 1 ] && change "$i"
