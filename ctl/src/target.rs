@@ -76,6 +76,10 @@ pub struct TargetFields {
     /// the default). docs/retention.md.
     #[arg(long, value_name = "CALENDAR")]
     pub prune_schedule: Option<String>,
+    /// How long a pack no snapshot uses stays condemned before a prune of this target deletes
+    /// it (90m, 36h, 7d; default 24h, at least 5m; "" back to the default). docs/retention.md.
+    #[arg(long, value_name = "DURATION")]
+    pub prune_grace: Option<String>,
     /// The target's own retention rules: each raises the rule of every job writing here (a
     /// target may keep more than its jobs, never less).
     #[command(flatten)]
@@ -131,6 +135,9 @@ impl TargetFields {
         }
         if let Some(v) = &self.prune_schedule {
             t.prune_schedule = non_empty(v.trim().to_owned());
+        }
+        if let Some(v) = &self.prune_grace {
+            t.prune_grace = non_empty(v.trim().to_owned());
         }
         if self.retention.any() {
             let mut r = t.retention.clone().unwrap_or_default();
@@ -296,6 +303,12 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
         s.prune_schedule
             .clone()
             .unwrap_or_else(|| "weekly (default)".into()),
+    ));
+    rows.push((
+        "prune grace",
+        s.prune_grace
+            .clone()
+            .unwrap_or_else(|| "24h (default)".into()),
     ));
     rows.push((
         "retention",

@@ -185,7 +185,7 @@ pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     Ok(spec)
 }
 
-/// Checks a target's retention rules and prune calendar.
+/// Checks a target's retention rules, prune calendar and prune grace period.
 pub fn target_retention(t: &bms_proto::api::TargetSpec) -> Result<(), ApiError> {
     if let Some(r) = &t.retention {
         crate::retention::policy_of(r).map_err(|mut e| {
@@ -196,6 +196,7 @@ pub fn target_retention(t: &bms_proto::api::TargetSpec) -> Result<(), ApiError> 
     if let Some(cal) = crate::retention::prune_calendar(t) {
         schedule("prune_schedule", &cal)?;
     }
+    crate::retention::prune_grace(t)?;
     Ok(())
 }
 

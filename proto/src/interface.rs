@@ -74,7 +74,8 @@ type TargetSpec (
   fs_type: ?string,
   fs_source: ?string,
   retention: ?Retention,
-  prune_schedule: ?string
+  prune_schedule: ?string,
+  prune_grace: ?string
 )
 
 type TargetInfo (
@@ -90,6 +91,7 @@ type TargetInfo (
   fs_source: ?string,
   retention: ?Retention,
   prune_schedule: ?string,
+  prune_grace: ?string,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,

@@ -478,7 +478,16 @@ pub fn evict(dir: &Path) {
 /// small tree `dir/src` to it on a schedule that never fires during a test; `extra` are more
 /// `job add` arguments (hooks, timeouts). Returns the daemon, the source and the repository.
 pub fn daemon_with_job(job: &str, extra: &[&str]) -> (crate::Daemon, PathBuf, PathBuf) {
-    let d = crate::Daemon::start();
+    daemon_with_job_opts(crate::DaemonOpts::default(), job, extra)
+}
+
+/// [`daemon_with_job`] for a daemon started with `opts`.
+pub fn daemon_with_job_opts(
+    opts: crate::DaemonOpts,
+    job: &str,
+    extra: &[&str],
+) -> (crate::Daemon, PathBuf, PathBuf) {
+    let d = crate::Daemon::start_with(opts);
     let src = d.dir.join("src");
     write_small_tree(&src);
     let repo = d.dir.join("repo");

@@ -3,7 +3,7 @@
 //! `prune` runs with their statistics in `run list`/`run show`, a target that keeps more than
 //! its job (and survives export/apply), and prune runs on a target's calendar.
 
-use bms_tests::runner_util::{daemon_with_job, write_noise_tree};
+use bms_tests::runner_util::{daemon_with_job, daemon_with_job_opts, write_noise_tree};
 use bms_tests::*;
 use serde_json::Value;
 use std::path::Path;
@@ -282,6 +282,58 @@ fn prune_runs_on_the_target_calendar() {
     assert_eq!(r["run"]["target"], "t");
     assert_eq!(d.snapshots("docs", None).len(), 1);
     d.ctl_json(["target", "edit", "t", "--prune-schedule", "never"]);
+}
+
+#[test]
+fn a_target_sets_its_own_prune_grace_period_never_below_the_lock_lease() {
+    // Without the test hook that shortens every grace period to 0.
+    let opts = DaemonOpts {
+        env: vec![("BMS_TEST_PRUNE_GRACE".into(), String::new())],
+        ..Default::default()
+    };
+    let (d, src, repo) = daemon_with_job_opts(opts, "docs", &["--keep-last", "1"]);
+    backups(&d, "docs", &src, 3, 31);
+    let out = d.ctl(["target", "edit", "t", "--prune-grace", "1m"]);
+    assert_fails(&out, 2, "prune_grace");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 300s"),
+        "{out:?}"
+    );
+    assert_fails(
+        &d.ctl(["target", "edit", "t", "--prune-grace", "soon"]),
+        2,
+        "not a duration",
+    );
+    assert!(stdout(&d.ctl(["target", "show", "t"])).contains("24h (default)"));
+    d.ctl_json(["target", "edit", "t", "--prune-grace", "36h"]);
+    let shown = d.ctl_json(["target", "show", "t"]);
+    assert_eq!(shown["prune_grace"], "36h", "{shown}");
+
+    let dry = d.ctl_json(["prune", "--dry-run", "--target", "t"]);
+    assert_eq!(dry["targets"][0]["prune"]["grace_secs"], 36 * 3600, "{dry}");
+    // The real prune condemns and waits the target's grace period: nothing is deleted yet.
+    let before = repo_bytes(&repo);
+    let v = d.ctl_json(["prune", "--target", "t"]);
+    let r = d.wait_run_final(v["runs"][0]["id"].as_i64().unwrap(), LONG);
+    assert_eq!(r["run"]["state"], "succeeded", "{r}");
+    let stats = &r["run"]["prune"];
+    assert_eq!(stats["grace_secs"], 36 * 3600, "{r}");
+    assert_eq!(stats["snapshots_removed"], 2, "{r}");
+    assert!(stats["packs_condemned"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(stats["packs_removed"].as_u64().unwrap_or(0), 0, "{r}");
+    assert!(repo_bytes(&repo) >= before - 4096, "packs waited");
+    verify_clean(&repo);
+
+    // Back to the default; the grace period survives export and apply.
+    d.ctl_json(["target", "edit", "t", "--prune-grace", "7d"]);
+    let export = stdout(&d.ctl(["job", "export", "docs"]));
+    assert!(export.contains("prune_grace = \"7d\""), "{export}");
+    d.ctl_json(["target", "edit", "t", "--prune-grace", ""]);
+    let shown = d.ctl_json(["target", "show", "t"]);
+    assert!(shown.get("prune_grace").is_none(), "{shown}");
+    let f = write_file(&d.dir, "docs.toml", &export);
+    d.ctl_json(["apply", &f.display().to_string()]);
+    assert_eq!(d.ctl_json(["target", "show", "t"])["prune_grace"], "7d");
 }
 
 #[test]

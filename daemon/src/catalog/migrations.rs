@@ -296,6 +296,12 @@ CREATE INDEX tape_files_path ON tape_files(archive_id, path);
 ALTER TABLE runs ADD COLUMN drill_stats TEXT;
 "#,
     ),
+    (
+        10,
+        r#"
+ALTER TABLE targets ADD COLUMN prune_grace TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
-                       fs_type, fs_source, created_at, updated_at, retention, prune_schedule";
+                       fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -44,6 +44,7 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             })
             .transpose()?,
         prune_schedule: r.get(14)?,
+        prune_grace: r.get(15)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -134,8 +135,8 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     }
     .map_err(db_err)?;
     tx.execute(
-        "UPDATE targets SET retention=?2, prune_schedule=?3 WHERE id=?1",
-        params![id, retention, t.prune_schedule],
+        "UPDATE targets SET retention=?2, prune_schedule=?3, prune_grace=?4 WHERE id=?1",
+        params![id, retention, t.prune_schedule, t.prune_grace],
     )
     .map(|_| ())
     .map_err(db_err)

@@ -80,6 +80,20 @@ pub fn prune_calendar(t: &bms_proto::api::TargetSpec) -> Option<String> {
     }
 }
 
+/// The grace period of a target's prunes: its `prune_grace`, 24 h by default; refused below
+/// the lease of a run's lock (the engine's minimum, docs/retention.md).
+pub fn prune_grace(t: &bms_proto::api::TargetSpec) -> Result<std::time::Duration, ApiError> {
+    let configured = match t.prune_grace.as_deref().map(str::trim) {
+        None | Some("") => bms_engine::prune::DEFAULT_GRACE,
+        Some(s) => std::time::Duration::from_secs(
+            bms_proto::units::parse_duration(s)
+                .map_err(|e| ApiError::invalid("prune_grace", format!("prune_grace: {e}")))?,
+        ),
+    };
+    bms_engine::prune::effective_grace(configured)
+        .map_err(|e| ApiError::invalid("prune_grace", format!("prune_grace: {e}")))
+}
+
 /// The default calendar of prune runs.
 pub const DEFAULT_PRUNE_SCHEDULE: &str = "weekly";
 
@@ -166,6 +180,7 @@ pub fn forget_and_prune(
     repo: Result<Repository, bms_engine::Error>,
     target: &str,
     jobs: &[(String, Policy)],
+    grace: std::time::Duration,
     dry_run: bool,
     stop: &AtomicBool,
 ) -> Result<(ForgetOnTarget, PruneSummary), bms_engine::Error> {
@@ -185,7 +200,7 @@ pub fn forget_and_prune(
     let mut out = forget_by_policies(repo, target, jobs, dry_run, stop)?;
     let opts = PruneOptions {
         dry_run,
-        grace: bms_engine::prune::effective_grace(bms_engine::prune::DEFAULT_GRACE)?,
+        grace,
         ..Default::default()
     };
     let sum = if dry_run {

@@ -126,6 +126,10 @@ pub async fn execute(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String
         Ok(j) => j,
         Err(e) => return Outcome::failed(e.message),
     };
+    let grace = match crate::retention::prune_grace(&spec) {
+        Ok(g) => g,
+        Err(e) => return Outcome::failed(e.message),
+    };
     active
         .progress
         .send_modify(|p| p.phase = format!("prune {target}"));
@@ -133,7 +137,7 @@ pub async fn execute(runner: &Runner, active: &Arc<Active>, log: &mut Vec<String
     let result = tokio::task::spawn_blocking(move || {
         with_lock_status(&a, || {
             let repo = open_repo(&spec, Purpose::Prune);
-            crate::retention::forget_and_prune(repo, &name, &jobs, false, &stop)
+            crate::retention::forget_and_prune(repo, &name, &jobs, grace, false, &stop)
         })
     })
     .await;

@@ -254,11 +254,13 @@ impl Operation for Prune {
             }
             let tspec = target_spec(ctx, &name).await?;
             let jobs = runner::prune_policies(ctx.shared, &tspec, self.job.as_deref()).await?;
+            let grace = crate::retention::prune_grace(&tspec)?;
             let report = blocking(move || {
                 crate::retention::forget_and_prune(
                     open(&tspec),
                     &name,
                     &jobs,
+                    grace,
                     true,
                     &AtomicBool::new(false),
                 )

@@ -47,9 +47,18 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// The shortest grace period allowed: the lease of a run's lock ([`crate::lock::LEASE`]).
 pub const MIN_GRACE: Duration = crate::lock::LEASE;
 
-/// The grace period to use for a configured one: refused below [`MIN_GRACE`]; replaced by
+/// The grace period to use for a configured one: refused below [`MIN_GRACE`]; then replaced by
 /// [`GRACE_ENV`] in debug builds when that is set.
 pub fn effective_grace(configured: Duration) -> crate::Result<Duration> {
+    if configured < MIN_GRACE {
+        return Err(crate::Error::InvalidArgument(format!(
+            "a prune grace period of {}s is too short: it must be at least {}s, the lease of \
+             a run's lock, so that a backup that lost its lock cannot commit a reference to a \
+             deleted pack; give a longer grace period (the default is 24h)",
+            configured.as_secs(),
+            MIN_GRACE.as_secs()
+        )));
+    }
     #[cfg(debug_assertions)]
     if let Some(secs) = std::env::var(GRACE_ENV)
         .ok()
@@ -57,13 +66,6 @@ pub fn effective_grace(configured: Duration) -> crate::Result<Duration> {
     {
         tracing::warn!("{GRACE_ENV} set: prune grace period {secs}s (a test hook)");
         return Ok(Duration::from_secs(secs));
-    }
-    if configured < MIN_GRACE {
-        return Err(crate::Error::InvalidArgument(format!(
-            "a prune grace period of {}s is too short: it must be at least {}s, the lease of              a run's lock, so that a backup that lost its lock cannot commit a reference to a              deleted pack; give a longer grace period (the default is 24h)",
-            configured.as_secs(),
-            MIN_GRACE.as_secs()
-        )));
     }
     Ok(configured)
 }

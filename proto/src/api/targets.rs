@@ -105,6 +105,11 @@ pub struct TargetSpec {
     /// Calendar of the target's `prune` runs (default `weekly`; `never` turns them off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_schedule: Option<String>,
+    /// How long a pack that no snapshot uses stays condemned before a prune of this target
+    /// deletes it (`90m`, `36h`, `7d`; default 24h, never below the lease of a run's lock;
+    /// docs/retention.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_grace: Option<String>,
 }
 
 impl TargetSpec {
@@ -123,6 +128,7 @@ impl TargetSpec {
             fs_source: None,
             retention: None,
             prune_schedule: None,
+            prune_grace: None,
         }
     }
 
