@@ -39,6 +39,24 @@ fn repo_bytes(p: &Path) -> u64 {
         .sum()
 }
 
+/// The pack files of a repository, by path.
+fn pack_files(repo: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    fn walk(p: &Path, out: &mut std::collections::BTreeSet<std::path::PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.insert(e.path());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(&repo.join("packs"), &mut out);
+    assert!(!out.is_empty(), "no packs under {}", repo.display());
+    out
+}
+
 fn verify_clean(repo: &Path) {
     let out = bms_tests::storage::bmsctl([
         "--json",
@@ -292,7 +310,8 @@ fn a_target_sets_its_own_prune_grace_period_never_below_the_lock_lease() {
         ..Default::default()
     };
     let (d, src, repo) = daemon_with_job_opts(opts, "docs", &["--keep-last", "1"]);
-    backups(&d, "docs", &src, 3, 31);
+    // Four backups rewrite one directory, so the first snapshot's copy of it is unused.
+    backups(&d, "docs", &src, 4, 31);
     let out = d.ctl(["target", "edit", "t", "--prune-grace", "1m"]);
     assert_fails(&out, 2, "prune_grace");
     assert!(
@@ -311,17 +330,22 @@ fn a_target_sets_its_own_prune_grace_period_never_below_the_lock_lease() {
 
     let dry = d.ctl_json(["prune", "--dry-run", "--target", "t"]);
     assert_eq!(dry["targets"][0]["prune"]["grace_secs"], 36 * 3600, "{dry}");
-    // The real prune condemns and waits the target's grace period: nothing is deleted yet.
-    let before = repo_bytes(&repo);
+    // The real prune condemns and waits the target's grace period: no pack is deleted yet.
+    let packs_before = pack_files(&repo);
     let v = d.ctl_json(["prune", "--target", "t"]);
     let r = d.wait_run_final(v["runs"][0]["id"].as_i64().unwrap(), LONG);
     assert_eq!(r["run"]["state"], "succeeded", "{r}");
     let stats = &r["run"]["prune"];
     assert_eq!(stats["grace_secs"], 36 * 3600, "{r}");
-    assert_eq!(stats["snapshots_removed"], 2, "{r}");
+    assert_eq!(stats["snapshots_removed"], 3, "{r}");
     assert!(stats["packs_condemned"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(stats["packs_removed"].as_u64().unwrap_or(0), 0, "{r}");
-    assert!(repo_bytes(&repo) >= before - 4096, "packs waited");
+    let packs_after = pack_files(&repo);
+    assert!(
+        packs_before.is_subset(&packs_after),
+        "deleted before the grace period: {:?}",
+        packs_before.difference(&packs_after).collect::<Vec<_>>()
+    );
     verify_clean(&repo);
 
     // Back to the default; the grace period survives export and apply.

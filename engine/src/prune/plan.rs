@@ -127,10 +127,13 @@ pub(super) fn make(
                 pinned.entry(p).or_insert_with(|| rfc3339(u));
             }
             let v = by_pack.entry(p).or_default();
-            for e in entries {
-                if !v.iter().any(|x| x.id == e.id) {
-                    v.push(e);
-                }
+            if v.is_empty() {
+                v.extend(entries);
+            } else {
+                // The same pack in two index files (a prune or backup interrupted between
+                // writing the new index and removing the old one): each blob once.
+                let have: IdSet = v.iter().map(|x| x.id).collect();
+                v.extend(entries.into_iter().filter(|e| !have.contains(&e.id)));
             }
         }
         match until {
@@ -327,39 +330,94 @@ fn mark(
     mut used: IdSet,
     cancel: &AtomicBool,
 ) -> Result<IdSet> {
-    let mut reader = BlobReader::new(repo.store().clone(), index.clone());
-    for s in snaps {
-        let mut stack = vec![s.snapshot.root_tree()?];
-        while let Some(t) = stack.pop() {
-            if !used.insert(t) {
-                continue;
-            }
+    // Breadth first, a level's trees read and decoded on every core (a cold cache makes the
+    // walk wait on reads); each tree is walked once, from the first snapshot that reaches it.
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let mut readers: Vec<BlobReader> = (0..threads)
+        .map(|_| BlobReader::new(repo.store().clone(), index.clone()))
+        .collect();
+    let mut frontier: Vec<(ObjectId, usize)> = Vec::new();
+    for (i, s) in snaps.iter().enumerate() {
+        let root = s.snapshot.root_tree()?;
+        if used.insert(root) {
+            frontier.push((root, i));
+        }
+    }
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for batch in frontier.chunks(MARK_BATCH) {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            let tree = reader.load_tree(&t).map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "prune refused: snapshot {} cannot be walked ({e}); run `bmsctl repo verify`",
-                    s.short_id
-                ))
-            })?;
-            for node in &tree.nodes {
-                if let Some(sub) = node.subtree {
-                    stack.push(sub);
-                }
-                for c in &node.content {
-                    if let ContentRef::Chunk { id, .. } = c {
-                        if used.insert(*id) && !index.contains(id) {
-                            return Err(Error::InvalidArgument(format!(
-                                "prune refused: chunk {id} of snapshot {} is in no pack; the \
-                                 repository is damaged: run `bmsctl repo verify`",
-                                s.short_id
-                            )));
+            for ((_, si), tree) in batch.iter().zip(load_trees(&mut readers, batch)?) {
+                let s = &snaps[*si];
+                let tree = tree.map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "prune refused: snapshot {} cannot be walked ({e}); run `bmsctl repo \
+                         verify`",
+                        s.short_id
+                    ))
+                })?;
+                for node in &tree.nodes {
+                    if let Some(sub) = node.subtree {
+                        if used.insert(sub) {
+                            next.push((sub, *si));
+                        }
+                    }
+                    for c in &node.content {
+                        if let ContentRef::Chunk { id, .. } = c {
+                            if used.insert(*id) && !index.contains(id) {
+                                return Err(Error::InvalidArgument(format!(
+                                    "prune refused: chunk {id} of snapshot {} is in no pack; \
+                                     the repository is damaged: run `bmsctl repo verify`",
+                                    s.short_id
+                                )));
+                            }
                         }
                     }
                 }
             }
         }
+        frontier = next;
     }
     Ok(used)
+}
+
+/// Trees read at once by the mark: bounds the memory of one step of a wide level.
+const MARK_BATCH: usize = 1024;
+
+/// Reads and decodes `batch`'s trees, split over the readers' threads, in the batch's order:
+/// one result per tree, or an error when a part was lost.
+fn load_trees(
+    readers: &mut [BlobReader],
+    batch: &[(ObjectId, usize)],
+) -> Result<Vec<Result<crate::tree::Tree>>> {
+    let per = batch.len().div_ceil(readers.len()).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(per)
+            .zip(readers.iter_mut())
+            .map(|(part, reader)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(id, _)| reader.load_tree(id))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(batch.len());
+        for h in handles {
+            // A lost part would leave trees unmarked and their data condemned: fail instead.
+            out.extend(
+                h.join()
+                    .map_err(|_| Error::Internal("a tree reader thread panicked".into()))?,
+            );
+        }
+        if out.len() != batch.len() {
+            return Err(Error::Internal("the mark lost trees of a batch".into()));
+        }
+        Ok(out)
+    })
 }
