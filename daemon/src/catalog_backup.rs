@@ -3,9 +3,9 @@
 //! copy while it goes on using it) into `catalog-copy/catalog.db` in the state dir and backs
 //! that directory up into the run's target under the reserved job name `_catalog`. Dedup keeps
 //! repeated copies small. One copy is made at a time: backups that end while one is being
-//! stored are covered by a single further copy after it. Of the copies on a target, the newest
-//! [`KEEP_LAST`] and the newest of each of the last [`KEEP_DAILY`] days are kept; older ones are
-//! forgotten (their data goes with the target's next prune).
+//! stored are covered by a single further copy after it. Once a target holds more than
+//! [`FORGET_ABOVE`] copies, all but the newest [`KEEP_LAST`] and the newest of each of the last
+//! [`KEEP_DAILY`] days are forgotten (their data goes with the target's next prune).
 
 use crate::state::SharedRef;
 use crate::targets::Purpose;
@@ -26,6 +26,8 @@ pub const COPY_FILE: &str = "catalog.db";
 pub const KEEP_LAST: u32 = 10;
 /// ...and the newest of each of this many days.
 pub const KEEP_DAILY: u32 = 30;
+/// Older copies are forgotten once a target holds more than this many.
+pub const FORGET_ABOVE: usize = 2 * (KEEP_LAST + KEEP_DAILY) as usize;
 
 /// A test hook of debug builds (docs/protocol.md "Test hooks"): `off` stops the catalog's own
 /// backup, so that tests of other things see only their own snapshots.
@@ -192,6 +194,14 @@ fn backup_copy(spec: &TargetSpec, dir: &Path) -> Result<(SnapshotRecord, Vec<Str
         daily: KEEP_DAILY,
         ..Default::default()
     };
+    // Forgetting takes the exclusive lock: only once the copies have piled up.
+    let copies = repo
+        .snapshots()
+        .map(|l| l.iter().filter(|i| i.snapshot.job == CATALOG_JOB).count())
+        .unwrap_or(0);
+    if copies <= FORGET_ABOVE {
+        return Ok((rec, Vec::new()));
+    }
     let forgotten = match repo.forget_policy(
         &policy,
         &|i| i.snapshot.job == CATALOG_JOB,
