@@ -292,3 +292,57 @@ fn a_lost_state_dir_is_recovered_from_the_catalog_snapshot_in_the_target() {
         d.snapshots("_catalog", Some("nas")).len() as u64 + 2
     );
 }
+
+/// A rebuild takes a snapshot's seal back from its file's record, as the seal record verify
+/// checks the repository against (docs/operations.md "Immutability").
+#[test]
+fn a_rebuild_takes_back_the_seals_of_an_immutable_target() {
+    users::require_root();
+    let mut s = bms_tests::immutable_util::Immutable::start(1, &[]);
+    let run = s.backup();
+    assert_eq!(run["run"]["state"], "succeeded", "{run}");
+    let id = run["run"]["snapshot"].as_str().unwrap().to_owned();
+    let on_file = bms_tests::immutable_util::sealed_until(&s.repo.join("snapshots").join(&id))
+        .expect("the snapshot file's seal record");
+    let db = s.d.state_dir().join("catalog.db");
+    let seals = |db: &Path| -> Vec<(String, String)> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mut st = c.prepare("SELECT snapshot, until FROM seals").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(seals(&db), vec![(id.clone(), on_file.clone())]);
+    assert!(s.d.stop().success());
+    remove_catalog(&s.d.state_dir());
+    let opts = DaemonOpts {
+        env: vec![("BMS_TEST_CLOCK".into(), s.clock.display().to_string())],
+        ..Default::default()
+    };
+    s.d.spawn(&opts);
+    assert!(seals(&db).is_empty());
+    s.d.ctl_json([
+        "target",
+        "add",
+        "t",
+        "--path",
+        s.repo.to_str().unwrap(),
+        "--immutable-days",
+        "1",
+    ]);
+    let r = s.d.ctl_json(["catalog", "rebuild", "--target", "t"]);
+    assert_eq!(
+        (r["added"].as_u64(), r["seals"].as_u64()),
+        (Some(1), Some(1)),
+        "{r:#}"
+    );
+    assert_eq!(r["unknown_jobs"], serde_json::json!(["j"]), "{r:#}");
+    assert_eq!(seals(&db), vec![(id, on_file)]);
+    let r = s.d.ctl_json(["catalog", "rebuild", "--target", "t"]);
+    assert_eq!(
+        (r["added"].as_u64(), r["seals"].as_u64()),
+        (Some(0), Some(0)),
+        "{r:#}"
+    );
+}
