@@ -54,7 +54,8 @@ fn disabled() -> bool {
 
 /// Asks for a copy of the catalog in `target` after a successful backup run into it.
 pub fn after_backup(shared: &SharedRef, copies: &Arc<Copies>, target: String) {
-    if disabled() {
+    // A daemon that is stopping starts no copy (the catalog is whole in catalog.db then).
+    if disabled() || shared.shutdown.is_cancelled() {
         return;
     }
     {
@@ -69,7 +70,9 @@ pub fn after_backup(shared: &SharedRef, copies: &Arc<Copies>, target: String) {
     tokio::spawn(async move {
         let mut next = Some(target);
         while let Some(t) = next {
-            if let Err(e) = store_copy(&shared, &t).await {
+            if shared.shutdown.is_cancelled() {
+                info!(target = %t, "bmsd is stopping: no catalog copy into target '{t}' now");
+            } else if let Err(e) = store_copy(&shared, &t).await {
                 warn!(target = %t, "cannot back up the catalog into target '{t}': {e}; the next successful backup tries again");
             }
             let mut st = copies.lock();
