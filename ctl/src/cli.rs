@@ -104,6 +104,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: SnapshotCmd,
     },
+    /// The catalog itself: rebuild its snapshot records from the repositories
+    /// (docs/operations.md "Recovering the catalog").
+    Catalog {
+        #[command(subcommand)]
+        cmd: crate::catalog::CatalogCmd,
+    },
     /// Apply the retention policies and reclaim space: one prune run per target (of --job, or
     /// --target, or every disk/NAS target). --dry-run lists every snapshot with keep/remove and
     /// the rule that keeps it, and the bytes prune would reclaim (docs/retention.md).

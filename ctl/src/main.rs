@@ -5,6 +5,7 @@ mod apply;
 mod apply_batch;
 mod apply_lines;
 mod calendar;
+mod catalog;
 mod cli;
 mod compliance;
 mod connect;
@@ -17,6 +18,7 @@ mod notes;
 mod output;
 mod prune;
 mod repo;
+mod repo_catalog;
 mod repo_key;
 mod repo_prune;
 mod report;
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         } => compliance::verify(&cli, job, target, *read_data, *drill, *wait),
         Command::Run { cmd } => run::run(&cli, cmd),
         Command::Snapshot { cmd } => snapshot::run(&cli, cmd),
+        Command::Catalog { cmd } => catalog::run(&cli, cmd),
         Command::Restore {
             snapshot,
             to,

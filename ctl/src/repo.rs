@@ -107,6 +107,10 @@ pub enum RepoCmd {
         #[arg(long, value_enum, default_value = "never")]
         overwrite: OverwriteArg,
     },
+    /// Put bmsd's catalog back from the newest catalog snapshot (job `_catalog`) of the
+    /// repository into STATE_DIR/catalog.db (mode 0600), for a machine that lost its state dir;
+    /// then start bmsd on it (docs/operations.md "Recovering the catalog").
+    RestoreCatalog(crate::repo_catalog::RestoreCatalogArgs),
     /// Check the repository; exit status 1 when problems are found.
     Verify {
         #[arg(value_name = "PATH")]
@@ -181,6 +185,7 @@ pub fn run(cmd: &RepoCmd, json: bool) -> CliResult {
         RepoCmd::Forget(a) => crate::repo_prune::forget(a, json),
         RepoCmd::Prune(a) => crate::repo_prune::prune(a, json),
         RepoCmd::Key { cmd } => crate::repo_key::run(cmd, json),
+        RepoCmd::RestoreCatalog(a) => crate::repo_catalog::restore_catalog(a, json),
         RepoCmd::Init {
             repo,
             pack_size,

@@ -48,7 +48,11 @@ pub fn run(cli: &Cli, cmd: &SnapshotCmd) -> CliResult {
             for s in &reply.snapshots {
                 t.add_row(vec![
                     s.id.chars().take(12).collect::<String>(),
-                    s.job.clone(),
+                    if s.job == CATALOG_JOB {
+                        format!("{} (catalog copy)", s.job)
+                    } else {
+                        s.job.clone()
+                    },
                     s.target.clone(),
                     s.time.clone(),
                     (s.stats.files_new + s.stats.files_changed + s.stats.files_unmodified)

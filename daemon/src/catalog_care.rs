@@ -17,6 +17,33 @@ const EVERY: Duration = Duration::from_secs(24 * 3600);
 /// The name of the exported configuration in the state dir.
 pub const EXPORT_FILE: &str = "catalog-config.toml";
 
+/// On a new catalog, moves an export of an earlier catalog aside to
+/// `catalog-config.<time>.toml`, so that the new catalog's export does not replace it: it is
+/// what `bmsctl apply` needs to bring the lost jobs and targets back.
+pub fn keep_previous_export(state_dir: &Path) {
+    let old = state_dir.join(EXPORT_FILE);
+    if !old.exists() {
+        return;
+    }
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let kept = state_dir.join(format!("catalog-config.{stamp}.toml"));
+    match std::fs::rename(&old, &kept) {
+        Ok(()) => warn!(
+            "new catalog: the configuration exported from the previous catalog is kept as {}; \
+             `bmsctl apply {}` brings its targets and jobs back, then `bmsctl catalog rebuild`",
+            kept.display(),
+            kept.display()
+        ),
+        Err(e) => warn!(
+            "new catalog: cannot move the previous export {} aside ({e}); copy it away before \
+             bmsd's next export replaces it",
+            old.display()
+        ),
+    }
+}
+
 pub async fn run(shared: SharedRef, cancel: CancellationToken) {
     let mut first = true;
     loop {

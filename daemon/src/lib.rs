@@ -2,7 +2,9 @@
 
 pub mod alerts;
 pub mod catalog;
+pub mod catalog_backup;
 pub mod catalog_care;
+pub mod catalog_rebuild;
 pub mod cli;
 pub mod compliance;
 pub mod config;

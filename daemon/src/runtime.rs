@@ -286,6 +286,12 @@ async fn run(
             db.display(),
             local_repo.display()
         );
+        // A new catalog next to an old state dir: keep the old declaration and take back what
+        // the repositories it knows hold (docs/operations.md "Recovering the catalog").
+        crate::catalog_care::keep_previous_export(&config.state_dir);
+        if let Err(e) = crate::catalog_rebuild::rebuild_at_start(&mut catalog) {
+            warn!("cannot rebuild the new catalog from the repositories: {e}");
+        }
     }
     let interrupted = catalog.interrupt_unfinished().map_err(|e| e.to_string())?;
     // Counters start from the runs the catalog holds (docs/metrics.md).

@@ -82,6 +82,16 @@ pub async fn sources_exist(j: &JobSpec) -> Result<(), ApiError> {
 /// sources exist ([`sources_exist`]).
 pub fn job(j: &JobSpec) -> Result<CalendarSpec, ApiError> {
     name("name", &j.name)?;
+    if j.name == bms_proto::api::CATALOG_JOB {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "job name '{}' is reserved for the catalog's own snapshots \
+                 (docs/operations.md \"Recovering the catalog\"): choose another name",
+                j.name
+            ),
+        ));
+    }
     if j.sources.is_empty() {
         return Err(ApiError::invalid(
             "sources",

@@ -436,6 +436,14 @@ type JobReport (
 method Report(since: string, until: string, job: ?string) -> (generated_at: string, since: string,
                                                               until: string, jobs: []JobReport)
 
+# Catalog recovery (docs/operations.md "Recovering the catalog"): re-reads the repository of
+# every disk/NAS target (or of one) and adds the snapshot records and seals the catalog lacks;
+# existing records are kept. Admin role.
+type TargetRebuild (target: string, added: int, kept: int, seals: int, unknown_job: int,
+                    error: ?string)
+method RebuildCatalog(target: ?string) -> (targets: []TargetRebuild, added: int, kept: int,
+                                           seals: int, unknown_jobs: []string)
+
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)
 error InvalidArgument (message: string, field: ?string)

@@ -10,6 +10,7 @@ mod jobs;
 mod media;
 mod migrations;
 mod outbox;
+mod rebuild;
 mod reports;
 mod retention;
 mod runs;
@@ -23,6 +24,7 @@ pub use compliance::NewChange;
 pub use integrity::{health_of, quick_check_file};
 pub use media::{Location, MediaDue, MediaState, Medium, Pool, MEDIA_TYPES};
 pub use migrations::SCHEMA_VERSION;
+pub use rebuild::Found;
 pub use runs::NewRun;
 pub use seals::SealRecord;
 pub use stats::{CatalogFacts, ComplianceGauges, JobFacts};
@@ -65,6 +67,14 @@ pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
+}
+
+/// A repository's RFC 3339 time (nanoseconds) in the catalog's form, three fraction digits, so
+/// that a record written at backup time and one rebuilt from the repository agree.
+pub fn catalog_time(t: &str) -> String {
+    t.parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|_| t.to_owned())
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> ApiError {

@@ -329,9 +329,11 @@ async fn backup_to_primary(
                 id: summary.snapshot_id.clone(),
                 target: target.name.clone(),
                 job: job.name.clone(),
-                time: crate::catalog::now_rfc3339(),
+                // The repository's own time and paths, so that a rebuilt record equals this one
+                // (docs/operations.md "Recovering the catalog").
+                time: crate::catalog::catalog_time(&summary.time),
                 host: host(),
-                paths: job.sources.clone(),
+                paths: summary.paths.clone(),
                 partial: summary.partial,
                 run_id: Some(active.run_id),
                 stats: stats.clone(),

@@ -107,6 +107,9 @@ async fn write(shared: &SharedRef, id: i64, end: &End) -> Result<RunInfo, ApiErr
 pub async fn finish(runner: &Runner, head: RunHead, end: End) -> RunInfo {
     let shared = &runner.shared;
     retry_unrecorded(runner).await;
+    let backed_up = head.kind == RunKind::Backup
+        && matches!(end.state, RunState::Succeeded | RunState::Warning)
+        && end.snapshot.is_some();
     let run = match write(shared, head.id, &end).await {
         Ok(run) => {
             info!(run = head.id, job = %head.job, state = run.state.as_str(), "run finished");
@@ -134,6 +137,11 @@ pub async fn finish(runner: &Runner, head: RunHead, end: End) -> RunInfo {
         stats: end.stats,
         error: end.error,
     });
+    if backed_up {
+        if let Some(target) = run.target.clone() {
+            crate::catalog_backup::after_backup(shared, &runner.catalog_copies, target);
+        }
+    }
     run
 }
 

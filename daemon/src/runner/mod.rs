@@ -98,6 +98,8 @@ pub struct Runner {
     exec: Exec,
     /// Ends of runs that the catalog could not take yet.
     pub unrecorded: finish::Unrecorded,
+    /// The catalog's own backup after successful backup runs.
+    pub catalog_copies: Arc<crate::catalog_backup::Copies>,
 }
 
 pub type RunnerRef = Arc<Runner>;
@@ -115,6 +117,7 @@ impl Runner {
             wake: Notify::new(),
             exec,
             unrecorded: finish::Unrecorded::default(),
+            catalog_copies: Arc::default(),
         })
     }
 

@@ -7,6 +7,7 @@
 //! (`WRITES`) in one place, runs the operation and returns its typed reply, an [`ApiError`], or a
 //! stream of typed [`Item`]s. Dropping a stream's receiver stops the work behind it.
 
+mod catalog_ops;
 mod compliance_ops;
 mod config_ops;
 mod core;

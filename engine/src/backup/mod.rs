@@ -64,6 +64,10 @@ pub struct Progress {
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupSummary {
     pub snapshot_id: String,
+    /// The snapshot's recorded start time (RFC 3339), as its file has it.
+    pub time: String,
+    /// The snapshot's recorded source paths, as its file has them.
+    pub paths: Vec<String>,
     pub parent: Option<String>,
     pub files_new: u64,
     pub files_changed: u64,
@@ -345,6 +349,8 @@ impl Repository {
         drop(lock);
         Ok(BackupSummary {
             snapshot_id: id.to_hex(),
+            time: snap.time,
+            paths: snap.paths,
             parent: snap.parent,
             files_new: stats.files_new,
             files_changed: stats.files_changed,

@@ -24,6 +24,7 @@ pub trait Method: Serialize + DeserializeOwned {
 pub struct Empty {}
 
 mod alerts;
+mod catalog;
 mod compliance;
 mod doctor;
 mod events;
@@ -36,6 +37,7 @@ mod table;
 mod targets;
 
 pub use alerts::*;
+pub use catalog::*;
 pub use compliance::*;
 pub use doctor::*;
 pub use events::*;

@@ -51,6 +51,7 @@ macro_rules! manager_methods {
             ComplianceHistory => ComplianceHistoryReply, read, single;
             Verify => VerifyReply, write, single;
             Report => ReportReply, read, single;
+            RebuildCatalog => RebuildReply, write, single;
         }
     };
 }
