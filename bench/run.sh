@@ -77,11 +77,11 @@ need tar tar; need xz xz-utils; need ar binutils; need du coreutils; need diff d
 need apt-get apt; need dd coreutils; need awk mawk
 for t in $TOOLS; do
     case "$t" in
-        bms) [ "$PREPARE_ONLY" = 1 ] || [ -x "$BMSCTL" ] || missing+=("$BMSCTL (cargo build --release -p bmsctl in $SRC_ROOT, or set BMSCTL)") ;;
+        bms|bms-enc) [ "$PREPARE_ONLY" = 1 ] || [ -x "$BMSCTL" ] || missing+=("$BMSCTL (cargo build --release -p bmsctl in $SRC_ROOT, or set BMSCTL)") ;;
         restic) need restic restic ;;
         borg) need borg borgbackup ;;
         tar) need zstd zstd ;;
-        *) die "unknown tool '$t' (known: bms restic borg tar)" ;;
+        *) die "unknown tool '$t' (known: bms bms-enc restic borg tar)" ;;
     esac
 done
 need zstd zstd   # also decompresses the .deb data tarballs
@@ -242,6 +242,7 @@ tool_init() {
     local t=$1 r=$REPOS/$1
     case "$t" in
         bms) "$BMSCTL" repo init "$r" ;;
+        bms-enc) rm -f "$RUN/bms-enc.key"; "$BMSCTL" repo init "$r" --encrypt --key-file "$RUN/bms-enc.key" ;;
         restic) restic -r "$r" init --repository-version 2 ;;
         borg) borg init --encryption none "$r" ;;
         tar) mkdir -p "$r" ;;
@@ -252,6 +253,7 @@ tool_backup() { # TOOL N
     local t=$1 n=$2 r=$REPOS/$1
     case "$t" in
         bms) measure bms "backup$n" "$r" -- "$BMSCTL" repo backup "$r" "$CORPUS" ;;
+        bms-enc) measure bms-enc "backup$n" "$r" -- "$BMSCTL" repo backup "$r" "$CORPUS" --key-file "$RUN/bms-enc.key" ;;
         restic) measure restic "backup$n" "$r" -- restic -r "$r" --compression auto backup "$CORPUS" ;;
         borg) measure borg "backup$n" "$r" -- borg create --compression "$BORG_COMPRESSION" "$r::b$n" "$CORPUS" ;;
         tar)
@@ -270,6 +272,7 @@ tool_restore() { # TOOL DEST
     mkdir -p "$d"
     case "$t" in
         bms) measure bms restore "$d" -- "$BMSCTL" repo restore "$r" latest --to "$d" ;;
+        bms-enc) measure bms-enc restore "$d" -- "$BMSCTL" repo restore "$r" latest --to "$d" --key-file "$RUN/bms-enc.key" ;;
         restic) measure restic restore "$d" -- restic -r "$r" restore latest --target "$d" ;;
         borg) measure borg restore "$d" -- bash -c 'cd "$1" && borg extract "$2"' _ "$d" "$r::b3" ;;
         tar) measure tar restore "$d" -- bash -c 'set -e; for a in "$2"/b1.tar.zst "$2"/b3.tar.zst; do zstd -dc -q "$a" | tar --listed-incremental=/dev/null -xf - -C "$1"; done' _ "$d" "$r" ;;
@@ -281,6 +284,7 @@ tool_verify() {
     local t=$1 r=$REPOS/$1
     case "$t" in
         bms) measure bms verify "$r" -- "$BMSCTL" repo verify "$r" --read-data ;;
+        bms-enc) measure bms-enc verify "$r" -- "$BMSCTL" repo verify "$r" --read-data --key-file "$RUN/bms-enc.key" ;;
         restic) measure restic verify "$r" -- restic -r "$r" check --read-data ;;
         borg) measure borg verify "$r" -- borg check --verify-data "$r" ;;
         tar) measure tar verify "$r" -- bash -c 'zstd -t -q "$1"/*.tar.zst' _ "$r" ;;
@@ -309,7 +313,7 @@ check_restore() { # TOOL DEST
 
 # ------------------------------------------------------------------- run
 mkdir -p "$RUN/logs" "$REPOS" "$RUN/cache"
-if case " $TOOLS " in *" bms "*) true ;; *) false ;; esac; then
+if case " $TOOLS " in *" bms "* | *" bms-enc "*) true ;; *) false ;; esac; then
     # a private copy: other builds in the tree may replace target/release/bmsctl during the run
     cp "$BMSCTL" "$RUN/bmsctl" && BMSCTL_SRC=$BMSCTL && BMSCTL=$RUN/bmsctl
 fi
@@ -353,7 +357,7 @@ untouch
 # ---------------------------------------------------------------- report
 version() {
     case "$1" in
-        bms) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') (binary ${BMSCTL_SRC:-$BMSCTL} built $(date -r "${BMSCTL_SRC:-$BMSCTL}" '+%F %H:%M'), sha256 $(sha256sum "$BMSCTL" | cut -c1-12), tree at $(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
+        bms|bms-enc) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') (binary ${BMSCTL_SRC:-$BMSCTL} built $(date -r "${BMSCTL_SRC:-$BMSCTL}" '+%F %H:%M'), sha256 $(sha256sum "$BMSCTL" | cut -c1-12), tree at $(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
         restic) restic version | awk '{print "restic " $2}' ;;
         borg) borg --version ;;
         tar) echo "$(tar --version | head -n 1), zstd $(zstd --version | grep -o 'v[0-9.]*')" ;;
@@ -392,7 +396,7 @@ aggregate() {
 
 version() {
     case "$1" in
-        bms) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') (binary ${BMSCTL_SRC:-$BMSCTL} built $(date -r "${BMSCTL_SRC:-$BMSCTL}" '+%F %H:%M'), sha256 $(sha256sum "$BMSCTL" | cut -c1-12), tree at $(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
+        bms|bms-enc) echo "bmsctl $("$BMSCTL" --version 2>/dev/null | awk '{print $NF}') (binary ${BMSCTL_SRC:-$BMSCTL} built $(date -r "${BMSCTL_SRC:-$BMSCTL}" '+%F %H:%M'), sha256 $(sha256sum "$BMSCTL" | cut -c1-12), tree at $(git -C "$SRC_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC_ROOT" diff --quiet HEAD -- engine ctl 2>/dev/null || echo ', engine/ctl with uncommitted changes'))" ;;
         restic) restic version | awk '{print "restic " $2}' ;;
         borg) borg --version ;;
         tar) echo "$(tar --version | head -n 1), zstd $(zstd --version | grep -o 'v[0-9.]*')" ;;
@@ -470,6 +474,10 @@ targets() {
             r = has("bms", "verify") && has("restic", "verify"); line("full verify ≥2× restic check --read-data", r && W("restic", "verify") / W("bms", "verify") >= 2, r, r ? sprintf("%.2f×%s", W("restic", "verify") / W("bms", "verify"), range("restic", "verify", "bms", "verify")) : "")
             k1 = "bms\tbackup3"; k2 = "restic\tbackup3"; r = has("bms", "backup3") && sz[k1] != "" && sz[k2] > 0
             line("repository size within 10% of restic", r && sz[k1] <= 1.1 * sz[k2], r, r ? sprintf("%+.1f%% (after the 3 backups)", 100 * (sz[k1] / sz[k2] - 1)) : "")
+            r = b && has("bms-enc", "backup1"); line("encrypted first backup ≤10% more wall time than plain", r && W("bms-enc", "backup1") <= 1.1 * W("bms", "backup1"), r, r ? sprintf("%+.1f%%", 100 * (W("bms-enc", "backup1") / W("bms", "backup1") - 1)) : "")
+            r = has("bms", "restore") && has("bms-enc", "restore"); line("encrypted restore ≤10% slower than plain", r && W("bms-enc", "restore") <= 1.1 * W("bms", "restore"), r, r ? sprintf("%+.1f%%", 100 * (W("bms-enc", "restore") / W("bms", "restore") - 1)) : "")
+            r = has("bms", "verify") && has("bms-enc", "verify"); line("encrypted verify ≤10% slower than plain", r && W("bms-enc", "verify") <= 1.1 * W("bms", "verify"), r, r ? sprintf("%+.1f%%", 100 * (W("bms-enc", "verify") / W("bms", "verify") - 1)) : "")
+            r = has("bms-enc", "backup1") && has("restic", "backup1"); line("encrypted first backup ≥2× restic throughput", r && W("restic", "backup1") / W("bms-enc", "backup1") >= 2, r, r ? sprintf("%.2f×", W("restic", "backup1") / W("bms-enc", "backup1")) : "")
             line("peak RSS < 256 MiB", rss > 0 && rss < 256 * 1024, rss > 0, sprintf("%.0f MiB (largest over all bms phases)%s", rss / 1024, bmsfail ? "; some bms phases failed" : ""))
         }'
 }

@@ -80,6 +80,16 @@ pub struct TargetFields {
     /// it (90m, 36h, 7d; default 24h, at least 5m; "" back to the default). docs/retention.md.
     #[arg(long, value_name = "DURATION")]
     pub prune_grace: Option<String>,
+    /// Encrypt the target's repository (docs/operations.md "Encrypted targets"): bmsd creates
+    /// it with a random master key wrapped by the target's key file, and every run opens it
+    /// with that file. Losing every key loses the data.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The key file of an encrypted target (default: keys/NAME.key in the directory of bmsd's
+    /// config file; bmsd creates a missing one: 32 random bytes, mode 0600). Give the key file
+    /// of a repository made with `bmsctl repo init --encrypt` to use that repository.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
     /// The target's own retention rules: each raises the rule of every job writing here (a
     /// target may keep more than its jobs, never less).
     #[command(flatten)]
@@ -98,6 +108,19 @@ fn parse_media(s: &str) -> Result<MediaType, String> {
 }
 fn parse_location(s: &str) -> Result<Location, String> {
     parse_enum(s, "onsite, offsite")
+}
+
+/// A key file named relative to the current directory, made absolute for bmsd ("" clears it).
+fn absolute(p: &std::path::Path) -> Option<String> {
+    if p.as_os_str().is_empty() {
+        return None;
+    }
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| p.to_path_buf(), |d| d.join(p))
+    };
+    Some(p.display().to_string())
 }
 
 fn non_empty(v: String) -> Option<String> {
@@ -139,6 +162,12 @@ impl TargetFields {
         if let Some(v) = &self.prune_grace {
             t.prune_grace = non_empty(v.trim().to_owned());
         }
+        if self.encrypt {
+            t.encrypt = true;
+        }
+        if let Some(v) = &self.key_file {
+            t.key_file = absolute(v);
+        }
         if self.retention.any() {
             let mut r = t.retention.clone().unwrap_or_default();
             self.retention.apply_to(&mut r);
@@ -158,6 +187,15 @@ pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
             let mut spec = TargetSpec::disk(name.clone(), path);
             fields.apply_to(&mut spec);
             let reply = call(cli, &AddTarget { target: spec })?;
+            if let Some(k) = &reply.target.key_path {
+                eprintln!(
+                    "note: target '{name}' is encrypted with the key file {k}; losing every key \
+                     of its repository means losing its data: keep a copy of the key file \
+                     elsewhere, or print the master key for a paper backup with `bmsctl repo \
+                     key export {} --key-file {k}` once the first run has created the repository",
+                    reply.target.spec.path
+                );
+            }
             show(cli, &reply.target)
         }
         TargetCmd::List => {
@@ -292,6 +330,14 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
         ),
         ("min free", bytes(s.min_free_bytes)),
     ]);
+    rows.push((
+        "encryption",
+        match &t.key_path {
+            Some(k) if s.key_file.is_some() => format!("key file {k}"),
+            Some(k) => format!("key file {k} (default)"),
+            None => "none".into(),
+        },
+    ));
     if let Some(v) = &s.fs_type {
         rows.push(("fs type", v.clone()));
     }

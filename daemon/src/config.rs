@@ -74,6 +74,19 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Config {
+    /// Where encrypted targets' default key files are: `keys/` in the directory of the config
+    /// file in force (of the default config file when none is read).
+    pub fn keys_dir(&self) -> PathBuf {
+        let file = self
+            .path
+            .clone()
+            .unwrap_or_else(bms_proto::paths::default_config);
+        match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.join("keys"),
+            _ => PathBuf::from("keys"),
+        }
+    }
+
     /// Embedded defaults for this user (root or not).
     pub fn defaults() -> Config {
         Config {

@@ -270,6 +270,7 @@ async fn run(
 ) -> Result<(), String> {
     let socket_activated = activated.is_some();
     private_state_dir(&config.state_dir)?;
+    crate::targets::set_keys_dir(config.keys_dir());
     let _lock = lock_state_dir(&config.state_dir)?;
     crate::runner::execute_drill::clear_scratch(&config.state_dir);
     let db = config.state_dir.join("catalog.db");
@@ -408,22 +409,37 @@ async fn run(
 
 /// Removes the repository locks that interrupted runs left behind (their holder is dead).
 fn recover_locks(catalog: &Catalog, runs: &[i64]) {
-    let mut paths = std::collections::BTreeSet::new();
+    let mut targets = std::collections::BTreeMap::new();
     for id in runs {
         let target = catalog.get_run(*id).ok().and_then(|r| r.target);
         let target = target.and_then(|t| catalog.get_target(&t).ok());
         if let Some(t) = target.and_then(|t| crate::targets::Target::from_spec(&t.spec).ok()) {
-            paths.extend(t.dir().map(PathBuf::from));
+            if let Some(dir) = t.dir().map(PathBuf::from) {
+                targets.insert(dir, t);
+            }
         }
     }
-    for path in paths.into_iter().filter(|p| p.join("config").exists()) {
+    for (path, target) in targets
+        .into_iter()
+        .filter(|(p, _)| p.join("config").exists())
+    {
+        // Lock files of an encrypted repository are sealed: they are read through the store the
+        // target's key opens.
+        let repo = match crate::targets::open_target(&target, crate::targets::Purpose::Verify) {
+            Ok(r) => r,
+            Err(e) => {
+                info!(repo = %path.display(), "lock recovery skipped: {e}");
+                continue;
+            }
+        };
         // An exclusive lock conflicts with every other lock, so acquiring it inspects them all and
         // removes those whose holder is dead; a live holder only makes this attempt fail.
-        match bms_engine::lock::acquire(
-            &path,
+        match bms_engine::lock::acquire_in(
+            repo.store().clone(),
             bms_engine::lock::LockKind::Exclusive,
             "stale lock recovery",
             Duration::ZERO,
+            &std::sync::atomic::AtomicBool::new(false),
         ) {
             Ok(lock) => {
                 for r in &lock.recovered {

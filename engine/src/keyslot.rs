@@ -212,6 +212,19 @@ pub fn unlock(store: &dyn Store, secret: &Secret) -> Result<MasterKey> {
     unlock_slot(store, secret).map(|(k, _)| k)
 }
 
+/// Like [`unlock`], but only a slot whose master key has the id `key_id` (the config's) counts,
+/// when one is given.
+pub fn unlock_for(store: &dyn Store, secret: &Secret, key_id: Option<&str>) -> Result<MasterKey> {
+    for slot in list(store)? {
+        if let Some(k) = slot.unwrap(secret)? {
+            if key_id.is_none_or(|id| k.key_id() == id) {
+                return Ok(k);
+            }
+        }
+    }
+    Err(secret.wrong())
+}
+
 /// Like [`unlock`], and also the id of the slot that opened.
 pub fn unlock_slot(store: &dyn Store, secret: &Secret) -> Result<(MasterKey, String)> {
     for slot in list(store)? {

@@ -104,8 +104,33 @@ impl Repository {
         if config.encryption.algorithm != crypto::ALGORITHM {
             return Self::open_store(plain);
         }
-        let master = keyslot::unlock(&*plain, secret)?;
+        // Only a slot that wraps the key the config names opens it: a slot left behind by an
+        // init that lost a race (see [`Repository::open_or_init_encrypted`]) never does.
+        let master = keyslot::unlock_for(&*plain, secret, config.encryption.key_id.as_deref())?;
         Self::open_store(Arc::new(EncryptedStore::new(plain, master.keys())))
+    }
+
+    /// Like [`Repository::open_or_init`] for an encrypted repository: opens the one in `path`
+    /// with `secret`, or creates one whose single key slot is the key file `secret` when the
+    /// directory is new or empty. When another process publishes its repository first, this
+    /// one's key slot is removed again and the other's repository is opened with `secret` (which
+    /// then has to open it).
+    pub fn open_or_init_encrypted(
+        path: impl AsRef<Path>,
+        opts: InitOptions,
+        secret: &Secret,
+    ) -> Result<Repository> {
+        let path = path.as_ref();
+        if LocalStore::has_config(path) {
+            return Self::open_with_key(path, secret);
+        }
+        // A key-file slot derives its key without Argon2id: the parameters are not used.
+        let kdf = KdfParams {
+            m_cost: 64 * 1024,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        Self::create(path, opts, true, Some((secret, kdf)))
     }
 
     /// Opens the repository in `path`, creating it if the directory is new, empty or a
@@ -146,7 +171,10 @@ impl Repository {
             });
             if it.next().is_some() {
                 if join && LocalStore::has_config(path) {
-                    return Self::open(path);
+                    return match encrypt {
+                        Some((secret, _)) => Self::open_with_key(path, secret),
+                        None => Self::open(path),
+                    };
                 }
                 return Err(Error::AlreadyExists {
                     path: path.to_path_buf(),
@@ -186,17 +214,19 @@ impl Repository {
         encrypt: Option<(&Secret, KdfParams)>,
     ) -> Result<Repository> {
         // The key slot is written before the config: a store without a config is no repository.
-        let (encryption, store) = match encrypt {
+        let plain = store.clone();
+        let (encryption, store, slot) = match encrypt {
             None => (
                 EncryptionParams {
                     algorithm: "none".into(),
                     key_id: None,
                 },
                 store,
+                None,
             ),
             Some((secret, kdf)) => {
                 let master = MasterKey::generate();
-                keyslot::add(&*store, &master, secret, kdf)?;
+                let slot = keyslot::add(&*store, &master, secret, kdf)?;
                 let store: Arc<dyn Store> = Arc::new(EncryptedStore::new(store, master.keys()));
                 (
                     EncryptionParams {
@@ -204,6 +234,7 @@ impl Repository {
                         key_id: Some(master.key_id()),
                     },
                     store,
+                    Some((slot.id, secret)),
                 )
             }
         };
@@ -223,7 +254,14 @@ impl Repository {
         // The config is written last: a store without it is not (yet) a repository. It never
         // replaces a config that a concurrent init wrote first.
         if !store.put(Kind::Config, CONFIG, &data, Put::New)? {
-            if join {
+            if let Some((slot, secret)) = slot {
+                // Another process published its repository first: this slot wraps a key that
+                // no config names, so it goes, and the other repository opens with the secret.
+                plain.delete(Kind::Keys, &slot)?;
+                if join {
+                    return Self::open_with_key(store.location(), secret);
+                }
+            } else if join {
                 return Self::open_store(store);
             }
             return Err(Error::AlreadyExists {

@@ -75,7 +75,9 @@ type TargetSpec (
   fs_source: ?string,
   retention: ?Retention,
   prune_schedule: ?string,
-  prune_grace: ?string
+  prune_grace: ?string,
+  encrypt: ?bool,
+  key_file: ?string
 )
 
 type TargetInfo (
@@ -92,12 +94,15 @@ type TargetInfo (
   retention: ?Retention,
   prune_schedule: ?string,
   prune_grace: ?string,
+  encrypt: ?bool,
+  key_file: ?string,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,
   supports: []string,
   used_by: []string,
   last_check: ?TargetCheck,
+  key_path: ?string,
   created_at: string,
   updated_at: string
 )

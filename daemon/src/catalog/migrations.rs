@@ -302,6 +302,13 @@ ALTER TABLE runs ADD COLUMN drill_stats TEXT;
 ALTER TABLE targets ADD COLUMN prune_grace TEXT;
 "#,
     ),
+    (
+        11,
+        r#"
+ALTER TABLE targets ADD COLUMN encrypt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE targets ADD COLUMN key_file TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

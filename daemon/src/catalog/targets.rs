@@ -7,7 +7,8 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
-                       fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace";
+                       fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
+                       encrypt, key_file";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -45,6 +46,8 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             .transpose()?,
         prune_schedule: r.get(14)?,
         prune_grace: r.get(15)?,
+        encrypt: r.get(16)?,
+        key_file: r.get(17)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -56,6 +59,7 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             supports: caps.supports(),
             used_by: Vec::new(),
             last_check: None,
+            key_path: crate::targets::key_path(&spec).map(|p| p.display().to_string()),
             spec,
             created_at: r.get(11)?,
             updated_at: r.get(12)?,
@@ -135,8 +139,16 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     }
     .map_err(db_err)?;
     tx.execute(
-        "UPDATE targets SET retention=?2, prune_schedule=?3, prune_grace=?4 WHERE id=?1",
-        params![id, retention, t.prune_schedule, t.prune_grace],
+        "UPDATE targets SET retention=?2, prune_schedule=?3, prune_grace=?4, encrypt=?5, \
+         key_file=?6 WHERE id=?1",
+        params![
+            id,
+            retention,
+            t.prune_schedule,
+            t.prune_grace,
+            t.encrypt,
+            t.key_file
+        ],
     )
     .map(|_| ())
     .map_err(db_err)

@@ -189,10 +189,10 @@ pub async fn catalog_seal_problems(
 
 fn open(spec: &TargetSpec) -> Result<Repository, bms_engine::Error> {
     let t = Target::from_spec(spec).map_err(|e| bms_engine::Error::InvalidArgument(e.message))?;
-    let dir = t.dir().ok_or_else(|| {
-        bms_engine::Error::InvalidArgument(format!("target '{}' has no directory", t.name))
-    })?;
-    Repository::open(dir)
+    Ok(crate::targets::open_target(
+        &t,
+        crate::targets::Purpose::Verify,
+    )?)
 }
 
 /// The task that lifts expired seals: at start and every [`EXPIRE_EVERY`], it reads the
@@ -262,7 +262,7 @@ async fn pass(shared: &SharedRef, clock: &clock::Clock) {
             continue;
         }
         let r = tokio::task::spawn_blocking(move || {
-            let repo = Repository::open(&dir)?;
+            let repo = crate::targets::open_target(&target, crate::targets::Purpose::Verify)?;
             bms_engine::immutable::expire(&repo, now)
         })
         .await;

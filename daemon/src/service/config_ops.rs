@@ -85,6 +85,7 @@ async fn put_target(
 ) -> Result<TargetReply, ApiError> {
     if crate::targets::Target::from_spec(&spec).is_ok() {
         crate::immutability::check_target_spec(&spec).await?;
+        crate::targets::ensure_key_file(&spec)?;
     }
     let a = actor(ctx);
     let target = ctx
@@ -226,6 +227,12 @@ impl Operation for Apply {
                         e.field = Some(format!("targets[{i}].immutable_days"));
                         e
                     })?;
+                if !self.dry_run {
+                    crate::targets::ensure_key_file(t).map_err(|mut e| {
+                        e.field = Some(format!("targets[{i}].key_file"));
+                        e
+                    })?;
+                }
             }
         }
         let a = actor(ctx);

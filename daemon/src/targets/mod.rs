@@ -5,9 +5,11 @@
 //! the one place a target's repository is opened.
 
 mod capabilities;
+mod keys;
 mod open;
 
 pub use capabilities::{capabilities, Capabilities, Purpose};
+pub use keys::{ensure_key_file, key_path, keys_dir, set_keys_dir};
 pub use open::{open_target, OpenError};
 
 use crate::validate::{name, text};
@@ -48,6 +50,8 @@ pub struct Target {
     pub immutable_days: u32,
     /// Runs fail before writing when less than this many bytes are free.
     pub min_free_bytes: u64,
+    /// An encrypted target's key file (`None`: the repository is plain).
+    pub key_file: Option<PathBuf>,
 }
 
 fn absolute_path(t: &TargetSpec) -> Result<PathBuf, ApiError> {
@@ -107,6 +111,21 @@ impl Target {
                 text(field, v, 256)?;
             }
         }
+        if let Some(f) = &t.key_file {
+            text("key_file", f, 4096)?;
+            if !t.encrypt {
+                return Err(ApiError::invalid(
+                    "key_file",
+                    "key_file applies to encrypted targets only: add --encrypt",
+                ));
+            }
+            if !Path::new(f).is_absolute() {
+                return Err(ApiError::invalid(
+                    "key_file",
+                    format!("key_file '{f}' must be absolute (start with /)"),
+                ));
+            }
+        }
         if t.immutable_days > 36500 {
             return Err(ApiError::invalid(
                 "immutable_days",
@@ -133,6 +152,7 @@ impl Target {
             site: t.site.clone(),
             immutable_days: t.immutable_days,
             min_free_bytes: t.min_free_bytes,
+            key_file: keys::key_path(t),
         })
     }
 

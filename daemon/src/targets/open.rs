@@ -1,10 +1,11 @@
 //! Opening what runs write to and read from. For disk and NAS targets that is the repository in
 //! the target's directory; tape and S3 targets have no writer yet and are refused plainly.
 
-use super::{Purpose, Target};
+use super::{keys, Purpose, Target};
 use bms_engine::Repository;
 use bms_proto::api::TargetKind;
 use bms_proto::{ApiError, ErrorKind};
+use std::path::Path;
 
 /// Why a target could not be opened.
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub enum OpenError {
         purpose: Purpose,
         message: String,
     },
+    /// An encrypted target's key file is missing, unreadable or does not open its repository.
+    Key { target: String, message: String },
     /// The target's repository could not be opened or created.
     Repository(bms_engine::Error),
 }
@@ -23,7 +26,9 @@ pub enum OpenError {
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpenError::NotSupported { message, .. } => f.write_str(message),
+            OpenError::NotSupported { message, .. } | OpenError::Key { message, .. } => {
+                f.write_str(message)
+            }
             OpenError::Repository(e) => e.fmt(f),
         }
     }
@@ -43,6 +48,7 @@ impl From<OpenError> for bms_engine::Error {
     fn from(e: OpenError) -> Self {
         match e {
             OpenError::Repository(e) => e,
+            OpenError::Key { message, .. } => bms_engine::Error::WrongKey(message),
             e @ OpenError::NotSupported { .. } => bms_engine::Error::InvalidArgument(e.to_string()),
         }
     }
@@ -54,6 +60,7 @@ impl From<OpenError> for ApiError {
             OpenError::NotSupported { message, .. } => {
                 ApiError::new(ErrorKind::NotSupported, message)
             }
+            OpenError::Key { message, .. } => ApiError::new(ErrorKind::InvalidArgument, message),
             OpenError::Repository(e) => ApiError::internal(e.to_string()),
         }
     }
@@ -75,8 +82,10 @@ impl Target {
     }
 }
 
-/// Opens `target`'s repository for `purpose`. Backups and copies into a target create the
-/// repository in an empty directory (docs/operations.md); everything else needs one there.
+/// Opens `target`'s repository for `purpose`, with its key file when it is encrypted: the one
+/// place every kind of run (and every request that reads a repository) opens a target. Backups
+/// and copies into a target create the repository in an empty directory (docs/operations.md);
+/// everything else needs one there.
 pub fn open_target(target: &Target, purpose: Purpose) -> Result<Repository, OpenError> {
     target.require(purpose)?;
     let Some(dir) = target.dir() else {
@@ -88,12 +97,61 @@ pub fn open_target(target: &Target, purpose: Purpose) -> Result<Repository, Open
             ),
         )));
     };
+    match &target.key_file {
+        None => open_plain(target, dir, purpose),
+        Some(file) => open_encrypted(target, dir, file, purpose),
+    }
+}
+
+fn open_plain(target: &Target, dir: &Path, purpose: Purpose) -> Result<Repository, OpenError> {
     // Several runs may create one new target at once: open_or_init lets exactly one of them
     // publish the repository and the others open it (docs/repository-format.md).
     let repo = if purpose.creates() {
-        Repository::open_or_init(dir, bms_engine::InitOptions::default())?
+        Repository::open_or_init(dir, bms_engine::InitOptions::default())
     } else {
-        Repository::open(dir)?
+        Repository::open(dir)
     };
+    repo.map_err(|e| match e {
+        bms_engine::Error::InvalidArgument(m) if m.contains("is encrypted") => OpenError::Key {
+            target: target.name.clone(),
+            message: format!(
+                "the repository of target '{}' in {} is encrypted, but the target is not: \
+                 declare its key file (`bmsctl target edit {} --encrypt --key-file FILE`)",
+                target.name,
+                dir.display(),
+                target.name
+            ),
+        },
+        e => OpenError::Repository(e),
+    })
+}
+
+fn open_encrypted(
+    target: &Target,
+    dir: &Path,
+    file: &Path,
+    purpose: Purpose,
+) -> Result<Repository, OpenError> {
+    let secret = keys::read_key(target, file)?;
+    let repo = if purpose.creates() {
+        Repository::open_or_init_encrypted(dir, bms_engine::InitOptions::default(), &secret)
+    } else {
+        Repository::open_with_key(dir, &secret)
+    };
+    let repo = repo.map_err(|e| match e {
+        bms_engine::Error::WrongKey(_) => keys::wrong_key(target, file, dir),
+        e => OpenError::Repository(e),
+    })?;
+    if !repo.store().encrypted() {
+        return Err(OpenError::Key {
+            target: target.name.clone(),
+            message: format!(
+                "target '{}' is encrypted, but the repository in {} is not: give the target an \
+                 empty directory, or define it again without --encrypt",
+                target.name,
+                dir.display()
+            ),
+        });
+    }
     Ok(repo)
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 
 /// Plaintext bytes per segment.
 pub const SEGMENT: usize = 64 * 1024;
+/// Plaintext a streamed writer collects before sealing it (in parallel) and writing it.
+const BATCH: usize = 32 * SEGMENT;
 const MAGIC: &[u8; 8] = b"BMSENC01";
 const HEADER: usize = 8 + 24;
 const SEALED_SEGMENT: usize = SEGMENT + crypto::OVERHEAD;
@@ -94,15 +96,46 @@ fn damaged(kind: Kind, name: &str, detail: &str) -> Error {
 fn seal_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Vec<u8> {
     let mut w = Sealer::new(kind);
     let mut out = w.header.clone();
-    let mut chunks = data.chunks(SEGMENT).peekable();
-    if chunks.peek().is_none() {
-        out.extend(w.seal(keys, &[], Some(name)));
-    }
-    while let Some(c) = chunks.next() {
-        let last = chunks.peek().is_none().then_some(name);
-        out.extend(w.seal(keys, c, last));
-    }
+    out.extend(w.seal_many(keys, data, Some(name)));
     out
+}
+
+/// Segments sealed or opened by one thread at least: below this, threads cost more than they
+/// save.
+const SEGMENTS_PER_THREAD: usize = 4;
+
+/// Threads for `segments` segments: the machine's cores, at most one per
+/// [`SEGMENTS_PER_THREAD`] segments.
+fn threads_for(segments: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(segments / SEGMENTS_PER_THREAD).max(1)
+}
+
+/// Runs `f` on each of `items` (segment number, bytes), on [`threads_for`] threads in contiguous
+/// runs, and returns the results in order.
+fn par_map<T: Send>(
+    items: &[(u64, &[u8])],
+    f: &(dyn Fn(u64, &[u8]) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
+    let threads = threads_for(items.len());
+    if threads <= 1 {
+        return items.iter().map(|(n, d)| f(*n, d)).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|run| scope.spawn(move || run.iter().map(|(n, d)| f(*n, d)).collect()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            let part: Result<Vec<T>> = h
+                .join()
+                .map_err(|_| Error::Internal("a sealing thread panicked".into()))?;
+            out.extend(part?);
+        }
+        Ok(out)
+    })
 }
 
 struct Sealer {
@@ -121,14 +154,38 @@ impl Sealer {
             next: 0,
         }
     }
-    fn seal(&mut self, keys: &RepoKeys, plain: &[u8], last: Option<&str>) -> Vec<u8> {
-        let ad = segment_ad(self.kind, &self.header[8..], self.next, last);
-        self.next += 1;
-        keys.seal_raw(&ad, plain)
+    /// Seals `plain` as the next segments (each [`SEGMENT`] bytes but the last), in parallel
+    /// when there are many; with `last`, the final one is the object's last segment, which holds
+    /// its name (an empty `plain` then makes one empty segment).
+    fn seal_many(&mut self, keys: &RepoKeys, plain: &[u8], last: Option<&str>) -> Vec<u8> {
+        let first = self.next;
+        let mut items: Vec<(u64, &[u8])> = plain
+            .chunks(SEGMENT)
+            .enumerate()
+            .map(|(i, c)| (first + i as u64, c))
+            .collect();
+        if items.is_empty() && last.is_some() {
+            items.push((first, &[]));
+        }
+        self.next += items.len() as u64;
+        let final_n = self.next.saturating_sub(1);
+        let (kind, nonce) = (self.kind, &self.header[8..]);
+        let seal = |n: u64, d: &[u8]| -> Result<Vec<u8>> {
+            let name = last.filter(|_| n == final_n);
+            Ok(keys.seal_raw(&segment_ad(kind, nonce, n, name), d))
+        };
+        // Sealing itself cannot fail; only a panicking thread could, and it propagates here.
+        let sealed = par_map(&items, &seal).unwrap_or_else(|_| {
+            items
+                .iter()
+                .map(|(n, d)| seal(*n, d).unwrap_or_default())
+                .collect()
+        });
+        sealed.concat()
     }
 }
 
-/// Opens a whole sealed object.
+/// Opens a whole sealed object, its segments in parallel when there are many.
 fn open_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Result<Vec<u8>> {
     if data.len() < HEADER + crypto::OVERHEAD || &data[..8] != MAGIC {
         return Err(damaged(kind, name, "not a sealed object"));
@@ -136,16 +193,18 @@ fn open_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Result<Vec<
     let nonce = &data[8..HEADER];
     let body = &data[HEADER..];
     let count = body.len().div_ceil(SEALED_SEGMENT);
-    let mut out = Vec::with_capacity(body.len());
-    for (n, seg) in body.chunks(SEALED_SEGMENT).enumerate() {
-        let last = (n + 1 == count).then_some(name);
-        let ad = segment_ad(kind, nonce, n as u64, last);
-        let plain = keys
-            .open_raw(&ad, seg)
-            .ok_or_else(|| damaged(kind, name, &format!("segment {n} fails authentication")))?;
-        out.extend_from_slice(&plain);
-    }
-    Ok(out)
+    let items: Vec<(u64, &[u8])> = body
+        .chunks(SEALED_SEGMENT)
+        .enumerate()
+        .map(|(n, seg)| (n as u64, seg))
+        .collect();
+    let open = |n: u64, seg: &[u8]| -> Result<Vec<u8>> {
+        let last = (n as usize + 1 == count).then_some(name);
+        let ad = segment_ad(kind, nonce, n, last);
+        keys.open_raw(&ad, seg)
+            .ok_or_else(|| damaged(kind, name, &format!("segment {n} fails authentication")))
+    };
+    Ok(par_map(&items, &open)?.concat())
 }
 
 impl Store for EncryptedStore {
@@ -227,7 +286,7 @@ impl Store for EncryptedStore {
             inner: Some(inner),
             keys: self.keys.clone(),
             sealer,
-            pending: Vec::with_capacity(SEGMENT),
+            pending: Vec::with_capacity(BATCH),
         }))
     }
     fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
@@ -352,12 +411,14 @@ impl ObjectWriter for SealedWriter {
             .as_mut()
             .ok_or_else(|| Error::Internal("write after commit".into()))?;
         while !data.is_empty() {
-            if self.pending.len() == SEGMENT {
-                let seg = self.sealer.seal(&self.keys, &self.pending, None);
-                inner.write_all(&seg)?;
+            // A full batch is sealed only when more data follows: the last segment is sealed at
+            // commit, with the object's name.
+            if self.pending.len() == BATCH {
+                let sealed = self.sealer.seal_many(&self.keys, &self.pending, None);
+                inner.write_all(&sealed)?;
                 self.pending.clear();
             }
-            let take = (SEGMENT - self.pending.len()).min(data.len());
+            let take = (BATCH - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
         }
@@ -368,8 +429,8 @@ impl ObjectWriter for SealedWriter {
             .inner
             .take()
             .ok_or_else(|| Error::Internal("commit twice".into()))?;
-        let seg = self.sealer.seal(&self.keys, &self.pending, Some(name));
-        inner.write_all(&seg)?;
+        let sealed = self.sealer.seal_many(&self.keys, &self.pending, Some(name));
+        inner.write_all(&sealed)?;
         inner.commit(name)
     }
     fn abort(mut self: Box<Self>) {

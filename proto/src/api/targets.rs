@@ -110,6 +110,14 @@ pub struct TargetSpec {
     /// docs/retention.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_grace: Option<String>,
+    /// Encrypted repository (docs/repository-format.md, "Encryption"): bmsd creates it with a
+    /// random master key wrapped by the target's key file, and opens it with that file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt: bool,
+    /// The key file of an encrypted target (absolute path); default `keys/NAME.key` in the
+    /// directory of bmsd's config file, created by bmsd when missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
 }
 
 impl TargetSpec {
@@ -129,6 +137,8 @@ impl TargetSpec {
             retention: None,
             prune_schedule: None,
             prune_grace: None,
+            encrypt: false,
+            key_file: None,
         }
     }
 
@@ -156,6 +166,9 @@ pub struct TargetInfo {
     /// The last pre-flight check, if any.
     #[serde(default)]
     pub last_check: Option<super::TargetCheck>,
+    /// An encrypted target's key file as bmsd finds it (the default when `key_file` is not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
