@@ -20,7 +20,6 @@ mod repo;
 mod repo_key;
 mod repo_prune;
 mod report;
-mod report_html;
 mod retention;
 mod run;
 mod snapshot;
