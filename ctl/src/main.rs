@@ -22,7 +22,6 @@ mod repo_catalog;
 mod repo_key;
 mod repo_prune;
 mod report;
-mod report_html;
 mod retention;
 mod run;
 mod snapshot;

@@ -318,13 +318,4 @@ pub fn watch(cli: &Cli, id: i64) -> CliResult {
     }
 }
 
-/// Seconds as `42 s`, `12 min`, `3.5 h`.
-pub fn secs_text(s: f64) -> String {
-    if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
-    }
-}
+pub use bms_proto::units::secs_text;

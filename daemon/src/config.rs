@@ -24,6 +24,7 @@ struct FileConfig {
     max_concurrent_runs: Option<Spanned<u32>>,
     run_history_days: Option<Spanned<u32>>,
     alerts: Option<Spanned<crate::alerts::config::AlertsFile>>,
+    reports: Option<Spanned<Vec<crate::reports::config::ReportFile>>>,
     dbus: Option<Spanned<bool>>,
 }
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub run_history_days: u32,
     /// Alert channels, routes and delivery settings (docs/alerts.md).
     pub alerts: crate::alerts::config::AlertsConfig,
+    /// Reports bmsd writes and mails on a calendar (docs/reports.md, "Scheduled reports").
+    pub reports: Vec<crate::reports::config::ScheduledReport>,
     /// Serve `org.bms.Manager1` on D-Bus (docs/dbus.md).
     pub dbus: bool,
 }
@@ -100,6 +103,7 @@ impl Config {
             max_concurrent_runs: 2,
             run_history_days: 400,
             alerts: crate::alerts::config::AlertsConfig::default(),
+            reports: Vec::new(),
             dbus: true,
         }
     }
@@ -193,6 +197,12 @@ impl Config {
                 .into_inner()
                 .resolve()
                 .map_err(|m| at(span, "alerts", m))?;
+        }
+        // After [alerts]: a report names its e-mail channel.
+        if let Some(v) = file.reports {
+            let span = v.span();
+            self.reports = crate::reports::config::resolve(v.into_inner(), &self.alerts)
+                .map_err(|m| at(span, "reports", m))?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ pub mod metrics_text;
 pub mod metrics_web;
 pub mod notify;
 pub mod preflight;
+pub mod reports;
 pub mod retention;
 pub mod runner;
 pub mod runtime;

@@ -45,7 +45,7 @@ pub fn main(args: Args) -> ExitCode {
     };
     if args.check_config {
         println!(
-            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}\nalert channels: {}",
+            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}\nalert channels: {}\nscheduled reports: {}",
             config.path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
             config.state_dir.display(),
             config.socket.display(),
@@ -55,7 +55,8 @@ pub fn main(args: Args) -> ExitCode {
             config.max_concurrent_runs,
             config.run_history_days,
             config.dbus,
-            config.alerts.summary()
+            config.alerts.summary(),
+            crate::reports::config::summary(&config.reports)
         );
         return ExitCode::SUCCESS;
     }
@@ -365,6 +366,7 @@ async fn run(
     tracker.spawn(crate::catalog_care::run(shared.clone(), cancel.clone()));
     tracker.spawn(crate::immutability::run(shared.clone(), cancel.clone()));
     crate::alerts::spawn(&shared, &cancel, &tracker);
+    tracker.spawn(crate::reports::run(shared.clone(), cancel.clone()));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

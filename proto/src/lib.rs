@@ -5,6 +5,7 @@
 //! - [`error`]: typed errors as they travel on the wire.
 //! - [`client`]: a small blocking client over the Unix socket.
 //! - [`calendar`]: the systemd calendar expressions used by job schedules.
+//! - [`report`]: the period report rendered as text, JSON, CSV or HTML.
 
 pub mod api;
 pub mod calendar;
@@ -12,6 +13,7 @@ pub mod client;
 pub mod error;
 pub mod interface;
 pub mod paths;
+pub mod report;
 pub mod units;
 pub mod varlink;
 

@@ -1,4 +1,4 @@
-//! Sizes for people: `1.5 GiB`.
+//! Sizes and durations for people: `1.5 GiB`, `12 min`.
 
 /// Formats a byte count with binary units and one decimal (`12 B`, `5.0 GiB`).
 pub fn human_bytes(n: u64) -> String {
@@ -13,6 +13,17 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Seconds as `42 s`, `12 min`, `3.5 h`.
+pub fn secs_text(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
     }
 }
 

@@ -292,7 +292,11 @@ class Handler:
                "html": html.get_content() if html else None,
                "tls": session.ssl is not None
                       or server.transport.get_extra_info("ssl_object") is not None,
-               "auth": getattr(session, "authenticated", False)}
+               "auth": getattr(session, "authenticated", False),
+               "attachments": [{"filename": a.get_filename(),
+                                "content_type": a.get_content_type(),
+                                "content": a.get_payload(decode=True).decode("utf-8", "replace")}
+                               for a in msg.iter_attachments()]}
         tmp = os.path.join(outdir, ".%d.tmp" % Handler.n)
         with open(tmp, "w") as f:
             f.write(json.dumps(rec))
@@ -322,7 +326,7 @@ c.stop()
 "#;
 
 /// aiosmtpd on 127.0.0.1 storing each message as JSON (subject, recipients, text and HTML
-/// parts, whether it came over TLS) in `dir`.
+/// parts, attachments, whether it came over TLS) in `dir`.
 pub struct SmtpServer {
     pub port: u16,
     pub dir: PathBuf,

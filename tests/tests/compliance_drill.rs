@@ -1,7 +1,8 @@
 //! Restore drills through the real binaries (docs/compliance.md): a drill of a 200 MB snapshot
 //! restores a sample into a private scratch directory that is gone afterwards and records the
 //! sample, the restore rate and the projected full-restore time; a drill against a corrupted
-//! pack fails, is recorded with what it found, and flips the "0" rule to fail.
+//! pack fails, is recorded with what it found, and flips the "0" rule to fail. A job's drill
+//! calendar (`--drill-schedule`) makes bmsd start drills by itself.
 
 use bms_tests::*;
 use serde_json::Value;
@@ -307,4 +308,67 @@ fn a_drill_against_a_corrupted_pack_fails_and_flips_zero() {
     assert_eq!(copy["verification"]["kind"], "drill");
     let out = d.ctl(["compliance", "j"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn a_drill_schedule_makes_bmsd_start_drills_on_its_own() {
+    let d = Daemon::start();
+    let src = d.dir.join("src");
+    write_random_files(&src, 6, 64 * 1024);
+    let src = src.to_str().unwrap();
+    assert_ok(&d.ctl([
+        "job",
+        "add",
+        "j",
+        "--source",
+        src,
+        "--schedule",
+        "2099-01-01",
+        "--target",
+        "local",
+    ]));
+    assert_ok(&d.ctl(["job", "run", "j", "--wait"]));
+    // Drills every two seconds from now on; nothing but the calendar queues them.
+    assert_ok(&d.ctl([
+        "job",
+        "edit",
+        "j",
+        "--drill-schedule",
+        "*:*:0/2",
+        "--drill-files",
+        "3",
+    ]));
+    let edited: jiff::Timestamp = d.ctl_json(["job", "show", "j"])["updated_at"]
+        .as_str()
+        .expect("updated_at")
+        .parse()
+        .expect("time");
+    let scheduled = poll_until(Duration::from_secs(30), "a drill from the calendar", || {
+        d.runs(Some("j")).into_iter().find(|r| {
+            r["kind"] == "drill"
+                && r["trigger"] == "schedule"
+                && !matches!(r["state"].as_str(), Some("queued" | "running"))
+        })
+    });
+    assert_ok(&d.ctl(["job", "edit", "j", "--no-drill"]));
+    let id = scheduled["id"].as_i64().expect("run id");
+    let fin = d.wait_run_final(id, Duration::from_secs(60));
+    let run = &fin["run"];
+    assert_eq!(run["state"], "succeeded", "{fin}");
+    assert_eq!(run["target"], "local", "{fin}");
+    let queued: jiff::Timestamp = run["queued_at"]
+        .as_str()
+        .expect("queued_at")
+        .parse()
+        .expect("time");
+    assert!(
+        queued >= edited,
+        "a drill from before the schedule was set: {fin}"
+    );
+    let st = &run["drill"];
+    let sampled = st["files_sampled"].as_u64().expect("files_sampled");
+    assert!((1..=3).contains(&sampled), "{st}");
+    assert_eq!(st["files_failed"], 0, "{st}");
+    assert!(st["rto_secs"].as_f64().expect("rto") > 0.0, "{st}");
+    assert_no_scratch(&d);
 }

@@ -271,7 +271,7 @@ struct PingFile {
 }
 
 /// The alert kinds bmsd raises (docs/alerts.md).
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "run_failed",
     "run_partial",
     "run_missed",
@@ -281,6 +281,7 @@ pub const KINDS: [&str; 9] = [
     "compliance_violated",
     "immutability_tamper",
     "media_needed",
+    "report_failed",
 ];
 
 /// Reads a secret file: it must be a regular file that only its owner may read.

@@ -5,7 +5,7 @@
 use super::config::{Channel, ChannelKind, Email, Http, SmtpTls};
 use super::notice::View;
 use hmac::{Hmac, Mac};
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -149,6 +149,53 @@ async fn email(e: &Email, payload: &str, timeout: Duration) -> Result<String, St
                 ),
         )
         .map_err(|x| format!("cannot build the message: {x}"))?;
+    send_mail(e, msg, timeout).await
+}
+
+/// Mails a report (docs/reports.md, "Scheduled reports") through the channel's server and
+/// sender: `text` as the body with `html` as its alternative, and each attachment (file name,
+/// MIME type, content). `to` replaces the channel's recipients when not empty.
+pub async fn mail_report(
+    e: &Email,
+    to: &[String],
+    subject: &str,
+    text: String,
+    html: Option<String>,
+    attachments: Vec<(String, &'static str, Vec<u8>)>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let from: Mailbox = e
+        .from
+        .parse()
+        .map_err(|x| format!("from {}: {x}", e.from))?;
+    let mut b = Message::builder().from(from).subject(subject);
+    for rcpt in if to.is_empty() { &e.to[..] } else { to } {
+        let m: Mailbox = rcpt.parse().map_err(|x| format!("to {rcpt}: {x}"))?;
+        b = b.to(m);
+    }
+    let plain = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(text);
+    let body = match html {
+        Some(h) => MultiPart::alternative()
+            .singlepart(plain)
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h)),
+        None => MultiPart::mixed().singlepart(plain),
+    };
+    let mut all = MultiPart::mixed().multipart(body);
+    for (name, mime, data) in attachments {
+        let ct = ContentType::parse(mime).map_err(|x| format!("content type {mime}: {x}"))?;
+        all = all.singlepart(Attachment::new(name).body(data, ct));
+    }
+    let msg = b
+        .multipart(all)
+        .map_err(|x| format!("cannot build the message: {x}"))?;
+    send_mail(e, msg, timeout).await
+}
+
+/// Sends `msg` through the channel's SMTP server (TLS mode, CA, credentials) and returns the
+/// server's reply.
+async fn send_mail(e: &Email, msg: Message, timeout: Duration) -> Result<String, String> {
     let tls = match e.tls {
         SmtpTls::Plain => Tls::None,
         mode => {

@@ -15,6 +15,7 @@ mod doctor;
 mod engine_error;
 mod immutability_ops;
 mod report_ops;
+pub use report_ops::build as build_report;
 mod restore;
 mod restore_audit;
 mod retention_ops;

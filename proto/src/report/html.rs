@@ -1,8 +1,8 @@
-//! The HTML form of `bmsctl report` (docs/reports.md): one self-contained file, no external
+//! The HTML form of the period report (docs/reports.md): one self-contained file, no external
 //! assets, with inline SVG charts per job: runs per day by state, stored bytes over time, and
 //! the compliance timeline of the five rules.
 
-use bms_proto::api::*;
+use crate::api::*;
 use std::fmt::Write as _;
 
 /// States in the chart's stacking order, with their colours.
@@ -115,7 +115,7 @@ fn stored_chart(j: &JobReport) -> String {
                 s,
                 "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"#1565c0\"><title>{day}: {}</title></circle>\
                  <text x=\"{x}\" y=\"{}\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
-                crate::output::bytes(*b),
+                crate::units::human_bytes(*b),
                 h + 25,
                 esc(day.get(5..).unwrap_or(day))
             );
@@ -125,7 +125,7 @@ fn stored_chart(j: &JobReport) -> String {
         s,
         "<text x=\"2\" y=\"18\" font-size=\"10\">{}</text>\
          <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\"/></svg>",
-        crate::output::bytes(max),
+        crate::units::human_bytes(max),
         left - 10,
         h + 10,
         w + left + 10,
@@ -301,9 +301,9 @@ pub fn html(r: &ReportReply) -> String {
                     d.state.as_str(),
                     esc(d.finished_at.as_deref().unwrap_or("")),
                     d.files_sampled,
-                    crate::output::bytes(d.bytes_sampled),
-                    crate::output::bytes(d.bytes_per_sec as u64),
-                    crate::run::secs_text(d.rto_secs)
+                    crate::units::human_bytes(d.bytes_sampled),
+                    crate::units::human_bytes(d.bytes_per_sec as u64),
+                    crate::units::secs_text(d.rto_secs)
                 );
             }
             o.push_str("</table>");
