@@ -2,7 +2,8 @@
 //! catalog"): with catalog.db deleted, bmsd starts on a new catalog, keeps the old export of
 //! jobs and targets, takes back the default target's snapshots at once; `bmsctl apply` of the
 //! export and `bmsctl catalog rebuild` give the same snapshot list as before (ids, times,
-//! statistics, copies on two targets), and a second rebuild changes nothing. After a lost state
+//! statistics, copies on two targets, one of them encrypted), and a second rebuild changes
+//! nothing. After a lost state
 //! dir, `bmsctl repo restore-catalog` puts back the catalog bmsd stored in its target after each
 //! backup, and bmsd starts with the full history.
 
@@ -90,6 +91,17 @@ fn a_deleted_catalog_is_rebuilt_from_the_repositories_with_the_same_snapshots() 
         std::fs::create_dir_all(&repo).unwrap();
         d.ctl_json(["target", "add", t, "--path", repo.to_str().unwrap()]);
     }
+    // Target b is encrypted, with its key file in the test's directory.
+    let key = d.dir.join("keys").join("b.key");
+    d.ctl_json([
+        "target",
+        "edit",
+        "b",
+        "--encrypt",
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::metadata(&key).unwrap().len(), 32);
     add_job(&d, "j1", &src, &["a", "b"]);
     add_job(&d, "j2", &src, &["local"]);
     add_job(&d, "j3", &src, &["b"]);
@@ -98,6 +110,10 @@ fn a_deleted_catalog_is_rebuilt_from_the_repositories_with_the_same_snapshots() 
     run_and_wait(&d, "j1");
     run_and_wait(&d, "j2");
     run_and_wait(&d, "j3");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(d.dir.join("repo-b").join("config")).unwrap())
+            .unwrap();
+    assert!(config["encryption"].is_object(), "b is encrypted: {config}");
     let before = snapshot_list(&d);
     assert_eq!(before.len(), 6, "{before:#?}");
     assert!(before.iter().all(|s| s["run_id"].is_i64()), "{before:#?}");
