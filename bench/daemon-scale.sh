@@ -7,6 +7,7 @@
 #
 #   bench/daemon-scale.sh          as root; BMSD/BMSCTL default to target/release/{bmsd,bmsctl}
 #   JOBS=1000 RUNS=100000 SCRAPES=200 CALLS=50 bench/daemon-scale.sh
+# With target/release/examples/dbus_list_jobs built it also times ListJobs over one connection.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 BMSD=${BMSD:-$top/target/release/bmsd}
@@ -134,3 +135,11 @@ EOF
 base=$(median_ms busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetId)
 list=$(median_ms busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" call org.bms.Manager1 /org/bms/Manager1 org.bms.Manager1 ListJobs s '{}')
 echo "D-Bus ListJobs ($JOBS jobs): median $list ms per busctl call, $base ms for a trivial bus call: ~$($PY -c "print(f'{$list - $base:.1f}')") ms in bmsd"
+# The same call as a desktop client makes it: one connection, CALLS calls (no process start, no
+# printing of the reply). Built by `cargo build --release -p bmsd --example dbus_list_jobs`.
+CLIENT=${CLIENT:-$top/target/release/examples/dbus_list_jobs}
+if [ -x "$CLIENT" ]; then
+    echo "D-Bus ListJobs ($JOBS jobs), one connection: $("$CLIENT" "$CALLS")"
+else
+    echo "(no $CLIENT: cargo build --release -p bmsd --example dbus_list_jobs for the one-connection figure)"
+fi
