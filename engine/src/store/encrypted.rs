@@ -429,7 +429,7 @@ impl SealedReader {
     /// (none when `pos` is inside a segment).
     fn whole_segments(&self, pos: u64, end: u64) -> u64 {
         let seg = SEGMENT as u64;
-        if pos % seg != 0 {
+        if !pos.is_multiple_of(seg) {
             return 0;
         }
         if end == self.size {
