@@ -13,7 +13,8 @@
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::aead::{Aead, AeadInOut, Generate, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
@@ -166,6 +167,37 @@ pub(crate) fn open_with(cipher: &XChaCha20Poly1305, ad: &[u8], sealed: &[u8]) ->
     cipher.decrypt(&nonce, Payload { msg: ct, aad: ad }).ok()
 }
 
+/// Opens what [`seal_with`] sealed into `out`, which must be as long as the plaintext: the tag is
+/// checked before anything is decrypted, and on a mismatch (or a wrong length) `out` is zeroed
+/// and `false` returned.
+pub(crate) fn open_into_with(
+    cipher: &XChaCha20Poly1305,
+    ad: &[u8],
+    sealed: &[u8],
+    out: &mut [u8],
+) -> bool {
+    if sealed.len() != out.len() + OVERHEAD {
+        out.fill(0);
+        return false;
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let (Ok(nonce), Ok(tag)) = (
+        XNonce::try_from(nonce),
+        chacha20poly1305::Tag::try_from(tag),
+    ) else {
+        out.fill(0);
+        return false;
+    };
+    let ok = InOutBuf::new(ct, out)
+        .ok()
+        .is_some_and(|buf| cipher.decrypt_inout_detached(&nonce, ad, buf, &tag).is_ok());
+    if !ok {
+        out.fill(0);
+    }
+    ok
+}
+
 /// The keys of an open encrypted repository.
 pub struct RepoKeys {
     cipher: XChaCha20Poly1305,
@@ -200,6 +232,12 @@ impl RepoKeys {
     /// Opens what [`RepoKeys::seal_raw`] sealed; `None` when it fails authentication.
     pub(crate) fn open_raw(&self, ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         open_with(&self.cipher, ad, sealed)
+    }
+
+    /// Like [`RepoKeys::open_raw`], into `out` (as long as the plaintext); `false` when the tag
+    /// does not match.
+    pub(crate) fn open_raw_into(&self, ad: &[u8], sealed: &[u8], out: &mut [u8]) -> bool {
+        open_into_with(&self.cipher, ad, sealed, out)
     }
 
     /// Seals an object of `kind` stored under `id`.

@@ -185,6 +185,74 @@ impl Sealer {
     }
 }
 
+/// Opens the sealed segments held in `sealed` (whole segments, numbered from `first`; only the
+/// object's last one, of `count`, may be shorter) into `out`, their plaintext (as long), on
+/// several threads when there are many. Every segment is authenticated before it is decrypted;
+/// on an error nothing of `out` may be used.
+#[allow(clippy::too_many_arguments)]
+fn open_into(
+    keys: &RepoKeys,
+    kind: Kind,
+    name: &str,
+    nonce: &[u8],
+    count: u64,
+    first: u64,
+    sealed: &[u8],
+    mut out: &mut [u8],
+) -> Result<()> {
+    let mut jobs: Vec<(u64, &[u8], &mut [u8])> = Vec::new();
+    for (i, seg) in sealed.chunks(SEALED_SEGMENT).enumerate() {
+        let n = first + i as u64;
+        let plain = seg
+            .len()
+            .checked_sub(crypto::OVERHEAD)
+            .filter(|p| *p <= out.len());
+        let Some(plain) = plain else {
+            return Err(damaged(kind, name, &format!("segment {n} is truncated")));
+        };
+        let (o, rest) = std::mem::take(&mut out).split_at_mut(plain);
+        out = rest;
+        jobs.push((n, seg, o));
+    }
+    if !out.is_empty() {
+        return Err(damaged(kind, name, "fewer segments than its size needs"));
+    }
+    let open = |n: u64, seg: &[u8], o: &mut [u8]| -> Result<()> {
+        let last = (n + 1 == count).then_some(name);
+        if keys.open_raw_into(&segment_ad(kind, nonce, n, last), seg, o) {
+            Ok(())
+        } else {
+            Err(damaged(
+                kind,
+                name,
+                &format!("segment {n} fails authentication"),
+            ))
+        }
+    };
+    let threads = threads_for(jobs.len());
+    if threads <= 1 {
+        return jobs.iter_mut().try_for_each(|(n, s, o)| open(*n, s, o));
+    }
+    let per = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks_mut(per)
+            .map(|run| scope.spawn(|| run.iter_mut().try_for_each(|(n, s, o)| open(*n, s, o))))
+            .collect();
+        let mut res = Ok(());
+        for h in handles {
+            let r = h
+                .join()
+                .map_err(|_| Error::Internal("a decrypting thread panicked".into()))
+                .and_then(|r| r);
+            if res.is_ok() {
+                res = r;
+            }
+        }
+        res
+    })
+}
+
 /// Opens a whole sealed object, its segments in parallel when there are many.
 fn open_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Result<Vec<u8>> {
     if data.len() < HEADER + crypto::OVERHEAD || &data[..8] != MAGIC {
@@ -193,18 +261,13 @@ fn open_all(keys: &RepoKeys, kind: Kind, name: &str, data: &[u8]) -> Result<Vec<
     let nonce = &data[8..HEADER];
     let body = &data[HEADER..];
     let count = body.len().div_ceil(SEALED_SEGMENT);
-    let items: Vec<(u64, &[u8])> = body
-        .chunks(SEALED_SEGMENT)
-        .enumerate()
-        .map(|(n, seg)| (n as u64, seg))
-        .collect();
-    let open = |n: u64, seg: &[u8]| -> Result<Vec<u8>> {
-        let last = (n as usize + 1 == count).then_some(name);
-        let ad = segment_ad(kind, nonce, n, last);
-        keys.open_raw(&ad, seg)
-            .ok_or_else(|| damaged(kind, name, &format!("segment {n} fails authentication")))
-    };
-    Ok(par_map(&items, &open)?.concat())
+    let size = body
+        .len()
+        .checked_sub(count * crypto::OVERHEAD)
+        .ok_or_else(|| damaged(kind, name, &format!("segment {} is truncated", count - 1)))?;
+    let mut out = vec![0u8; size];
+    open_into(keys, kind, name, nonce, count as u64, 0, body, &mut out)?;
+    Ok(out)
 }
 
 impl Store for EncryptedStore {
@@ -361,6 +424,28 @@ impl SealedReader {
     }
 }
 
+impl SealedReader {
+    /// How many whole segments, starting at the one `pos` begins, a read up to `end` covers
+    /// (none when `pos` is inside a segment).
+    fn whole_segments(&self, pos: u64, end: u64) -> u64 {
+        let seg = SEGMENT as u64;
+        if !pos.is_multiple_of(seg) {
+            return 0;
+        }
+        if end == self.size {
+            return self.count - pos / seg;
+        }
+        (end - pos) / seg
+    }
+
+    /// Whether segment `n` is the one kept opened.
+    fn cached(&self, n: u64) -> bool {
+        self.cache
+            .lock()
+            .is_ok_and(|c| c.as_ref().is_some_and(|(m, _)| *m == n))
+    }
+}
+
 impl ObjectReader for SealedReader {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let end = offset
@@ -376,6 +461,30 @@ impl ObjectReader for SealedReader {
         let mut pos = offset;
         while pos < end {
             let n = pos / SEGMENT as u64;
+            let whole = self.whole_segments(pos, end);
+            if whole > 0 && !self.cached(n) {
+                // Segments the read covers entirely are read at once and opened straight into
+                // `buf`, in parallel when there are many.
+                let at = (pos - offset) as usize;
+                let plain = ((n + whole) * SEGMENT as u64).min(self.size) - pos;
+                let start = HEADER as u64 + n * SEALED_SEGMENT as u64;
+                let sealed_len = plain as usize + whole as usize * crypto::OVERHEAD;
+                let mut sealed = vec![0u8; sealed_len];
+                self.inner.read_exact_at(&mut sealed, start)?;
+                let out = &mut buf[at..at + plain as usize];
+                open_into(
+                    &self.keys,
+                    self.kind,
+                    &self.name,
+                    &self.nonce,
+                    self.count,
+                    n,
+                    &sealed,
+                    out,
+                )?;
+                pos += plain;
+                continue;
+            }
             let seg = self.segment(n)?;
             let from = (pos - n * SEGMENT as u64) as usize;
             let take = ((end - pos) as usize).min(seg.len().saturating_sub(from));
@@ -441,63 +550,5 @@ impl ObjectWriter for SealedWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::MasterKey;
-    use crate::store::LocalStore;
-
-    fn store() -> (tempfile::TempDir, Arc<dyn Store>, EncryptedStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let plain: Arc<dyn Store> = Arc::new(LocalStore::create_layout(dir.path(), false).unwrap());
-        let enc = EncryptedStore::new(plain.clone(), MasterKey::generate().keys());
-        (dir, plain, enc)
-    }
-
-    #[test]
-    fn objects_round_trip_through_put_and_streamed_writes() {
-        let (_d, plain, enc) = store();
-        for len in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT + 77] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let name = format!("{len:064x}");
-            assert!(enc.put(Kind::Index, &name, &data, Put::New).unwrap());
-            assert_eq!(enc.read(Kind::Index, &name).unwrap(), data);
-            let mut w = enc.create(Kind::Packs).unwrap();
-            w.write_all(&data[..len / 2]).unwrap();
-            w.write_all(&data[len / 2..]).unwrap();
-            w.commit(&name).unwrap();
-            let r = enc.open(Kind::Packs, &name).unwrap();
-            assert_eq!(r.size().unwrap(), len as u64);
-            assert_eq!(
-                enc.stat(Kind::Packs, &name).unwrap().unwrap().size,
-                len as u64
-            );
-            if len > 10 {
-                let mut buf = vec![0u8; len - 10];
-                r.read_exact_at(&mut buf, 5).unwrap();
-                assert_eq!(buf, data[5..len - 5]);
-            }
-            let raw = plain.read(Kind::Packs, &name).unwrap();
-            let runs: std::collections::HashSet<&[u8]> = data.windows(16).collect();
-            assert!(len < 32 || !raw.windows(16).any(|w| runs.contains(w)));
-        }
-    }
-
-    #[test]
-    fn a_swapped_or_replaced_object_is_named() {
-        let (_d, plain, enc) = store();
-        enc.put(Kind::Snapshots, "old", b"older snapshot", Put::New)
-            .unwrap();
-        enc.put(Kind::Snapshots, "new", b"newer snapshot", Put::New)
-            .unwrap();
-        let old = plain.read(Kind::Snapshots, "old").unwrap();
-        plain
-            .put(Kind::Snapshots, "new", &old, Put::Replace)
-            .unwrap();
-        let err = enc.read(Kind::Snapshots, "new").unwrap_err();
-        assert!(err.to_string().contains("snapshot new"), "{err}");
-        assert!(err.to_string().contains("swapped or replayed"), "{err}");
-        // The same object under another kind fails too.
-        plain.put(Kind::Index, "old", &old, Put::New).unwrap();
-        assert!(enc.read(Kind::Index, "old").is_err());
-    }
-}
+#[path = "encrypted_tests.rs"]
+mod tests;
