@@ -6,10 +6,18 @@ use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 /// Prints a value as pretty JSON.
+///
+/// Written straight to a buffered stdout: a large reply (`compliance --json` of many jobs is
+/// tens of MB) is not built up as one string first.
 pub fn json<T: Serialize>(value: &T) -> CliResult {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::failure(e.to_string()))?;
-    println!("{text}");
-    Ok(())
+    use std::io::Write;
+    let failed = |e: &dyn std::fmt::Display| {
+        CliError::failure(format!("cannot write the JSON output to stdout: {e}"))
+    };
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| failed(&e))?;
+    out.write_all(b"\n").map_err(|e| failed(&e))?;
+    out.flush().map_err(|e| failed(&e))
 }
 
 /// A table with a header row, sized to the terminal.

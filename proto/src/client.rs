@@ -32,6 +32,9 @@ pub enum ClientError {
 pub struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no NUL: a large reply arrives in many reads, and each
+    /// read's bytes are searched once, not the whole reply again.
+    scanned: usize,
 }
 
 impl Client {
@@ -43,6 +46,7 @@ impl Client {
         Ok(Client {
             stream,
             buf: Vec::new(),
+            scanned: 0,
         })
     }
 
@@ -177,23 +181,37 @@ impl Client {
 
     /// Reads the next reply (used directly for streamed `more` replies).
     pub fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        let msg = self.read_message()?;
+        serde_json::from_slice(&msg).map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    /// Reads the next NUL-terminated message and returns its bytes without the NUL.
+    fn read_message(&mut self) -> Result<Vec<u8>, ClientError> {
+        const CHUNK: usize = 1024 * 1024;
         loop {
-            if let Some(msg) = varlink::take_message(&mut self.buf) {
-                return serde_json::from_slice(&msg)
-                    .map_err(|e| ClientError::BadReply(e.to_string()));
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == 0) {
+                let end = self.scanned + pos;
+                let rest = self.buf.split_off(end + 1);
+                let mut msg = std::mem::replace(&mut self.buf, rest);
+                msg.truncate(end);
+                self.scanned = 0;
+                return Ok(msg);
             }
+            self.scanned = self.buf.len();
             if self.buf.len() > MAX_REPLY {
                 return Err(ClientError::BadReply("reply larger than 64 MiB".into()));
             }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk)?;
+            let len = self.buf.len();
+            self.buf.resize(len + CHUNK, 0);
+            let read = self.stream.read(&mut self.buf[len..]);
+            self.buf.truncate(len + *read.as_ref().unwrap_or(&0));
+            let n = read?;
             if n == 0 {
                 return Err(ClientError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "bmsd closed the connection",
                 )));
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
@@ -292,5 +310,31 @@ mod tests {
         t.join().unwrap();
         assert!(matches!(e, ClientError::TooLarge { .. }), "{e:?}");
         assert!(!e.to_string().contains("Broken pipe"), "{e}");
+    }
+
+    #[test]
+    fn replies_split_over_many_reads_and_sent_back_to_back_each_arrive_whole() {
+        let big = Reply::ok(big_params(3 * 1024 * 1024 + 7));
+        let small = Reply::ok(serde_json::json!({"n": 1}));
+        let mut bytes = varlink::encode(&big).unwrap();
+        bytes.extend(varlink::encode(&small).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            // Small writes: the client sees the first reply in many pieces.
+            for piece in bytes.chunks(4093) {
+                s.write_all(piece).unwrap();
+            }
+        });
+        let mut c = Client::connect(&path).unwrap();
+        let first = c.read_reply().unwrap();
+        assert_eq!(first.parameters, big.parameters);
+        let second = c.read_reply().unwrap();
+        assert_eq!(second.parameters, small.parameters);
+        t.join().unwrap();
+        let e = c.read_reply().unwrap_err();
+        assert!(e.to_string().contains("closed the connection"), "{e}");
     }
 }
