@@ -24,6 +24,7 @@ pub mod keyslot;
 pub mod lock;
 pub mod pack;
 pub mod prune;
+mod reader;
 pub mod repo;
 pub mod restore;
 pub mod retention;

@@ -11,7 +11,9 @@ use crate::store::{Kind, Put, Store};
 use crate::ObjectId;
 
 use super::plan::{self, PackAction, Plan};
-use super::{Condemned, PruneOptions, PruneSummary, ABORT_ENV};
+#[cfg(debug_assertions)]
+use super::ABORT_ENV;
+use super::{Condemned, PruneOptions, PruneSummary};
 
 /// Counts changes to the repository; the crash tests make the process die after the N-th.
 pub(super) struct Steps {
