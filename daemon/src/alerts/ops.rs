@@ -141,22 +141,7 @@ pub fn parse_until(s: &str) -> Result<jiff::Timestamp, String> {
     Ok(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs as i64))
 }
 
-/// `90s`, `30m`, `2h`, `1d`, or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0 && *n <= 100 * 365 * 86400)
-        .map(|n| n * mult)
-        .ok_or_else(|| format!("'{s}' is not a duration such as 90s, 30m, 2h or 1d"))
-}
+pub use bms_proto::units::parse_duration;
 
 impl Operation for SilenceAlerts {
     async fn call(self, ctx: &Ctx<'_>) -> Result<SilenceReply, ApiError> {
