@@ -61,12 +61,9 @@ impl Client {
             serde_json::to_value(request).map_err(|e| ClientError::BadReply(e.to_string()))?;
         let method = format!("{}.{}", crate::INTERFACE, M::NAME);
         let reply = self.call_raw(&method, params)?;
-        serde_json::from_value(
-            reply
-                .parameters
-                .unwrap_or(serde_json::Value::Object(Default::default())),
-        )
-        .map_err(|e| ClientError::BadReply(format!("{method}: {e}")))
+        reply
+            .decode()
+            .map_err(|e| ClientError::BadReply(format!("{method}: {e}")))
     }
 
     /// Calls any method by its full name; an error reply becomes `ClientError::Api`.
@@ -95,7 +92,7 @@ impl Client {
         self.send_call(&bytes)?;
         let reply = self.read_reply()?;
         if let Some(name) = &reply.error {
-            return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
+            return Err(ApiError::from_wire(name, reply.parameters_value().as_ref()).into());
         }
         Ok(reply)
     }
@@ -124,13 +121,11 @@ impl Client {
         loop {
             let reply = self.read_reply()?;
             if let Some(name) = &reply.error {
-                return Err(ApiError::from_wire(name, reply.parameters.as_ref()).into());
+                return Err(ApiError::from_wire(name, reply.parameters_value().as_ref()).into());
             }
             let continues = reply.continues;
-            let value = reply
-                .parameters
-                .unwrap_or(serde_json::Value::Object(Default::default()));
-            let parsed: M::Reply = serde_json::from_value(value)
+            let parsed: M::Reply = reply
+                .decode()
                 .map_err(|e| ClientError::BadReply(format!("{}: {e}", M::NAME)))?;
             if !on_reply(parsed) || !continues {
                 return Ok(());
@@ -164,7 +159,7 @@ impl Client {
                 match self.read_reply() {
                     Ok(reply) => match &reply.error {
                         Some(name) => {
-                            Err(ApiError::from_wire(name, reply.parameters.as_ref()).into())
+                            Err(ApiError::from_wire(name, reply.parameters_value().as_ref()).into())
                         }
                         None => Err(ClientError::Io(e)),
                     },
@@ -330,9 +325,9 @@ mod tests {
         });
         let mut c = Client::connect(&path).unwrap();
         let first = c.read_reply().unwrap();
-        assert_eq!(first.parameters, big.parameters);
+        assert_eq!(first.parameters_value(), big.parameters_value());
         let second = c.read_reply().unwrap();
-        assert_eq!(second.parameters, small.parameters);
+        assert_eq!(second.parameters_value(), small.parameters_value());
         t.join().unwrap();
         let e = c.read_reply().unwrap_err();
         assert!(e.to_string().contains("closed the connection"), "{e}");

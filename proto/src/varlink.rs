@@ -4,6 +4,7 @@
 //! a reply is `{"parameters": {...}, "continues": bool}` or `{"error": "iface.Error", "parameters": {...}}`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Largest message either side accepts, NUL excluded.
@@ -23,11 +24,13 @@ pub struct Call {
     pub upgrade: bool,
 }
 
-/// A reply as it travels on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// A reply as it travels on the wire. Its parameters are kept as JSON text: bmsd encodes a
+/// reply's value straight to text, and a client decodes that text straight into the typed reply,
+/// with no `serde_json::Value` tree in between (replies can be tens of megabytes).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Reply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub continues: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,20 +42,46 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Reply {
-    pub fn ok(parameters: Value) -> Self {
+    /// A reply whose parameters are already JSON text.
+    pub fn ok_raw(parameters: Box<RawValue>) -> Self {
         Reply {
             parameters: Some(parameters),
             continues: false,
             error: None,
         }
     }
+    pub fn ok(parameters: Value) -> Self {
+        Reply {
+            parameters: raw(&parameters),
+            continues: false,
+            error: None,
+        }
+    }
     pub fn error(name: impl Into<String>, parameters: Value) -> Self {
         Reply {
-            parameters: Some(parameters),
+            parameters: raw(&parameters),
             continues: false,
             error: Some(name.into()),
         }
     }
+
+    /// The parameters as a JSON value (error replies, which are small); `None` when there are
+    /// none or they are not JSON.
+    pub fn parameters_value(&self) -> Option<Value> {
+        self.parameters
+            .as_ref()
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+    }
+
+    /// Decodes the parameters into `T`; no parameters decode as an empty object.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.parameters.as_ref().map_or("{}", |p| p.get()))
+    }
+}
+
+/// A value as JSON text. A `Value` always encodes (its map keys are strings).
+fn raw(v: &Value) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
 }
 
 /// Serialises a message and appends the NUL terminator.
@@ -97,6 +126,27 @@ mod tests {
     }
 
     #[test]
+    fn raw_parameters_are_written_as_they_are_and_decode_typed() {
+        let raw = serde_json::value::to_raw_value(&json!({"jobs": [{"name": "etc"}]})).unwrap();
+        let r = Reply::ok_raw(raw);
+        let bytes = encode(&r).unwrap();
+        assert_eq!(
+            &bytes[..bytes.len() - 1],
+            br#"{"parameters":{"jobs":[{"name":"etc"}]}}"#
+        );
+        let back: Reply = serde_json::from_slice(&bytes[..bytes.len() - 1]).unwrap();
+        #[derive(serde::Deserialize)]
+        struct Jobs {
+            jobs: Vec<Map<String, Value>>,
+        }
+        let typed: Jobs = back.decode().unwrap();
+        assert_eq!(typed.jobs[0]["name"], "etc");
+        let none = Reply::default();
+        let empty: Map<String, Value> = none.decode().unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
     fn take_message_splits_on_nul_and_keeps_partial() {
         let mut buf = b"{\"a\":1}\0{\"b\"".to_vec();
         assert_eq!(take_message(&mut buf).unwrap(), b"{\"a\":1}");
@@ -108,6 +158,7 @@ mod tests {
     fn error_reply_shape() {
         let r = Reply::error("org.bms.Manager.NotFound", json!({"message": "x"}));
         let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(r.parameters_value(), Some(json!({"message": "x"})));
         assert_eq!(
             v,
             json!({"error": "org.bms.Manager.NotFound", "parameters": {"message": "x"}})

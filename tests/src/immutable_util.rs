@@ -21,6 +21,11 @@ pub struct Immutable {
 impl Immutable {
     /// Starts it with target `t` immutable for `days`; `job_args` are more `job add` arguments.
     pub fn start(days: u32, job_args: &[&str]) -> Immutable {
+        Immutable::start_target(days, job_args, &[])
+    }
+
+    /// [`Immutable::start`] with more `target add` arguments (`--encrypt`, …).
+    pub fn start_target(days: u32, job_args: &[&str], target_args: &[&str]) -> Immutable {
         let clock_dir = tempfile::tempdir().expect("tempdir");
         let clock = clock_dir.path().join("clock");
         std::fs::write(&clock, "0 0").expect("write clock file");
@@ -33,15 +38,18 @@ impl Immutable {
         std::fs::create_dir(&repo).expect("create repo dir");
         let src = d.dir.join("src");
         write_small_tree(&src);
-        d.ctl_json([
+        let days = days.to_string();
+        let mut add = vec![
             "target",
             "add",
             "t",
             "--path",
             repo.to_str().expect("utf-8"),
             "--immutable-days",
-            &days.to_string(),
-        ]);
+            &days,
+        ];
+        add.extend_from_slice(target_args);
+        d.ctl_json(add);
         let mut args = vec![
             "job",
             "add",

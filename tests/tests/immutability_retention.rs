@@ -1,9 +1,10 @@
 //! Forget and prune against an immutable disk target on a loop-mounted ext4, through the real
 //! binaries (docs/retention.md, docs/operations.md "Immutability"): before expiry forget by id is
 //! refused with the date, forget by policy and prune keep the sealed snapshot and its data;
-//! after expiry on the trusted clock the same forget succeeds and the files are gone.
+//! after expiry on the trusted clock the same forget succeeds and the files are gone. The same
+//! holds for an encrypted immutable target, whose sealed objects are also immutable files.
 
-use bms_tests::immutable_util::{has_i, sealable_files, Immutable};
+use bms_tests::immutable_util::{has_i, sealable_files, sealed_until, Immutable};
 use bms_tests::*;
 use std::time::Duration;
 
@@ -15,8 +16,25 @@ fn snapshot_file(s: &Immutable, id: &str) -> std::path::PathBuf {
 
 #[test]
 fn sealed_snapshots_survive_forget_and_prune_until_their_seal_expires() {
+    sealed_snapshots_survive_until_expiry(false);
+}
+
+#[test]
+fn an_encrypted_immutable_target_seals_and_keeps_its_snapshots_until_expiry() {
+    sealed_snapshots_survive_until_expiry(true);
+}
+
+fn sealed_snapshots_survive_until_expiry(encrypted: bool) {
     users::require_root();
-    let s = Immutable::start(1, &["--keep-last", "1"]);
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("t.key");
+    let key_arg = key.to_str().unwrap();
+    let target: &[&str] = if encrypted {
+        &["--encrypt", "--key-file", key_arg]
+    } else {
+        &[]
+    };
+    let s = Immutable::start_target(1, &["--keep-last", "1"], target);
     assert_eq!(s.backup()["run"]["state"], "succeeded");
     std::fs::write(s.src.join("new.txt"), b"a second snapshot\n").unwrap();
     assert_eq!(s.backup()["run"]["state"], "succeeded");
@@ -35,6 +53,20 @@ fn sealed_snapshots_survive_forget_and_prune_until_their_seal_expires() {
     let oldest = ids[0].1.clone();
     let file = snapshot_file(&s, &oldest);
     assert!(file.exists() && has_i(&file), "{}", file.display());
+    // Every pack, index and snapshot file is sealed, with its record.
+    let sealed = sealable_files(&s.repo);
+    assert!(sealed.len() >= 4, "{sealed:?}");
+    for f in &sealed {
+        assert!(has_i(f), "{} is not immutable", f.display());
+        assert!(sealed_until(f).is_some(), "{} has no record", f.display());
+    }
+    if encrypted {
+        let config = std::fs::read_to_string(s.repo.join("config")).unwrap();
+        assert!(
+            config.contains("xchacha20poly1305"),
+            "not an encrypted repository: {config}"
+        );
+    }
 
     // Forget by id is refused with the date; nothing changes.
     let out = s.d.ctl(["snapshot", "forget", &oldest]);
@@ -70,4 +102,12 @@ fn sealed_snapshots_survive_forget_and_prune_until_their_seal_expires() {
     assert_ok(&out);
     assert!(!file.exists());
     assert_eq!(s.d.snapshots("j", Some("t")).len(), 1);
+
+    // What is left reads back whole with the target's key.
+    let queued = s.d.ctl_json(["verify", "--job", "j", "--read-data", "100"]);
+    for r in queued["runs"].as_array().expect("runs") {
+        let id = r["id"].as_i64().expect("id");
+        let done = s.d.wait_run_final(id, Duration::from_secs(120));
+        assert_eq!(done["run"]["state"], "succeeded", "{done}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Controlling big runs through the real bmsd and bmsctl: `run watch` streams growing progress
 //! and `run cancel` stops a multi-GB run quickly; a job timeout fails a run as "timed out";
 //! kill -9 of bmsd mid-run leaves an `interrupted` run, the next run recovers the repository lock
-//! and succeeds, and the offline `bmsctl repo verify` finds the repository clean.
+//! and succeeds, and the offline `bmsctl repo verify` finds the repository clean; the same for
+//! an encrypted target, whose lock files are sealed.
 //! The data is incompressible and unique (no dedup), generated fast and removed afterwards.
 
 use bms_tests::runner_util::*;
@@ -17,12 +18,24 @@ const MIB: u64 = 1 << 20;
 
 /// A daemon with a disk target `t` and a job `big` over `files` x `file_mib` MiB of noise.
 fn setup(files: usize, file_mib: usize, extra: &[&str]) -> (Daemon, std::path::PathBuf, u64) {
+    setup_target(files, file_mib, extra, &[])
+}
+
+/// [`setup`] with more `target add` arguments.
+fn setup_target(
+    files: usize,
+    file_mib: usize,
+    extra: &[&str],
+    target: &[&str],
+) -> (Daemon, std::path::PathBuf, u64) {
     let d = Daemon::start();
     let src = d.dir.join("src");
     let total = write_noise_tree(&src, files, file_mib, files as u64 * 31 + file_mib as u64);
     let repo = d.dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    d.ctl_json(["target", "add", "t", "--path", repo.to_str().unwrap()]);
+    let mut add = vec!["target", "add", "t", "--path", repo.to_str().unwrap()];
+    add.extend_from_slice(target);
+    d.ctl_json(add);
     let mut args = vec![
         "job",
         "add",
@@ -176,16 +189,53 @@ fn job_timeout_stops_a_big_run_as_failed() {
 
 #[test]
 fn kill_9_mid_run_is_interrupted_and_the_next_run_recovers_the_lock() {
-    let (mut d, repo, total) = setup(32, 32, &[]);
+    kill_9_mid_run(false);
+}
+
+#[test]
+fn kill_9_mid_run_into_an_encrypted_target_recovers_its_sealed_lock() {
+    kill_9_mid_run(true);
+}
+
+fn kill_9_mid_run(encrypted: bool) {
+    let key = tempfile::tempdir().unwrap();
+    let key_file = key.path().join("t.key");
+    let key_arg = key_file.to_str().unwrap();
+    let target: &[&str] = if encrypted {
+        &["--encrypt", "--key-file", key_arg]
+    } else {
+        &[]
+    };
+    let (mut d, repo, total) = setup_target(32, 32, &[], target);
     let id = d.start_run("big");
     d.wait_run_progress(id, 16 * MIB, Duration::from_secs(60));
     d.signal(nix::sys::signal::Signal::SIGKILL);
     let status = d.wait_exit(Duration::from_secs(10));
     assert!(!status.success(), "{status}");
+    let locks: Vec<_> = std::fs::read_dir(repo.join("locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(
-        std::fs::read_dir(repo.join("locks")).unwrap().count() > 0,
+        !locks.is_empty(),
         "the killed run left no repository lock to recover"
     );
+    if encrypted {
+        // The lock names its holder (host, pid, job) only inside the seal.
+        for l in &locks {
+            let bytes = std::fs::read(l).unwrap();
+            assert!(
+                serde_json::from_slice::<Value>(&bytes).is_err(),
+                "{} is readable JSON in an encrypted repository",
+                l.display()
+            );
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("big"),
+                "{}",
+                l.display()
+            );
+        }
+    }
 
     d.spawn(&DaemonOpts::default());
     let detail = d.run_show(id);
@@ -222,11 +272,12 @@ fn kill_9_mid_run_is_interrupted_and_the_next_run_recovers_the_lock() {
     );
     assert_eq!(d.snapshots("big", None).len(), 1);
 
-    let out = clean_command(bin("bmsctl"))
-        .args(["repo", "verify"])
-        .arg(&repo)
-        .output()
-        .unwrap();
+    let mut verify = clean_command(bin("bmsctl"));
+    verify.args(["repo", "verify"]).arg(&repo);
+    if encrypted {
+        verify.args(["--key-file", key_arg]);
+    }
+    let out = verify.output().unwrap();
     assert_ok(&out);
     assert!(
         stdout(&out).contains("no problems found"),

@@ -6,6 +6,8 @@ use super::error::Error;
 use crate::runner::RunnerRef;
 use crate::service::{roles, Caller, Operation, Service};
 use bms_proto::api::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::Connection;
@@ -14,13 +16,22 @@ use zbus::Connection;
 pub struct Manager {
     service: Service,
     runner: RunnerRef,
+    /// Callers by unique bus name. A connection's credentials are those it connected with and a
+    /// bus never gives a unique name twice, so a caller is looked up once per connection, as on
+    /// the control socket (its peer credentials are read once per connection).
+    callers: Mutex<HashMap<String, Caller>>,
 }
+
+/// How many callers [`Manager::callers`] keeps before it starts again (names of connections that
+/// closed are not otherwise forgotten).
+const CALLERS_KEPT: usize = 1024;
 
 impl Manager {
     pub fn new(runner: RunnerRef) -> Manager {
         Manager {
             service: Service::new(runner.clone()),
             runner,
+            callers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -30,6 +41,9 @@ impl Manager {
         let sender = header
             .sender()
             .ok_or_else(|| Error::PermissionDenied("the call names no sender".into()))?;
+        if let Some(c) = self.cached(sender.as_str()) {
+            return Ok(c);
+        }
         let creds = zbus::fdo::DBusProxy::new(conn)
             .await?
             .get_connection_credentials(sender.clone().into())
@@ -45,13 +59,24 @@ impl Manager {
             .flatten()
             .map_or(u32::MAX, |u| u.gid.as_raw());
         let pid = creds.process_id().and_then(|p| i32::try_from(p).ok());
-        Ok(roles::caller_of(
+        let caller = roles::caller_of(
             uid,
             gid,
             creds.unix_group_ids().cloned(),
             pid,
             self.runner.shared.daemon_uid,
-        ))
+        );
+        if let Ok(mut callers) = self.callers.lock() {
+            if callers.len() >= CALLERS_KEPT {
+                callers.clear();
+            }
+            callers.insert(sender.to_string(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    fn cached(&self, sender: &str) -> Option<Caller> {
+        self.callers.lock().ok()?.get(sender).cloned()
     }
 
     /// One method call: who calls, then the service's JSON form of the call.
@@ -73,7 +98,7 @@ impl Manager {
             })?
         };
         let reply = self.service.call_json::<M>(&caller, params).await?;
-        Ok(reply.to_string())
+        Ok(Box::<str>::from(reply).into_string())
     }
 
     /// `idle`, `queued` (runs wait, none goes) or `running`.

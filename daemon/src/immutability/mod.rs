@@ -126,7 +126,10 @@ pub async fn catalog_seal_problems(
     shared: &SharedRef,
     target: &TargetSpec,
 ) -> Vec<bms_engine::Problem> {
-    let now = bms_engine::store::seal::rfc3339(SystemTime::now());
+    // bmsd's wall clock, the one seals are lifted by (shifted in tests by BMS_TEST_CLOCK): a
+    // seal lifted after its time is not a seal lost.
+    let wall = clock::Clock::new(&shared.config().config.state_dir).wall();
+    let now = bms_engine::store::seal::rfc3339(wall);
     let name = target.name.clone();
     let seals = match shared
         .catalog

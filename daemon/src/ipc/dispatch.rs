@@ -7,6 +7,7 @@ use bms_proto::api::*;
 use bms_proto::interface::{self, ServiceInfo, SERVICE_INTERFACE};
 use bms_proto::varlink::{Call, Reply};
 use bms_proto::{ApiError, ErrorKind, INTERFACE};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -57,7 +58,7 @@ pub async fn handle(msg: &[u8], caller: &Caller, service: &Service) -> Outcome {
                 }
             }
             match manager(name, params, caller, service).await {
-                Some(Ok(v)) => Reply::ok(v),
+                Some(Ok(v)) => Reply::ok_raw(v),
                 Some(Err(e)) => api_error(e),
                 None => method_not_found(&call.method),
             }
@@ -124,7 +125,7 @@ async fn one<M: Operation>(
     params: Map<String, Value>,
     caller: &Caller,
     service: &Service,
-) -> Result<Value, ApiError> {
+) -> Result<Box<RawValue>, ApiError> {
     service.call_json::<M>(caller, Value::Object(params)).await
 }
 
@@ -167,7 +168,7 @@ fn forward<T: serde::Serialize + Send + 'static>(mut items: Items<T>) -> mpsc::R
 fn encoded<T: serde::Serialize>(value: &T, continues: bool) -> Reply {
     match encode(value) {
         Ok(v) => {
-            let mut r = Reply::ok(v);
+            let mut r = Reply::ok_raw(v);
             r.continues = continues;
             r
         }
@@ -183,7 +184,7 @@ macro_rules! dispatchers {
             params: Map<String, Value>,
             caller: &Caller,
             service: &Service,
-        ) -> Option<Result<Value, ApiError>> {
+        ) -> Option<Result<Box<RawValue>, ApiError>> {
             Some(match name {
                 $(stringify!($name) => one::<$name>(params, caller, service).await,)*
                 _ => return None,

@@ -30,6 +30,7 @@ pub use run_ops::{find_snapshot, run_detail};
 use crate::runner::RunnerRef;
 use crate::state::SharedRef;
 use bms_proto::{ApiError, ErrorKind};
+use serde_json::value::RawValue;
 
 /// The daemon's operations, for any transport.
 #[derive(Clone)]
@@ -105,7 +106,7 @@ impl Service {
         &self,
         caller: &Caller,
         params: serde_json::Value,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<Box<RawValue>, ApiError> {
         let reply = self.call_with(caller, || decode::<M>(params)).await?;
         encode(&reply)
     }
@@ -147,9 +148,10 @@ pub fn decode<M: bms_proto::api::Method>(params: serde_json::Value) -> Result<M,
     })
 }
 
-/// Encodes a reply.
-pub fn encode<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value)
+/// Encodes a reply straight to JSON text (no `serde_json::Value` in between: a reply can hold
+/// tens of thousands of jobs).
+pub fn encode<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ApiError> {
+    serde_json::value::to_raw_value(value)
         .map_err(|e| ApiError::internal(format!("internal error: cannot encode the reply: {e}")))
 }
 
