@@ -84,6 +84,9 @@ pub fn health_of(check: &TargetCheck) -> TargetHealth {
 #[derive(Default)]
 pub struct RunCounters {
     runs: std::sync::Mutex<std::collections::BTreeMap<(String, String, String), u64>>,
+    /// Grows with every change of the counts, so that the metrics endpoint renders them again
+    /// only when they changed.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl RunCounters {
@@ -106,6 +109,17 @@ impl RunCounters {
                     .or_default() += n;
             }
         }
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A number that changes whenever the counts change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Counts one event.
@@ -119,6 +133,7 @@ impl RunCounters {
                     state.as_str().to_owned(),
                 ))
                 .or_default() += 1;
+            self.bump();
         }
     }
 

@@ -90,6 +90,7 @@ pub fn render(
     uptime: f64,
 ) -> Result<String, std::fmt::Error> {
     let mut out = render_live(facts, process, running, queued, uptime)?;
+    out.push_str(&render_runs(&facts.run_counts)?);
     out.push_str(&render_catalog(facts)?);
     out.push_str(EOF);
     Ok(out)
@@ -115,8 +116,29 @@ fn encode_families(reg: &Registry) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
+/// `bms_runs_total`, from the event-fed counts (`RunCounters`): one series per job, kind and
+/// final state, the largest family of a big installation, rendered again only when a run
+/// finished.
+pub fn render_runs(
+    run_counts: &[(String, String, String, u64)],
+) -> Result<String, std::fmt::Error> {
+    let mut reg = Registry::with_prefix("bms");
+    let runs = Family::<Labels, Counter>::default();
+    for (job, kind, state, n) in run_counts {
+        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)]))
+            .inc_by(*n);
+    }
+    reg.register(
+        "runs",
+        "Finished runs, by job, kind and final state (since bmsd started, seeded from the catalog)",
+        runs,
+    );
+    encode_families(&reg)
+}
+
 /// The families that change between two scrapes of an unchanged catalog: build and uptime,
-/// the runner's queue, the event-fed counters, repository usage and the process figures.
+/// the runner's queue, the notification counters, repository usage and the process figures
+/// (the run counters are [`render_runs`]).
 pub fn render_live(
     facts: &CatalogFacts,
     process: &ProcessFacts,
@@ -143,17 +165,6 @@ pub fn render_live(
         "Runs waiting for a slot",
         queued as f64,
     );
-    let runs = Family::<Labels, Counter>::default();
-    for (job, kind, state, n) in &facts.run_counts {
-        runs.get_or_create(&labels(&[("job", job), ("kind", kind), ("state", state)]))
-            .inc_by(*n);
-    }
-    reg.register(
-        "runs",
-        "Finished runs, by job, kind and final state (since bmsd started, seeded from the catalog)",
-        runs,
-    );
-
     let repo_bytes = Family::<Labels, FGauge>::default();
     let logical = Family::<Labels, FGauge>::default();
     let dedup = Family::<Labels, FGauge>::default();

@@ -95,6 +95,45 @@ struct Server {
     auth: AuthCache,
     facts: FactsCache,
     rendered: RenderedCache,
+    runs: RunsCache,
+}
+
+/// The text of `bms_runs_total` in both formats, for the run counters' generation it was
+/// rendered at.
+#[derive(Default)]
+struct RunsCache {
+    inner: std::sync::Mutex<Option<RunsText>>,
+}
+
+/// The generation, the OpenMetrics text and (once asked for) the 0.0.4 text.
+type RunsText = (u64, Arc<String>, Option<Arc<String>>);
+
+impl RunsCache {
+    fn get(
+        &self,
+        counters: &crate::events::RunCounters,
+        openmetrics: bool,
+    ) -> Result<Arc<String>, std::fmt::Error> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // The generation is read before the counts: a change in between renders again next time.
+        let generation = counters.generation();
+        let entry = match g.take() {
+            Some(e) if e.0 == generation => e,
+            _ => (
+                generation,
+                Arc::new(crate::metrics::render_runs(&counters.snapshot())?),
+                None,
+            ),
+        };
+        let (_, om, text) = g.insert(entry);
+        if openmetrics {
+            return Ok(om.clone());
+        }
+        let om = om.clone();
+        Ok(text
+            .get_or_insert_with(|| Arc::new(crate::metrics_text::to_text_004(&om)))
+            .clone())
+    }
 }
 
 /// The text of the catalog's families ([`crate::metrics::render_catalog`]) for the facts it
@@ -152,7 +191,6 @@ fn scrape(
         }
     }
     let live = CatalogFacts {
-        run_counts: shared.events.counters.snapshot(),
         usage: shared.usage.snapshot(),
         notifications: shared.notifications.snapshot(),
         ..CatalogFacts::default()
@@ -171,12 +209,15 @@ fn scrape(
         queued.len(),
         shared.started.elapsed().as_secs_f64(),
     )?;
+    let runs = server.runs.get(&shared.events.counters, openmetrics)?;
     let catalog = server.rendered.get(facts, openmetrics)?;
     let mut text = if openmetrics {
         live
     } else {
         crate::metrics_text::to_text_004(&live)
     };
+    text.reserve(runs.len() + catalog.len() + crate::metrics::EOF.len());
+    text.push_str(&runs);
     text.push_str(&catalog);
     if openmetrics {
         text.push_str(crate::metrics::EOF);
