@@ -34,8 +34,13 @@ pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
         e
     };
     let Some(dir) = target.dir().map(ToOwned::to_owned) else {
+        let why = if spec.kind == bms_proto::api::TargetKind::S3 {
+            "bms does not write S3 Object Lock retention yet (docs/s3.md \"Not done yet\")"
+        } else {
+            "they cannot hold immutable files yet"
+        };
         return Err(refuse(format!(
-            "{} targets cannot hold immutable files yet; set immutable days to 0",
+            "{} targets: {why}; set immutable days to 0",
             spec.kind.as_str()
         )));
     };
