@@ -393,3 +393,102 @@ fn endpoint_gone_mid_backup_fails_clearly_and_the_next_run_reuses_the_uploads() 
     }
     e.assert_no_secret();
 }
+
+#[test]
+fn encrypted_s3_target_forgets_prunes_and_holds_only_sealed_objects() {
+    let e = Env::start(4);
+    let src = e.d.dir.join("src");
+    write_small_tree(&src);
+    let plain_text = "the otter ledger says 4471-WOMBAT in plain words\n".repeat(200);
+    std::fs::write(src.join("ledger.txt"), &plain_text).unwrap();
+    // A file only the first snapshot holds: prune reclaims its packs once it is forgotten.
+    write_noise_tree(&src.join("gone"), 1, 3, 7);
+    let key = e.d.dir.join("vault.key");
+    let t = e.add_s3("vault", "enc");
+    assert_eq!(t["encrypt"].as_bool(), None, "{t}");
+    let key_arg = key.display().to_string();
+    e.json(&[
+        "target",
+        "edit",
+        "vault",
+        "--encrypt",
+        "--key-file",
+        &key_arg,
+    ]);
+    e.job("j", &src, &["vault"]);
+    let (done, _) = e.backup("j");
+    assert_eq!(done["run"]["state"], "succeeded", "{done}\n{}", e.d.log());
+    let first = done["run"]["snapshot"].as_str().unwrap().to_owned();
+    std::fs::remove_dir_all(src.join("gone")).unwrap();
+    let (done, _) = e.backup("j");
+    assert_eq!(done["run"]["state"], "succeeded", "{done}");
+
+    // The bucket holds only sealed objects: the config says so, and no object holds the text.
+    use bms_engine::store::{Kind, Store, CONFIG};
+    let direct = e.direct("enc");
+    let config: Value =
+        serde_json::from_slice(&direct.read(Kind::Config, CONFIG).unwrap()).unwrap();
+    assert_ne!(config["encryption"]["algorithm"], "none", "{config}");
+    let needle = b"4471-WOMBAT";
+    for kind in [Kind::Packs, Kind::Index, Kind::Snapshots] {
+        for name in direct.list(kind).unwrap() {
+            let data = direct.read(kind, &name).unwrap();
+            assert!(
+                !data.windows(needle.len()).any(|w| w == needle),
+                "{kind:?} {name}"
+            );
+        }
+    }
+
+    // Forget and prune reclaim the packs only the forgotten snapshot needed.
+    let pack_bytes = || -> u64 {
+        direct
+            .list(Kind::Packs)
+            .unwrap()
+            .iter()
+            .map(|n| direct.stat(Kind::Packs, n).unwrap().unwrap().size)
+            .sum()
+    };
+    let before = pack_bytes();
+    e.json(&["snapshot", "forget", &first]);
+    let prune = e.json(&["prune", "--target", "vault"]);
+    let id = prune["runs"][0]["id"].as_i64().unwrap();
+    let done = e.d.wait_run_final(id, Duration::from_secs(300));
+    assert_eq!(done["run"]["state"], "succeeded", "{done}\n{}", e.d.log());
+    let after = pack_bytes();
+    assert!(
+        after + (2 << 20) < before,
+        "prune reclaims the forgotten data: {before} -> {after} bytes of packs"
+    );
+    assert_eq!(e.d.snapshots("j", Some("vault")).len(), 1);
+
+    let q = e.json(&[
+        "verify",
+        "--job",
+        "j",
+        "--target",
+        "vault",
+        "--read-data",
+        "100",
+    ]);
+    for r in q["runs"].as_array().unwrap() {
+        let v =
+            e.d.wait_run_final(r["id"].as_i64().unwrap(), Duration::from_secs(300));
+        assert_eq!(v["run"]["state"], "succeeded", "{v}");
+    }
+    let snap = e.d.snapshots("j", Some("vault"))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let to = e.d.dir.join("restored");
+    e.json(&[
+        "restore",
+        &snap,
+        "--target",
+        "vault",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_trees_equal(&src, &to.join(src.strip_prefix("/").unwrap()));
+    e.assert_no_secret();
+}
