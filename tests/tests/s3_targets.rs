@@ -490,5 +490,12 @@ fn encrypted_s3_target_forgets_prunes_and_holds_only_sealed_objects() {
         to.to_str().unwrap(),
     ]);
     assert_trees_equal(&src, &to.join(src.strip_prefix("/").unwrap()));
+    // The catalog's records can be taken back from the bucket.
+    let r = e.json(&["catalog", "rebuild", "--target", "vault"]);
+    assert_eq!(
+        (r["added"].as_u64(), r["kept"].as_u64()),
+        (Some(0), Some(1)),
+        "{r:#}"
+    );
     e.assert_no_secret();
 }
