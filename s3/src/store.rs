@@ -87,10 +87,40 @@ impl S3Store {
         Ok(())
     }
 
+    /// Whether the bucket has Object Lock enabled (GetObjectLockConfiguration).
+    pub fn object_lock_enabled(&self) -> std::result::Result<bool, String> {
+        let req = Req::new(Method::GET, None).query("object-lock", "");
+        match self.client.send(&req) {
+            Ok(r) => Ok(xml::first(&r.text(), "ObjectLockEnabled").as_deref() == Some("Enabled")),
+            Err(S3Error::Http { code, .. }) if code == "ObjectLockConfigurationNotFoundError" => {
+                Ok(false)
+            }
+            Err(e) => Err(format!(
+                "bucket '{}' at {}: {}",
+                self.client.cfg.bucket,
+                self.client.endpoint(),
+                describe(&e)
+            )),
+        }
+    }
+
+    /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself); with
+    /// `object_lock`, with Object Lock enabled (which turns versioning on).
+    pub fn create_bucket_with(&self, object_lock: bool) -> std::result::Result<(), String> {
+        self.create(object_lock)
+    }
+
     /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself).
     pub fn create_bucket(&self) -> std::result::Result<(), String> {
-        let mut req = Req::new(Method::PUT, None);
+        self.create(false)
+    }
+
+    fn create(&self, object_lock: bool) -> std::result::Result<(), String> {
         let body;
+        let mut req = Req::new(Method::PUT, None);
+        if object_lock {
+            req = req.header("x-amz-bucket-object-lock-enabled", "true");
+        }
         if self.client.cfg.region != "us-east-1" {
             body = format!(
                 "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint>\
