@@ -171,14 +171,17 @@ impl S3Place {
     }
 }
 
-/// A size from a test tuning variable (plain bytes).
+/// A number from a test hook variable; debug builds only (docs/protocol.md "Test hooks").
 fn env_size(name: &str) -> Option<usize> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// The store of an S3 target, with its credentials read now. Test builds of the harness may
-/// lower the multipart threshold and part size (`BMS_TEST_S3_PART_SIZE`, bytes) and the retries
-/// (`BMS_TEST_S3_RETRIES`) to exercise them quickly.
+/// The store of an S3 target, with its credentials read now. The tests may lower the multipart
+/// threshold and part size (`BMS_TEST_S3_PART_SIZE`, bytes) and the retries
+/// (`BMS_TEST_S3_RETRIES`) to exercise them quickly (debug builds only).
 pub fn s3_store(p: &S3Place) -> Result<S3Store, String> {
     let creds = match &p.credentials_file {
         Some(f) => Credentials::from_file(f, PROFILE)?,
