@@ -41,13 +41,33 @@ pub enum TargetCmd {
 
 #[derive(Debug, Args)]
 pub struct TargetFields {
-    /// disk, nas, tape or s3 (tape and s3 targets are stored, listed and counted, but jobs cannot
-    /// back up into, copy into, verify or restore from them yet).
+    /// disk, nas, tape or s3 (tape targets are stored, listed and counted, but jobs cannot back
+    /// up into, copy into, verify or restore from them yet; s3: docs/s3.md).
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<TargetKind>,
-    /// Directory (disk, nas), device (tape) or URL (s3).
+    /// Directory (disk, nas), device (tape), or for s3 the endpoint URL (as --url).
     #[arg(long)]
     pub path: Option<String>,
+    /// S3: the endpoint URL, http(s)://host[:port] (with --bucket), or s3://bucket/prefix for
+    /// AWS (the same as --path).
+    #[arg(long, value_name = "URL", conflicts_with = "path")]
+    pub url: Option<String>,
+    /// S3: the bucket (it must exist; bmsd does not create buckets).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// S3: the key prefix the repository lives under, e.g. bms/host1 ("" clears it).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// S3: the region requests are signed for (default us-east-1; "" back to the default).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3: a file in the AWS shared-credentials format, mode 0600, profile [default] (default:
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of bmsd's environment; "" clears it).
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// S3: virtual-host style requests (bucket.host) instead of path style (host/bucket).
+    #[arg(long)]
+    pub virtual_host: bool,
     /// disk, tape, object or optical (default: from the kind; a NAS is disk).
     #[arg(long, value_parser = parse_media)]
     pub media_type: Option<MediaType>,
@@ -132,8 +152,23 @@ impl TargetFields {
         if let Some(v) = self.kind {
             t.kind = v;
         }
-        if let Some(v) = &self.path {
+        if let Some(v) = self.path.as_ref().or(self.url.as_ref()) {
             t.path = v.clone();
+        }
+        if let Some(v) = &self.bucket {
+            t.bucket = non_empty(v.clone());
+        }
+        if let Some(v) = &self.prefix {
+            t.prefix = non_empty(v.trim_matches('/').to_owned());
+        }
+        if let Some(v) = &self.region {
+            t.region = non_empty(v.clone());
+        }
+        if let Some(v) = &self.credentials_file {
+            t.credentials_file = absolute(v);
+        }
+        if self.virtual_host {
+            t.virtual_host = true;
         }
         if let Some(v) = self.media_type {
             t.media_type = Some(v);
@@ -179,13 +214,17 @@ impl TargetFields {
 pub fn run(cli: &Cli, cmd: &TargetCmd) -> CliResult {
     match cmd {
         TargetCmd::Add { name, fields } => {
-            let Some(path) = fields.path.clone() else {
+            let Some(path) = fields.path.clone().or_else(|| fields.url.clone()) else {
                 return Err(CliError::usage(
-                    "target add needs --path (a directory, device or URL)",
+                    "target add needs --path (a directory, device or URL; --url for s3)",
                 ));
             };
             let mut spec = TargetSpec::disk(name.clone(), path);
             fields.apply_to(&mut spec);
+            // An object store is somewhere else unless told otherwise (docs/s3.md).
+            if spec.kind == TargetKind::S3 && fields.location.is_none() {
+                spec.location = Location::Offsite;
+            }
             let reply = call(cli, &AddTarget { target: spec })?;
             if let Some(k) = &reply.target.key_path {
                 eprintln!(
@@ -338,6 +377,32 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
             None => "none".into(),
         },
     ));
+    if s.kind == TargetKind::S3 {
+        rows.push(("bucket", s.bucket.clone().unwrap_or_else(|| "-".into())));
+        rows.push(("prefix", s.prefix.clone().unwrap_or_else(|| "-".into())));
+        rows.push((
+            "region",
+            s.region
+                .clone()
+                .unwrap_or_else(|| "us-east-1 (default)".into()),
+        ));
+        rows.push((
+            "addressing",
+            if s.virtual_host {
+                "virtual host"
+            } else {
+                "path style"
+            }
+            .into(),
+        ));
+        rows.push((
+            "credentials",
+            s.credentials_file.as_ref().map_or_else(
+                || "bmsd's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".into(),
+                |f| format!("file {f}"),
+            ),
+        ));
+    }
     if let Some(v) = &s.fs_type {
         rows.push(("fs type", v.clone()));
     }

@@ -125,6 +125,9 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
 pub fn check_target(target: &Target) -> TargetCheck {
     let name = target.name.as_str();
     let caps = target.capabilities();
+    if let Kind::S3(place) = &target.kind {
+        return check_s3(target, place);
+    }
     let path = match target.dir() {
         Some(dir) if caps.preflight => dir,
         _ => {
@@ -294,6 +297,56 @@ pub fn check_target(target: &Target) -> TargetCheck {
         format!("ok: {} free", human(free)),
         Some(free),
         fs_type,
+    )
+}
+
+/// The pre-flight check of an S3 target (docs/s3.md "Pre-flight"): credentials readable, the
+/// endpoint answers, the credentials are accepted, the bucket exists, a probe object can be
+/// written and removed, and a repository under the prefix (if any) opens.
+fn check_s3(target: &Target, place: &crate::targets::S3Place) -> TargetCheck {
+    let name = target.name.as_str();
+    let url = place.url();
+    let store = match crate::targets::s3_store(place) {
+        Ok(s) => s,
+        Err(e) => return result(name, false, "error", e, None, None),
+    };
+    if let Err(e) = store.probe() {
+        let state = if e.contains("reachable") {
+            "unreachable"
+        } else if e.contains("does not exist") {
+            "missing"
+        } else {
+            "error"
+        };
+        return result(name, false, state, e, None, None);
+    }
+    use bms_engine::store::Store;
+    match store.stat(bms_engine::store::Kind::Config, bms_engine::store::CONFIG) {
+        Ok(Some(_)) => {
+            if let Err(e) = open_target(target, Purpose::Check) {
+                return result(
+                    name,
+                    false,
+                    "unusable",
+                    format!("{url} holds a repository that cannot be opened: {e}"),
+                    None,
+                    None,
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return result(name, false, "error", e.to_string(), None, None),
+    }
+    result(
+        name,
+        true,
+        "ok",
+        format!(
+            "ok: bucket '{}' at {} is reachable and writable",
+            place.bucket, place.endpoint
+        ),
+        None,
+        None,
     )
 }
 

@@ -139,8 +139,24 @@ impl Drop for RepoLock {
         }
         if let Err(e) = self.store.delete(Kind::Locks, &self.name) {
             tracing::warn!("cannot release lock {}: {e}", self.name);
+            // The lock file stays (an object store that went away): this process knows that it
+            // holds the lock no longer, and the next acquire here removes it.
+            if let Ok(mut r) = RELEASED.lock() {
+                r.insert(self.name.clone());
+            }
         }
     }
+}
+
+/// Names of locks this process released but could not remove (docs/repository-format.md
+/// "Locks"): their holder is alive, but they are stale.
+static RELEASED: Mutex<std::collections::BTreeSet<String>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+fn released_here(info: &LockInfo, host: &str, name: &str) -> bool {
+    info.host == host
+        && info.pid == std::process::id()
+        && RELEASED.lock().is_ok_and(|r| r.contains(name))
 }
 
 /// Writes a lock file: created exclusively ([`Put::New`]) or replaced by its owner. The store
@@ -330,14 +346,23 @@ fn find_conflict(
         if !kind.conflicts(info.kind) {
             continue;
         }
-        if let Some(why) = stale_reason(&info, host) {
+        let why = if released_here(&info, host, &name) {
+            Some("this process released it but could not remove it then".to_owned())
+        } else {
+            stale_reason(&info, host)
+        };
+        if let Some(why) = why {
             let msg = format!(
                 "recovered stale lock {} held by {}: {why}",
                 store.locate(Kind::Locks, &name).display(),
                 info.describe()
             );
             tracing::warn!("{msg}");
-            let _ = store.delete(Kind::Locks, &name);
+            if store.delete(Kind::Locks, &name).is_ok() {
+                if let Ok(mut r) = RELEASED.lock() {
+                    r.remove(&name);
+                }
+            }
             recovered.push(msg);
             continue;
         }
@@ -498,5 +523,85 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("elsewhere"), "{err}");
+    }
+
+    /// A directory store whose deletes fail while `gone` is set (an endpoint that went away).
+    #[derive(Debug)]
+    struct Flaky {
+        inner: LocalStore,
+        gone: AtomicBool,
+    }
+
+    impl Store for Flaky {
+        fn location(&self) -> &Path {
+            self.inner.location()
+        }
+        fn locate(&self, k: Kind, n: &str) -> std::path::PathBuf {
+            self.inner.locate(k, n)
+        }
+        fn check(&self) -> Result<()> {
+            self.inner.check()
+        }
+        fn list(&self, k: Kind) -> Result<Vec<String>> {
+            self.inner.list(k)
+        }
+        fn read(&self, k: Kind, n: &str) -> Result<Vec<u8>> {
+            self.inner.read(k, n)
+        }
+        fn open(&self, k: Kind, n: &str) -> Result<Box<dyn crate::store::ObjectReader>> {
+            self.inner.open(k, n)
+        }
+        fn stat(&self, k: Kind, n: &str) -> Result<Option<crate::store::ObjectStat>> {
+            self.inner.stat(k, n)
+        }
+        fn put(&self, k: Kind, n: &str, d: &[u8], m: Put) -> Result<bool> {
+            self.inner.put(k, n, d, m)
+        }
+        fn create(&self, k: Kind) -> Result<Box<dyn crate::store::ObjectWriter>> {
+            self.inner.create(k)
+        }
+        fn delete(&self, k: Kind, n: &str) -> Result<bool> {
+            if self.gone.load(Ordering::SeqCst) {
+                let e = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "gone");
+                return Err(Error::io("removing", self.locate(k, n), e));
+            }
+            self.inner.delete(k, n)
+        }
+        fn seal(&self, k: Kind, n: &str, u: SystemTime) -> Result<crate::store::Seal> {
+            self.inner.seal(k, n, u)
+        }
+        fn clean_tmp(&self, a: Duration) -> usize {
+            self.inner.clean_tmp(a)
+        }
+        fn clean_lock_staging(&self, a: Duration) -> usize {
+            self.inner.clean_lock_staging(a)
+        }
+    }
+
+    #[test]
+    fn a_lock_released_but_not_removed_is_stale_for_its_own_process() {
+        let d = repo();
+        let store = Arc::new(Flaky {
+            inner: LocalStore::new(d.path()),
+            gone: AtomicBool::new(false),
+        });
+        let no = AtomicBool::new(false);
+        let a = acquire_in(store.clone(), LockKind::Write, "A", Duration::ZERO, &no).unwrap();
+        store.gone.store(true, Ordering::SeqCst);
+        drop(a);
+        store.gone.store(false, Ordering::SeqCst);
+        assert_eq!(
+            store.list(Kind::Locks).unwrap().len(),
+            1,
+            "the lock file stayed"
+        );
+        let b = acquire_in(store.clone(), LockKind::Write, "B", Duration::ZERO, &no).unwrap();
+        assert!(
+            b.recovered.iter().any(|r| r.contains("could not remove")),
+            "{:?}",
+            b.recovered
+        );
+        drop(b);
+        assert!(store.list(Kind::Locks).unwrap().is_empty());
     }
 }

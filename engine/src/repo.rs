@@ -91,17 +91,19 @@ impl Repository {
     /// Opens the repository in `path`; an encrypted one with `secret` (a key that opens none of
     /// its key slots is [`Error::WrongKey`]). A plain repository opens as with [`Repository::open`].
     pub fn open_with_key(path: impl AsRef<Path>, secret: &Secret) -> Result<Repository> {
-        let plain: Arc<dyn Store> = Arc::new(LocalStore::new(path.as_ref()));
+        Self::open_store_with_key(Arc::new(LocalStore::new(path.as_ref())), secret)
+    }
+
+    /// Like [`Repository::open_with_key`] for the repository in `plain` (a store that does
+    /// not encrypt, e.g. an object store).
+    pub fn open_store_with_key(plain: Arc<dyn Store>, secret: &Secret) -> Result<Repository> {
+        let path = plain.location().to_path_buf();
         let data = match plain.read(Kind::Config, CONFIG) {
             Ok(d) => d,
-            Err(e) if e.is_not_found() => {
-                return Err(Error::NotARepository {
-                    path: path.as_ref().to_path_buf(),
-                })
-            }
+            Err(e) if e.is_not_found() => return Err(Error::NotARepository { path }),
             Err(e) => return Err(e),
         };
-        let config = RepoConfig::parse(path.as_ref(), &data)?;
+        let config = RepoConfig::parse(&path, &data)?;
         if config.encryption.algorithm != crypto::ALGORITHM {
             return Self::open_store(plain);
         }
@@ -201,6 +203,31 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Opens the repository in `store` (a store without directories, e.g. an object store),
+    /// creating it when the store holds no config yet: plain, or encrypted with a single key
+    /// slot for the key file `secret`. As with [`Repository::open_or_init`], when another
+    /// process publishes its repository first, that one is opened (with `secret`).
+    pub fn open_or_init_store(
+        store: Arc<dyn Store>,
+        opts: InitOptions,
+        secret: Option<&Secret>,
+    ) -> Result<Repository> {
+        if store.stat(Kind::Config, CONFIG)?.is_none() {
+            validate(&opts)?;
+            // A key-file slot derives its key without Argon2id: the parameters are not used.
+            let kdf = KdfParams {
+                m_cost: 64 * 1024,
+                t_cost: 1,
+                p_cost: 1,
+            };
+            return Self::create_in(store, opts, true, secret.map(|s| (s, kdf)));
+        }
+        match secret {
+            Some(s) => Self::open_store_with_key(store, s),
+            None => Self::open_store(store),
+        }
+    }
+
     /// Creates a repository in `store`, whose layout the store has made. Fails with
     /// [`Error::AlreadyExists`] if it holds a repository already.
     pub fn init_store(store: Arc<dyn Store>, opts: InitOptions) -> Result<Repository> {
@@ -260,7 +287,7 @@ impl Repository {
                 // no config names, so it goes, and the other repository opens with the secret.
                 plain.delete(Kind::Keys, &slot)?;
                 if join {
-                    return Self::open_with_key(store.location(), secret);
+                    return Self::open_store_with_key(plain, secret);
                 }
             } else if join {
                 return Self::open_store(store);

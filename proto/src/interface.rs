@@ -77,7 +77,12 @@ type TargetSpec (
   prune_schedule: ?string,
   prune_grace: ?string,
   encrypt: ?bool,
-  key_file: ?string
+  key_file: ?string,
+  bucket: ?string,
+  prefix: ?string,
+  region: ?string,
+  credentials_file: ?string,
+  virtual_host: ?bool
 )
 
 type TargetInfo (
@@ -96,6 +101,11 @@ type TargetInfo (
   prune_grace: ?string,
   encrypt: ?bool,
   key_file: ?string,
+  bucket: ?string,
+  prefix: ?string,
+  region: ?string,
+  credentials_file: ?string,
+  virtual_host: ?bool,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,

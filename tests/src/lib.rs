@@ -356,6 +356,7 @@ impl Daemon {
     }
 }
 pub mod runner_util;
+pub mod s3_util;
 pub mod screenshot;
 pub mod storage;
 

@@ -325,8 +325,12 @@ fn tape_and_s3_targets_are_accepted_but_not_supported() {
         "s3://bucket/prefix",
     ]);
     assert_eq!(s3["media"], "object");
-    assert_eq!(s3["supported"], false);
-    assert!(s3["note"].as_str().unwrap().contains("s3"), "{s3}");
+    assert_eq!(s3["supported"], true, "{s3}");
+    assert_eq!(
+        s3["location"], "offsite",
+        "an S3 target is offsite by default: {s3}"
+    );
+    assert!(s3.get("note").is_none(), "{s3}");
     let disk = d.ctl_json(["target", "show", "local"]);
     assert!(disk.get("note").is_none(), "{disk}");
     let out = d.ctl(["target", "list"]);

@@ -309,6 +309,16 @@ ALTER TABLE targets ADD COLUMN encrypt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE targets ADD COLUMN key_file TEXT;
 "#,
     ),
+    (
+        13,
+        r#"
+ALTER TABLE targets ADD COLUMN bucket TEXT;
+ALTER TABLE targets ADD COLUMN prefix TEXT;
+ALTER TABLE targets ADD COLUMN region TEXT;
+ALTER TABLE targets ADD COLUMN credentials_file TEXT;
+ALTER TABLE targets ADD COLUMN virtual_host INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
-                       encrypt, key_file";
+                       encrypt, key_file, bucket, prefix, region, credentials_file, virtual_host";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -48,6 +48,11 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         prune_grace: r.get(15)?,
         encrypt: r.get(16)?,
         key_file: r.get(17)?,
+        bucket: r.get(18)?,
+        prefix: r.get(19)?,
+        region: r.get(20)?,
+        credentials_file: r.get(21)?,
+        virtual_host: r.get(22)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -148,6 +153,19 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
             t.prune_grace,
             t.encrypt,
             t.key_file
+        ],
+    )
+    .map_err(db_err)?;
+    tx.execute(
+        "UPDATE targets SET bucket=?2, prefix=?3, region=?4, credentials_file=?5, \
+         virtual_host=?6 WHERE id=?1",
+        params![
+            id,
+            t.bucket,
+            t.prefix,
+            t.region,
+            t.credentials_file,
+            t.virtual_host
         ],
     )
     .map(|_| ())

@@ -17,6 +17,28 @@ use tracing::{error, info, warn};
 /// How often seals are checked for expiry (every second with a test clock).
 pub const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Why an S3 target cannot be immutable (docs/s3.md "Not done yet"): its bucket has no Object
+/// Lock, or (when it has) bms does not write retention yet.
+async fn s3_refusal(place: crate::targets::S3Place) -> String {
+    let bucket = place.bucket.clone();
+    let lock = tokio::task::spawn_blocking(move || {
+        crate::targets::s3_store(&place)?.object_lock_enabled()
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the Object Lock check failed: {e}")));
+    match lock {
+        Ok(false) => format!(
+            "bucket '{bucket}' has no Object Lock configuration: S3 immutability needs a bucket \
+             created with Object Lock enabled; use such a bucket, or set immutable days to 0"
+        ),
+        Ok(true) => format!(
+            "bucket '{bucket}' has Object Lock, but bms does not write Object Lock retention \
+             yet (docs/s3.md \"Not done yet\"); set immutable days to 0"
+        ),
+        Err(e) => format!("cannot check the bucket's Object Lock configuration: {e}"),
+    }
+}
+
 /// Refuses a target definition with `immutable_days > 0` whose directory cannot hold sealed
 /// files: it must exist, be a disk or NAS target, and take the immutable attribute on a probe
 /// file (which also proves bmsd holds CAP_LINUX_IMMUTABLE).
@@ -33,6 +55,9 @@ pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
         e.field = Some("immutable_days".into());
         e
     };
+    if let crate::targets::Kind::S3(place) = &target.kind {
+        return Err(refuse(s3_refusal(place.clone()).await));
+    }
     let Some(dir) = target.dir().map(ToOwned::to_owned) else {
         return Err(refuse(format!(
             "{} targets cannot hold immutable files yet; set immutable days to 0",

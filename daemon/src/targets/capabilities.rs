@@ -64,14 +64,17 @@ pub struct Capabilities {
 /// The capabilities of a kind of target.
 pub fn capabilities(kind: TargetKind) -> Capabilities {
     let directory = matches!(kind, TargetKind::Disk | TargetKind::Nas);
+    // S3 targets (docs/s3.md) do all that disk targets do but immutability: Object Lock
+    // retention is not written yet.
+    let repository = directory || kind == TargetKind::S3;
     Capabilities {
         kind,
-        backup: directory,
-        copy_into: directory,
-        copy_from: directory,
-        verify: directory,
-        restore_from: directory,
-        preflight: directory,
+        backup: repository,
+        copy_into: repository,
+        copy_from: repository,
+        verify: repository,
+        restore_from: repository,
+        preflight: repository,
         mount_check: kind == TargetKind::Nas,
         immutability: directory,
     }

@@ -7,10 +7,12 @@
 mod capabilities;
 mod keys;
 mod open;
+mod s3;
 
 pub use capabilities::{capabilities, Capabilities, Purpose};
 pub use keys::{ensure_key_file, key_path, keys_dir, set_keys_dir};
 pub use open::{open_target, OpenError};
+pub use s3::s3_store;
 
 use crate::validate::{name, text};
 use bms_proto::api::{Location, MediaType, TargetKind, TargetSpec};
@@ -32,8 +34,22 @@ pub enum Kind {
     },
     /// A tape drive device, e.g. /dev/nst0.
     Tape { device: PathBuf },
-    /// An object-store bucket URL, e.g. s3://bucket/prefix.
-    S3 { url: String },
+    /// A key prefix of an S3 bucket (docs/s3.md).
+    S3(S3Place),
+}
+
+/// Where an S3 target's repository is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Place {
+    /// `http(s)://host[:port]`.
+    pub endpoint: String,
+    pub bucket: String,
+    /// Key prefix without leading or trailing `/` ("" for the bucket's root).
+    pub prefix: String,
+    pub region: String,
+    pub virtual_host: bool,
+    /// The shared-credentials file; None: bmsd's environment.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// A target as bmsd works with it.
@@ -76,22 +92,11 @@ impl Target {
         name("name", &t.name)?;
         text("path", &t.path, 4096)?;
         let path = match t.kind {
-            TargetKind::Disk | TargetKind::Nas | TargetKind::Tape => Some(absolute_path(t)?),
-            TargetKind::S3 => {
-                if !(t.path.starts_with("s3://")
-                    || t.path.starts_with("https://")
-                    || t.path.starts_with("http://"))
-                {
-                    return Err(ApiError::invalid(
-                        "path",
-                        format!(
-                            "s3 target path '{}' must be a URL such as s3://bucket/prefix",
-                            t.path
-                        ),
-                    ));
-                }
-                None
+            TargetKind::Disk | TargetKind::Nas | TargetKind::Tape => {
+                s3::refuse_s3_fields(t)?;
+                Some(absolute_path(t)?)
             }
+            TargetKind::S3 => None,
         };
         if let Some(site) = &t.site {
             text("site", site, 128)?;
@@ -140,9 +145,7 @@ impl Target {
                 fs_source: t.fs_source.clone(),
             },
             (TargetKind::Tape, Some(device)) => Kind::Tape { device },
-            _ => Kind::S3 {
-                url: t.path.clone(),
-            },
+            _ => Kind::S3(s3::place(t)?),
         };
         Ok(Target {
             name: t.name.clone(),
@@ -184,7 +187,7 @@ impl Target {
         match &self.kind {
             Kind::Disk { path } | Kind::Nas { path, .. } => path.display().to_string(),
             Kind::Tape { device } => device.display().to_string(),
-            Kind::S3 { url } => url.clone(),
+            Kind::S3(p) => p.url(),
         }
     }
 }

@@ -49,13 +49,31 @@ fn every_kind_builds_its_variant() {
     let s3 = Target::from_spec(&spec(TargetKind::S3, "s3://bucket/prefix")).unwrap();
     assert_eq!(
         s3.kind,
-        Kind::S3 {
-            url: "s3://bucket/prefix".into()
-        }
+        Kind::S3(S3Place {
+            endpoint: "https://s3.us-east-1.amazonaws.com".into(),
+            bucket: "bucket".into(),
+            prefix: "prefix".into(),
+            region: "us-east-1".into(),
+            virtual_host: true,
+            credentials_file: None,
+        })
     );
     assert_eq!(s3.media, MediaType::Object);
-    assert_eq!(s3.place(), "s3://bucket/prefix");
-    for t in [&disk, &nas, &tape, &s3] {
+    assert_eq!(
+        s3.place(),
+        "https://s3.us-east-1.amazonaws.com/bucket/prefix"
+    );
+    assert_eq!(s3.dir(), None);
+    let minio = Target::from_spec(&TargetSpec {
+        bucket: Some("bms".into()),
+        prefix: Some("/host1/".into()),
+        region: Some("eu-1".into()),
+        credentials_file: Some("/etc/bms/s3.creds".into()),
+        ..spec(TargetKind::S3, "http://127.0.0.1:9000")
+    })
+    .unwrap();
+    assert_eq!(minio.place(), "http://127.0.0.1:9000/bms/host1");
+    for t in [&disk, &nas, &tape] {
         let back = spec(t.kind(), &t.place());
         assert_eq!(back.kind, t.kind(), "the wire kind round-trips");
     }
@@ -123,6 +141,49 @@ fn bad_definitions_name_the_field() {
     refused(spec(TargetKind::Tape, "nst0"), "path", "must be absolute");
     refused(spec(TargetKind::Nas, "/"), "path", "root directory");
     refused(spec(TargetKind::S3, "/srv/b"), "path", "s3://bucket/prefix");
+    refused(spec(TargetKind::S3, "http://h:9000"), "bucket", "--bucket");
+    refused(
+        TargetSpec {
+            bucket: Some("b".into()),
+            ..spec(TargetKind::S3, "http://h:9000")
+        },
+        "bucket",
+        "not a valid bucket name",
+    );
+    refused(
+        TargetSpec {
+            bucket: Some("bkt".into()),
+            ..spec(TargetKind::S3, "http://h:9000/bkt")
+        },
+        "path",
+        "--prefix",
+    );
+    refused(
+        TargetSpec {
+            bucket: Some("bkt".into()),
+            prefix: Some("a//b".into()),
+            ..spec(TargetKind::S3, "http://h:9000")
+        },
+        "prefix",
+        "single '/'",
+    );
+    refused(
+        TargetSpec {
+            bucket: Some("bkt".into()),
+            credentials_file: Some("creds".into()),
+            ..spec(TargetKind::S3, "http://h:9000")
+        },
+        "credentials_file",
+        "must be absolute",
+    );
+    refused(
+        TargetSpec {
+            bucket: Some("bkt".into()),
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "bucket",
+        "applies to s3 targets only",
+    );
     refused(
         spec(TargetKind::Disk, &format!("/{}", "x".repeat(5000))),
         "path",
@@ -194,7 +255,12 @@ fn capabilities_by_kind() {
             "immutability"
         ]
     );
-    for kind in [TargetKind::Tape, TargetKind::S3] {
+    let s3 = capabilities(TargetKind::S3);
+    assert!(all.iter().all(|p| s3.allows(*p)));
+    assert!(s3.writable() && !s3.immutability && !s3.mount_check);
+    assert_eq!(s3.note(), None);
+    {
+        let kind = TargetKind::Tape;
         let c = capabilities(kind);
         assert!(all.iter().all(|p| !c.allows(*p)), "{kind:?}");
         assert!(!c.writable());
@@ -207,10 +273,8 @@ fn capabilities_by_kind() {
 
 #[test]
 fn open_target_refuses_kinds_without_a_writer() {
-    for (kind, path) in [
-        (TargetKind::Tape, "/dev/nst0"),
-        (TargetKind::S3, "s3://b/p"),
-    ] {
+    {
+        let (kind, path) = (TargetKind::Tape, "/dev/nst0");
         let t = Target::from_spec(&spec(kind, path)).unwrap();
         for purpose in [Purpose::Backup, Purpose::RestoreFrom] {
             let e = open_target(&t, purpose).unwrap_err();

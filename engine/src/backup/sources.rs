@@ -31,16 +31,24 @@ pub fn check(sources: &[PathBuf], repo: &Path) -> Result<SourceCheck> {
             missing.join("; ")
         )));
     }
-    let repo_real = std::fs::canonicalize(repo)
-        .map_err(|e| Error::io("resolving the repository path", repo, e))?;
-    let repo_id = std::fs::metadata(&repo_real)
-        .ok()
+    // A repository that is no local directory (an object store's URL) cannot lie in a source.
+    let repo_real = if repo.is_absolute() {
+        Some(
+            std::fs::canonicalize(repo)
+                .map_err(|e| Error::io("resolving the repository path", repo, e))?,
+        )
+    } else {
+        None
+    };
+    let repo_id = repo_real
+        .as_ref()
+        .and_then(|r| std::fs::metadata(r).ok())
         .map(|m| (m.dev(), m.ino()));
     let mut notes = Vec::new();
     for s in sources {
         let real = std::fs::canonicalize(s)
             .map_err(|e| Error::io("resolving the source path", s.clone(), e))?;
-        if real.starts_with(&repo_real) {
+        if let Some(repo_real) = repo_real.as_ref().filter(|r| real.starts_with(r)) {
             return Err(Error::InvalidArgument(format!(
                 "source {} lies inside the target repository {}: a repository cannot back up \
                  itself; choose a source outside it",

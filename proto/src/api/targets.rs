@@ -118,6 +118,22 @@ pub struct TargetSpec {
     /// directory of bmsd's config file, created by bmsd when missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
+    /// S3 only: the bucket (docs/s3.md); `path` is then the endpoint URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// S3 only: the key prefix the repository lives under (none: the bucket's root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// S3 only: the region requests are signed for (default us-east-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// S3 only: a file in the AWS shared-credentials format (mode 0600), absolute path; none:
+    /// bmsd's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+    /// S3 only: virtual-host style requests (`bucket.host`) instead of path style.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub virtual_host: bool,
 }
 
 impl TargetSpec {
@@ -139,6 +155,11 @@ impl TargetSpec {
             prune_grace: None,
             encrypt: false,
             key_file: None,
+            bucket: None,
+            prefix: None,
+            region: None,
+            credentials_file: None,
+            virtual_host: false,
         }
     }
 

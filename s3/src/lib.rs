@@ -1,0 +1,16 @@
+//! bms-s3: the engine's [`bms_engine::store::Store`] over an S3-compatible object store
+//! (docs/s3.md). [`S3Store`] keeps a repository under a key prefix of a bucket with the layout of
+//! a local repository; [`Client`] signs requests (AWS Signature Version 4), retries what may be
+//! retried, bounds the requests in flight and times them out.
+
+mod client;
+mod creds;
+mod object;
+mod sigv4;
+mod store;
+mod tls;
+mod xml;
+
+pub use client::{describe, Client, Config, S3Error, Stats};
+pub use creds::Credentials;
+pub use store::S3Store;

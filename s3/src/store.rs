@@ -1,0 +1,592 @@
+//! [`S3Store`]: a repository under a key prefix of an S3 bucket, with the layout of a
+//! [`bms_engine::store::LocalStore`] (docs/s3.md "Layout"): `config`, `condemned`,
+//! `packs/ab/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<name>.json`, `keys/<id>`. There is
+//! no `tmp/`: an object exists only once its upload completed (a single PUT, or the completion
+//! of a multipart upload), so an interrupted write leaves at most an incomplete multipart upload,
+//! which [`Store::clean_tmp`] aborts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bms_engine::store::{
+    valid_name, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONDEMNED, CONFIG,
+};
+use bms_engine::{Error, Result};
+use reqwest::Method;
+
+use crate::client::{describe, Client, Config, Req, S3Error, Stats};
+use crate::object::{S3Reader, S3Writer};
+use crate::xml;
+
+/// A repository in an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Arc<Client>,
+    location: PathBuf,
+}
+
+impl S3Store {
+    /// A store over `cfg`'s bucket and prefix; nothing is sent until it is used.
+    pub fn new(cfg: Config) -> std::result::Result<S3Store, String> {
+        let client = Client::new(cfg)?;
+        Ok(S3Store {
+            location: PathBuf::from(client.location()),
+            client: Arc::new(client),
+        })
+    }
+
+    /// What this store sent and received so far.
+    pub fn stats(&self) -> &Stats {
+        &self.client.stats
+    }
+
+    /// The endpoint (for messages).
+    pub fn endpoint(&self) -> &str {
+        self.client.endpoint()
+    }
+
+    /// The pre-flight check (docs/s3.md "Pre-flight"): the endpoint answers, the credentials are
+    /// accepted and the bucket exists (HEAD bucket), and a probe object can be written and
+    /// removed. The error says which of them failed.
+    pub fn probe(&self) -> std::result::Result<(), String> {
+        let b = &self.client.cfg.bucket;
+        let ep = self.client.endpoint();
+        match self.client.send(&Req::new(Method::HEAD, None)) {
+            Ok(_) => {}
+            Err(S3Error::Http { status: 404, .. }) => {
+                return Err(format!(
+                    "bucket '{b}' does not exist at {ep}: create it, or correct --bucket"
+                ))
+            }
+            Err(S3Error::Http {
+                status: 403 | 401, ..
+            }) => {
+                return Err(format!(
+                    "{ep} refused the credentials for bucket '{b}' (HTTP 403): check the \
+                     target's credentials file and that the key may use this bucket"
+                ))
+            }
+            Err(e) => return Err(format!("S3 endpoint {ep}: {}", describe(&e))),
+        }
+        let probe = self.client.key(&format!(
+            ".bms-probe-{}",
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        let put = Req::new(Method::PUT, Some(&probe)).body(b"probe");
+        self.client.send(&put).map_err(|e| {
+            format!(
+                "cannot write to bucket '{b}' at {ep}: {}; the credentials need s3:PutObject \
+                 and s3:DeleteObject on the prefix",
+                describe(&e)
+            )
+        })?;
+        self.client
+            .send(&Req::new(Method::DELETE, Some(&probe)))
+            .map_err(|e| format!("cannot delete from bucket '{b}' at {ep}: {}", describe(&e)))?;
+        Ok(())
+    }
+
+    /// Whether the bucket has Object Lock enabled (GetObjectLockConfiguration).
+    pub fn object_lock_enabled(&self) -> std::result::Result<bool, String> {
+        let req = Req::new(Method::GET, None).query("object-lock", "");
+        match self.client.send(&req) {
+            Ok(r) => Ok(xml::first(&r.text(), "ObjectLockEnabled").as_deref() == Some("Enabled")),
+            Err(S3Error::Http { code, .. }) if code == "ObjectLockConfigurationNotFoundError" => {
+                Ok(false)
+            }
+            Err(e) => Err(format!(
+                "bucket '{}' at {}: {}",
+                self.client.cfg.bucket,
+                self.client.endpoint(),
+                describe(&e)
+            )),
+        }
+    }
+
+    /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself); with
+    /// `object_lock`, with Object Lock enabled (which turns versioning on).
+    pub fn create_bucket_with(&self, object_lock: bool) -> std::result::Result<(), String> {
+        self.create(object_lock)
+    }
+
+    /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself).
+    pub fn create_bucket(&self) -> std::result::Result<(), String> {
+        self.create(false)
+    }
+
+    fn create(&self, object_lock: bool) -> std::result::Result<(), String> {
+        let body;
+        let mut req = Req::new(Method::PUT, None);
+        if object_lock {
+            req = req.header("x-amz-bucket-object-lock-enabled", "true");
+        }
+        if self.client.cfg.region != "us-east-1" {
+            body = format!(
+                "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint>\
+                 </CreateBucketConfiguration>",
+                xml::escape(&self.client.cfg.region)
+            );
+            req = req.body(body.as_bytes());
+        }
+        match self.client.send(&req) {
+            Ok(_) => Ok(()),
+            Err(S3Error::Http { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
+            Err(e) => Err(format!(
+                "cannot create bucket '{}' at {}: {}",
+                self.client.cfg.bucket,
+                self.client.endpoint(),
+                describe(&e)
+            )),
+        }
+    }
+
+    /// The key of an object relative to the bucket.
+    pub(crate) fn object_key(&self, kind: Kind, name: &str) -> Result<String> {
+        if !valid_name(name) || (kind == Kind::Config && name != CONFIG && name != CONDEMNED) {
+            return Err(Error::Internal(format!(
+                "invalid {} name {name:?}",
+                kind.name()
+            )));
+        }
+        let rel = match kind {
+            Kind::Config => name.to_owned(),
+            Kind::Packs if name.len() >= 2 && name.is_char_boundary(2) => {
+                format!("packs/{}/{name}", &name[..2])
+            }
+            _ => format!("{}/{name}", dir(kind)),
+        };
+        Ok(self.client.key(&rel))
+    }
+
+    pub(crate) fn err(&self, op: &'static str, kind: Kind, name: &str, e: &S3Error) -> Error {
+        io_error(op, self.locate(kind, name), e)
+    }
+
+    /// HEAD of an object: its size and age, None when it does not exist.
+    fn head(&self, key: &str) -> std::result::Result<Option<ObjectStat>, S3Error> {
+        match self.client.send(&Req::new(Method::HEAD, Some(key))) {
+            Ok(r) => Ok(Some(ObjectStat {
+                size: r
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                modified: r.header("last-modified").and_then(parse_http_date),
+            })),
+            Err(S3Error::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keys under `prefix`, all pages (ListObjectsV2, 1000 keys a page).
+    fn list_keys(&self, prefix: &str) -> std::result::Result<Vec<String>, S3Error> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = Req::new(Method::GET, None)
+                .query("list-type", "2")
+                .query("prefix", prefix);
+            if let Some(t) = &token {
+                req = req.query("continuation-token", t);
+            }
+            let r = self.client.send(&req)?;
+            let text = r.text();
+            for c in xml::blocks(&text, "Contents") {
+                out.extend(xml::first(c, "Key"));
+            }
+            token = xml::first(&text, "NextContinuationToken");
+            if xml::first(&text, "IsTruncated").as_deref() != Some("true") || token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Uploads `data` under `key` in parts of the configured size, `parallel` at once; an
+    /// upload that fails is aborted.
+    fn put_multipart(&self, key: &str, data: &[u8]) -> std::result::Result<(), S3Error> {
+        let r = self
+            .client
+            .send(&Req::new(Method::POST, Some(key)).query("uploads", ""))?;
+        let Some(id) = xml::first(&r.text(), "UploadId") else {
+            return Err(S3Error::Http {
+                status: 500,
+                code: "NoUploadId".into(),
+                message: "the answer to CreateMultipartUpload names no upload".into(),
+            });
+        };
+        let result = self.upload_parts(key, &id, data).and_then(|etags| {
+            let mut body = String::from("<CompleteMultipartUpload>");
+            for (i, etag) in etags.iter().enumerate() {
+                body.push_str(&format!(
+                    "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                    i + 1,
+                    xml::escape(etag)
+                ));
+            }
+            body.push_str("</CompleteMultipartUpload>");
+            self.client
+                .send(
+                    &Req::new(Method::POST, Some(key))
+                        .query("uploadId", &id)
+                        .body(body.as_bytes()),
+                )
+                .map(|_| ())
+        });
+        if let Err(e) = &result {
+            tracing::warn!(
+                endpoint = %self.client.endpoint(),
+                "multipart upload of {key} failed, aborting it: {}",
+                describe(e)
+            );
+            let abort = Req::new(Method::DELETE, Some(key)).query("uploadId", &id);
+            if let Err(a) = self.client.send(&abort) {
+                tracing::warn!(
+                    "cannot abort the multipart upload of {key} ({}); the next run's cleanup \
+                     aborts it",
+                    describe(&a)
+                );
+                lock(&UNABORTED).push((self.location.clone(), key.to_owned(), id.clone()));
+            }
+        }
+        result
+    }
+
+    fn upload_parts(
+        &self,
+        key: &str,
+        id: &str,
+        data: &[u8],
+    ) -> std::result::Result<Vec<String>, S3Error> {
+        let parts: Vec<&[u8]> = data.chunks(self.client.cfg.part_size.max(1)).collect();
+        let etags: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; parts.len()]);
+        let failed: Mutex<Option<S3Error>> = Mutex::new(None);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = self.client.cfg.parallel.clamp(1, parts.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= parts.len() || lock(&failed).is_some() {
+                        return;
+                    }
+                    let n = (i + 1).to_string();
+                    let req = Req::new(Method::PUT, Some(key))
+                        .query("partNumber", &n)
+                        .query("uploadId", id)
+                        .body(parts[i]);
+                    match self.client.send(&req) {
+                        Ok(r) => lock(&etags)[i] = r.header("etag").map(str::to_owned),
+                        Err(e) => {
+                            lock(&failed).get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = lock(&failed).take() {
+            return Err(e);
+        }
+        let etags = std::mem::take(&mut *lock(&etags));
+        etags
+            .into_iter()
+            .map(|e| {
+                e.ok_or_else(|| S3Error::Http {
+                    status: 500,
+                    code: "NoETag".into(),
+                    message: "an uploaded part has no ETag".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes a whole object: one PUT, or a multipart upload above the threshold.
+    pub(crate) fn upload(&self, key: &str, data: &[u8]) -> std::result::Result<(), S3Error> {
+        if data.len() > self.client.cfg.multipart_threshold {
+            return self.put_multipart(key, data);
+        }
+        self.client
+            .send(&Req::new(Method::PUT, Some(key)).body(data))
+            .map(|_| ())
+    }
+}
+
+/// Multipart uploads of this process whose abort failed (the endpoint was gone): by store
+/// location, key and upload id. The next [`Store::clean_tmp`] of that store aborts them whatever
+/// their age.
+static UNABORTED: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn dir(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Config => "",
+        Kind::Packs => "packs",
+        Kind::Index => "index",
+        Kind::Snapshots => "snapshots",
+        Kind::Locks => "locks",
+        Kind::Keys => "keys",
+    }
+}
+
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let t = jiff::fmt::rfc2822::parse(s).ok()?;
+    Some(SystemTime::from(t.timestamp()))
+}
+
+/// An S3 failure as the engine's I/O error on `path`: a missing object is `NotFound`, refused
+/// credentials `PermissionDenied`, no answer `ConnectionRefused`/`TimedOut`.
+pub(crate) fn io_error(op: &'static str, path: PathBuf, e: &S3Error) -> Error {
+    let kind = match e {
+        S3Error::Http { status: 404, .. } => std::io::ErrorKind::NotFound,
+        S3Error::Http {
+            status: 401 | 403, ..
+        } => std::io::ErrorKind::PermissionDenied,
+        S3Error::Http { .. } => std::io::ErrorKind::Other,
+        S3Error::Transport { timeout: true, .. } => std::io::ErrorKind::TimedOut,
+        S3Error::Transport { .. } => std::io::ErrorKind::ConnectionRefused,
+    };
+    Error::io(op, path, std::io::Error::new(kind, describe(e)))
+}
+
+pub(crate) fn op(kind: Kind, write: bool) -> &'static str {
+    match (kind, write) {
+        (Kind::Config, false) => "reading repository config",
+        (Kind::Packs, false) => "reading pack",
+        (Kind::Index, false) => "reading index file",
+        (Kind::Snapshots, false) => "reading snapshot",
+        (Kind::Locks, false) => "reading lock file",
+        (Kind::Keys, false) => "reading key file",
+        (Kind::Config, true) => "writing repository config",
+        (Kind::Packs, true) => "writing pack",
+        (Kind::Index, true) => "writing index file",
+        (Kind::Snapshots, true) => "writing snapshot",
+        (Kind::Locks, true) => "writing lock file",
+        (Kind::Keys, true) => "writing key file",
+    }
+}
+
+impl Store for S3Store {
+    fn location(&self) -> &Path {
+        &self.location
+    }
+
+    fn locate(&self, kind: Kind, name: &str) -> PathBuf {
+        let rel = match self.object_key(kind, name) {
+            Ok(k) => k,
+            Err(_) => self.client.key(&format!("{}/{name}", dir(kind))),
+        };
+        let prefix_len = self.client.cfg.prefix.len();
+        let rel = if prefix_len > 0 {
+            rel.get(prefix_len + 1..).unwrap_or(&rel).to_owned()
+        } else {
+            rel
+        };
+        self.location.join(rel)
+    }
+
+    /// An S3 repository has no directories to check: objects are found by key.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        if kind == Kind::Config {
+            return Ok(self
+                .stat(kind, CONFIG)?
+                .map(|_| CONFIG.to_owned())
+                .into_iter()
+                .collect());
+        }
+        let prefix = self.client.key(&format!("{}/", dir(kind)));
+        let keys = self
+            .list_keys(&prefix)
+            .map_err(|e| io_error("listing", self.location.join(dir(kind)), &e))?;
+        let mut out: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.rsplit('/').next())
+            .filter(|n| kind != Kind::Locks || n.ends_with(".json"))
+            .filter(|n| valid_name(n))
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn read(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        let key = self.object_key(kind, name)?;
+        self.client
+            .send(&Req::new(Method::GET, Some(&key)))
+            .map(|r| r.body)
+            .map_err(|e| self.err(op(kind, false), kind, name, &e))
+    }
+
+    fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ObjectReader>> {
+        let key = self.object_key(kind, name)?;
+        let path = self.locate(kind, name);
+        let size = match self.head(&key) {
+            Ok(Some(s)) => s.size,
+            Ok(None) => {
+                return Err(io_error(
+                    op(kind, false),
+                    path,
+                    &S3Error::Http {
+                        status: 404,
+                        code: "NoSuchKey".into(),
+                        message: "the object does not exist".into(),
+                    },
+                ))
+            }
+            Err(e) => return Err(io_error(op(kind, false), path, &e)),
+        };
+        Ok(Box::new(S3Reader::new(
+            self.client.clone(),
+            key,
+            path,
+            size,
+            op(kind, false),
+        )))
+    }
+
+    fn stat(&self, kind: Kind, name: &str) -> Result<Option<ObjectStat>> {
+        let key = self.object_key(kind, name)?;
+        self.head(&key)
+            .map_err(|e| self.err("reading", kind, name, &e))
+    }
+
+    /// [`Put::New`]: a HEAD first (the check that no object of the name exists, for servers
+    /// that ignore conditional puts), then a PUT with `If-None-Match: *` (a 412 answer means
+    /// another writer won). [`Put::Replace`]: a plain PUT, which S3 makes atomic.
+    fn put(&self, kind: Kind, name: &str, data: &[u8], mode: Put) -> Result<bool> {
+        let key = self.object_key(kind, name)?;
+        let write = op(kind, true);
+        if mode == Put::New {
+            if self
+                .head(&key)
+                .map_err(|e| self.err(write, kind, name, &e))?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            let req = Req::new(Method::PUT, Some(&key))
+                .header("if-none-match", "*")
+                .body(data);
+            return match self.client.send(&req) {
+                Ok(_) => Ok(true),
+                Err(S3Error::Http {
+                    status: 412 | 409, ..
+                }) => Ok(false),
+                Err(e) => Err(self.err(write, kind, name, &e)),
+            };
+        }
+        self.upload(&key, data)
+            .map(|()| true)
+            .map_err(|e| self.err(write, kind, name, &e))
+    }
+
+    fn create(&self, kind: Kind) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(S3Writer::new(self.clone(), kind)))
+    }
+
+    /// S3 answers a DELETE of a missing key with success too: a HEAD says whether it existed.
+    fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
+        let key = self.object_key(kind, name)?;
+        if self
+            .head(&key)
+            .map_err(|e| self.err("removing", kind, name, &e))?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        self.client
+            .send(&Req::new(Method::DELETE, Some(&key)))
+            .map(|_| true)
+            .map_err(|e| self.err("removing", kind, name, &e))
+    }
+
+    /// Object Lock retention is not written yet (docs/s3.md "Not done yet").
+    fn seal(&self, _kind: Kind, _name: &str, _until: SystemTime) -> Result<Seal> {
+        Ok(Seal::NotSupported)
+    }
+
+    /// Aborts the multipart uploads under the prefix that were started longer than `max_age`
+    /// ago (uploads of a writer that died or lost its connection).
+    fn clean_tmp(&self, max_age: Duration) -> usize {
+        let mine: Vec<(PathBuf, String, String)> = {
+            let mut all = lock(&UNABORTED);
+            let (mine, others) = all.drain(..).partition(|(l, _, _)| *l == self.location);
+            *all = others;
+            mine
+        };
+        let mut n = 0;
+        for (loc, key, id) in mine {
+            let abort = Req::new(Method::DELETE, Some(&key)).query("uploadId", &id);
+            match self.client.send(&abort) {
+                Ok(_) | Err(S3Error::Http { status: 404, .. }) => n += 1,
+                Err(_) => lock(&UNABORTED).push((loc, key, id)),
+            }
+        }
+        n + self.clean_old_uploads(max_age)
+    }
+
+    /// Lock files are written with single PUTs: nothing is staged.
+    fn clean_lock_staging(&self, _max_age: Duration) -> usize {
+        0
+    }
+}
+
+impl S3Store {
+    /// The keys of the incomplete multipart uploads under the prefix.
+    pub fn incomplete_uploads(&self) -> std::result::Result<Vec<String>, String> {
+        let req = Req::new(Method::GET, None)
+            .query("uploads", "")
+            .query("prefix", &self.client.key(""));
+        let text = self.client.send(&req).map_err(|e| describe(&e))?.text();
+        Ok(xml::blocks(&text, "Upload")
+            .into_iter()
+            .filter_map(|u| xml::first(u, "Key"))
+            .collect())
+    }
+
+    fn clean_old_uploads(&self, max_age: Duration) -> usize {
+        let prefix = self.client.key("");
+        let req = Req::new(Method::GET, None)
+            .query("uploads", "")
+            .query("prefix", &prefix);
+        let text = match self.client.send(&req) {
+            Ok(r) => r.text(),
+            Err(e) => {
+                tracing::warn!(
+                    endpoint = %self.client.endpoint(),
+                    "cannot list incomplete multipart uploads: {}",
+                    describe(&e)
+                );
+                return 0;
+            }
+        };
+        let cutoff = SystemTime::now().checked_sub(max_age);
+        let mut n = 0;
+        for u in xml::blocks(&text, "Upload") {
+            let (Some(key), Some(id)) = (xml::first(u, "Key"), xml::first(u, "UploadId")) else {
+                continue;
+            };
+            let started = xml::first(u, "Initiated")
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(SystemTime::from);
+            if let (Some(c), Some(s)) = (cutoff, started) {
+                if s > c {
+                    continue;
+                }
+            }
+            let abort = Req::new(Method::DELETE, Some(&key)).query("uploadId", &id);
+            match self.client.send(&abort) {
+                Ok(_) => n += 1,
+                Err(e) => tracing::warn!("cannot abort the upload of {key}: {}", describe(&e)),
+            }
+        }
+        n
+    }
+}
