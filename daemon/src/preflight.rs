@@ -125,6 +125,10 @@ pub fn check(spec: &TargetSpec) -> TargetCheck {
 pub fn check_target(target: &Target) -> TargetCheck {
     let name = target.name.as_str();
     let caps = target.capabilities();
+    if target.kind() == bms_proto::api::TargetKind::Tape {
+        let (ok, state, message) = crate::targets::tape::check(target);
+        return result(name, ok, state, message, None, None);
+    }
     let path = match target.dir() {
         Some(dir) if caps.preflight => dir,
         _ => {

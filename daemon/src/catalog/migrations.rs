@@ -309,6 +309,13 @@ ALTER TABLE targets ADD COLUMN encrypt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE targets ADD COLUMN key_file TEXT;
 "#,
     ),
+    (
+        12,
+        r#"
+ALTER TABLE targets ADD COLUMN pool TEXT;
+ALTER TABLE targets ADD COLUMN drive INTEGER;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

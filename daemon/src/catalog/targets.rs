@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
-                       encrypt, key_file";
+                       encrypt, key_file, pool, drive";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -48,6 +48,8 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         prune_grace: r.get(15)?,
         encrypt: r.get(16)?,
         key_file: r.get(17)?,
+        pool: r.get(18)?,
+        drive: r.get(19)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -140,14 +142,16 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     .map_err(db_err)?;
     tx.execute(
         "UPDATE targets SET retention=?2, prune_schedule=?3, prune_grace=?4, encrypt=?5, \
-         key_file=?6 WHERE id=?1",
+         key_file=?6, pool=?7, drive=?8 WHERE id=?1",
         params![
             id,
             retention,
             t.prune_schedule,
             t.prune_grace,
             t.encrypt,
-            t.key_file
+            t.key_file,
+            t.pool,
+            t.drive
         ],
     )
     .map(|_| ())

@@ -14,6 +14,7 @@ mod core;
 mod doctor;
 mod engine_error;
 mod immutability_ops;
+mod media_ops;
 mod report_ops;
 pub use report_ops::build as build_report;
 mod restore;

@@ -62,16 +62,20 @@ pub struct Capabilities {
 }
 
 /// The capabilities of a kind of target.
+///
+/// A tape target is a copy sink (docs/tape.md, "Tape targets"): a job's copy step streams a
+/// snapshot of its primary target to tape; its pre-flight check looks at the library or device.
 pub fn capabilities(kind: TargetKind) -> Capabilities {
     let directory = matches!(kind, TargetKind::Disk | TargetKind::Nas);
+    let tape = kind == TargetKind::Tape;
     Capabilities {
         kind,
         backup: directory,
-        copy_into: directory,
+        copy_into: directory || tape,
         copy_from: directory,
         verify: directory,
         restore_from: directory,
-        preflight: directory,
+        preflight: directory || tape,
         mount_check: kind == TargetKind::Nas,
         immutability: directory,
     }
@@ -129,6 +133,22 @@ impl Capabilities {
     /// Why `purpose` is refused, for a target named `name`.
     pub fn refusal(&self, name: &str, purpose: Purpose) -> String {
         let kind = self.kind.as_str();
+        if self.kind == TargetKind::Tape {
+            return match purpose {
+                Purpose::Backup | Purpose::Prune => format!(
+                    "a tape target takes copies only: bms cannot {} target '{name}' (tape); make \
+                     a disk or nas target the job's first target and give the tape as a further \
+                     --target",
+                    purpose.verb()
+                ),
+                _ => format!(
+                    "tape targets are not yet supported for this: bms cannot {} target \
+                     '{name}' (tape) yet; read the cartridges with `bmsctl tape restore` or \
+                     `bmsctl tape verify` (docs/tape.md)",
+                    purpose.verb()
+                ),
+            };
+        }
         format!(
             "{kind} targets are not yet supported: bms cannot {} target '{name}' ({kind}) yet; \
              use a disk or nas target",

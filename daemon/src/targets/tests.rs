@@ -40,7 +40,9 @@ fn every_kind_builds_its_variant() {
     assert_eq!(
         tape.kind,
         Kind::Tape {
-            device: "/dev/nst0".into()
+            device: "/dev/nst0".into(),
+            pool: None,
+            drive: 0,
         }
     );
     assert_eq!(tape.media, MediaType::Tape);
@@ -194,23 +196,66 @@ fn capabilities_by_kind() {
             "immutability"
         ]
     );
-    for kind in [TargetKind::Tape, TargetKind::S3] {
-        let c = capabilities(kind);
-        assert!(all.iter().all(|p| !c.allows(*p)), "{kind:?}");
-        assert!(!c.writable());
-        assert!(c.supports().is_empty());
-        let note = c.note().unwrap();
-        assert!(note.contains("not yet supported"), "{note}");
-        assert!(note.starts_with(kind.as_str()), "{note}");
+    let c = capabilities(TargetKind::S3);
+    assert!(all.iter().all(|p| !c.allows(*p)));
+    assert!(!c.writable());
+    assert!(c.supports().is_empty());
+    let note = c.note().unwrap();
+    assert!(note.contains("not yet supported"), "{note}");
+    assert!(note.starts_with("s3"), "{note}");
+    // A tape target is a copy sink (docs/tape.md, "Tape targets").
+    let c = capabilities(TargetKind::Tape);
+    assert!(c.allows(Purpose::CopyInto) && c.allows(Purpose::Check));
+    for p in [
+        Purpose::Backup,
+        Purpose::CopyFrom,
+        Purpose::Verify,
+        Purpose::RestoreFrom,
+        Purpose::Prune,
+    ] {
+        assert!(!c.allows(p), "{p:?}");
     }
+    assert!(c.writable());
+    assert_eq!(c.note(), None);
+    assert_eq!(c.supports(), ["copy into", "pre-flight check"]);
+    assert!(c
+        .refusal("lto", Purpose::Backup)
+        .contains("takes copies only"));
+}
+
+#[test]
+fn tape_fields_belong_to_tape_targets() {
+    refused(
+        TargetSpec {
+            pool: Some("weekly".into()),
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "pool",
+        "tape targets only",
+    );
+    refused(
+        TargetSpec {
+            encrypt: true,
+            ..spec(TargetKind::Tape, "/dev/nst0")
+        },
+        "encrypt",
+        "GNU tar",
+    );
+    let t = Target::from_spec(&TargetSpec {
+        pool: Some("weekly".into()),
+        drive: Some(1),
+        ..spec(TargetKind::Tape, "/srv/vtl")
+    })
+    .unwrap();
+    assert_eq!(
+        tape::parts(&t),
+        Some((Path::new("/srv/vtl"), Some("weekly"), 1))
+    );
 }
 
 #[test]
 fn open_target_refuses_kinds_without_a_writer() {
-    for (kind, path) in [
-        (TargetKind::Tape, "/dev/nst0"),
-        (TargetKind::S3, "s3://b/p"),
-    ] {
+    for (kind, path) in [(TargetKind::S3, "s3://b/p")] {
         let t = Target::from_spec(&spec(kind, path)).unwrap();
         for purpose in [Purpose::Backup, Purpose::RestoreFrom] {
             let e = open_target(&t, purpose).unwrap_err();
