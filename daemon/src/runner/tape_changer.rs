@@ -40,7 +40,7 @@ pub trait ChangerHooks: Send {
 enum Sink {
     Library {
         library: VirtualLibrary,
-        changer: LibraryChanger,
+        changer: Box<LibraryChanger>,
         drive: u32,
     },
     Device {
@@ -82,7 +82,7 @@ impl PoolChanger {
         next_sequence: u32,
         hooks: Box<dyn ChangerHooks>,
     ) -> Result<PoolChanger, TapeError> {
-        let changer = LibraryChanger::new(&library, drive, Vec::new())?;
+        let changer = Box::new(LibraryChanger::new(&library, drive, Vec::new())?);
         Ok(PoolChanger::with(
             Sink::Library {
                 library,
@@ -284,10 +284,7 @@ impl PoolChanger {
             );
             self.hooks.notify(&msg);
             let until = Instant::now() + self.hooks.timeout();
-            loop {
-                let Sink::Device { drive, .. } = &mut self.sink else {
-                    break;
-                };
+            while let Sink::Device { drive, .. } = &mut self.sink {
                 if online(drive)? {
                     break;
                 }
