@@ -170,7 +170,9 @@ impl Catalog {
                 },
                 location: if e.offsite { "offsite" } else { "onsite" }.into(),
                 label: Some(e.barcode.clone()),
-                in_drive: Some(e.in_drive),
+                // A cartridge in a library slot is reachable by the changer: online, as in a
+                // drive (docs/compliance.md).
+                in_drive: Some(e.in_drive || matches!(e.location, super::Location::Slot(_))),
             };
             match out.iter_mut().find(|(t, _, _)| *t == e.target) {
                 // Newest archive first: only the volumes of the latest one count.
