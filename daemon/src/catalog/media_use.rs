@@ -139,3 +139,91 @@ impl Catalog {
         Ok((expired, scratch))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::media::Pool;
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn a_pool_offers_writable_media_then_scratch_of_its_type_and_never_vaulted_ones() {
+        let (_d, mut c) = open();
+        c.add_pool(&Pool {
+            name: "weekly".into(),
+            media_type: "lto8".into(),
+            retention_days: 0,
+            vault: None,
+            vault_days: 0,
+        })
+        .unwrap();
+        let slot = Location::Slot("vtl/slot-1".into());
+        for b in ["S2", "S1", "W2", "W1", "OTHER", "VAULTED"] {
+            let t = if b == "OTHER" { "lto6" } else { "lto8" };
+            c.add_medium(b, t, &slot).unwrap();
+        }
+        c.allocate_medium("W2", "weekly", "weekly", 2).unwrap();
+        c.allocate_medium("W1", "weekly", "weekly", 1).unwrap();
+        c.move_medium(
+            "VAULTED",
+            &Location::Vault("iron".into()),
+            None,
+            Actor { uid: 0 },
+        )
+        .unwrap();
+        let offers: Vec<(String, bool)> = c
+            .pool_offers("weekly")
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.barcode, o.scratch))
+            .collect();
+        let want = [("W1", false), ("W2", false), ("S1", true), ("S2", true)];
+        assert_eq!(
+            offers,
+            want.map(|(b, s)| (b.to_string(), s)).to_vec(),
+            "writable by sequence, then scratch lto8 by barcode"
+        );
+        assert_eq!(c.next_sequence("weekly").unwrap(), 3);
+        assert!(c.pool_offers("nope").is_err());
+
+        // Retention 0: written media expire at once; expired media in a vault stay expired.
+        let now = super::super::now_rfc3339();
+        c.record_media_write("W1", 10, true, &now).unwrap();
+        c.record_media_write("W2", 10, false, &now).unwrap();
+        c.move_medium(
+            "W2",
+            &Location::Vault("iron".into()),
+            None,
+            Actor { uid: 0 },
+        )
+        .unwrap();
+        let later = "9999-01-01T00:00:00.000Z";
+        let (expired, scratch) = c.apply_media_retention(later).unwrap();
+        assert_eq!(expired, ["W1", "W2"]);
+        assert_eq!(scratch, ["W1"]);
+        assert_eq!(c.medium("W2").unwrap().unwrap().state, MediaState::Expired);
+        assert_eq!(c.pool_counts("weekly").unwrap(), [1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn locations_parse_and_print_alike() {
+        for s in [
+            "vault:iron",
+            "shelf",
+            "shelf:b2",
+            "slot:vtl/slot-3",
+            "drive:vtl/drive-0",
+        ] {
+            assert_eq!(Location::parse(s).unwrap().wire(), s);
+        }
+        for bad in ["vault", "vault:", "cloud:x", "slot:", ""] {
+            let e = Location::parse(bad).unwrap_err();
+            assert!(e.message.contains("vault:NAME"), "{bad}: {}", e.message);
+        }
+    }
+}
