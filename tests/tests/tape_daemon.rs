@@ -2,7 +2,8 @@
 //! to a tape target on a virtual library is a pax archive GNU tar extracts alone; a small
 //! cartridge makes the archive span two media of the pool, each volume extracting on its own;
 //! an empty library and a write-protected cartridge fail the copy with clear errors, raise the
-//! "media needed" alert and record nothing as complete; the media lifecycle label → allocate →
+//! "media needed" alert and record nothing as complete; a copy waiting for a medium goes on
+//! when one is put into the library; the media lifecycle label → allocate →
 //! full → expire → scratch runs through `bmsctl media`, and moving the medium to a vault flips
 //! the job's offsite and offline rules in `bmsctl compliance`.
 
@@ -313,13 +314,49 @@ fn an_empty_library_and_a_write_protected_cartridge_fail_clearly() {
     );
     let snaps = d.ctl_json(["snapshot", "list", "--job", "j", "--target", "lto"]);
     assert!(snaps["snapshots"].as_array().unwrap().is_empty(), "{snaps}");
-    // A primary tape target is refused plainly.
+    // An unknown medium is named.
     let out = d.ctl(["--json", "media", "label", "NOPE", "--pool", "weekly"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr(&out).contains("medium 'NOPE' does not exist"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_copy_waiting_for_a_medium_goes_on_when_one_is_put_into_the_library() {
+    let d = daemon(120);
+    let (lib, src) = setup(&d, &[], "64M", 30, 1);
+    let id = d.start_run("j");
+    // The copy asks for a medium: an open media_needed alert naming the pool.
+    poll_until(Duration::from_secs(60), "the media_needed alert", || {
+        let alerts = d.ctl_json(["alert", "list", "--state", "open"]);
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "media_needed")
+            .then_some(())
+    });
+    let l = lib.to_str().unwrap();
+    assert_ok(&d.ctl([
+        "tape",
+        "add-cartridge",
+        l,
+        "LATE01",
+        "--slot",
+        "2",
+        "--capacity",
+        "64M",
+    ]));
+    d.ctl_json(["media", "add", "LATE01", "--media-type", "lto8"]);
+    let run = d.wait_run_final(id, Duration::from_secs(120));
+    assert_eq!(run["run"]["state"], "succeeded", "{run}");
+    let m = medium(&d, "LATE01");
+    assert_eq!(m["archives"][0]["state"], "complete", "{m}");
+    let out = d.dir.join("late");
+    tar_extract(&lib, "LATE01", 1, &out);
+    assert_trees_equal(&src, &inside(&out, &src));
 }
 
 fn compliance(d: &Daemon) -> Value {
@@ -392,12 +429,28 @@ fn the_media_lifecycle_and_a_vault_move_flip_compliance() {
         "the expired tape no longer counts: {v}"
     );
 
-    // Writes need the admin role; lists and shows have --json.
+    // Lists and shows have --json; a reader (group bms) may list, not change.
     let pools = d.ctl_json(["pool", "list"]);
     assert_eq!(pools["pools"][0]["name"], "weekly", "{pools}");
     let list = d.ctl_json(["media", "list", "--pool", "weekly"]);
     assert_eq!(list["media"][0]["barcode"], "LC0001", "{list}");
     let out = d.ctl(["media", "move", "LC0001", "--to", "vault:"]);
     assert_fails(&out, 2, "vault:NAME");
-    let _ = Duration::from_secs(1);
+    if nix::unistd::geteuid().is_root() {
+        let bms = users::ensure_group("bms");
+        let as_reader = |args: &[&str]| {
+            users::as_user(users::NOBODY, &[bms], bin("bmsctl"))
+                .arg("--socket")
+                .arg(d.socket())
+                .args(args)
+                .output()
+                .expect("run setpriv")
+        };
+        assert_ok(&as_reader(&["media", "list"]));
+        assert_ok(&as_reader(&["pool", "show", "weekly"]));
+        let out = as_reader(&["media", "retire", "LC0001"]);
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(stderr(&out).contains("bms-admin"), "{out:?}");
+        assert_eq!(medium(&d, "LC0001")["medium"]["state"], "scratch");
+    }
 }
