@@ -202,6 +202,34 @@ fn a_tape_copy_extracts_with_tar_and_spans_two_small_cartridges() {
     tar_extract(&lib, "BMS001", 1, &out);
     assert_trees_equal(&src, &inside(&out, &src));
 
+    // bmsd restores from the tape target through the catalog: all, and one path.
+    let id = snaps["snapshots"][0]["id"].as_str().unwrap().to_owned();
+    let all = d.dir.join("restored");
+    let r = d.ctl_json([
+        "restore",
+        &id,
+        "--target",
+        "lto",
+        "--to",
+        all.to_str().unwrap(),
+    ]);
+    assert!(r["files"].as_u64().unwrap() >= 3, "{r}");
+    assert_trees_equal(&src, &inside(&all, &src));
+    let one = d.dir.join("one");
+    let sub = src.join("a/b");
+    d.ctl_json([
+        "restore",
+        &id,
+        "--target",
+        "lto",
+        "--to",
+        one.to_str().unwrap(),
+        "--path",
+        sub.to_str().unwrap(),
+    ]);
+    assert_trees_equal(&sub, &inside(&one, &sub));
+    assert!(!inside(&one, &src).join("a/file0").exists());
+
     // A second run with more data than fits on one small cartridge: the archive spans.
     let small = d.dir.join("vtl2");
     let l2 = small.to_str().unwrap();
@@ -250,6 +278,19 @@ fn a_tape_copy_extracts_with_tar_and_spans_two_small_cartridges() {
     tar_extract(&small, "SML001", 1, &both);
     tar_extract(&small, "SML002", 1, &both);
     assert_trees_equal(&src, &inside(&both, &src));
+    // bmsd restores across both volumes.
+    let snaps = d.ctl_json(["snapshot", "list", "--job", "j", "--target", "lto2"]);
+    let id = snaps["snapshots"][0]["id"].as_str().unwrap().to_owned();
+    let all = d.dir.join("restored2");
+    d.ctl_json([
+        "restore",
+        &id,
+        "--target",
+        "lto2",
+        "--to",
+        all.to_str().unwrap(),
+    ]);
+    assert_trees_equal(&src, &inside(&all, &src));
     let count = |p: &Path| {
         std::fs::read_dir(inside(p, &src).join("a"))
             .unwrap()

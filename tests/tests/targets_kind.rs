@@ -185,7 +185,15 @@ fn restore_from_a_kind_without_a_reader_is_not_supported() {
         .unwrap()
         .to_owned();
     // The target is redefined as a kind that cannot be read yet.
-    assert_ok(&d.ctl(["target", "edit", "t1", "--kind", "tape"]));
+    assert_ok(&d.ctl([
+        "target",
+        "edit",
+        "t1",
+        "--kind",
+        "s3",
+        "--path",
+        "s3://bucket/p",
+    ]));
     let to = d.dir.join("restored");
     let out = d.ctl(["--json", "restore", &snap, "--to", to.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -22,6 +22,7 @@ mod restore_audit;
 mod retention_ops;
 pub mod roles;
 mod run_ops;
+mod tape_restore;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};
 pub use engine_error::from_engine;
