@@ -97,7 +97,7 @@ fn setup(
     ]);
     assert_eq!(
         t["supports"],
-        serde_json::json!(["copy into", "pre-flight check"]),
+        serde_json::json!(["copy into", "restore", "pre-flight check"]),
         "{t}"
     );
     // `local` is bmsd's default disk target.

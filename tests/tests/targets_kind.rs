@@ -72,7 +72,11 @@ fn target_show_says_what_each_kind_supports() {
         "--path",
         "/dev/nst0",
     ]);
-    assert_eq!(supports(&tape), ["copy into", "pre-flight check"], "{tape}");
+    assert_eq!(
+        supports(&tape),
+        ["copy into", "restore", "pre-flight check"],
+        "{tape}"
+    );
     assert_eq!(tape["supported"], true, "{tape}");
     let text = stdout(&d.ctl(["target", "show", "lto"]));
     assert!(

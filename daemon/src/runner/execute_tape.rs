@@ -71,6 +71,12 @@ impl ChangerHooks for Hooks {
     fn stopped(&self) -> bool {
         self.active.stop.load(Ordering::SeqCst)
     }
+
+    fn resumed(&mut self) {
+        self.active
+            .progress
+            .send_modify(|p| p.phase = format!("copy to tape {}", self.target));
+    }
 }
 
 /// Counts what the tape writer reads into the run's progress, and stops it when the run stops.

@@ -35,6 +35,8 @@ pub trait ChangerHooks: Send {
     fn timeout(&self) -> Duration;
     /// Whether the run was stopped (cancelled, timed out, bmsd stopping).
     fn stopped(&self) -> bool;
+    /// A medium came after [`ChangerHooks::notify`]: the copy goes on.
+    fn resumed(&mut self) {}
 }
 
 enum Sink {
@@ -150,6 +152,7 @@ impl PoolChanger {
             }
             if !fresh.is_empty() {
                 self.candidates.extend(fresh);
+                self.hooks.resumed();
                 return Ok(());
             }
             if self.hooks.stopped() {

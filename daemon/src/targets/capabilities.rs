@@ -107,7 +107,12 @@ impl Capabilities {
             (self.copy_into, "copy into"),
             (self.copy_from, "copy from"),
             (self.verify, "verify"),
-            (self.restore_from, "restore"),
+            // A tape target is restored from through the catalog's record of its archives
+            // (docs/tape.md, "Restore from a tape target"), not by opening a repository.
+            (
+                self.restore_from || self.kind == TargetKind::Tape,
+                "restore",
+            ),
             (self.preflight, "pre-flight check"),
             (self.mount_check, "mount check"),
             (self.immutability, "immutability"),
