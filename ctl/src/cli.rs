@@ -2,6 +2,7 @@
 
 use crate::alert::AlertCmd;
 use crate::job::JobCmd;
+use crate::media::{MediaCmd, PoolCmd};
 use crate::repo::RepoCmd;
 use crate::run::RunCmd;
 use crate::snapshot::SnapshotCmd;
@@ -177,6 +178,16 @@ pub enum Command {
         cmd: RepoCmd,
         #[command(flatten)]
         keys: crate::repo_key::KeyArgs,
+    },
+    /// The media manager: tapes and removable disks, their state, location and rotation.
+    Media {
+        #[command(subcommand)]
+        cmd: MediaCmd,
+    },
+    /// Media pools: the media a tape target's copies go to, with their retention and vault.
+    Pool {
+        #[command(subcommand)]
+        cmd: PoolCmd,
     },
     /// Offline commands on a virtual tape library directory, without the daemon (docs/tape.md).
     Tape {

@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod gen;
 mod job;
+mod media;
 mod notes;
 mod output;
 mod prune;
@@ -90,6 +91,8 @@ fn main() -> ExitCode {
             repo::run(cmd, json)
         }
         Command::Tape { cmd } => tape::run(cmd, json),
+        Command::Media { cmd } => media::run(&cli, cmd),
+        Command::Pool { cmd } => media::pool(&cli, cmd),
         Command::Prune(c) => prune::prune(&cli, c),
     };
     match result {

@@ -41,11 +41,12 @@ pub enum TargetCmd {
 
 #[derive(Debug, Args)]
 pub struct TargetFields {
-    /// disk, nas, tape or s3 (tape targets are stored, listed and counted, but jobs cannot back
-    /// up into, copy into, verify or restore from them yet; s3: docs/s3.md).
+    /// disk, nas, tape or s3. A tape target takes copies (a job's further target) onto the
+    /// media of its --pool; s3: docs/s3.md.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<TargetKind>,
-    /// Directory (disk, nas), device (tape), or for s3 the endpoint URL (as --url).
+    /// Directory (disk, nas), virtual tape library directory or st device such as /dev/nst0
+    /// (tape), or for s3 the endpoint URL (as --url).
     #[arg(long)]
     pub path: Option<String>,
     /// S3: the endpoint URL, http(s)://host[:port] (with --bucket), or s3://bucket/prefix for
@@ -68,6 +69,12 @@ pub struct TargetFields {
     /// S3: virtual-host style requests (bucket.host) instead of path style (host/bucket).
     #[arg(long)]
     pub virtual_host: bool,
+    /// Tape: the media pool whose media take this target's copies ("" clears it).
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Tape, a virtual tape library: the number of the library's drive to write with (default 0).
+    #[arg(long)]
+    pub drive: Option<u32>,
     /// disk, tape, object or optical (default: from the kind; a NAS is disk).
     #[arg(long, value_parser = parse_media)]
     pub media_type: Option<MediaType>,
@@ -169,6 +176,12 @@ impl TargetFields {
         }
         if self.virtual_host {
             t.virtual_host = true;
+        }
+        if let Some(v) = &self.pool {
+            t.pool = non_empty(v.clone());
+        }
+        if let Some(v) = self.drive {
+            t.drive = Some(v);
         }
         if let Some(v) = self.media_type {
             t.media_type = Some(v);
@@ -402,6 +415,15 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
                 |f| format!("file {f}"),
             ),
         ));
+    }
+    if s.kind == TargetKind::Tape {
+        rows.push((
+            "pool",
+            s.pool
+                .clone()
+                .unwrap_or_else(|| "none (copies fail until one is set: --pool)".into()),
+        ));
+        rows.push(("drive", s.drive.unwrap_or(0).to_string()));
     }
     if let Some(v) = &s.fs_type {
         rows.push(("fs type", v.clone()));

@@ -23,6 +23,7 @@ struct FileConfig {
     max_connections: Option<Spanned<u32>>,
     max_concurrent_runs: Option<Spanned<u32>>,
     run_history_days: Option<Spanned<u32>>,
+    media_wait_secs: Option<Spanned<u32>>,
     alerts: Option<Spanned<crate::alerts::config::AlertsFile>>,
     reports: Option<Spanned<Vec<crate::reports::config::ReportFile>>>,
     dbus: Option<Spanned<bool>>,
@@ -55,6 +56,9 @@ pub struct Config {
     pub max_concurrent_runs: u32,
     /// Run records older than this many days are deleted (0: kept for ever).
     pub run_history_days: u32,
+    /// How long a tape copy waits for a medium after it published `MediaNeeded` (seconds;
+    /// docs/tape.md, "Tape targets").
+    pub media_wait_secs: u32,
     /// Alert channels, routes and delivery settings (docs/alerts.md).
     pub alerts: crate::alerts::config::AlertsConfig,
     /// Reports bmsd writes and mails on a calendar (docs/reports.md, "Scheduled reports").
@@ -102,6 +106,7 @@ impl Config {
             max_connections: 64,
             max_concurrent_runs: 2,
             run_history_days: 400,
+            media_wait_secs: 1800,
             alerts: crate::alerts::config::AlertsConfig::default(),
             reports: Vec::new(),
             dbus: true,
@@ -190,6 +195,10 @@ impl Config {
         if let Some(v) = file.run_history_days {
             self.run_history_days = in_range(*v.get_ref(), 0, 36500)
                 .map_err(|m| at(v.span(), "run_history_days", m))?;
+        }
+        if let Some(v) = file.media_wait_secs {
+            self.media_wait_secs =
+                in_range(*v.get_ref(), 0, 86400).map_err(|m| at(v.span(), "media_wait_secs", m))?;
         }
         if let Some(v) = file.alerts {
             let span = v.span();

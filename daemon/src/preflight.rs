@@ -128,6 +128,10 @@ pub fn check_target(target: &Target) -> TargetCheck {
     if let Kind::S3(place) = &target.kind {
         return check_s3(target, place);
     }
+    if target.kind() == bms_proto::api::TargetKind::Tape {
+        let (ok, state, message) = crate::targets::tape::check(target);
+        return result(name, ok, state, message, None, None);
+    }
     let path = match target.dir() {
         Some(dir) if caps.preflight => dir,
         _ => {

@@ -45,7 +45,7 @@ pub fn main(args: Args) -> ExitCode {
     };
     if args.check_config {
         println!(
-            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\ndbus = {}\nalert channels: {}\nscheduled reports: {}",
+            "configuration is valid ({})\nstate_dir = {}\nsocket = {}\nmetrics_listen = {}\nlog_level = {}\nmax_connections = {}\nmax_concurrent_runs = {}\nrun_history_days = {}\nmedia_wait_secs = {}\ndbus = {}\nalert channels: {}\nscheduled reports: {}",
             config.path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
             config.state_dir.display(),
             config.socket.display(),
@@ -54,6 +54,7 @@ pub fn main(args: Args) -> ExitCode {
             config.max_connections,
             config.max_concurrent_runs,
             config.run_history_days,
+            config.media_wait_secs,
             config.dbus,
             config.alerts.summary(),
             crate::reports::config::summary(&config.reports)

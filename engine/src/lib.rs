@@ -30,6 +30,7 @@ pub mod restore;
 pub mod retention;
 pub mod snapshot;
 pub mod store;
+pub mod stream;
 pub mod tree;
 pub mod usage;
 pub mod verify;

@@ -78,6 +78,8 @@ type TargetSpec (
   prune_grace: ?string,
   encrypt: ?bool,
   key_file: ?string,
+  pool: ?string,
+  drive: ?int,
   bucket: ?string,
   prefix: ?string,
   region: ?string,
@@ -101,6 +103,8 @@ type TargetInfo (
   prune_grace: ?string,
   encrypt: ?bool,
   key_file: ?string,
+  pool: ?string,
+  drive: ?int,
   bucket: ?string,
   prefix: ?string,
   region: ?string,
@@ -458,6 +462,41 @@ type TargetRebuild (target: string, added: int, kept: int, seals: int, unknown_j
                     error: ?string)
 method RebuildCatalog(target: ?string) -> (targets: []TargetRebuild, added: int, kept: int,
                                            seals: int, unknown_jobs: []string)
+
+# The media manager (docs/tape.md, "Media manager"): pools, media, their lifecycle
+# (scratch, writable, full, expired, retired, damaged) and locations (drive:…, slot:…,
+# shelf[:…], vault:…). Writes need the admin role.
+type PoolInfo (name: string, media_type: string, retention_days: int, vault: ?string,
+               vault_days: int, scratch: int, writable: int, full: int, expired: int)
+type MediumInfo (
+  barcode: string, media_type: string, pool: ?string, media_set: ?string, sequence: ?int,
+  state: string, location: string, offsite: bool, in_drive: bool, expected_return: ?string,
+  write_count: int, bytes_written: int, last_written: ?string, expires_at: ?string,
+  labelled_at: ?string
+)
+type MediumArchive (job: string, target: string, snapshot: string, state: string, volume: int,
+                    tape_file: int, bytes: int, files: int, last: bool)
+method ListPools() -> (pools: []PoolInfo)
+method GetPool(name: string) -> (pool: PoolInfo, media: []MediumInfo)
+method AddPool(name: string, media_type: string, retention_days: ?int, vault: ?string,
+               vault_days: ?int) -> (pool: PoolInfo, media: []MediumInfo)
+method ListMedia(pool: ?string, state: ?string) -> (media: []MediumInfo)
+method GetMedium(barcode: string) -> (medium: MediumInfo, archives: []MediumArchive)
+method AddMedium(barcode: string, media_type: string, location: ?string)
+  -> (medium: MediumInfo, archives: []MediumArchive)
+# With target, the label is also written onto the cartridge in that tape target's library.
+method LabelMedium(barcode: string, pool: string, target: ?string)
+  -> (medium: MediumInfo, archives: []MediumArchive)
+# expected_return: RFC 3339, a date or a duration from now such as 14d.
+method MoveMedium(barcode: string, to: string, expected_return: ?string)
+  -> (medium: MediumInfo, archives: []MediumArchive)
+method RetireMedium(barcode: string) -> (medium: MediumInfo, archives: []MediumArchive)
+method EraseMedium(barcode: string) -> (medium: MediumInfo, archives: []MediumArchive)
+# Expires media whose pool's retention ended; expired media not in a vault return to scratch.
+method ExpireMedia() -> (expired: []string, scratch: []string)
+# The rotation plan for a day (default now): what leaves for a vault, what comes back.
+type DueToVault (barcode: string, vault: string)
+method MediaDue(at: ?string) -> (at: string, to_vault: []DueToVault, come_back: []string)
 
 error NotFound (message: string, field: ?string)
 error AlreadyExists (message: string, field: ?string)

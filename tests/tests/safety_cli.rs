@@ -79,15 +79,15 @@ fn retention_and_immutability_are_enforced_and_carry_no_note() {
     );
     assert!(notes(&d.ctl_json(["target", "show", "t1"])).is_empty());
     assert!(notes(&d.ctl_json(["target", "show", "local"])).is_empty());
-    // A tape target keeps its own note, now in the same array.
+    // An s3 target keeps its own note, now in the same array.
     let v = d.ctl_json([
         "target",
         "add",
-        "tape1",
+        "cloud1",
         "--kind",
-        "tape",
+        "s3",
         "--path",
-        "/dev/nst0",
+        "s3://bucket/p",
     ]);
     let n = notes(&v);
     assert!(n.iter().any(|n| n.contains("not yet supported")), "{n:?}");

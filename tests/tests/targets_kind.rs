@@ -62,7 +62,8 @@ fn target_show_says_what_each_kind_supports() {
     );
     assert!(!text.contains("mount check"), "{text}");
 
-    let out = d.ctl([
+    // A tape target is a copy sink (docs/tape.md, "Tape targets").
+    let tape = d.ctl_json([
         "target",
         "add",
         "lto",
@@ -71,14 +72,15 @@ fn target_show_says_what_each_kind_supports() {
         "--path",
         "/dev/nst0",
     ]);
-    assert_ok(&out);
-    let text = stdout(&out);
-    assert!(
-        text.contains("nothing yet: the definition is stored only"),
-        "{text}"
+    assert_eq!(
+        supports(&tape),
+        ["copy into", "restore", "pre-flight check"],
+        "{tape}"
     );
+    assert_eq!(tape["supported"], true, "{tape}");
+    let text = stdout(&d.ctl(["target", "show", "lto"]));
     assert!(
-        text.contains("cannot back up into, copy into, verify or restore from it"),
+        text.contains("none (copies fail until one is set: --pool)"),
         "{text}"
     );
     let s3 = d.ctl_json([
@@ -123,7 +125,7 @@ fn kinds_without_a_writer_are_refused_by_checks_runs_and_copies() {
     let out = d.ctl(["target", "check", "lto"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("tape targets are not yet supported"),
+        stdout(&out).contains("/dev/nst0 cannot be opened"),
         "{}",
         stdout(&out)
     );
@@ -152,11 +154,12 @@ fn kinds_without_a_writer_are_refused_by_checks_runs_and_copies() {
     assert_eq!(run["run"]["state"], "failed", "{run}");
     let err = run["run"]["error"].as_str().unwrap_or_default();
     assert!(
-        err.contains("'lto'") && err.contains("not yet supported"),
+        err.contains("'lto'") && err.contains("takes copies only"),
         "{run}"
     );
 
-    // A tape copy target: the backup to local succeeds, its copy to tape is refused.
+    // A tape copy target whose device is missing: the backup to local succeeds, its copy to
+    // tape fails its pre-flight check.
     let id = d.start_run("copy-tape");
     let run = d.wait_run_final(id, Duration::from_secs(30));
     let runs = d.runs(Some("copy-tape"));
@@ -167,7 +170,7 @@ fn kinds_without_a_writer_are_refused_by_checks_runs_and_copies() {
     assert_eq!(copy["state"], "failed", "{copy}");
     assert_eq!(copy["target"], "lto", "{copy}");
     let err = run["run"]["error"].as_str().unwrap_or_default();
-    assert!(err.contains("not yet supported"), "{run}");
+    assert!(err.contains("/dev/nst0 cannot be opened"), "{run}");
     assert_eq!(d.snapshots("copy-tape", Some("local")).len(), 1, "{run}");
 }
 
@@ -197,7 +200,15 @@ fn restore_from_a_kind_without_a_reader_is_not_supported() {
         .unwrap()
         .to_owned();
     // The target is redefined as a kind that cannot be read yet.
-    assert_ok(&d.ctl(["target", "edit", "t1", "--kind", "tape"]));
+    assert_ok(&d.ctl([
+        "target",
+        "edit",
+        "t1",
+        "--kind",
+        "s3",
+        "--path",
+        "s3://bucket/p",
+    ]));
     let to = d.dir.join("restored");
     let out = d.ctl(["--json", "restore", &snap, "--to", to.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -133,7 +133,55 @@ impl Catalog {
             v.unix = unix_of(&v.finished_at).unwrap_or(0);
             facts.verifications.insert(key, v);
         }
+        let names: Vec<String> = facts.jobs.iter().map(|j| j.name.clone()).collect();
+        for job in names {
+            for (target, media) in self.tape_media_of(&job)? {
+                facts.media.insert((job.clone(), target), media);
+            }
+        }
+        // A snapshot record on a tape target counts only while a complete archive on media
+        // that still hold it backs it (an erased or recycled medium's archives stop counting).
+        let tapes: Vec<String> = facts
+            .targets
+            .values()
+            .filter(|t| t.kind == bms_proto::api::TargetKind::Tape)
+            .map(|t| t.name.clone())
+            .collect();
+        let media = &facts.media;
+        facts
+            .snapshots
+            .retain(|key, _| !tapes.contains(&key.1) || media.contains_key(key));
         Ok(facts)
+    }
+
+    /// The media holding a job's latest complete tape copy on each tape target (media types
+    /// lto… count as tape, rdx and disk as disk; a vault is offsite).
+    fn tape_media_of(
+        &self,
+        job: &str,
+    ) -> Result<Vec<(String, Vec<bms_proto::api::Medium>)>, ApiError> {
+        let mut out: Vec<(String, String, Vec<bms_proto::api::Medium>)> = Vec::new();
+        for e in self.media_evidence(job)? {
+            let media = bms_proto::api::Medium {
+                media_type: if e.media_type.starts_with("lto") {
+                    "tape".into()
+                } else {
+                    "disk".into()
+                },
+                location: if e.offsite { "offsite" } else { "onsite" }.into(),
+                label: Some(e.barcode.clone()),
+                // A cartridge in a library slot is reachable by the changer: online, as in a
+                // drive (docs/compliance.md).
+                in_drive: Some(e.in_drive || matches!(e.location, super::Location::Slot(_))),
+            };
+            match out.iter_mut().find(|(t, _, _)| *t == e.target) {
+                // Newest archive first: only the volumes of the latest one count.
+                Some((_, snap, list)) if *snap == e.snapshot => list.push(media),
+                Some(_) => {}
+                None => out.push((e.target.clone(), e.snapshot.clone(), vec![media])),
+            }
+        }
+        Ok(out.into_iter().map(|(t, _, m)| (t, m)).collect())
     }
 
     /// Records what a verification's own check found on `run` (before the run is finished).

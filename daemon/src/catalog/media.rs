@@ -79,6 +79,40 @@ impl Location {
         }
     }
 
+    /// Parses `drive:NAME`, `slot:NAME`, `shelf`, `shelf:NAME` or `vault:NAME`.
+    pub fn parse(s: &str) -> Result<Location, ApiError> {
+        let (kind, name) = s.split_once(':').unwrap_or((s, ""));
+        let name = name.to_owned();
+        let bad = || {
+            ApiError::invalid(
+                "location",
+                format!(
+                    "location {s:?} is not valid: use vault:NAME, shelf, shelf:NAME, slot:NAME or drive:NAME"
+                ),
+            )
+        };
+        if name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(bad());
+        }
+        match kind {
+            "vault" if !name.is_empty() => Ok(Location::Vault(name)),
+            "shelf" => Ok(Location::Shelf(name)),
+            "slot" if !name.is_empty() => Ok(Location::Slot(name)),
+            "drive" if !name.is_empty() => Ok(Location::Drive(name)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// `kind:name` (`shelf` alone for an unnamed shelf), the form [`Location::parse`] reads.
+    pub fn wire(&self) -> String {
+        let (k, n) = self.parts();
+        if n.is_empty() {
+            k.to_string()
+        } else {
+            format!("{k}:{n}")
+        }
+    }
+
     /// Whether the medium is offsite (in a vault).
     pub fn offsite(&self) -> bool {
         matches!(self, Location::Vault(_))

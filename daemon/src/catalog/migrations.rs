@@ -310,6 +310,13 @@ ALTER TABLE targets ADD COLUMN key_file TEXT;
 "#,
     ),
     (
+        12,
+        r#"
+ALTER TABLE targets ADD COLUMN pool TEXT;
+ALTER TABLE targets ADD COLUMN drive INTEGER;
+"#,
+    ),
+    (
         13,
         r#"
 ALTER TABLE targets ADD COLUMN bucket TEXT;

@@ -226,6 +226,80 @@ impl Catalog {
             .map_err(db_err)
     }
 
+    /// The volumes of the latest complete archive of `snapshot` on tape target `target`, each
+    /// with its members as the catalog recorded them (for a restore that positions straight
+    /// to each volume's tape file); empty when there is none.
+    pub fn tape_restore_plan(
+        &self,
+        target: &str,
+        snapshot: &str,
+    ) -> Result<Vec<TapeCatalog>, ApiError> {
+        let found: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, job FROM tape_archives WHERE target = ?1 AND snapshot = ?2
+                 AND state = 'complete' ORDER BY id DESC LIMIT 1",
+                rusqlite::params![target, snapshot],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        let Some((archive, job)) = found else {
+            return Ok(Vec::new());
+        };
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT volume, barcode, tape_file, bytes, last FROM tape_volumes
+                 WHERE archive_id = ?1 ORDER BY volume",
+            )
+            .map_err(db_err)?;
+        let vols: Vec<(u32, String, i64, i64, bool)> = st
+            .query_map([archive], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for (volume, barcode, tape_file, bytes, last) in vols {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT path, kind, offset, size, hash FROM tape_files
+                     WHERE archive_id = ?1 AND volume = ?2 ORDER BY offset",
+                )
+                .map_err(db_err)?;
+            let entries = st
+                .query_map(rusqlite::params![archive, volume], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(bms_tape::format::catalog::CatalogEntry {
+                        path: r.get(0)?,
+                        kind: bms_tape::format::pax::Kind::from_letter(&kind)
+                            .unwrap_or(bms_tape::format::pax::Kind::File),
+                        offset: r.get::<_, i64>(2)?.max(0) as u64,
+                        size: r.get::<_, i64>(3)?.max(0) as u64,
+                        hash: r.get(4)?,
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            out.push(TapeCatalog {
+                snapshot: snapshot.to_owned(),
+                job: job.clone(),
+                barcode,
+                media_set: String::new(),
+                volume,
+                last,
+                archive_file: tape_file.max(0) as u64,
+                archive_bytes: bytes.max(0) as u64,
+                entries,
+            });
+        }
+        Ok(out)
+    }
+
     /// The evidence for compliance (docs/tape.md, "Media manager"): for every complete tape
     /// copy of `job`, newest first, each medium holding it with its media type, location, and
     /// whether it is in a drive (online) and offsite (in a vault).

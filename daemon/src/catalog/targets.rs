@@ -8,7 +8,8 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
-                       encrypt, key_file, bucket, prefix, region, credentials_file, virtual_host";
+                       encrypt, key_file, pool, drive, bucket, prefix, region, credentials_file, \
+                       virtual_host";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -48,11 +49,13 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         prune_grace: r.get(15)?,
         encrypt: r.get(16)?,
         key_file: r.get(17)?,
-        bucket: r.get(18)?,
-        prefix: r.get(19)?,
-        region: r.get(20)?,
-        credentials_file: r.get(21)?,
-        virtual_host: r.get(22)?,
+        pool: r.get(18)?,
+        drive: r.get(19)?,
+        bucket: r.get(20)?,
+        prefix: r.get(21)?,
+        region: r.get(22)?,
+        credentials_file: r.get(23)?,
+        virtual_host: r.get(24)?,
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -145,14 +148,16 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     .map_err(db_err)?;
     tx.execute(
         "UPDATE targets SET retention=?2, prune_schedule=?3, prune_grace=?4, encrypt=?5, \
-         key_file=?6 WHERE id=?1",
+         key_file=?6, pool=?7, drive=?8 WHERE id=?1",
         params![
             id,
             retention,
             t.prune_schedule,
             t.prune_grace,
             t.encrypt,
-            t.key_file
+            t.key_file,
+            t.pool,
+            t.drive
         ],
     )
     .map_err(db_err)?;

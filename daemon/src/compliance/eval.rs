@@ -56,7 +56,7 @@ fn copy_evidence(facts: &Facts, job: &JobSpec, target: &str, rpo_secs: u64) -> C
         .map(|s| s.location.as_str())
         .unwrap_or("onsite")
         .to_owned();
-    let media = match facts.media.get(target) {
+    let media = match facts.media.get(&(job.name.clone(), target.to_owned())) {
         Some(m) if !m.is_empty() => m.clone(),
         _ => vec![Medium {
             media_type: spec

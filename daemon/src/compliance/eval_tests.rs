@@ -123,7 +123,7 @@ fn a_stale_snapshot_is_no_copy_and_offline_tape_media_count() {
         job(&["local", "lto"]),
     );
     f.media.insert(
-        "lto".into(),
+        ("etc".into(), "lto".into()),
         vec![Medium {
             media_type: "tape".into(),
             location: "offsite".into(),

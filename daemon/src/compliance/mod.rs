@@ -64,9 +64,10 @@ pub struct Facts {
     pub seals: HashMap<(String, String), String>,
     /// (job, target) → latest verification.
     pub verifications: HashMap<(String, String), VerifyFact>,
-    /// Removable media of a target (tape cartridges) with their own location and drive state.
-    /// A target with none listed is its own single medium (disk, NAS, object store).
-    pub media: HashMap<String, Vec<Medium>>,
+    /// (job, target) → the removable media (tape cartridges) holding the job's latest complete
+    /// copy on the target, with their own location and drive state. A target with none listed
+    /// is its own single medium (disk, NAS, object store).
+    pub media: HashMap<(String, String), Vec<Medium>>,
 }
 
 /// Seconds since the epoch of an RFC 3339 time, if it parses.

@@ -146,6 +146,12 @@ async fn backup_steps(
     let Some(primary) = targets.first().cloned() else {
         return Outcome::failed(RunError::NoTarget);
     };
+    if primary.kind == TargetKind::Tape {
+        // A tape target takes copies only: refused before its pre-flight check.
+        return Outcome::failed(
+            crate::targets::capabilities(TargetKind::Tape).refusal(&primary.name, Purpose::Backup),
+        );
+    }
     active
         .progress
         .send_modify(|p| p.phase = "preflight".into());

@@ -52,21 +52,12 @@ pub async fn copy(
     dst: &TargetSpec,
     snapshot: &str,
 ) -> Result<(), RunError> {
+    if dst.kind == TargetKind::Tape {
+        return super::execute_tape::copy(runner, parent, job, src, dst, snapshot).await;
+    }
     let shared = &runner.shared;
     if let Err(e) = preflight(shared, dst).await {
-        let msg = e.to_string();
-        if let Err(e) =
-            record_failed_copy(runner, parent, &job.name, &src.name, &dst.name, &msg).await
-        {
-            warn!(
-                run = parent.run_id,
-                "cannot record the failed copy to '{}' of run {}: {e}", dst.name, parent.run_id
-            );
-        }
-        return Err(RunError::Step(format!(
-            "copy to '{}' failed: {msg}",
-            dst.name
-        )));
+        return Err(failed_before_start(runner, parent, job, src, dst, e).await);
     }
     let run = start_child(
         runner,
@@ -135,37 +126,7 @@ pub async fn copy(
         };
         super::steps::seal(shared, dst, id, &mut o, &mut log).await;
         (state, err) = (o.state, o.error);
-        let name = shared.catalog.call({
-            let (id, target) = (id.clone(), src.name.clone());
-            move |c| {
-                c.list_snapshots(None, Some(&target))
-                    .map(|l| l.into_iter().find(|s| s.id == id))
-            }
-        });
-        match name.await {
-            Ok(Some(mut rec)) => {
-                rec.target = dst.name.clone();
-                rec.run_id = Some(run.id);
-                if let Err(e) = shared.catalog.call(move |c| c.record_snapshot(&rec)).await {
-                    warn!(run = run.id, "cannot record the copied snapshot {id}: {e}");
-                    log.push(format!(
-                        "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
-                        dst.name
-                    ));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warn!(
-                    run = run.id,
-                    "cannot read snapshot {id} from the catalog: {e}"
-                );
-                log.push(format!(
-                    "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
-                    dst.name
-                ));
-            }
-        }
+        record_copied_snapshot(shared, src, dst, id, run.id, &mut log).await;
     }
     let end = End {
         state,
@@ -185,6 +146,66 @@ pub async fn copy(
             dst.name
         ))),
     }
+}
+
+/// Records the snapshot record of `src` for the copy on `dst` (made by run `run`).
+pub(super) async fn record_copied_snapshot(
+    shared: &crate::state::SharedRef,
+    src: &TargetSpec,
+    dst: &TargetSpec,
+    id: &str,
+    run: i64,
+    log: &mut Vec<String>,
+) {
+    let found = shared.catalog.call({
+        let (id, target) = (id.to_owned(), src.name.clone());
+        move |c| {
+            c.list_snapshots(None, Some(&target))
+                .map(|l| l.into_iter().find(|s| s.id == id))
+        }
+    });
+    match found.await {
+        Ok(Some(mut rec)) => {
+            rec.target = dst.name.clone();
+            rec.run_id = Some(run);
+            if let Err(e) = shared.catalog.call(move |c| c.record_snapshot(&rec)).await {
+                warn!(run, "cannot record the copied snapshot {id}: {e}");
+                log.push(format!(
+                    "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
+                    dst.name
+                ));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(run, "cannot read snapshot {id} from the catalog: {e}");
+            log.push(format!(
+                "bmsd could not record snapshot {id} on '{}' in the catalog: {e}",
+                dst.name
+            ));
+        }
+    }
+}
+
+/// A copy whose target failed its pre-flight check: recorded as a failed copy run; returns the
+/// line for the parent's log.
+pub(super) async fn failed_before_start(
+    runner: &Runner,
+    parent: &Active,
+    job: &JobSpec,
+    src: &TargetSpec,
+    dst: &TargetSpec,
+    e: RunError,
+) -> RunError {
+    let msg = e.to_string();
+    if let Err(e) = record_failed_copy(runner, parent, &job.name, &src.name, &dst.name, &msg).await
+    {
+        warn!(
+            run = parent.run_id,
+            "cannot record the failed copy to '{}' of run {}: {e}", dst.name, parent.run_id
+        );
+    }
+    RunError::Step(format!("copy to '{}' failed: {msg}", dst.name))
 }
 
 /// Records a copy run that failed before it started.

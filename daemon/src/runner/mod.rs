@@ -6,6 +6,7 @@ mod error;
 mod execute;
 mod execute_copy;
 pub mod execute_drill;
+mod execute_tape;
 mod execute_verify;
 pub mod finish;
 pub mod hook_groups;
@@ -13,6 +14,7 @@ pub mod hooks;
 pub mod progress;
 mod prune;
 mod steps;
+mod tape_changer;
 #[cfg(test)]
 mod tests;
 pub mod watch;

@@ -14,6 +14,7 @@ mod core;
 mod doctor;
 mod engine_error;
 mod immutability_ops;
+mod media_ops;
 mod report_ops;
 pub use report_ops::build as build_report;
 mod restore;
@@ -21,6 +22,7 @@ mod restore_audit;
 mod retention_ops;
 pub mod roles;
 mod run_ops;
+mod tape_restore;
 
 pub use self::core::{no_role, Caller, Ctx, Item, Items, Operation, Role};
 pub use engine_error::from_engine;

@@ -59,8 +59,30 @@ pub async fn restore(
         dry_run: req.dry_run,
         overwrite,
     };
-    crate::targets::Target::from_spec(&target.spec)?
-        .require(crate::targets::Purpose::RestoreFrom)?;
+    // A tape target is read through the catalog's record of its archive (docs/tape.md).
+    let plan = if target.spec.kind == TargetKind::Tape {
+        let (t, id) = (snap.target.clone(), snap.id.clone());
+        let plan = shared
+            .catalog
+            .call(move |c| c.tape_restore_plan(&t, &id))
+            .await?;
+        if plan.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no complete tape archive of snapshot {} on target '{}' is recorded (its \
+                     media were erased or recycled, or the copy failed): restore from another \
+                     target",
+                    snap.id, snap.target
+                ),
+            ));
+        }
+        Some(plan)
+    } else {
+        crate::targets::Target::from_spec(&target.spec)?
+            .require(crate::targets::Purpose::RestoreFrom)?;
+        None
+    };
     let audit = RestoreAudit {
         uid,
         snapshot: snap.id.clone(),
@@ -78,6 +100,9 @@ pub async fn restore(
     let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = cancel.0.clone();
     let work = tokio::task::spawn_blocking(move || {
+        if let Some(plan) = &plan {
+            return super::tape_restore::restore(&spec, plan, &opts, &flag);
+        }
         let repo = crate::runner::open_repo(&spec, crate::targets::Purpose::RestoreFrom)?;
         let r = repo.restore(
             &opts,

@@ -62,19 +62,23 @@ pub struct Capabilities {
 }
 
 /// The capabilities of a kind of target.
+///
+/// A tape target is a copy sink (docs/tape.md, "Tape targets"): a job's copy step streams a
+/// snapshot of its primary target to tape; its pre-flight check looks at the library or device.
 pub fn capabilities(kind: TargetKind) -> Capabilities {
     let directory = matches!(kind, TargetKind::Disk | TargetKind::Nas);
     // S3 targets (docs/s3.md) do all that disk targets do but immutability: Object Lock
     // retention is not written yet.
     let repository = directory || kind == TargetKind::S3;
+    let tape = kind == TargetKind::Tape;
     Capabilities {
         kind,
         backup: repository,
-        copy_into: repository,
+        copy_into: repository || tape,
         copy_from: repository,
         verify: repository,
         restore_from: repository,
-        preflight: repository,
+        preflight: repository || tape,
         mount_check: kind == TargetKind::Nas,
         immutability: directory,
     }
@@ -106,7 +110,12 @@ impl Capabilities {
             (self.copy_into, "copy into"),
             (self.copy_from, "copy from"),
             (self.verify, "verify"),
-            (self.restore_from, "restore"),
+            // A tape target is restored from through the catalog's record of its archives
+            // (docs/tape.md, "Restore from a tape target"), not by opening a repository.
+            (
+                self.restore_from || self.kind == TargetKind::Tape,
+                "restore",
+            ),
             (self.preflight, "pre-flight check"),
             (self.mount_check, "mount check"),
             (self.immutability, "immutability"),
@@ -132,6 +141,22 @@ impl Capabilities {
     /// Why `purpose` is refused, for a target named `name`.
     pub fn refusal(&self, name: &str, purpose: Purpose) -> String {
         let kind = self.kind.as_str();
+        if self.kind == TargetKind::Tape {
+            return match purpose {
+                Purpose::Backup | Purpose::Prune => format!(
+                    "a tape target takes copies only: bms cannot {} target '{name}' (tape); make \
+                     a disk or nas target the job's first target and give the tape as a further \
+                     --target",
+                    purpose.verb()
+                ),
+                _ => format!(
+                    "tape targets are not yet supported for this: bms cannot {} target \
+                     '{name}' (tape) yet; read the cartridges with `bmsctl tape restore` or \
+                     `bmsctl tape verify` (docs/tape.md)",
+                    purpose.verb()
+                ),
+            };
+        }
         format!(
             "{kind} targets are not yet supported: bms cannot {} target '{name}' ({kind}) yet; \
              use a disk or nas target",

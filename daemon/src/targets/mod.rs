@@ -8,6 +8,7 @@ mod capabilities;
 mod keys;
 mod open;
 mod s3;
+pub mod tape;
 
 pub use capabilities::{capabilities, Capabilities, Purpose};
 pub use keys::{ensure_key_file, key_path, keys_dir, set_keys_dir};
@@ -32,8 +33,14 @@ pub enum Kind {
         /// The mount source (or `UUID=`/`LABEL=`) the mount must have.
         fs_source: Option<String>,
     },
-    /// A tape drive device, e.g. /dev/nst0.
-    Tape { device: PathBuf },
+    /// A tape target (docs/tape.md, "Tape targets"): a virtual tape library directory (and
+    /// the drive of it to use) or a Linux st device such as /dev/nst0, and the media pool its
+    /// copies go to (none: copies fail and say to set one).
+    Tape {
+        device: PathBuf,
+        pool: Option<String>,
+        drive: u32,
+    },
     /// A key prefix of an S3 bucket (docs/s3.md).
     S3(S3Place),
 }
@@ -131,6 +138,42 @@ impl Target {
                 ));
             }
         }
+        if t.kind != TargetKind::Tape {
+            if t.pool.is_some() {
+                return Err(ApiError::invalid(
+                    "pool",
+                    "pool applies to tape targets only",
+                ));
+            }
+            if t.drive.is_some() {
+                return Err(ApiError::invalid(
+                    "drive",
+                    "drive applies to tape targets only",
+                ));
+            }
+        } else {
+            if let Some(p) = &t.pool {
+                name("pool", p)?;
+            }
+            if t.drive.is_some_and(|d| d > 98) {
+                return Err(ApiError::invalid(
+                    "drive",
+                    "drive is the number of a library's drive, 0 to 98",
+                ));
+            }
+            if t.encrypt {
+                return Err(ApiError::invalid(
+                    "encrypt",
+                    "tape targets are not encrypted by bms (the tape holds plain tar archives so                      that GNU tar can read it): leave out --encrypt, or use the drive's own                      hardware encryption",
+                ));
+            }
+            if t.immutable_days > 0 {
+                return Err(ApiError::invalid(
+                    "immutable_days",
+                    "tape targets have no immutability of their own: leave out                      --immutable-days; a cartridge out of the drive counts as offline",
+                ));
+            }
+        }
         if t.immutable_days > 36500 {
             return Err(ApiError::invalid(
                 "immutable_days",
@@ -144,7 +187,11 @@ impl Target {
                 fs_type: t.fs_type.clone(),
                 fs_source: t.fs_source.clone(),
             },
-            (TargetKind::Tape, Some(device)) => Kind::Tape { device },
+            (TargetKind::Tape, Some(device)) => Kind::Tape {
+                device,
+                pool: t.pool.clone(),
+                drive: t.drive.unwrap_or(0),
+            },
             _ => Kind::S3(s3::place(t)?),
         };
         Ok(Target {
@@ -186,7 +233,7 @@ impl Target {
     pub fn place(&self) -> String {
         match &self.kind {
             Kind::Disk { path } | Kind::Nas { path, .. } => path.display().to_string(),
-            Kind::Tape { device } => device.display().to_string(),
+            Kind::Tape { device, .. } => device.display().to_string(),
             Kind::S3(p) => p.url(),
         }
     }

@@ -40,7 +40,9 @@ fn every_kind_builds_its_variant() {
     assert_eq!(
         tape.kind,
         Kind::Tape {
-            device: "/dev/nst0".into()
+            device: "/dev/nst0".into(),
+            pool: None,
+            drive: 0,
         }
     );
     assert_eq!(tape.media, MediaType::Tape);
@@ -259,28 +261,69 @@ fn capabilities_by_kind() {
     assert!(all.iter().all(|p| s3.allows(*p)));
     assert!(s3.writable() && !s3.immutability && !s3.mount_check);
     assert_eq!(s3.note(), None);
-    {
-        let kind = TargetKind::Tape;
-        let c = capabilities(kind);
-        assert!(all.iter().all(|p| !c.allows(*p)), "{kind:?}");
-        assert!(!c.writable());
-        assert!(c.supports().is_empty());
-        let note = c.note().unwrap();
-        assert!(note.contains("not yet supported"), "{note}");
-        assert!(note.starts_with(kind.as_str()), "{note}");
+    // A tape target is a copy sink (docs/tape.md, "Tape targets").
+    let c = capabilities(TargetKind::Tape);
+    assert!(c.allows(Purpose::CopyInto) && c.allows(Purpose::Check));
+    for p in [
+        Purpose::Backup,
+        Purpose::CopyFrom,
+        Purpose::Verify,
+        Purpose::RestoreFrom,
+        Purpose::Prune,
+    ] {
+        assert!(!c.allows(p), "{p:?}");
     }
+    assert!(c.writable());
+    assert_eq!(c.note(), None);
+    assert_eq!(c.supports(), ["copy into", "restore", "pre-flight check"]);
+    assert!(c
+        .refusal("lto", Purpose::Backup)
+        .contains("takes copies only"));
 }
 
 #[test]
-fn open_target_refuses_kinds_without_a_writer() {
+fn tape_fields_belong_to_tape_targets() {
+    refused(
+        TargetSpec {
+            pool: Some("weekly".into()),
+            ..spec(TargetKind::Disk, "/srv/b")
+        },
+        "pool",
+        "tape targets only",
+    );
+    refused(
+        TargetSpec {
+            encrypt: true,
+            ..spec(TargetKind::Tape, "/dev/nst0")
+        },
+        "encrypt",
+        "GNU tar",
+    );
+    let t = Target::from_spec(&TargetSpec {
+        pool: Some("weekly".into()),
+        drive: Some(1),
+        ..spec(TargetKind::Tape, "/srv/vtl")
+    })
+    .unwrap();
+    assert_eq!(
+        tape::parts(&t),
+        Some((Path::new("/srv/vtl"), Some("weekly"), 1))
+    );
+}
+
+#[test]
+fn open_target_refuses_a_repository_on_a_tape_target() {
     {
         let (kind, path) = (TargetKind::Tape, "/dev/nst0");
         let t = Target::from_spec(&spec(kind, path)).unwrap();
-        for purpose in [Purpose::Backup, Purpose::RestoreFrom] {
+        for (purpose, why) in [
+            (Purpose::Backup, "takes copies only"),
+            (Purpose::RestoreFrom, "bmsctl tape restore"),
+        ] {
             let e = open_target(&t, purpose).unwrap_err();
             assert!(matches!(e, OpenError::NotSupported { .. }), "{e:?}");
             let msg = e.to_string();
-            assert!(msg.contains("not yet supported"), "{msg}");
+            assert!(msg.contains(why), "{msg}");
             assert!(msg.contains(purpose.verb()), "{msg}");
             assert!(msg.contains("'t'"), "{msg}");
             let api = ApiError::from(e);

@@ -52,6 +52,18 @@ macro_rules! manager_methods {
             Verify => VerifyReply, write, single;
             Report => ReportReply, read, single;
             RebuildCatalog => RebuildReply, write, single;
+            ListPools => PoolList, read, single;
+            GetPool => PoolReply, read, single;
+            AddPool => PoolReply, write, single;
+            ListMedia => MediaList, read, single;
+            GetMedium => MediumReply, read, single;
+            AddMedium => MediumReply, write, single;
+            LabelMedium => MediumReply, write, single;
+            MoveMedium => MediumReply, write, single;
+            RetireMedium => MediumReply, write, single;
+            EraseMedium => MediumReply, write, single;
+            ExpireMedia => ExpireReply, write, single;
+            MediaDue => MediaDueReply, read, single;
         }
     };
 }

@@ -118,6 +118,14 @@ pub struct TargetSpec {
     /// directory of bmsd's config file, created by bmsd when missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
+    /// Tape only: the media pool whose media the target's copies are written to
+    /// (docs/tape.md, "Tape targets").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Tape only, a virtual tape library: the library's drive the target writes with
+    /// (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive: Option<u32>,
     /// S3 only: the bucket (docs/s3.md); `path` is then the endpoint URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
@@ -155,6 +163,8 @@ impl TargetSpec {
             prune_grace: None,
             encrypt: false,
             key_file: None,
+            pool: None,
+            drive: None,
             bucket: None,
             prefix: None,
             region: None,

@@ -1,6 +1,7 @@
 //! What goes into an archive: a list of members with their metadata and where their data is.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -8,13 +9,53 @@ use std::path::{Path, PathBuf};
 use super::pax::{Kind, Meta};
 use crate::{Result, TapeError};
 
+/// Opens the data of a member that is not a plain file on disk (a file of a snapshot in a
+/// repository): called once per member, on the archive's reader thread, in member order.
+pub type OpenData = std::sync::Arc<dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Send + Sync>;
+
+/// Where a regular file's data comes from.
+#[derive(Clone)]
+pub enum Data {
+    /// A file on disk.
+    Path(PathBuf),
+    /// A reader that an opener makes (e.g. a snapshot's file read from its repository).
+    Open(OpenData),
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Data::Path(p) => write!(f, "Path({})", p.display()),
+            Data::Open(_) => f.write_str("Open(..)"),
+        }
+    }
+}
+
+impl Data {
+    /// What the data is, for messages.
+    pub fn describe(&self, meta: &Meta) -> String {
+        match self {
+            Data::Path(p) => p.display().to_string(),
+            Data::Open(_) => String::from_utf8_lossy(&meta.path).into_owned(),
+        }
+    }
+
+    /// Opens the data for reading.
+    pub fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        match self {
+            Data::Path(p) => Ok(Box::new(fs::File::open(p)?)),
+            Data::Open(f) => f(),
+        }
+    }
+}
+
 /// One member to archive.
 #[derive(Debug, Clone)]
 pub struct SourceEntry {
     /// Its headers.
     pub meta: Meta,
-    /// For regular files: the file holding the data.
-    pub data: Option<PathBuf>,
+    /// For regular files: where the data is.
+    pub data: Option<Data>,
 }
 
 fn name_of(id: u32, group: bool) -> String {
@@ -92,7 +133,7 @@ fn walk(
                 size: if kind == Kind::File { md.len() } else { 0 },
                 link,
             },
-            data: (kind == Kind::File).then(|| path.clone()),
+            data: (kind == Kind::File).then(|| Data::Path(path.clone())),
         });
         if kind == Kind::Dir {
             walk(root, &relp, out, names)?;

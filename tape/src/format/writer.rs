@@ -4,7 +4,6 @@
 //! A reader thread opens, reads and hashes the files ahead of the tape (double buffering through a
 //! bounded channel), so the drive streams instead of stopping between files.
 
-use std::fs::File;
 use std::io::Read;
 use std::sync::mpsc;
 
@@ -56,12 +55,13 @@ const AHEAD: usize = 8;
 
 fn produce(entries: &[SourceEntry], tx: &mpsc::SyncSender<Chunk>) {
     for e in entries {
-        let Some(path) = &e.data else { continue };
-        let mut f = match File::open(path) {
+        let Some(data) = &e.data else { continue };
+        let shown = data.describe(&e.meta);
+        let mut f = match data.open() {
             Ok(f) => f.take(e.meta.size),
             Err(err) => {
                 let _ = tx.send(Chunk::Failed(TapeError::io(
-                    format!("opening {}", path.display()),
+                    format!("opening {shown}"),
                     err,
                 )));
                 return;
@@ -79,7 +79,7 @@ fn produce(entries: &[SourceEntry], tx: &mpsc::SyncSender<Chunk>) {
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(err) => {
                         let _ = tx.send(Chunk::Failed(TapeError::io(
-                            format!("reading {}", path.display()),
+                            format!("reading {shown}"),
                             err,
                         )));
                         return;
