@@ -79,18 +79,6 @@ fn retention_and_immutability_are_enforced_and_carry_no_note() {
     );
     assert!(notes(&d.ctl_json(["target", "show", "t1"])).is_empty());
     assert!(notes(&d.ctl_json(["target", "show", "local"])).is_empty());
-    // An s3 target keeps its own note, now in the same array.
-    let v = d.ctl_json([
-        "target",
-        "add",
-        "cloud1",
-        "--kind",
-        "s3",
-        "--path",
-        "s3://bucket/p",
-    ]);
-    let n = notes(&v);
-    assert!(n.iter().any(|n| n.contains("not yet supported")), "{n:?}");
 
     // apply: neither retention nor immutability needs a note, in text or in JSON.
     std::fs::create_dir(d.dir.join("t2")).unwrap();

@@ -1,5 +1,6 @@
-//! Targets by kind: what each kind supports is said by `target show` (and `--json`), and a
-//! kind that has no writer yet (tape) is refused plainly by runs, copies and checks.
+//! Targets by kind: what each kind supports is said by `target show` (and `--json`); what a kind
+//! cannot do (a backup into a tape target, a restore of a snapshot a tape target holds no
+//! archive of) is refused plainly.
 
 use bms_tests::{assert_ok, stdout, Daemon};
 use std::time::Duration;
@@ -175,7 +176,7 @@ fn kinds_without_a_writer_are_refused_by_checks_runs_and_copies() {
 }
 
 #[test]
-fn restore_from_a_kind_without_a_reader_is_not_supported() {
+fn restore_from_a_target_redefined_as_tape_without_an_archive_is_refused() {
     let d = Daemon::start();
     let src = d.dir.join("src");
     let repo = d.dir.join("repo");
@@ -199,25 +200,25 @@ fn restore_from_a_kind_without_a_reader_is_not_supported() {
         .as_str()
         .unwrap()
         .to_owned();
-    // The target is redefined as a kind that cannot be read yet.
+    // The target is redefined as a tape target, which holds no archive of the snapshot.
     assert_ok(&d.ctl([
         "target",
         "edit",
         "t1",
         "--kind",
-        "s3",
+        "tape",
         "--path",
-        "s3://bucket/p",
+        "/dev/nst0",
     ]));
     let to = d.dir.join("restored");
     let out = d.ctl(["--json", "restore", &snap, "--to", to.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err: serde_json::Value =
         serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    assert_eq!(err["error_name"], "org.bms.Manager.NotSupported", "{err}");
+    assert_eq!(err["error_name"], "org.bms.Manager.NotFound", "{err}");
     let msg = err["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("restore from target 't1'") && msg.contains("not yet supported"),
+        msg.contains("no complete tape archive of snapshot") && msg.contains("'t1'"),
         "{err}"
     );
     assert!(!to.join("a.txt").exists(), "nothing restored");
