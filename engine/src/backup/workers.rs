@@ -284,7 +284,10 @@ pub fn packer(
     shared: &Shared,
     rx: Receiver<StoredBlob>,
 ) -> Result<u64> {
-    let mut writer: Option<PackWriter> = None;
+    // Trees go into packs of their own (docs/repository-format.md "Packs"): prune's mark and
+    // listings read trees only, and then read a few packs front to back instead of small
+    // blobs scattered among the data.
+    let mut writers: [Option<PackWriter>; 2] = [None, None];
     let mut done: Vec<(ObjectId, Vec<PackEntry>)> = Vec::new();
     let mut err: Option<Error> = None;
     let mut packs = 0u64;
@@ -294,13 +297,14 @@ pub fn packer(
             continue; // drain so that senders never block
         }
         let r = (|| -> Result<()> {
-            let w = match writer.as_mut() {
+            let slot = &mut writers[usize::from(b.kind == BlobKind::Tree)];
+            let w = match slot.as_mut() {
                 Some(w) => w,
-                None => writer.insert(PackWriter::new(repo)?),
+                None => slot.insert(PackWriter::new(repo)?),
             };
             w.add(b.kind, b.id, b.compression, b.raw_len, &b.data)?;
             if w.size() >= pack_size {
-                if let Some(w) = writer.take() {
+                if let Some(w) = slot.take() {
                     done.push(w.finish()?);
                     packs += 1;
                 }
@@ -313,21 +317,23 @@ pub fn packer(
         })();
         if let Err(e) = r {
             shared.abort.store(true, Ordering::Relaxed);
-            if let Some(w) = writer.take() {
+            for w in writers.iter_mut().filter_map(Option::take) {
                 w.abandon();
             }
             err = Some(e);
         }
     }
-    if err.is_none() {
-        if let Some(w) = writer.take() {
-            match w.finish() {
-                Ok(p) => {
-                    done.push(p);
-                    packs += 1;
-                }
-                Err(e) => err = Some(e),
+    for w in writers.iter_mut().filter_map(Option::take) {
+        if err.is_some() {
+            w.abandon();
+            continue;
+        }
+        match w.finish() {
+            Ok(p) => {
+                done.push(p);
+                packs += 1;
             }
+            Err(e) => err = Some(e),
         }
     }
     let ir = write_index(repo, &mut done);

@@ -2,13 +2,14 @@
 //! snapshot needed when a prune marked, with the time they were condemned. A later prune
 //! deletes one only after the grace period, and only if it is still unneeded then.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::repo::list_ids;
 use crate::store::{Kind, Put, Store, CONDEMNED};
 
 /// The `condemned` object at the top of the repository (JSON, written atomically).
@@ -17,6 +18,48 @@ pub struct Condemned {
     pub version: u32,
     /// Pack id (hex) to the Unix second it was condemned.
     pub packs: BTreeMap<String, i64>,
+    /// What the last mark covered (absent in lists written before it was recorded, and
+    /// dropped by any writer that does not know it: a prune then marks everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
+}
+
+/// The record of prune's last mark (docs/repository-format.md "Prune"): every blob that the
+/// snapshots in `snapshots` need is in a pack that is not condemned. A later prune need only
+/// mark the snapshots not in the set to know whether a condemned pack is needed again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// Ids of the snapshots marked.
+    pub snapshots: BTreeSet<String>,
+    /// The repack threshold that prune used ([`super::PruneOptions::repack_below_percent`]):
+    /// a prune with another one marks everything.
+    #[serde(default)]
+    pub repack_below: u8,
+    /// The repository as the mark left it, when nothing else changed it meanwhile: the index
+    /// file ids and the number of packs. While the snapshots, the index files and the packs
+    /// are still these, a new mark would find nothing newly unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settled>,
+}
+
+/// See [`Mark::settled`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    pub index: BTreeSet<String>,
+    pub packs: u64,
+}
+
+impl Settled {
+    /// The index files and the pack count of the repository now.
+    pub(super) fn of(store: &dyn Store) -> Result<Settled> {
+        Ok(Settled {
+            index: list_ids(store, Kind::Index)?
+                .iter()
+                .map(|id| id.to_hex())
+                .collect(),
+            packs: list_ids(store, Kind::Packs)?.len() as u64,
+        })
+    }
 }
 
 pub(super) fn unix(t: SystemTime) -> i64 {
@@ -46,6 +89,7 @@ impl Condemned {
         let data = serde_json::to_vec_pretty(&Condemned {
             version: 1,
             packs: self.packs.clone(),
+            mark: self.mark.clone(),
         })
         .map_err(|e| Error::internal("encoding the condemned list", e))?;
         store.put(Kind::Config, CONDEMNED, &data, Put::Replace)?;

@@ -11,20 +11,23 @@
 //! commit a reference to it runs) it marks the snapshots that appeared since phase 1, and
 //! deletes the condemned packs that are still unneeded, in crash-safe order: one new index
 //! file naming every pack that stays (its `supersedes` lists the old ones), the old index
-//! files, the packs, then the condemned list. Sealed objects
+//! files, the packs, then the condemned list. The list also records what the last mark
+//! covered ([`Mark`]): a prune that finds no snapshot of it forgotten skips phase 1
+//! (`since.rs`) and phase 2 walks only the newer snapshots. Sealed objects
 //! ([`crate::store::Store::sealed_until`]) are kept and reported.
 
 mod condemned;
 mod forget;
 mod phase2;
 mod plan;
+mod since;
 mod sweep;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use condemned::Condemned;
+pub use condemned::{Condemned, Mark, Settled};
 pub use forget::ForgetSummary;
 pub use plan::{estimate_pack_size, PackAction};
 

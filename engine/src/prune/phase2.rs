@@ -1,5 +1,6 @@
 //! Phase 2 of prune (docs/repository-format.md "Prune"): under the `exclusive` lock, mark the
-//! snapshots committed since phase 1 and delete the condemned packs that waited the grace
+//! snapshots committed since phase 1 (or since the last mark, when phase 1 had nothing to do)
+//! and delete the condemned packs that waited the grace
 //! period and are still unneeded, in crash-safe order: one new index file naming every pack
 //! that stays (superseding the old ones), the old index files, the packs, the condemned list.
 
@@ -13,12 +14,19 @@ use crate::lock::{self, LockKind};
 use crate::repo::Repository;
 use crate::store::{Kind, Put};
 
-use super::plan::{self, PackAction, Seed};
+use super::condemned::{Mark, Settled};
+use super::plan::{self, Marking, PackAction};
 use super::sweep::{delete_unsealed, Steps};
 use super::{Condemned, PruneOptions};
 
 /// What phase 2 did.
 pub(super) struct Done {
+    pub snapshots: u64,
+    pub packs_before: u64,
+    /// Bytes of packs and index files before.
+    pub bytes_before: u64,
+    /// Whether a new index file was written.
+    pub index_written: bool,
     pub packs_removed: u64,
     pub packs_rescued: u64,
     pub packs_waiting: u64,
@@ -29,10 +37,14 @@ pub(super) struct Done {
     pub notes: Vec<String>,
 }
 
+/// `marking` is phase 1's seed, or the condemned list's record of the last mark when phase 1
+/// was skipped; `settled` is the [`Mark`] phase 1 left (or found): when the repository still
+/// is as it says, the record this phase leaves says so too.
 pub(super) fn run(
     repo: &Repository,
     opts: &PruneOptions,
-    seed: Seed,
+    marking: Marking,
+    settled: Option<&Mark>,
     steps: &mut Steps,
     cancel: &AtomicBool,
 ) -> Result<Done> {
@@ -47,11 +59,42 @@ pub(super) fn run(
     // No backup runs now: every snapshot that could reference a condemned pack is committed,
     // and the mark below sees it.
     let now = SystemTime::now();
-    let plan = plan::make(repo, opts, now, &Default::default(), Some(seed), cancel)?;
+    let since = matches!(marking, Marking::Since { .. });
+    let mut plan = plan::make(repo, opts, now, &Default::default(), marking, cancel)?;
+    if since && plan.packs.iter().any(|p| p.size == 0) {
+        // A pack is missing: the record's promise (the blobs the marked snapshots need are in
+        // packs that are not condemned) may not hold any more. Mark everything.
+        plan = plan::make(repo, opts, now, &Default::default(), Marking::Full, cancel)?;
+    }
+    // Whether nothing but phase 1 changed the repository since its mark: then the record
+    // this phase leaves says the repository is settled.
+    let still = settled.is_some_and(|m| {
+        m.settled.is_some()
+            && plan.sealed.is_empty()
+            && m.snapshots.len() == plan.marked.len()
+            && m.snapshots.iter().all(|s| plan.marked.contains(s))
+            && m.settled.as_ref() == Some(&plan.listed)
+    });
     let before = Condemned::load(store)?;
     let mut cond = before.clone();
+    let mut record = Mark {
+        snapshots: plan.marked.iter().cloned().collect(),
+        repack_below: opts.repack_below_percent,
+        settled: None,
+    };
     let mut delete: Vec<(ObjectId, u64)> = Vec::new();
+    let present: std::collections::HashSet<String> = plan
+        .packs
+        .iter()
+        .filter(|p| p.size > 0)
+        .map(|p| p.id.to_hex())
+        .collect();
+    cond.packs.retain(|k, _| present.contains(k));
     let mut done = Done {
+        snapshots: plan.marked.len() as u64,
+        packs_before: present.len() as u64,
+        bytes_before: plan.bytes_before,
+        index_written: false,
         packs_removed: 0,
         packs_rescued: 0,
         packs_waiting: 0,
@@ -80,6 +123,10 @@ pub(super) fn run(
     }
     let missing = plan.packs.iter().any(|p| p.size == 0);
     if delete.is_empty() && !missing {
+        if still {
+            record.settled = Some(Settled::of(store)?);
+        }
+        cond.mark = Some(record);
         if cond != before {
             cond.save(store)?;
             steps.step();
@@ -99,6 +146,7 @@ pub(super) fn run(
     let data = index.encode();
     let index_id = ObjectId::hash(&data);
     store.put(Kind::Index, &index_id.to_hex(), &data, Put::Replace)?;
+    done.index_written = true;
     steps.step();
     let mut after = plan.bytes_before + data.len() as u64;
     // From here on the new index describes everything that stays: deletions cannot lose data.
@@ -120,6 +168,10 @@ pub(super) fn run(
         done.packs_removed += 1;
         steps.step();
     }
+    if still {
+        record.settled = Some(Settled::of(store)?);
+    }
+    cond.mark = Some(record);
     if cond != before {
         cond.save(store)?;
         steps.step();

@@ -2,6 +2,7 @@
 //! repack or keep because sealed; the blobs to copy; the new index; the bytes before and after.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,10 +11,10 @@ use crate::error::{Error, Result};
 use crate::id::{IdMap, IdSet, ObjectId};
 use crate::index::{Index, IndexFile};
 use crate::pack::{self, PackEntry, PACK_MAGIC, TRAILER_LEN};
-use crate::repo::{list_ids, BlobReader, Repository};
+use crate::repo::{list_ids, Repository};
 use crate::snapshot::SnapshotInfo;
-use crate::store::Kind;
-use crate::tree::ContentRef;
+use crate::store::{Kind, Store};
+use crate::tree::{ContentRef, Tree};
 
 use super::{PruneOptions, SealedObject};
 
@@ -57,6 +58,8 @@ pub(super) struct Plan {
     pub used: IdSet,
     /// The ids of the snapshots marked.
     pub marked: std::collections::HashSet<String>,
+    /// The index files and the number of packs listed (see `Mark::settled`).
+    pub listed: super::condemned::Settled,
 }
 
 impl Plan {
@@ -87,14 +90,32 @@ pub fn estimate_pack_size(entries: &[PackEntry]) -> u64 {
 /// the snapshots that are not in the set.
 pub(super) type Seed = (IdSet, std::collections::HashSet<String>);
 
+/// What the mark walks.
+pub(super) enum Marking {
+    /// Every snapshot.
+    Full,
+    /// The snapshots not in the seed's set; the seed's blobs count as marked (phase 2 after
+    /// phase 1 in the same run).
+    Seeded(Seed),
+    /// Phase 2 after a prune whose mark covered `snapshots` (the condemned list's
+    /// [`super::condemned::Mark`]): every blob those need is in a pack that is not in
+    /// `condemned`, so only the other snapshots are walked, and a condemned pack is needed
+    /// only if it holds a blob of theirs that no pack outside `condemned` holds. Every pack
+    /// not condemned is kept; nothing is repacked.
+    Since {
+        snapshots: std::collections::BTreeSet<String>,
+        condemned: IdSet,
+    },
+}
+
 /// Marks and plans. The caller holds the `prune` lock (phase 1) or the `exclusive` lock
-/// (phase 2, with the `seed` of phase 1).
+/// (phase 2, with the `seed` of phase 1 or the record of the last mark).
 pub(super) fn make(
     repo: &Repository,
     opts: &PruneOptions,
     now: SystemTime,
     assume_removed: &std::collections::HashSet<String>,
-    seed: Option<Seed>,
+    marking: Marking,
     cancel: &AtomicBool,
 ) -> Result<Plan> {
     let store = &**repo.store();
@@ -115,7 +136,9 @@ pub(super) fn make(
     let mut by_pack: BTreeMap<ObjectId, Vec<PackEntry>> = BTreeMap::new();
     let mut pinned: IdMap<String> = IdMap::default();
     let mut old_index = Vec::new();
+    let mut listed = super::condemned::Settled::default();
     for id in list_ids(store, Kind::Index)? {
+        listed.index.insert(id.to_hex());
         let f = IndexFile::load(store, &id)?;
         let size = store.stat(Kind::Index, &id.to_hex())?.map_or(0, |s| s.size);
         bytes_before += size;
@@ -155,6 +178,7 @@ pub(super) fn make(
     }
     // Packs no index names (an interrupted backup or prune left them).
     for id in list_ids(store, Kind::Packs)? {
+        listed.packs += 1;
         if indexed.contains(&id) {
             continue;
         }
@@ -170,6 +194,23 @@ pub(super) fn make(
         }
     }
     let marked: std::collections::HashSet<String> = snaps.iter().map(|s| s.id.clone()).collect();
+    let (seed, since) = match marking {
+        Marking::Full => (None, None),
+        Marking::Seeded(seed) => (Some(seed), None),
+        Marking::Since {
+            snapshots,
+            condemned,
+        } => {
+            // The blobs of every pack that stays whatever this mark finds.
+            let covered: IdSet = by_pack
+                .iter()
+                .filter(|(p, _)| !condemned.contains(*p))
+                .flat_map(|(_, v)| v.iter().map(|e| e.id))
+                .collect();
+            let done = snapshots.into_iter().collect();
+            (Some((IdSet::default(), done)), Some((condemned, covered)))
+        }
+    };
     let (mut seeded, done) = seed.unwrap_or_default();
     // A blob of the seed that no index names any more was removed by another prune between
     // the phases, which found no snapshot needing it.
@@ -211,6 +252,16 @@ pub(super) fn make(
                 until: u,
             });
             PackAction::Sealed
+        } else if let Some((condemned, covered)) = &since {
+            let needed = condemned.contains(&id)
+                && entries
+                    .iter()
+                    .any(|e| used.contains(&e.id) && !covered.contains(&e.id));
+            if !condemned.contains(&id) || needed {
+                PackAction::Keep
+            } else {
+                PackAction::Remove
+            }
         } else if live == 0 {
             PackAction::Remove
         } else if u128::from(live) * 100 < u128::from(total) * u128::from(opts.repack_below_percent)
@@ -259,24 +310,26 @@ pub(super) fn make(
 
     // The new packs and index, as the sweep will write them.
     let pack_size = repo.config().pack_size.max(1 << 20);
+    // Trees and data in packs of their own, as the sweep writes them.
     let mut new_packs: Vec<Vec<PackEntry>> = Vec::new();
-    let mut cur: Vec<PackEntry> = Vec::new();
-    let mut cur_size = PACK_MAGIC.len() as u64;
+    let mut cur: [(Vec<PackEntry>, u64); 2] = [
+        (Vec::new(), PACK_MAGIC.len() as u64),
+        (Vec::new(), PACK_MAGIC.len() as u64),
+    ];
     for entries in copy.values() {
         for e in entries {
+            let (open, size) = &mut cur[usize::from(e.kind == pack::BlobKind::Tree)];
             let mut e = *e;
-            e.offset = cur_size;
-            cur_size += u64::from(e.stored_len);
-            cur.push(e);
-            if cur_size >= pack_size {
-                new_packs.push(std::mem::take(&mut cur));
-                cur_size = PACK_MAGIC.len() as u64;
+            e.offset = *size;
+            *size += u64::from(e.stored_len);
+            open.push(e);
+            if *size >= pack_size {
+                new_packs.push(std::mem::take(open));
+                *size = PACK_MAGIC.len() as u64;
             }
         }
     }
-    if !cur.is_empty() {
-        new_packs.push(cur);
-    }
+    new_packs.extend(cur.into_iter().map(|(p, _)| p).filter(|p| !p.is_empty()));
     let mut bytes_new: u64 = new_packs.iter().map(|p| estimate_pack_size(p)).sum();
     let mut plan = Plan {
         snapshots: marked.len() as u64,
@@ -292,6 +345,7 @@ pub(super) fn make(
         new_packs_estimate: new_packs.len() as u64,
         used,
         marked,
+        listed,
     };
     if !plan.is_noop() {
         let mut f = new_index(&plan, Vec::new());
@@ -330,14 +384,11 @@ fn mark(
     mut used: IdSet,
     cancel: &AtomicBool,
 ) -> Result<IdSet> {
-    // Breadth first, a level's trees read and decoded on every core (a cold cache makes the
-    // walk wait on reads); each tree is walked once, from the first snapshot that reaches it.
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8);
-    let mut readers: Vec<BlobReader> = (0..threads)
-        .map(|_| BlobReader::new(repo.store().clone(), index.clone()))
-        .collect();
+    // Breadth first; each level in pack and offset order, a batch's trees read with few large
+    // reads on MARK_READERS threads (with a cold cache the walk waits on the disk, which
+    // serves many reads at once, more than there are cores). Each tree is walked once, from
+    // the first snapshot that reaches it.
+    let store = repo.store().clone();
     let mut frontier: Vec<(ObjectId, usize)> = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
         let root = s.snapshot.root_tree()?;
@@ -346,12 +397,13 @@ fn mark(
         }
     }
     while !frontier.is_empty() {
+        frontier.sort_by_key(|(id, _)| index.lookup(id).map(|(p, e)| (p, e.offset)));
         let mut next = Vec::new();
         for batch in frontier.chunks(MARK_BATCH) {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            for ((_, si), tree) in batch.iter().zip(load_trees(&mut readers, batch)?) {
+            for ((_, si), tree) in batch.iter().zip(load_trees(&store, &index, batch)?) {
                 let s = &snaps[*si];
                 let tree = tree.map_err(|e| {
                     Error::InvalidArgument(format!(
@@ -385,39 +437,154 @@ fn mark(
     Ok(used)
 }
 
+/// Groups `entries` (sorted by offset) into runs that one read each fetches: blobs whose gap
+/// is at most `gap` bytes, up to `max` bytes a run. Returns index ranges into `entries`.
+pub(super) fn read_runs(entries: &[PackEntry], gap: u64, max: u64) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=entries.len() {
+        let split = i == entries.len() || {
+            let (first, prev, e) = (&entries[start], &entries[i - 1], &entries[i]);
+            let prev_end = prev.offset + u64::from(prev.stored_len);
+            e.offset < prev_end
+                || e.offset - prev_end > gap
+                || e.offset + u64::from(e.stored_len) - first.offset > max
+        };
+        if split {
+            if i > start {
+                runs.push(start..i);
+            }
+            start = i;
+        }
+    }
+    runs
+}
+
+/// The byte range of the pack that the run `entries` covers.
+pub(super) fn run_span(entries: &[PackEntry]) -> (u64, u64) {
+    let start = entries.first().map_or(0, |e| e.offset);
+    let end = entries
+        .iter()
+        .map(|e| e.offset + u64::from(e.stored_len))
+        .max()
+        .unwrap_or(start);
+    (start, end)
+}
+
+/// Largest gap between two blobs that repacking reads over, and its largest read.
+pub(super) const REPACK_GAP: u64 = 256 << 10;
+pub(super) const REPACK_RUN: u64 = 8 << 20;
+/// The same for the mark's tree reads (many threads at once: smaller).
+const MARK_GAP: u64 = 64 << 10;
+const MARK_RUN: u64 = 2 << 20;
+
 /// Trees read at once by the mark: bounds the memory of one step of a wide level.
 const MARK_BATCH: usize = 1024;
 
-/// Reads and decodes `batch`'s trees, split over the readers' threads, in the batch's order:
-/// one result per tree, or an error when a part was lost.
+/// Threads reading trees in the mark (docs/performance.md "Prune": cold-cache reads in
+/// flight at once, not cores).
+const MARK_READERS: usize = 16;
+
+/// Reads and decodes `batch`'s trees in the batch's order, one result per tree, or an error
+/// when a part was lost. The trees are read pack by pack in offset order, neighbours with one
+/// read ([`read_runs`]), the runs split over [`MARK_READERS`] threads.
 fn load_trees(
-    readers: &mut [BlobReader],
+    store: &Arc<dyn Store>,
+    index: &Index,
     batch: &[(ObjectId, usize)],
-) -> Result<Vec<Result<crate::tree::Tree>>> {
-    let per = batch.len().div_ceil(readers.len()).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks(per)
-            .zip(readers.iter_mut())
-            .map(|(part, reader)| {
+) -> Result<Vec<Result<Tree>>> {
+    let mut out: Vec<Option<Result<Tree>>> = (0..batch.len()).map(|_| None).collect();
+    let mut located: Vec<(ObjectId, PackEntry, usize)> = Vec::with_capacity(batch.len());
+    for (i, (id, _)) in batch.iter().enumerate() {
+        match index.lookup(id) {
+            Some((p, e)) => located.push((p, e, i)),
+            None => {
+                out[i] = Some(Err(Error::MissingObject {
+                    what: "tree",
+                    id: id.to_hex(),
+                }))
+            }
+        }
+    }
+    located.sort_by_key(|(p, e, _)| (*p, e.offset));
+    // Jobs: (pack, entries of one run, their places in the batch).
+    let mut jobs: Vec<(ObjectId, Vec<PackEntry>, Vec<usize>)> = Vec::new();
+    for group in located.chunk_by(|a, b| a.0 == b.0) {
+        let entries: Vec<PackEntry> = group.iter().map(|(_, e, _)| *e).collect();
+        for r in read_runs(&entries, MARK_GAP, MARK_RUN) {
+            jobs.push((
+                group[0].0,
+                entries[r.clone()].to_vec(),
+                group[r].iter().map(|(_, _, i)| *i).collect(),
+            ));
+        }
+    }
+    let threads = MARK_READERS.min(jobs.len()).max(1);
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let jobs = &jobs;
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|(id, _)| reader.load_tree(id))
-                        .collect::<Vec<_>>()
+                    let mut decoder = pack::BlobDecoder::default();
+                    let mut got: Vec<(usize, Result<Tree>)> = Vec::new();
+                    for (pack_id, entries, places) in jobs.iter().skip(t).step_by(threads) {
+                        read_run(store, *pack_id, entries, places, &mut decoder, &mut got);
+                    }
+                    got
                 })
             })
             .collect();
-        let mut out = Vec::with_capacity(batch.len());
+        let mut all = Vec::with_capacity(batch.len());
         for h in handles {
             // A lost part would leave trees unmarked and their data condemned: fail instead.
-            out.extend(
+            all.extend(
                 h.join()
                     .map_err(|_| Error::Internal("a tree reader thread panicked".into()))?,
             );
         }
-        if out.len() != batch.len() {
-            return Err(Error::Internal("the mark lost trees of a batch".into()));
+        Ok::<_, Error>(all)
+    })?;
+    for (i, r) in results {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.ok_or_else(|| Error::Internal("the mark lost trees of a batch".into())))
+        .collect()
+}
+
+/// Reads one run of trees of a pack with one read and decodes each.
+fn read_run(
+    store: &Arc<dyn Store>,
+    pack_id: ObjectId,
+    entries: &[PackEntry],
+    places: &[usize],
+    decoder: &mut pack::BlobDecoder,
+    got: &mut Vec<(usize, Result<Tree>)>,
+) {
+    let name = pack_id.to_hex();
+    let (start, end) = run_span(entries);
+    let mut buf = vec![0u8; (end - start) as usize];
+    let read = store
+        .open(Kind::Packs, &name)
+        .and_then(|f| f.read_exact_at(&mut buf, start));
+    if let Err(e) = read {
+        let detail = format!("reading pack {name}: {e}");
+        for (e, i) in entries.iter().zip(places) {
+            got.push((*i, Err(Error::corrupt(format!("tree {}", e.id), &detail))));
         }
-        Ok(out)
-    })
+        return;
+    }
+    let locate = || store.locate(Kind::Packs, &name).display().to_string();
+    for (e, i) in entries.iter().zip(places) {
+        let at = (e.offset - start) as usize;
+        let mut data = Vec::new();
+        let tree = decoder
+            .decode_into(&buf[at..at + e.stored_len as usize], e, &locate, &mut data)
+            .and_then(|()| Tree::decode(&data))
+            .map_err(|err| match err {
+                Error::Corrupt { detail, .. } => Error::corrupt(format!("tree {}", e.id), detail),
+                other => other,
+            });
+        got.push((*i, tree));
+    }
 }

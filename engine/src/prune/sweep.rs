@@ -10,7 +10,9 @@ use crate::repo::Repository;
 use crate::store::{Kind, Put, Store};
 use crate::ObjectId;
 
-use super::plan::{self, PackAction, Plan};
+use super::condemned::Mark;
+use super::plan::{self, Marking, PackAction, Plan};
+use super::since::Shortcut;
 #[cfg(debug_assertions)]
 use super::ABORT_ENV;
 use super::{Condemned, PruneOptions, PruneSummary};
@@ -103,11 +105,44 @@ impl Repository {
             cancel,
         )?;
         let now = SystemTime::now();
-        let plan = plan::make(self, opts, now, removed, None, cancel)?;
-        pause_for_tests();
         let before = Condemned::load(store)?;
+        if !opts.dry_run && removed.is_empty() {
+            match super::since::check(store, &before, now, opts)? {
+                Shortcut::None => {}
+                Shortcut::Idle(snaps) => {
+                    let mut sum = super::since::idle(store, opts, &before, &snaps, now, started)?;
+                    sum.notes.extend(lock.recovered.iter().cloned());
+                    return Ok(sum);
+                }
+                Shortcut::Due { mark, settled } => {
+                    let recovered = lock.recovered.clone();
+                    pause_for_tests();
+                    drop(lock);
+                    let mut sum = super::since::phase2_only(
+                        self,
+                        opts,
+                        &before,
+                        (mark, settled),
+                        &mut steps,
+                        cancel,
+                        started,
+                    )?;
+                    sum.notes.extend(recovered);
+                    return Ok(sum);
+                }
+            }
+        }
+        let plan = plan::make(self, opts, now, removed, Marking::Full, cancel)?;
+        pause_for_tests();
         let mut cond = before.clone();
         let p1 = phase1_list(&plan, &mut cond, now);
+        cond.mark = Some(Mark {
+            snapshots: plan.marked.iter().cloned().collect(),
+            repack_below: opts.repack_below_percent,
+            // What the plan saw (and so accounted for), plus what this phase writes below;
+            // nothing when it kept sealed objects, which a later mark may find unsealed.
+            settled: plan.sealed.is_empty().then(|| plan.listed.clone()),
+        });
         let due = due_packs(&plan, &cond, now, opts.grace);
         let missing = plan.packs.iter().any(|p| p.size == 0);
         let phase2 = due.count > 0 || missing;
@@ -129,6 +164,10 @@ impl Repository {
             return Ok(sum);
         }
         let written = write_repacks(self, &plan, &mut steps, cancel)?;
+        if let Some(s) = cond.mark.as_mut().and_then(|m| m.settled.as_mut()) {
+            s.packs += written.packs;
+            s.index.extend(written.index.clone());
+        }
         sum.packs_written = written.packs;
         let mut after = plan.bytes_before + written.bytes;
         if cond != before {
@@ -140,8 +179,15 @@ impl Repository {
         sum.index_files_removed = 0;
         sum.packs_removed = 0;
         if phase2 {
-            let seed = (plan.used, plan.marked);
-            let done = match super::phase2::run(self, opts, seed, &mut steps, cancel) {
+            let seed = Marking::Seeded((plan.used, plan.marked));
+            let done = match super::phase2::run(
+                self,
+                opts,
+                seed,
+                cond.mark.as_ref(),
+                &mut steps,
+                cancel,
+            ) {
                 Err(Error::Locked { holder, .. }) => {
                     // Phase 1 stands; the next prune deletes what is due.
                     sum.notes.push(format!(
@@ -347,6 +393,8 @@ fn index_estimate(plan: &Plan) -> u64 {
 /// What phase 1 wrote.
 struct Written {
     packs: u64,
+    /// The index file written, if any.
+    index: Option<String>,
     /// Bytes of the new packs and index file.
     bytes: u64,
 }
@@ -363,43 +411,53 @@ fn write_repacks(
     let store = &**repo.store();
     let pack_size = repo.config().pack_size.max(1 << 20);
     let mut written: Vec<(ObjectId, Vec<pack::PackEntry>)> = Vec::new();
-    let mut writer: Option<PackWriter> = None;
+    // Trees and data into packs of their own, as a backup writes them (plan.rs estimates the
+    // same split).
+    let mut writers: [Option<PackWriter>; 2] = [None, None];
     let copied = (|| -> Result<()> {
         for (src, entries) in &plan.copy {
             let f = store.open(Kind::Packs, &src.to_hex())?;
-            for e in entries {
+            // Blobs close to each other in the pack are read with one read.
+            for run in plan::read_runs(entries, plan::REPACK_GAP, plan::REPACK_RUN) {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                let mut stored = vec![0u8; e.stored_len as usize];
-                f.read_exact_at(&mut stored, e.offset)?;
-                pack::decode_blob(&stored, e, &|| {
-                    store
-                        .locate(Kind::Packs, &src.to_hex())
-                        .display()
-                        .to_string()
-                })?;
-                let w = match writer.as_mut() {
-                    Some(w) => w,
-                    None => writer.insert(PackWriter::new(store)?),
-                };
-                w.add(e.kind, e.id, e.compression, e.raw_len, &stored)?;
-                if w.size() >= pack_size {
-                    if let Some(w) = writer.take() {
-                        written.push(w.finish()?);
-                        steps.step();
+                let run = &entries[run];
+                let (start, end) = plan::run_span(run);
+                let mut buf = vec![0u8; (end - start) as usize];
+                f.read_exact_at(&mut buf, start)?;
+                for e in run {
+                    let at = (e.offset - start) as usize;
+                    let stored = &buf[at..at + e.stored_len as usize];
+                    pack::decode_blob(stored, e, &|| {
+                        store
+                            .locate(Kind::Packs, &src.to_hex())
+                            .display()
+                            .to_string()
+                    })?;
+                    let slot = &mut writers[usize::from(e.kind == pack::BlobKind::Tree)];
+                    let w = match slot.as_mut() {
+                        Some(w) => w,
+                        None => slot.insert(PackWriter::new(store)?),
+                    };
+                    w.add(e.kind, e.id, e.compression, e.raw_len, stored)?;
+                    if w.size() >= pack_size {
+                        if let Some(w) = slot.take() {
+                            written.push(w.finish()?);
+                            steps.step();
+                        }
                     }
                 }
             }
         }
-        if let Some(w) = writer.take() {
+        for w in writers.iter_mut().filter_map(Option::take) {
             written.push(w.finish()?);
             steps.step();
         }
         Ok(())
     })();
     if let Err(e) = copied {
-        if let Some(w) = writer.take() {
+        for w in writers.iter_mut().filter_map(Option::take) {
             w.abandon();
         }
         // Nothing was condemned: the packs written so far are unindexed and a later prune
@@ -421,6 +479,7 @@ fn write_repacks(
         .map(|p| (p.id, p.entries.clone()))
         .collect();
     packs.extend(written);
+    let mut index_name = None;
     if !packs.is_empty() {
         let index = crate::index::IndexFile {
             supersedes: Vec::new(),
@@ -430,10 +489,12 @@ fn write_repacks(
         let index_id = ObjectId::hash(&data);
         store.put(Kind::Index, &index_id.to_hex(), &data, Put::Replace)?;
         bytes += data.len() as u64;
+        index_name = Some(index_id.to_hex());
         steps.step();
     }
     Ok(Written {
         packs: n_written,
+        index: index_name,
         bytes,
     })
 }
