@@ -433,6 +433,27 @@ fn the_media_lifecycle_and_a_vault_move_flip_compliance() {
     assert_eq!(verdict(&v, "media"), "pass", "{v}");
     assert_eq!(verdict(&v, "offsite"), "fail", "{v}");
     assert_eq!(verdict(&v, "immutable_or_offline"), "fail", "{v}");
+
+    // A verification of the whole job checks the repository and leaves the tape target out,
+    // saying so; it does not fail on it.
+    let queued = d.ctl_json(["verify", "--job", "j"]);
+    let id = queued["runs"][0]["id"].as_i64().expect("a verify run");
+    let done = d.wait_run_final(id, Duration::from_secs(60));
+    assert_eq!(done["run"]["state"], "succeeded", "{done}");
+    let log = done["log"].to_string();
+    assert!(
+        log.contains("target 'lto' (tape) skipped") && log.contains("bmsctl tape verify"),
+        "{log}"
+    );
+    let runs = d.ctl_json(["run", "list", "--job", "j"]);
+    assert!(
+        !runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "verify" && r["target"] == "lto"),
+        "{runs}"
+    );
     // To the vault: offsite and offline.
     d.ctl_json([
         "media",

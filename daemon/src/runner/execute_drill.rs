@@ -271,10 +271,12 @@ pub(super) async fn scheduled(
         Ok(jt) => jt,
         Err(e) => return Outcome::failed(e),
     };
-    let targets: Vec<TargetSpec> = match &active.target {
-        Some(only) => targets.into_iter().filter(|t| &t.name == only).collect(),
-        None => targets,
-    };
+    let targets = super::execute_verify::chosen_targets(
+        targets,
+        active.target.as_deref(),
+        Purpose::RestoreFrom,
+        log,
+    );
     let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed(RunError::NoTarget);
     };

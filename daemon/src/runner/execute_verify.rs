@@ -223,6 +223,37 @@ pub async fn verify(
     }
 }
 
+/// The targets a verify or drill run checks: the one it names, or else every target of the job
+/// whose kind can be read for `purpose`. A tape target is left out with a line in the run's log
+/// (its cartridges are checked with `bmsctl tape verify`, docs/tape.md); named on its own, it is
+/// kept, and refused with the reason when the run opens it.
+pub(super) fn chosen_targets(
+    targets: Vec<TargetSpec>,
+    only: Option<&str>,
+    purpose: Purpose,
+    log: &mut Vec<String>,
+) -> Vec<TargetSpec> {
+    if let Some(only) = only {
+        return targets.into_iter().filter(|t| t.name == only).collect();
+    }
+    targets
+        .into_iter()
+        .filter(|t| {
+            let ok = crate::targets::capabilities(t.kind).allows(purpose);
+            if !ok {
+                log.push(format!(
+                    "target '{}' ({}) skipped: verify and drill runs read repositories and \
+                     this target holds none; check its media with `bmsctl tape verify` \
+                     (docs/tape.md)",
+                    t.name,
+                    t.kind.as_str()
+                ));
+            }
+            ok
+        })
+        .collect()
+}
+
 /// A scheduled verification (a queued `verify` run): the primary target is checked by this run,
 /// every further target (the copies) by a `verify` run that belongs to it; each after its
 /// pre-flight check. The run fails when any target has problems. The job's timeout applies.
@@ -237,10 +268,7 @@ pub(super) async fn scheduled(
         Err(e) => return Outcome::failed(e),
     };
     // An on-demand verification of one target checks only that one, as this run.
-    let targets: Vec<TargetSpec> = match &active.target {
-        Some(only) => targets.into_iter().filter(|t| &t.name == only).collect(),
-        None => targets,
-    };
+    let targets = chosen_targets(targets, active.target.as_deref(), Purpose::Verify, log);
     let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed(RunError::NoTarget);
     };
