@@ -115,7 +115,16 @@ print(f"n={len(v)} p50={q(0.5):.1f} ms p99={q(0.99):.1f} ms max={v[-1]:.1f} ms")
 }
 bytes=$(curl -s "http://127.0.0.1:$port/metrics" | wc -c)
 echo "metrics text: $bytes bytes"
-echo "GET /metrics, catalog unchanged between scrapes: $(scrape same | stats)"
+# bmsd's CPU time (user + system, from /proc) in clock ticks: per scrape it says what a scrape
+# costs bmsd whatever else the machine is doing.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$bmsd_pid/stat"; }
+per_scrape_ms() {
+    $PY -c "import os,sys; print(f'{(int(sys.argv[2]) - int(sys.argv[1])) * 1000 / os.sysconf(\"SC_CLK_TCK\") / int(sys.argv[3]):.1f}')" "$@"
+}
+c0=$(cpu_ticks)
+same=$(scrape same | stats)
+c1=$(cpu_ticks)
+echo "GET /metrics, catalog unchanged between scrapes: $same; bmsd CPU $(per_scrape_ms "$c0" "$c1" "$SCRAPES") ms per scrape"
 echo "GET /metrics, a job edited before each scrape:   $(scrape changed | stats)"
 
 # The median wall time of CALLS runs of a command, in ms.
