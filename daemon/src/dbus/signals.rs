@@ -16,6 +16,9 @@ use zbus::object_server::InterfaceRef;
 /// has no event).
 const ALERTS_EVERY: Duration = Duration::from_secs(10);
 
+/// The longest a property waits to be re-read while events keep coming.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
 /// At most this many `JobProgress` signals per second per run.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -30,6 +33,12 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
     let mut open_alerts = Manager::open_alerts_of(&runner).await;
     let mut compliant = Manager::compliant_jobs_of(&runner).await;
     let mut alerts_tick = tokio::time::interval(ALERTS_EVERY);
+    // Properties to re-read, and since when: they are re-read once a burst of events has been
+    // taken in (a compliance evaluation of many jobs publishes one event per changed rule, and
+    // `CompliantJobs` costs a full evaluation), or after [`REREAD_AFTER`] of steady events.
+    let mut alerts_dirty = false;
+    let mut compliance_dirty = false;
+    let mut dirty_since: Option<Instant> = None;
     loop {
         let ev = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -37,26 +46,36 @@ pub async fn run(runner: RunnerRef, iface: InterfaceRef<Manager>, cancel: Cancel
             _ = alerts_tick.tick() => None,
         };
         let e = iface.signal_emitter();
-        // Alerts change with these events (a good run resolves, a failed one raises).
-        let alerts_may_change = match &ev {
-            None => true,
-            Some(Ok(Event::RunProgress { .. })) => false,
-            Some(_) => true,
-        };
-        if alerts_may_change {
-            let now = Manager::open_alerts_of(&runner).await;
-            if now != open_alerts {
-                open_alerts = now;
-                let manager = iface.get().await;
-                let _ = manager.open_alerts_changed(e).await;
+        // Alerts change with these events (a good run resolves, a failed one raises); a lag may
+        // have hidden any change.
+        match &ev {
+            Some(Ok(Event::RunProgress { .. })) => {}
+            Some(Ok(Event::ComplianceChanged { .. })) | Some(Err(RecvError::Lagged(_))) => {
+                alerts_dirty = true;
+                compliance_dirty = true;
             }
+            _ => alerts_dirty = true,
         }
-        if let Some(Ok(Event::ComplianceChanged { .. })) = &ev {
-            let now = Manager::compliant_jobs_of(&runner).await;
-            if now != compliant {
-                compliant = now;
-                let manager = iface.get().await;
-                let _ = manager.compliant_jobs_changed(e).await;
+        if alerts_dirty || compliance_dirty {
+            let since = *dirty_since.get_or_insert_with(Instant::now);
+            if events.is_empty() || since.elapsed() >= REREAD_AFTER {
+                dirty_since = None;
+                if std::mem::take(&mut alerts_dirty) {
+                    let now = Manager::open_alerts_of(&runner).await;
+                    if now != open_alerts {
+                        open_alerts = now;
+                        let manager = iface.get().await;
+                        let _ = manager.open_alerts_changed(e).await;
+                    }
+                }
+                if std::mem::take(&mut compliance_dirty) {
+                    let now = Manager::compliant_jobs_of(&runner).await;
+                    if now != compliant {
+                        compliant = now;
+                        let manager = iface.get().await;
+                        let _ = manager.compliant_jobs_changed(e).await;
+                    }
+                }
             }
         }
         let Some(ev) = ev else { continue };
