@@ -3,7 +3,8 @@
 //! a zbus client, `JobStarted` → `JobProgress` → `JobFinished` and `PropertiesChanged` for
 //! `RunningJobs` for a manual run, typed errors, an unprivileged caller refused a write by the
 //! bus policy and, under a permissive policy, by bmsd itself; the served introspection equals
-//! docs/dbus/org.bms.Manager1.xml; without a bus bmsd runs and says D-Bus is off.
+//! docs/dbus/org.bms.Manager1.xml; without a bus bmsd runs and says D-Bus is off; a burst of
+//! compliance events over many jobs is taken in with one re-read of the properties.
 
 use bms_tests::dbus_bus::{policy_file, Bus, Policy};
 use bms_tests::runner_util::write_small_tree;
@@ -406,5 +407,55 @@ async fn open_alerts_follows_a_failed_run_with_properties_changed() {
     let report = d.ctl(["--json", "compliance"]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(report["total"], 1, "{report}");
+    assert_eq!(v["data"], report["compliant"], "{v} vs {report}");
+}
+
+/// bmsd's user + system CPU time, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which ends with the last ')').
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_compliance_burst_over_many_jobs_leaves_bmsd_idle_soon_after() {
+    // 300 new jobs: their first evaluation publishes one ComplianceChanged per job and rule
+    // (1,500 events). The properties are re-read once for the burst, not once per event (each
+    // re-read of CompliantJobs evaluates every job), so bmsd is idle again within seconds.
+    let bus = Bus::start(Policy::Project);
+    let d = daemon_on(&bus);
+    add_job(&d, "j");
+    let src = d.dir.join("src").display().to_string();
+    let mut doc = String::new();
+    for i in 0..300 {
+        doc.push_str(&format!(
+            "[[jobs]]\nname = \"many{i:03}\"\nsources = [\"{src}\"]\ntargets = [\"t\"]\nschedule = \"2099-01-01\"\n\n"
+        ));
+    }
+    let f = write_file(&d.dir, "many.toml", &doc);
+    assert_ok(&d.ctl(["apply", f.to_str().unwrap()]));
+    // A finished run makes the checker evaluate every job.
+    assert_ok(&d.ctl(["job", "run", "j", "--wait"]));
+    let getconf = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let ticks: u64 = stdout(&getconf).trim().parse().unwrap();
+    // Re-reading per event kept a core busy for about 15 s here; one re-read takes well under 1 s.
+    poll_until(Duration::from_secs(8), "bmsd to be idle", || {
+        let a = cpu_ticks(d.pid());
+        std::thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(d.pid()) - a;
+        // Under a tenth of a core over that second.
+        (used * 10 < ticks).then_some(())
+    });
+    let out = bus.busctl(&["get-property", NAME, PATH, IFACE, "CompliantJobs"]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&d.ctl(["--json", "compliance"]).stdout).unwrap();
+    assert_eq!(report["total"], 301, "{report}");
     assert_eq!(v["data"], report["compliant"], "{v} vs {report}");
 }
