@@ -94,7 +94,7 @@ in_ct systemctl is-active -q bmsd.socket || fail "bmsd.socket is not active"
 in_ct systemctl is-enabled -q bmsd.service || fail "bmsd.service is not enabled"
 ok
 check "1. systemctl status bmsd shows the STATUS= line"
-in_ct systemctl status bmsd --no-pager | grep -q 'Status: "ready' || fail "no Status: line: $(in_ct systemctl status bmsd --no-pager)"
+in_ct systemctl status bmsd --no-pager | grep 'Status: "ready' >/dev/null || fail "no Status: line: $(in_ct systemctl status bmsd --no-pager)"
 ok
 check "1. journalctl -u bmsd holds the start-up log"
 wait_for 10 "ready in the journal" "journalctl -u bmsd --no-pager | grep -q ready"
@@ -184,7 +184,9 @@ rc=$?
 set -e
 [ "$rc" != 0 ] || fail "root in the container removed a sealed pack"
 echo "  rm of a sealed pack as root: $rmmsg"
-in_ct bmsctl target show imm | grep -q immutab || fail "target show imm does not mention immutability"
+# grep without -q reads all of the output: with pipefail, -q could stop early and leave the
+# writer with SIGPIPE, failing the pipeline although the line was there.
+in_ct bmsctl target show imm | grep immutab >/dev/null || fail "target show imm does not mention immutability"
 ok
 
 # --- 5. watchdog, clean stop
@@ -210,7 +212,7 @@ in_ct systemctl stop bmsd
 result=$(in_ct systemctl show -P Result bmsd)
 [ "$result" = success ] || fail "stop result: $result"
 in_ct systemctl start bmsd
-in_ct bmsctl --json run list | grep -q '"state": *"\(running\|queued\)"' && fail "a run is left running: $(in_ct bmsctl run list)"
+in_ct bmsctl --json run list | grep '"state": *"\(running\|queued\)"' >/dev/null && fail "a run is left running: $(in_ct bmsctl run list)"
 last=$(in_ct bmsctl --json run list --job big | grep -o '"state": *"[a-z]*"' | head -n1)
 echo "  the run stopped by systemctl stop: $last"
 echo "$last" | grep -q '"\(interrupted\|succeeded\)"' || fail "the stopped run is $last"
