@@ -43,18 +43,17 @@ fn engine_copy(
     })
 }
 
-/// Copies `snapshot` from `src` to `dst` as its own run; `Err` is a line for the parent's log.
-pub async fn copy(
+/// The start of a copy run to `dst` (disk, NAS, S3 or tape): its pre-flight check (a failure
+/// is recorded as a failed copy run), the child run, the parent's progress reset by `phase`,
+/// and the copy's progress forwarded from its parent's while it goes.
+pub(super) async fn begin(
     runner: &Runner,
-    parent: &Arc<Active>,
+    parent: &Active,
     job: &JobSpec,
     src: &TargetSpec,
     dst: &TargetSpec,
-    snapshot: &str,
-) -> Result<(), RunError> {
-    if dst.kind == TargetKind::Tape {
-        return super::execute_tape::copy(runner, parent, job, src, dst, snapshot).await;
-    }
+    phase: impl FnOnce(&mut RunProgress),
+) -> Result<(RunInfo, progress::Forwarder), RunError> {
     let shared = &runner.shared;
     if let Err(e) = preflight(shared, dst).await {
         return Err(failed_before_start(runner, parent, job, src, dst, e).await);
@@ -70,11 +69,10 @@ pub async fn copy(
     .await
     .map_err(|e| RunError::Step(format!("copy to '{}': {e}", dst.name)))?;
     parent.progress.send_modify(|p| {
-        p.phase = format!("copy to {}", dst.name);
         p.bytes_read = 0;
         p.bytes_added = 0;
+        phase(p);
     });
-    // The copy's progress is its parent's while it goes.
     let forwarder = progress::forward(
         shared,
         run.id,
@@ -82,6 +80,26 @@ pub async fn copy(
         run.kind,
         parent.progress.subscribe(),
     );
+    Ok((run, forwarder))
+}
+
+/// Copies `snapshot` from `src` to `dst` as its own run; `Err` is a line for the parent's log.
+pub async fn copy(
+    runner: &Runner,
+    parent: &Arc<Active>,
+    job: &JobSpec,
+    src: &TargetSpec,
+    dst: &TargetSpec,
+    snapshot: &str,
+) -> Result<(), RunError> {
+    if dst.kind == TargetKind::Tape {
+        return super::execute_tape::copy(runner, parent, job, src, dst, snapshot).await;
+    }
+    let shared = &runner.shared;
+    let (run, forwarder) = begin(runner, parent, job, src, dst, |p| {
+        p.phase = format!("copy to {}", dst.name);
+    })
+    .await?;
     let (sp, dp, snap, a) = (
         src.clone(),
         dst.clone(),

@@ -4,9 +4,9 @@
 //! volume by volume and is complete only with its last volume; the media records get their
 //! writes, their state and where the copy left them.
 
-use super::steps::{open_repo, preflight, start_child, stopped, with_lock_status};
+use super::steps::{open_repo, stopped, with_lock_status};
 use super::tape_changer::{Candidate, ChangerHooks, ChangerLog, PoolChanger};
-use super::{finish, progress, Active, End, RunError, RunHead, Runner};
+use super::{finish, Active, End, RunError, RunHead, Runner};
 use crate::catalog::{now_rfc3339, Actor, Catalog, Location, MediaState};
 use crate::state::SharedRef;
 use crate::targets::tape::{open_sink, parts, TapeSink};
@@ -306,34 +306,11 @@ pub async fn copy(
     snapshot: &str,
 ) -> Result<(), RunError> {
     let shared = &runner.shared;
-    if let Err(e) = preflight(shared, dst).await {
-        return Err(
-            super::execute_copy::failed_before_start(runner, parent, job, src, dst, e).await,
-        );
-    }
-    let run = start_child(
-        runner,
-        parent,
-        &job.name,
-        RunKind::Copy,
-        &dst.name,
-        Some(&src.name),
-    )
-    .await
-    .map_err(|e| RunError::Step(format!("copy to '{}': {e}", dst.name)))?;
-    parent.progress.send_modify(|p| {
+    let (run, forwarder) = super::execute_copy::begin(runner, parent, job, src, dst, |p| {
         p.phase = format!("copy to tape {}", dst.name);
         p.files = 0;
-        p.bytes_read = 0;
-        p.bytes_added = 0;
-    });
-    let forwarder = progress::forward(
-        shared,
-        run.id,
-        &run.job,
-        run.kind,
-        parent.progress.subscribe(),
-    );
+    })
+    .await?;
     let (mut state, mut error, mut log, mut stats) = (
         RunState::Succeeded,
         None::<String>,
