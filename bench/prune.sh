@@ -8,6 +8,10 @@
 #
 #   bench/prune.sh                   as root; BMSCTL defaults to target/release/bmsctl
 #   SNAPSHOTS=12 UNIQUE_MIB=32 BENCH_DIR=/var/tmp/bms-bench bench/prune.sh
+#   PRUNE_HISTORY=save bench/prune.sh   also keep a copy of the three repositories after the
+#                                        forget, in $BENCH_DIR/prune-history
+#   PRUNE_HISTORY=reuse bench/prune.sh  time the prune steps again on a fresh copy of that saved
+#                                        history, without making it again (repeated rounds)
 # The corpus is $BENCH_DIR/corpus/linux (made by bench/run.sh --prepare) when it exists, else
 # /usr/src/linux-source-6.1.tar.xz (Debian package linux-source-6.1) unpacked under $BENCH_DIR.
 set -euo pipefail
@@ -40,12 +44,26 @@ if [ ! -d "$corpus" ]; then
 fi
 
 run=$BENCH_DIR/prune-run
+history=$BENCH_DIR/prune-history
+PRUNE_HISTORY=${PRUNE_HISTORY:-}
+case "$PRUNE_HISTORY" in
+    "" | save | reuse) ;;
+    *) die "PRUNE_HISTORY must be save or reuse, not '$PRUNE_HISTORY'" ;;
+esac
 rm -rf "$run"
 mkdir -p "$run"
-src=$run/src
-cp -a "$corpus" "$src"
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$run/cache/restic BORG_BASE_DIR=$run/cache/borg
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+keep=$((SNAPSHOTS / 2))
+if [ "$PRUNE_HISTORY" = reuse ]; then
+    [ -f "$history/done" ] || die "no saved history in $history: run PRUNE_HISTORY=save $0 first"
+    SNAPSHOTS=$(cat "$history/done")
+    keep=$((SNAPSHOTS / 2))
+    log "copying the saved history of $SNAPSHOTS snapshots"
+    for t in bms restic borg; do cp -a "$history/$t" "$run/$t"; done
+else
+src=$run/src
+cp -a "$corpus" "$src"
 "$BMSCTL" repo init "$run/bms" >/dev/null
 restic -q -r "$run/restic" init --repository-version 2 >/dev/null
 borg init --encryption none "$run/borg"
@@ -70,11 +88,19 @@ for ((i = 1; i <= SNAPSHOTS; i++)); do
     borg create --compression "$BORG_COMPRESSION" "$run/borg::s$i" "$src"
 done
 
-keep=$((SNAPSHOTS / 2))
 log "forgetting all but the last $keep snapshots"
 "$BMSCTL" repo forget "$run/bms" --keep-last "$keep" >/dev/null
 restic -q -r "$run/restic" forget --keep-last "$keep" >/dev/null
 borg prune --keep-last "$keep" "$run/borg"
+rm -rf "$src"
+if [ "$PRUNE_HISTORY" = save ]; then
+    log "saving the history in $history"
+    rm -rf "$history"
+    mkdir -p "$history"
+    for t in bms restic borg; do cp -a "$run/$t" "$history/$t"; done
+    echo "$SNAPSHOTS" > "$history/done"
+fi
+fi
 
 size() { du -sb "$1" | cut -f1; }
 results=$run/results.tsv

@@ -293,6 +293,62 @@ mod tests {
         assert!(err.to_string().contains("snapshot abcd"), "{err}");
     }
 
+    /// XChaCha20-Poly1305 as the format defines it, whichever SIMD backend the cipher picks on
+    /// this CPU (docs/repository-format.md "Encryption"): the test vector of
+    /// draft-irtf-cfrg-xchacha-03 (A.3.1), and a 4,173-byte message that takes the wide
+    /// (8- and 16-block) code paths, whose sealed bytes' BLAKE3 was computed with an independent
+    /// implementation (HChaCha20 by hand over a ChaCha20-Poly1305 library).
+    #[test]
+    fn the_cipher_gives_the_reference_bytes_on_this_cpu() {
+        let key: [u8; 32] = std::array::from_fn(|i| 0x80 + i as u8);
+        let nonce_bytes: [u8; 24] = std::array::from_fn(|i| 0x40 + i as u8);
+        let nonce = XNonce::from(nonce_bytes);
+        let aad = hex(b"50515253c0c1c2c3c4c5c6c7");
+        let cipher = cipher_for(&key);
+        let msg: &[u8] =
+            b"Ladies and Gentlemen of the class of '99: If I could offer you only one \
+                           tip for the future, sunscreen would be it.";
+        let sealed = cipher.encrypt(&nonce, Payload { msg, aad: &aad }).unwrap();
+        let want = hex(
+            b"bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb\
+                         731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b452\
+                         2f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff9\
+                         21f9664c97637da9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49",
+        );
+        assert_eq!(sealed, want);
+        let long: Vec<u8> = (0..4096 + 77).map(|i| (i * 7 + 3) as u8).collect();
+        let sealed = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &long,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(sealed.len(), long.len() + TAG_LEN);
+        assert_eq!(
+            blake3::hash(&sealed).to_hex().as_str(),
+            "58842edcc5a6de9638e88c899481f21fe334670df40c46446c28da5fdd0bf1ea"
+        );
+        let opened = cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: &sealed,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(opened, long);
+    }
+
+    fn hex(s: &[u8]) -> Vec<u8> {
+        s.chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn nonces_are_fresh_and_ids_depend_on_the_key() {
         let master = MasterKey::generate();
