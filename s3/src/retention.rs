@@ -111,11 +111,11 @@ impl S3Store {
     }
 
     /// The check before `--immutable-days` is accepted on an S3 target (docs/s3.md "Object
-    /// Lock"): the bucket is reachable and writable ([`S3Store::probe`]), its versioning is
-    /// Enabled, Object Lock is enabled on it (GetObjectLockConfiguration), and it has no default
-    /// retention (which would lock bms's lock files and config too). The error says which failed.
+    /// Lock"): Object Lock is enabled on the bucket (GetObjectLockConfiguration) without a
+    /// default retention (which would lock bms's lock files and config too), the bucket is
+    /// reachable and writable ([`S3Store::probe`]), and its versioning is Enabled. The error says
+    /// which failed.
     pub fn lock_check(&self) -> std::result::Result<(), String> {
-        self.probe()?;
         let b = &self.client().cfg.bucket;
         let ep = self.endpoint();
         let req = Req::new(Method::GET, None).query("object-lock", "");
@@ -137,19 +137,6 @@ impl S3Store {
                  created with Object Lock enabled; use such a bucket, or set immutable days to 0"
             ));
         }
-        let status = self.versioning_status().map_err(|e| {
-            format!(
-                "cannot read the versioning state of bucket '{b}' at {ep}: {}",
-                describe(&e)
-            )
-        })?;
-        if status.as_deref() != Some("Enabled") {
-            return Err(format!(
-                "versioning of bucket '{b}' is {}: Object Lock needs versioning Enabled; enable \
-                 it on the bucket, or set immutable days to 0",
-                status.as_deref().unwrap_or("off")
-            ));
-        }
         if let Some(rule) = xml::blocks(&conf, "DefaultRetention").first() {
             let mode = xml::first(rule, "Mode").unwrap_or_default();
             let days = xml::first(rule, "Days")
@@ -161,6 +148,22 @@ impl S3Store {
                  files and repository config too, so that they could not be removed or replaced; \
                  remove the bucket's default retention rule (bms gives each sealed object its own \
                  retention)"
+            ));
+        }
+        // Reachable and writable (after the configuration: on a bucket with a default retention
+        // even the probe's write would need a checksum header).
+        self.probe()?;
+        let status = self.versioning_status().map_err(|e| {
+            format!(
+                "cannot read the versioning state of bucket '{b}' at {ep}: {}",
+                describe(&e)
+            )
+        })?;
+        if status.as_deref() != Some("Enabled") {
+            return Err(format!(
+                "versioning of bucket '{b}' is {}: Object Lock needs versioning Enabled; enable \
+                 it on the bucket, or set immutable days to 0",
+                status.as_deref().unwrap_or("off")
             ));
         }
         Ok(())
