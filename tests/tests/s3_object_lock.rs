@@ -412,6 +412,25 @@ fn object_lock_keeps_s3_copies_until_their_retain_until_date_then_lets_the_bytes
         "--target",
         "gov",
     ]);
+    assert_eq!(
+        d.ctl_json(["target", "show", "gov"])["object_lock_mode"],
+        "governance"
+    );
+    let export = stdout(&d.ctl(["job", "export", "g"]));
+    assert!(
+        export.contains("object_lock_mode = \"governance\""),
+        "{export}"
+    );
+    let out = d.ctl([
+        "target",
+        "add",
+        "d2",
+        "--path",
+        disk.to_str().unwrap(),
+        "--object-lock-mode",
+        "compliance",
+    ]);
+    assert_fails(&out, 2, "object_lock_mode applies to s3 targets only");
     backup(&d, "g");
     let gov = store(&moto, BUCKET, "gov");
     let locks = retentions(&gov, "gov");
