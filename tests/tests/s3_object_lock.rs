@@ -455,6 +455,28 @@ fn object_lock_keeps_s3_copies_until_their_retain_until_date_then_lets_the_bytes
         Credentials::new(ACCESS, SECRET, None),
     ))
     .unwrap();
+    // A governance retention shortened behind bms's back (with a bypass) is a seal problem of
+    // bmsd's verification, which holds the date it sealed.
+    let shorter = bms_s3::s3_time(SystemTime::now() + Duration::from_secs(3));
+    let body = format!(
+        "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{shorter}</RetainUntilDate></Retention>"
+    );
+    client
+        .send(
+            &Req::new(bms_s3::Method::PUT, Some(&key))
+                .query("retention", "")
+                .header("x-amz-bypass-governance-retention", "true")
+                .body(body.as_bytes()),
+        )
+        .unwrap();
+    let q = d.ctl_json(["verify", "--job", "g", "--target", "gov"]);
+    let id = q["runs"][0]["id"].as_i64().expect("a verify run");
+    let done = d.wait_run_final(id, Duration::from_secs(300));
+    let log = done["log"].to_string();
+    assert!(
+        log.contains(&format!("its seal now ends {shorter}, before that")),
+        "{done}"
+    );
     client
         .send(
             &Req::new(bms_s3::Method::DELETE, Some(&key))

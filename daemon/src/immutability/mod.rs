@@ -155,7 +155,8 @@ pub async fn seal_step(
 
 /// What the catalog's record of seals on `target` finds that the files alone cannot show: a
 /// snapshot sealed beyond now whose file is gone, or lost its seal record (and perhaps its
-/// attribute). Problems of kind `seal`, as verify reports them.
+/// attribute), or (S3) whose Object Lock retention was removed or shortened. Problems of kind
+/// `seal`, as verify reports them.
 pub async fn catalog_seal_problems(
     shared: &SharedRef,
     target: &TargetSpec,
@@ -177,33 +178,53 @@ pub async fn catalog_seal_problems(
             return Vec::new();
         }
     };
-    let Some(dir) = Target::from_spec(target)
-        .ok()
-        .and_then(|t| t.dir().map(ToOwned::to_owned))
-    else {
+    let Ok(t) = Target::from_spec(target) else {
         return Vec::new();
     };
     tokio::task::spawn_blocking(move || {
         use bms_engine::store::{Kind, Store};
-        let store = bms_engine::store::LocalStore::new(dir);
+        // An S3 target's seal is the Object Lock retention of its objects (docs/s3.md "Object
+        // Lock"): one removed or shortened (governance mode, with a bypass) is a seal lost.
+        let (store, lost): (Box<dyn Store>, &str) = match (&t.kind, t.dir()) {
+            (_, Some(dir)) => (
+                Box::new(bms_engine::store::LocalStore::new(dir.to_owned())),
+                "lost its seal record (user.bms.sealed_until)",
+            ),
+            (crate::targets::Kind::S3(place), None) => match crate::targets::s3_store(place) {
+                Ok(s) => (Box::new(s), "lost its Object Lock retention"),
+                Err(e) => {
+                    warn!(
+                        "cannot check the Object Lock retentions of '{}': {e}",
+                        t.name
+                    );
+                    return Vec::new();
+                }
+            },
+            _ => return Vec::new(),
+        };
         let mut out = Vec::new();
         for s in seals {
+            let recorded = s
+                .until
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(SystemTime::from);
             let what = if store
                 .stat(Kind::Snapshots, &s.snapshot)
                 .ok()
                 .flatten()
                 .is_none()
             {
-                "is missing from the repository"
-            } else if store
-                .sealed_until(Kind::Snapshots, &s.snapshot)
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                "lost its seal record (user.bms.sealed_until)"
+                "is missing from the repository".to_owned()
             } else {
-                continue;
+                match store.sealed_until(Kind::Snapshots, &s.snapshot) {
+                    Ok(None) => lost.to_owned(),
+                    Ok(Some(u)) if recorded.is_some_and(|r| u < r) => format!(
+                        "its seal now ends {}, before that",
+                        bms_engine::store::seal::rfc3339(u)
+                    ),
+                    _ => continue,
+                }
             };
             out.push(bms_engine::Problem {
                 kind: "seal",
