@@ -248,34 +248,11 @@ impl S3Store {
                 req = req.query("key-marker", k).query("version-id-marker", v);
             }
             let text = self.client().send(&req)?.text();
-            for (tag, delete_marker) in [("Version", false), ("DeleteMarker", true)] {
-                for b in xml::blocks(&text, tag) {
-                    let (Some(key), Some(id)) = (xml::first(b, "Key"), xml::first(b, "VersionId"))
-                    else {
-                        continue;
-                    };
-                    out.push(Version {
-                        key,
-                        id,
-                        delete_marker,
-                        latest: xml::first(b, "IsLatest").as_deref() == Some("true"),
-                        size: xml::first(b, "Size")
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(0),
-                    });
-                }
-            }
-            let next = (
-                xml::first(&text, "NextKeyMarker"),
-                xml::first(&text, "NextVersionIdMarker"),
-            );
+            let (page, next) = parse_versions(&text);
+            out.extend(page);
             match next {
-                (Some(k), Some(v))
-                    if xml::first(&text, "IsTruncated").as_deref() == Some("true") =>
-                {
-                    marker = Some((k, v))
-                }
-                _ => return Ok(out),
+                Some(m) => marker = Some(m),
+                None => return Ok(out),
             }
         }
     }
@@ -354,6 +331,37 @@ impl S3Store {
     }
 }
 
+/// One page of a ListObjectVersions answer: its versions and delete markers, and the key and
+/// version markers of the next page when it is truncated.
+fn parse_versions(text: &str) -> (Vec<Version>, Option<(String, String)>) {
+    let mut out = Vec::new();
+    for (tag, delete_marker) in [("Version", false), ("DeleteMarker", true)] {
+        for b in xml::blocks(text, tag) {
+            let (Some(key), Some(id)) = (xml::first(b, "Key"), xml::first(b, "VersionId")) else {
+                continue;
+            };
+            out.push(Version {
+                key,
+                id,
+                delete_marker,
+                latest: xml::first(b, "IsLatest").as_deref() == Some("true"),
+                size: xml::first(b, "Size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+    }
+    let next = match (
+        xml::first(text, "IsTruncated").as_deref(),
+        xml::first(text, "NextKeyMarker"),
+        xml::first(text, "NextVersionIdMarker"),
+    ) {
+        (Some("true"), Some(k), Some(v)) => Some((k, v)),
+        _ => None,
+    };
+    (out, next)
+}
+
 fn immutable(kind: Kind, name: &str, until: SystemTime) -> Error {
     Error::Immutable {
         what: format!("{} {name} (S3 Object Lock)", kind.name()),
@@ -383,5 +391,32 @@ mod tests {
             Some(t + Duration::from_millis(500))
         );
         assert_eq!(LockMode::default().as_str(), "COMPLIANCE");
+    }
+
+    #[test]
+    fn a_version_listing_page_is_read_with_its_markers() {
+        // The shape of the S3 API reference's ListObjectVersions answer.
+        let page = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+            <ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+            <Name>b</Name><Prefix>p/</Prefix><KeyMarker></KeyMarker>\
+            <VersionIdMarker></VersionIdMarker><NextKeyMarker>p/b</NextKeyMarker>\
+            <NextVersionIdMarker>v3</NextVersionIdMarker><MaxKeys>2</MaxKeys>\
+            <IsTruncated>true</IsTruncated>\
+            <Version><Key>p/a</Key><VersionId>v1</VersionId><IsLatest>true</IsLatest>\
+            <LastModified>2026-12-03T10:00:00.000Z</LastModified><ETag>\"x\"</ETag>\
+            <Size>434234</Size><StorageClass>STANDARD</StorageClass></Version>\
+            <DeleteMarker><Key>p/b</Key><VersionId>v3</VersionId><IsLatest>true</IsLatest>\
+            <LastModified>2026-12-03T10:00:00.000Z</LastModified></DeleteMarker>\
+            </ListVersionsResult>";
+        let (v, next) = parse_versions(page);
+        assert_eq!(next, Some(("p/b".into(), "v3".into())));
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].key.as_str(), v[0].id.as_str(), v[0].latest, v[0].size),
+            ("p/a", "v1", true, 434234)
+        );
+        assert!(!v[0].delete_marker && v[1].delete_marker && v[1].size == 0);
+        let last = page.replace("<IsTruncated>true", "<IsTruncated>false");
+        assert_eq!(parse_versions(&last).1, None);
     }
 }
