@@ -87,9 +87,14 @@ pub struct TargetFields {
     /// Days written snapshots stay immutable (0: not immutable): every snapshot and the packs
     /// and index files it needs get the immutable attribute (chattr +i) until the snapshot's
     /// time plus this many days. The directory must exist on a filesystem that can hold the
-    /// attribute (ext4, xfs, btrfs; not tmpfs or NFS).
+    /// attribute (ext4, xfs, btrfs; not tmpfs or NFS). S3: an Object Lock retention instead, on
+    /// a bucket with Object Lock and versioning enabled.
     #[arg(long)]
     pub immutable_days: Option<u32>,
+    /// S3: the Object Lock mode of the retentions, compliance (default: nobody can shorten or
+    /// delete before the date) or governance (users allowed to bypass governance retention can).
+    #[arg(long, value_parser = parse_lock_mode, value_name = "MODE")]
+    pub object_lock_mode: Option<ObjectLockMode>,
     /// Fail runs before writing when less than this is free (e.g. 5GiB).
     #[arg(long, value_parser = parse_size)]
     pub min_free: Option<u64>,
@@ -132,6 +137,9 @@ fn parse_kind(s: &str) -> Result<TargetKind, String> {
 }
 fn parse_media(s: &str) -> Result<MediaType, String> {
     parse_enum(s, "disk, tape, object, optical")
+}
+fn parse_lock_mode(s: &str) -> Result<ObjectLockMode, String> {
+    parse_enum(s, "compliance, governance")
 }
 fn parse_location(s: &str) -> Result<Location, String> {
     parse_enum(s, "onsite, offsite")
@@ -176,6 +184,9 @@ impl TargetFields {
         }
         if self.virtual_host {
             t.virtual_host = true;
+        }
+        if let Some(m) = self.object_lock_mode {
+            t.object_lock_mode = Some(m);
         }
         if let Some(v) = &self.pool {
             t.pool = non_empty(v.clone());
@@ -408,6 +419,12 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
             }
             .into(),
         ));
+        if s.immutable_days > 0 || s.object_lock_mode.is_some() {
+            rows.push((
+                "object lock mode",
+                s.object_lock_mode.unwrap_or_default().as_str().into(),
+            ));
+        }
         rows.push((
             "credentials",
             s.credentials_file.as_ref().map_or_else(

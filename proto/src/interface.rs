@@ -84,7 +84,8 @@ type TargetSpec (
   prefix: ?string,
   region: ?string,
   credentials_file: ?string,
-  virtual_host: ?bool
+  virtual_host: ?bool,
+  object_lock_mode: ?(compliance, governance)
 )
 
 type TargetInfo (
@@ -110,6 +111,7 @@ type TargetInfo (
   region: ?string,
   credentials_file: ?string,
   virtual_host: ?bool,
+  object_lock_mode: ?(compliance, governance),
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,

@@ -38,6 +38,8 @@ pub struct Config {
     pub retries: u32,
     /// Timeout of one request (connect, send, receive).
     pub timeout: Duration,
+    /// The Object Lock mode of the retentions [`crate::S3Store`] writes when it seals.
+    pub lock_mode: crate::LockMode,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Config {
             part_size: 16 << 20,
             retries: 4,
             timeout: Duration::from_secs(120),
+            lock_mode: crate::LockMode::default(),
         }
     }
 }

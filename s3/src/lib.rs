@@ -6,11 +6,16 @@
 mod client;
 mod creds;
 mod object;
+mod retention;
 mod sigv4;
 mod store;
 mod tls;
+mod uploads;
 mod xml;
 
-pub use client::{describe, Client, Config, S3Error, Stats};
+pub use client::{describe, Client, Config, Req, S3Error, Stats};
 pub use creds::Credentials;
+/// The HTTP method of a [`Req`].
+pub use reqwest::Method;
+pub use retention::{s3_time, LockMode, Retention, Version};
 pub use store::S3Store;

@@ -10,13 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bms_engine::store::{
-    valid_name, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store, CONDEMNED, CONFIG,
+    sealable, valid_name, Kind, ObjectReader, ObjectStat, ObjectWriter, Put, Seal, Store,
+    CONDEMNED, CONFIG,
 };
 use bms_engine::{Error, Result};
 use reqwest::Method;
 
 use crate::client::{describe, Client, Config, Req, S3Error, Stats};
 use crate::object::{S3Reader, S3Writer};
+use crate::retention::Versioning;
 use crate::xml;
 
 /// A repository in an S3 bucket.
@@ -24,6 +26,7 @@ use crate::xml;
 pub struct S3Store {
     client: Arc<Client>,
     location: PathBuf,
+    versioning: Arc<Versioning>,
 }
 
 impl S3Store {
@@ -33,7 +36,16 @@ impl S3Store {
         Ok(S3Store {
             location: PathBuf::from(client.location()),
             client: Arc::new(client),
+            versioning: Arc::default(),
         })
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn versioning(&self) -> &Versioning {
+        &self.versioning
     }
 
     /// What this store sent and received so far.
@@ -74,15 +86,25 @@ impl S3Store {
             jiff::Timestamp::now().as_nanosecond()
         ));
         let put = Req::new(Method::PUT, Some(&probe)).body(b"probe");
-        self.client.send(&put).map_err(|e| {
+        let written = self.client.send(&put).map_err(|e| {
             format!(
                 "cannot write to bucket '{b}' at {ep}: {}; the credentials need s3:PutObject \
                  and s3:DeleteObject on the prefix",
                 describe(&e)
             )
         })?;
+        // On a versioned bucket the probe's version itself is removed, not hidden behind a
+        // delete marker.
+        let version = written
+            .header("x-amz-version-id")
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_owned);
+        let mut del = Req::new(Method::DELETE, Some(&probe));
+        if let Some(v) = &version {
+            del = del.query("versionId", v);
+        }
         self.client
-            .send(&Req::new(Method::DELETE, Some(&probe)))
+            .send(&del)
             .map_err(|e| format!("cannot delete from bucket '{b}' at {ep}: {}", describe(&e)))?;
         Ok(())
     }
@@ -483,8 +505,11 @@ impl Store for S3Store {
             };
         }
         self.upload(&key, data)
-            .map(|()| true)
-            .map_err(|e| self.err(write, kind, name, &e))
+            .map_err(|e| self.err(write, kind, name, &e))?;
+        if !sealable(kind) && self.versioned().unwrap_or(false) {
+            self.drop_old_versions(&key);
+        }
+        Ok(true)
     }
 
     fn create(&self, kind: Kind) -> Result<Box<dyn ObjectWriter>> {
@@ -492,8 +517,16 @@ impl Store for S3Store {
     }
 
     /// S3 answers a DELETE of a missing key with success too: a HEAD says whether it existed.
+    /// On a versioned bucket (Object Lock) every version of the key is deleted, which S3
+    /// refuses while a version's retention lasts (docs/s3.md "Object Lock").
     fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
         let key = self.object_key(kind, name)?;
+        if self
+            .versioned()
+            .map_err(|e| self.err("removing", kind, name, &e))?
+        {
+            return self.delete_all_versions(kind, name, &key);
+        }
         if self
             .head(&key)
             .map_err(|e| self.err("removing", kind, name, &e))?
@@ -507,9 +540,28 @@ impl Store for S3Store {
             .map_err(|e| self.err("removing", kind, name, &e))
     }
 
-    /// Object Lock retention is not written yet (docs/s3.md "Not done yet").
-    fn seal(&self, _kind: Kind, _name: &str, _until: SystemTime) -> Result<Seal> {
-        Ok(Seal::NotSupported)
+    /// An Object Lock retention until `until` in the target's mode, extended, never shortened
+    /// (docs/s3.md "Object Lock"). Lock files and the config are never sealed.
+    fn seal(&self, kind: Kind, name: &str, until: SystemTime) -> Result<Seal> {
+        if !sealable(kind) {
+            return Err(Error::Internal(format!(
+                "{} objects are never sealed",
+                kind.name()
+            )));
+        }
+        let key = self.object_key(kind, name)?;
+        self.put_retention(&key, until)
+            .map(|()| Seal::Sealed)
+            .map_err(|e| self.err("setting the Object Lock retention of", kind, name, &e))
+    }
+
+    /// The retain-until date of the object's current version. It lapses by itself: nothing is
+    /// lifted ([`Store::unseal`] keeps its default).
+    fn sealed_until(&self, kind: Kind, name: &str) -> Result<Option<SystemTime>> {
+        if !sealable(kind) {
+            return Ok(None);
+        }
+        Ok(self.retention(kind, name)?.map(|r| r.until))
     }
 
     /// Aborts the multipart uploads under the prefix that were started longer than `max_age`
@@ -535,58 +587,5 @@ impl Store for S3Store {
     /// Lock files are written with single PUTs: nothing is staged.
     fn clean_lock_staging(&self, _max_age: Duration) -> usize {
         0
-    }
-}
-
-impl S3Store {
-    /// The keys of the incomplete multipart uploads under the prefix.
-    pub fn incomplete_uploads(&self) -> std::result::Result<Vec<String>, String> {
-        let req = Req::new(Method::GET, None)
-            .query("uploads", "")
-            .query("prefix", &self.client.key(""));
-        let text = self.client.send(&req).map_err(|e| describe(&e))?.text();
-        Ok(xml::blocks(&text, "Upload")
-            .into_iter()
-            .filter_map(|u| xml::first(u, "Key"))
-            .collect())
-    }
-
-    fn clean_old_uploads(&self, max_age: Duration) -> usize {
-        let prefix = self.client.key("");
-        let req = Req::new(Method::GET, None)
-            .query("uploads", "")
-            .query("prefix", &prefix);
-        let text = match self.client.send(&req) {
-            Ok(r) => r.text(),
-            Err(e) => {
-                tracing::warn!(
-                    endpoint = %self.client.endpoint(),
-                    "cannot list incomplete multipart uploads: {}",
-                    describe(&e)
-                );
-                return 0;
-            }
-        };
-        let cutoff = SystemTime::now().checked_sub(max_age);
-        let mut n = 0;
-        for u in xml::blocks(&text, "Upload") {
-            let (Some(key), Some(id)) = (xml::first(u, "Key"), xml::first(u, "UploadId")) else {
-                continue;
-            };
-            let started = xml::first(u, "Initiated")
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map(SystemTime::from);
-            if let (Some(c), Some(s)) = (cutoff, started) {
-                if s > c {
-                    continue;
-                }
-            }
-            let abort = Req::new(Method::DELETE, Some(&key)).query("uploadId", &id);
-            match self.client.send(&abort) {
-                Ok(_) => n += 1,
-                Err(e) => tracing::warn!("cannot abort the upload of {key}: {}", describe(&e)),
-            }
-        }
-        n
     }
 }

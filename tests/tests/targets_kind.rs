@@ -93,7 +93,7 @@ fn target_show_says_what_each_kind_supports() {
         "--path",
         "s3://bucket/p",
     ]);
-    // S3 targets do all a disk target does but immutability (docs/s3.md).
+    // S3 targets do all a disk target does; their immutability is Object Lock (docs/s3.md).
     assert_eq!(
         supports(&s3),
         [
@@ -102,7 +102,8 @@ fn target_show_says_what_each_kind_supports() {
             "copy from",
             "verify",
             "restore",
-            "pre-flight check"
+            "pre-flight check",
+            "immutability"
         ]
     );
     assert_eq!(s3["supported"], true);

@@ -326,6 +326,12 @@ ALTER TABLE targets ADD COLUMN credentials_file TEXT;
 ALTER TABLE targets ADD COLUMN virtual_host INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        14,
+        r#"
+ALTER TABLE targets ADD COLUMN object_lock_mode TEXT;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

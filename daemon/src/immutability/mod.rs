@@ -1,7 +1,8 @@
-//! Immutability of disk and NAS targets (docs/operations.md "Immutability",
-//! docs/repository-format.md "Immutability"): the check that a target's filesystem can hold the
-//! immutable attribute, the sealing step after a backup or copy, and the task that lifts seals
-//! whose time has passed on the [trusted clock](clock).
+//! Immutability of disk, NAS and S3 targets (docs/operations.md "Immutability",
+//! docs/repository-format.md "Immutability", docs/s3.md "Object Lock"): the check that a
+//! target's filesystem can hold the immutable attribute (or its bucket has Object Lock), the
+//! sealing step after a backup or copy, and the task that lifts seals whose time has passed on
+//! the [trusted clock](clock) (S3 retentions lapse by themselves on the server's clock).
 
 pub mod clock;
 
@@ -17,31 +18,36 @@ use tracing::{error, info, warn};
 /// How often seals are checked for expiry (every second with a test clock).
 pub const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Why an S3 target cannot be immutable (docs/s3.md "Not done yet"): its bucket has no Object
-/// Lock, or (when it has) bms does not write retention yet.
-async fn s3_refusal(place: crate::targets::S3Place) -> String {
-    let bucket = place.bucket.clone();
-    let lock = tokio::task::spawn_blocking(move || {
-        crate::targets::s3_store(&place)?.object_lock_enabled()
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("the Object Lock check failed: {e}")));
-    match lock {
-        Ok(false) => format!(
-            "bucket '{bucket}' has no Object Lock configuration: S3 immutability needs a bucket \
-             created with Object Lock enabled; use such a bucket, or set immutable days to 0"
-        ),
-        Ok(true) => format!(
-            "bucket '{bucket}' has Object Lock, but bms does not write Object Lock retention \
-             yet (docs/s3.md \"Not done yet\"); set immutable days to 0"
-        ),
-        Err(e) => format!("cannot check the bucket's Object Lock configuration: {e}"),
+/// Why an S3 target cannot be immutable, None when it can (docs/s3.md "Object Lock"): the
+/// bucket must be reachable and writable, with versioning Enabled, Object Lock enabled and no
+/// default retention.
+async fn s3_refusal(place: crate::targets::S3Place) -> Option<String> {
+    tokio::task::spawn_blocking(move || crate::targets::s3_store(&place)?.lock_check())
+        .await
+        .unwrap_or_else(|e| Err(format!("the Object Lock check failed: {e}")))
+        .err()
+}
+
+/// The length of an immutable day in seconds: 86400, or in debug builds the test hook
+/// `BMS_TEST_IMMUTABLE_DAY_SECS` (docs/protocol.md "Test hooks"), so that tests can watch an S3
+/// retention, which the server enforces on its own clock, run out.
+fn day_secs() -> u64 {
+    if cfg!(debug_assertions) {
+        if let Some(n) = std::env::var("BMS_TEST_IMMUTABLE_DAY_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+        {
+            return n;
+        }
     }
+    86_400
 }
 
 /// Refuses a target definition with `immutable_days > 0` whose directory cannot hold sealed
 /// files: it must exist, be a disk or NAS target, and take the immutable attribute on a probe
-/// file (which also proves bmsd holds CAP_LINUX_IMMUTABLE).
+/// file (which also proves bmsd holds CAP_LINUX_IMMUTABLE); an S3 target's bucket must pass
+/// the Object Lock check.
 pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
     if spec.immutable_days == 0 {
         return Ok(());
@@ -56,7 +62,10 @@ pub async fn check_target_spec(spec: &TargetSpec) -> Result<(), ApiError> {
         e
     };
     if let crate::targets::Kind::S3(place) = &target.kind {
-        return Err(refuse(s3_refusal(place.clone()).await));
+        return match s3_refusal(place.clone()).await {
+            None => Ok(()),
+            Some(why) => Err(refuse(why)),
+        };
     }
     let Some(dir) = target.dir().map(ToOwned::to_owned) else {
         return Err(refuse(format!(
@@ -104,7 +113,7 @@ pub async fn seal_step(
         })?;
         let start = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(time.as_second()).unwrap_or(0));
-        let until = start + Duration::from_secs(u64::from(days) * 86_400);
+        let until = start + Duration::from_secs(u64::from(days) * day_secs());
         bms_engine::immutable::seal_snapshot(&repo, &info.id, until)
     })
     .await;
@@ -146,7 +155,8 @@ pub async fn seal_step(
 
 /// What the catalog's record of seals on `target` finds that the files alone cannot show: a
 /// snapshot sealed beyond now whose file is gone, or lost its seal record (and perhaps its
-/// attribute). Problems of kind `seal`, as verify reports them.
+/// attribute), or (S3) whose Object Lock retention was removed or shortened. Problems of kind
+/// `seal`, as verify reports them.
 pub async fn catalog_seal_problems(
     shared: &SharedRef,
     target: &TargetSpec,
@@ -168,33 +178,53 @@ pub async fn catalog_seal_problems(
             return Vec::new();
         }
     };
-    let Some(dir) = Target::from_spec(target)
-        .ok()
-        .and_then(|t| t.dir().map(ToOwned::to_owned))
-    else {
+    let Ok(t) = Target::from_spec(target) else {
         return Vec::new();
     };
     tokio::task::spawn_blocking(move || {
         use bms_engine::store::{Kind, Store};
-        let store = bms_engine::store::LocalStore::new(dir);
+        // An S3 target's seal is the Object Lock retention of its objects (docs/s3.md "Object
+        // Lock"): one removed or shortened (governance mode, with a bypass) is a seal lost.
+        let (store, lost): (Box<dyn Store>, &str) = match (&t.kind, t.dir()) {
+            (_, Some(dir)) => (
+                Box::new(bms_engine::store::LocalStore::new(dir.to_owned())),
+                "lost its seal record (user.bms.sealed_until)",
+            ),
+            (crate::targets::Kind::S3(place), None) => match crate::targets::s3_store(place) {
+                Ok(s) => (Box::new(s), "lost its Object Lock retention"),
+                Err(e) => {
+                    warn!(
+                        "cannot check the Object Lock retentions of '{}': {e}",
+                        t.name
+                    );
+                    return Vec::new();
+                }
+            },
+            _ => return Vec::new(),
+        };
         let mut out = Vec::new();
         for s in seals {
+            let recorded = s
+                .until
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(SystemTime::from);
             let what = if store
                 .stat(Kind::Snapshots, &s.snapshot)
                 .ok()
                 .flatten()
                 .is_none()
             {
-                "is missing from the repository"
-            } else if store
-                .sealed_until(Kind::Snapshots, &s.snapshot)
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                "lost its seal record (user.bms.sealed_until)"
+                "is missing from the repository".to_owned()
             } else {
-                continue;
+                match store.sealed_until(Kind::Snapshots, &s.snapshot) {
+                    Ok(None) => lost.to_owned(),
+                    Ok(Some(u)) if recorded.is_some_and(|r| u < r) => format!(
+                        "its seal now ends {}, before that",
+                        bms_engine::store::seal::rfc3339(u)
+                    ),
+                    _ => continue,
+                }
             };
             out.push(bms_engine::Problem {
                 kind: "seal",

@@ -67,8 +67,7 @@ pub struct Capabilities {
 /// snapshot of its primary target to tape; its pre-flight check looks at the library or device.
 pub fn capabilities(kind: TargetKind) -> Capabilities {
     let directory = matches!(kind, TargetKind::Disk | TargetKind::Nas);
-    // S3 targets (docs/s3.md) do all that disk targets do but immutability: Object Lock
-    // retention is not written yet.
+    // S3 targets (docs/s3.md) do all that disk targets do; their immutability is S3 Object Lock.
     let repository = directory || kind == TargetKind::S3;
     let tape = kind == TargetKind::Tape;
     Capabilities {
@@ -80,7 +79,7 @@ pub fn capabilities(kind: TargetKind) -> Capabilities {
         restore_from: repository,
         preflight: repository || tape,
         mount_check: kind == TargetKind::Nas,
-        immutability: directory,
+        immutability: repository,
     }
 }
 

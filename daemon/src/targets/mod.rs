@@ -57,6 +57,8 @@ pub struct S3Place {
     pub virtual_host: bool,
     /// The shared-credentials file; None: bmsd's environment.
     pub credentials_file: Option<PathBuf>,
+    /// The Object Lock mode of the retentions written when the target is immutable.
+    pub lock_mode: bms_proto::api::ObjectLockMode,
 }
 
 /// A target as bmsd works with it.

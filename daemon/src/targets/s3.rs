@@ -2,9 +2,9 @@
 
 use super::S3Place;
 use crate::validate::text;
-use bms_proto::api::TargetSpec;
+use bms_proto::api::{ObjectLockMode, TargetSpec};
 use bms_proto::ApiError;
-use bms_s3::{Config, Credentials, S3Store};
+use bms_s3::{Config, Credentials, LockMode, S3Store};
 use std::path::{Path, PathBuf};
 
 /// The profile read from a credentials file.
@@ -18,6 +18,7 @@ pub(super) fn refuse_s3_fields(t: &TargetSpec) -> Result<(), ApiError> {
         ("region", t.region.is_some()),
         ("credentials_file", t.credentials_file.is_some()),
         ("virtual_host", t.virtual_host),
+        ("object_lock_mode", t.object_lock_mode.is_some()),
     ] {
         if set {
             return Err(ApiError::invalid(
@@ -156,6 +157,7 @@ pub(super) fn place(t: &TargetSpec) -> Result<S3Place, ApiError> {
         region,
         virtual_host: t.virtual_host || aws,
         credentials_file,
+        lock_mode: t.object_lock_mode.unwrap_or_default(),
     })
 }
 
@@ -190,6 +192,10 @@ pub fn s3_store(p: &S3Place) -> Result<S3Store, String> {
     let mut cfg = Config::new(&p.endpoint, &p.bucket, &p.prefix, creds);
     cfg.region = p.region.clone();
     cfg.virtual_host = p.virtual_host;
+    cfg.lock_mode = match p.lock_mode {
+        ObjectLockMode::Compliance => LockMode::Compliance,
+        ObjectLockMode::Governance => LockMode::Governance,
+    };
     if let Some(n) = env_size("BMS_TEST_S3_PART_SIZE").filter(|n| *n > 0) {
         cfg.part_size = n;
         cfg.multipart_threshold = n;

@@ -58,6 +58,7 @@ fn every_kind_builds_its_variant() {
             region: "us-east-1".into(),
             virtual_host: true,
             credentials_file: None,
+            lock_mode: bms_proto::api::ObjectLockMode::Compliance,
         })
     );
     assert_eq!(s3.media, MediaType::Object);
@@ -71,10 +72,20 @@ fn every_kind_builds_its_variant() {
         prefix: Some("/host1/".into()),
         region: Some("eu-1".into()),
         credentials_file: Some("/etc/bms/s3.creds".into()),
+        object_lock_mode: Some(bms_proto::api::ObjectLockMode::Governance),
         ..spec(TargetKind::S3, "http://127.0.0.1:9000")
     })
     .unwrap();
     assert_eq!(minio.place(), "http://127.0.0.1:9000/bms/host1");
+    assert!(
+        matches!(&minio.kind, Kind::S3(p) if p.lock_mode == bms_proto::api::ObjectLockMode::Governance)
+    );
+    let e = Target::from_spec(&TargetSpec {
+        object_lock_mode: Some(bms_proto::api::ObjectLockMode::Governance),
+        ..spec(TargetKind::Disk, "/srv/b")
+    })
+    .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("object_lock_mode"), "{e:?}");
     for t in [&disk, &nas, &tape] {
         let back = spec(t.kind(), &t.place());
         assert_eq!(back.kind, t.kind(), "the wire kind round-trips");
@@ -259,7 +270,7 @@ fn capabilities_by_kind() {
     );
     let s3 = capabilities(TargetKind::S3);
     assert!(all.iter().all(|p| s3.allows(*p)));
-    assert!(s3.writable() && !s3.immutability && !s3.mount_check);
+    assert!(s3.writable() && s3.immutability && !s3.mount_check);
     assert_eq!(s3.note(), None);
     // A tape target is a copy sink (docs/tape.md, "Tape targets").
     let c = capabilities(TargetKind::Tape);

@@ -68,6 +68,26 @@ impl Location {
     }
 }
 
+/// The S3 Object Lock mode of an immutable S3 target's retentions (docs/s3.md "Object Lock").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLockMode {
+    /// Nobody can delete a locked version or shorten its retention before it ends.
+    #[default]
+    Compliance,
+    /// Users allowed to bypass governance retention can; bms never does.
+    Governance,
+}
+
+impl ObjectLockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectLockMode::Compliance => "compliance",
+            ObjectLockMode::Governance => "governance",
+        }
+    }
+}
+
 /// A place backups are written to, as the user describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +162,10 @@ pub struct TargetSpec {
     /// S3 only: virtual-host style requests (`bucket.host`) instead of path style.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub virtual_host: bool,
+    /// S3 only: the Object Lock mode of the retentions an immutable target writes (none:
+    /// compliance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_mode: Option<ObjectLockMode>,
 }
 
 impl TargetSpec {
@@ -170,6 +194,7 @@ impl TargetSpec {
             region: None,
             credentials_file: None,
             virtual_host: false,
+            object_lock_mode: None,
         }
     }
 
