@@ -255,6 +255,19 @@ fn record(
         c.set_state(b, MediaState::Full)?;
         log.push(format!("medium {b} has no room for another archive: full"));
     }
+    if w.result.is_err() {
+        // The volumes written before the failure are on tape but not recorded: the media
+        // they filled take no further archive.
+        for b in &w.log.filled {
+            // A write (so the pool's retention expires it), of bytes the catalog does not know.
+            if c.record_media_write(b, 0, true, &now_rfc3339()).is_err() {
+                c.set_state(b, MediaState::Full)?;
+            }
+            log.push(format!(
+                "medium {b} filled with a volume of this archive, which is not recorded: full"
+            ));
+        }
+    }
     let now = now_rfc3339();
     let state = match &w.result {
         Ok(cats) => {

@@ -15,6 +15,7 @@ pub mod progress;
 mod prune;
 mod steps;
 mod tape_changer;
+mod verify_tape;
 #[cfg(test)]
 mod tests;
 pub mod watch;

@@ -61,6 +61,8 @@ pub struct ReadReport {
     pub tape_bytes: u64,
     /// Paths whose data did not match the catalog's hash.
     pub mismatched: Vec<String>,
+    /// Files the catalog lists that the archive volume does not hold (verify only).
+    pub missing: Vec<String>,
 }
 
 /// Selects archive members by their path bytes.
@@ -158,6 +160,8 @@ pub fn read_archive(
     let mut r = BlockReader::new(drive, block_size);
     let mut rec = [0u8; RECORD];
     let mut pending: Option<Vec<u8>> = None;
+    let verifying = matches!(mode, ReadMode::Verify);
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     loop {
         if !read_exact(&mut r, &mut rec)? || pax::is_zero(&rec) {
             break;
@@ -231,6 +235,9 @@ pub fn read_archive(
             continue;
         }
         if meta.kind == Kind::File {
+            if verifying {
+                seen.insert(meta.path.clone());
+            }
             let got = hasher.finalize().to_hex();
             if hashes
                 .get(meta.path.as_slice())
@@ -277,6 +284,14 @@ pub fn read_archive(
     }
     r.skip_rest()?;
     report.tape_bytes = r.bytes_read;
+    if verifying {
+        report.missing = catalog
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::File && !seen.contains(&e.path))
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect();
+    }
     Ok(report)
 }
 
