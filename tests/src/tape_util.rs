@@ -163,7 +163,6 @@ pub fn inside(root: &Path, src: &Path) -> PathBuf {
     root.join(src.strip_prefix("/").unwrap())
 }
 
-
 /// `bmsctl compliance j --json`, parsed.
 pub fn compliance(d: &Daemon) -> Value {
     let out = d.ctl(["--json", "compliance", "j"]);
@@ -180,4 +179,3 @@ pub fn verdict(v: &Value, rule: &str) -> String {
         .map(|r| r["verdict"].as_str().unwrap_or("").to_owned())
         .unwrap_or_default()
 }
-

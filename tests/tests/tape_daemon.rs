@@ -10,7 +10,6 @@
 use bms_tests::runner_util::assert_trees_equal;
 use bms_tests::tape_util::*;
 use bms_tests::*;
-use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 

@@ -15,9 +15,9 @@ pub mod progress;
 mod prune;
 mod steps;
 mod tape_changer;
-mod verify_tape;
 #[cfg(test)]
 mod tests;
+mod verify_tape;
 pub mod watch;
 
 pub use error::RunError;

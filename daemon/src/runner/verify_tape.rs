@@ -80,13 +80,12 @@ fn read_back(
     let name = spec.name.as_str();
     let target = Target::from_spec(spec).map_err(|e| e.message)?;
     let mut source = match open_sink(&target)? {
-        TapeSink::Library { library, drive } => Source::Library(
+        TapeSink::Library { library, drive } => Source::Library(Box::new(
             LibraryChanger::new(&library, drive, Vec::new())
                 .map_err(|e| format!("tape target '{name}': {e}"))?,
-        ),
+        )),
         TapeSink::Device(path) => Source::Device(
-            bms_tape::st::StDrive::open(&path)
-                .map_err(|e| format!("tape target '{name}': {e}"))?,
+            bms_tape::st::StDrive::open(&path).map_err(|e| format!("tape target '{name}': {e}"))?,
         ),
     };
     let started = Instant::now();
@@ -134,9 +133,9 @@ fn read_back(
                         .map(|p| format!("{place}: {p}: data does not match its catalog hash")),
                 );
                 v.problems.extend(
-                    r.missing
-                        .iter()
-                        .map(|p| format!("{place}: {p}: listed in the catalog, not in the archive")),
+                    r.missing.iter().map(|p| {
+                        format!("{place}: {p}: listed in the catalog, not in the archive")
+                    }),
                 );
                 v.files += r.members;
                 v.bytes += r.bytes;
@@ -166,7 +165,7 @@ fn mount_error(target: &str, barcode: &str, e: TapeError) -> String {
 /// Where the volumes are read: a virtual library's drive, loaded by the changer, or a tape
 /// device whose cartridge was loaded by hand.
 enum Source {
-    Library(LibraryChanger),
+    Library(Box<LibraryChanger>),
     Device(bms_tape::st::StDrive),
 }
 

@@ -275,7 +275,10 @@ fn capabilities_by_kind() {
     }
     assert!(c.writable());
     assert_eq!(c.note(), None);
-    assert_eq!(c.supports(), ["copy into", "verify", "restore", "pre-flight check"]);
+    assert_eq!(
+        c.supports(),
+        ["copy into", "verify", "restore", "pre-flight check"]
+    );
     assert!(c
         .refusal("lto", Purpose::Backup)
         .contains("takes copies only"));
