@@ -6,7 +6,7 @@
 //! costs the same pass over its tape file as reading all of it.
 
 use crate::state::SharedRef;
-use crate::targets::tape::{open_sink, TapeSink};
+use crate::targets::tape::{drive_lock, open_sink, TapeSink};
 use crate::targets::Target;
 use bms_proto::api::{RunProgress, TargetSpec};
 use bms_tape::changer::LibraryChanger;
@@ -79,7 +79,10 @@ fn read_back(
 ) -> Result<TapeVerified, String> {
     let name = spec.name.as_str();
     let target = Target::from_spec(spec).map_err(|e| e.message)?;
-    let mut source = match open_sink(&target)? {
+    let sink = open_sink(&target)?;
+    let lock = drive_lock(&sink);
+    let _drive = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut source = match sink {
         TapeSink::Library { library, drive } => Source::Library(Box::new(
             LibraryChanger::new(&library, drive, Vec::new())
                 .map_err(|e| format!("tape target '{name}': {e}"))?,
