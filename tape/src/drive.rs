@@ -64,6 +64,21 @@ pub trait TapeDrive: Send {
     /// Reads one block into `buf` (at least the block size); Ok(0) means a filemark was read and
     /// the position is now at the start of the next tape file.
     fn read_block(&mut self, buf: &mut [u8]) -> Result<usize>;
+    /// Skips forward over `count` blocks of `block_size` bytes inside the current tape file
+    /// (MTFSR); a filemark before them is an error. This default reads and discards them; a
+    /// virtual tape moves its position without reading.
+    fn forward_blocks(&mut self, count: u64, block_size: u32) -> Result<()> {
+        let mut buf = vec![0u8; block_size as usize];
+        for _ in 0..count {
+            if self.read_block(&mut buf)? == 0 {
+                return Err(crate::TapeError::Format(format!(
+                    "{}: the tape file ends before the block the catalog names",
+                    self.name()
+                )));
+            }
+        }
+        Ok(())
+    }
     /// Bytes that can still be written before the early-warning point, when the drive knows
     /// (a virtual tape does; a real drive does not and returns None).
     fn remaining_hint(&mut self) -> Option<u64> {

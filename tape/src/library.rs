@@ -392,6 +392,9 @@ impl TapeDrive for VirtualDrive {
     fn read_block(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.tape()?.read_block(buf)
     }
+    fn forward_blocks(&mut self, count: u64, block_size: u32) -> Result<()> {
+        self.tape()?.forward_blocks(count, block_size)
+    }
     fn remaining_hint(&mut self) -> Option<u64> {
         self.tape().ok()?.remaining_hint()
     }

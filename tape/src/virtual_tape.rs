@@ -378,6 +378,22 @@ impl TapeDrive for VirtualTape {
         Ok(())
     }
 
+    fn forward_blocks(&mut self, count: u64, block_size: u32) -> Result<()> {
+        self.writer = None;
+        let to = count
+            .saturating_mul(u64::from(block_size))
+            .saturating_add(self.offset);
+        if to > self.file_len(self.file)? {
+            return Err(TapeError::Format(format!(
+                "tape file {} of cartridge {} ends before block {count} from here",
+                self.file, self.state.barcode
+            )));
+        }
+        self.offset = to;
+        self.moved();
+        Ok(())
+    }
+
     fn backward_files(&mut self, count: u32) -> Result<()> {
         self.writer = None;
         for _ in 0..count {

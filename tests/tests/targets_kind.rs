@@ -75,7 +75,7 @@ fn target_show_says_what_each_kind_supports() {
     ]);
     assert_eq!(
         supports(&tape),
-        ["copy into", "restore", "pre-flight check"],
+        ["copy into", "verify", "restore", "pre-flight check"],
         "{tape}"
     );
     assert_eq!(tape["supported"], true, "{tape}");

@@ -226,6 +226,20 @@ impl Catalog {
             .map_err(db_err)
     }
 
+    /// The snapshot of the latest complete archive of `job` on tape target `target` (what a
+    /// verification of the target reads back), if there is one.
+    pub fn latest_tape_archive(&self, job: &str, target: &str) -> Result<Option<String>, ApiError> {
+        self.conn
+            .query_row(
+                "SELECT snapshot FROM tape_archives WHERE job = ?1 AND target = ?2
+                 AND state = 'complete' ORDER BY id DESC LIMIT 1",
+                rusqlite::params![job, target],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
     /// The volumes of the latest complete archive of `snapshot` on tape target `target`, each
     /// with its members as the catalog recorded them (for a restore that positions straight
     /// to each volume's tape file); empty when there is none.

@@ -9,7 +9,7 @@ use super::tape_changer::{Candidate, ChangerHooks, ChangerLog, PoolChanger};
 use super::{finish, Active, End, RunError, RunHead, Runner};
 use crate::catalog::{now_rfc3339, Actor, Catalog, Location, MediaState};
 use crate::state::SharedRef;
-use crate::targets::tape::{open_sink, parts, TapeSink};
+use crate::targets::tape::{drive_lock, open_sink, parts, TapeSink};
 use crate::targets::{Purpose, Target};
 use bms_engine::stream::{ContentOpener, SnapshotWalk};
 use bms_engine::tree::NodeKind;
@@ -190,13 +190,22 @@ fn write(
     };
     let (entries, skipped) = members(&walk, active);
     w.skipped = skipped;
-    let changer = match open_sink(target) {
-        Ok(TapeSink::Library { library, drive }) => {
+    let sink = match open_sink(target) {
+        Ok(s) => s,
+        Err(e) => {
+            w.result = Err(e);
+            return w;
+        }
+    };
+    // The drive is this copy's until it ends (a verification or restore waits).
+    let lock = drive_lock(&sink);
+    let _drive = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let changer = match sink {
+        TapeSink::Library { library, drive } => {
             PoolChanger::library(library, drive, &pool, next_sequence, Box::new(hooks))
                 .map_err(|e| e.to_string())
         }
-        Ok(TapeSink::Device(path)) => Ok(PoolChanger::device(path, &pool, Box::new(hooks))),
-        Err(e) => Err(e),
+        TapeSink::Device(path) => Ok(PoolChanger::device(path, &pool, Box::new(hooks))),
     };
     let mut changer = match changer {
         Ok(c) => c,
@@ -254,6 +263,19 @@ fn record(
     for b in &w.log.found_full {
         c.set_state(b, MediaState::Full)?;
         log.push(format!("medium {b} has no room for another archive: full"));
+    }
+    if w.result.is_err() {
+        // The volumes written before the failure are on tape but not recorded: the media
+        // they filled take no further archive.
+        for b in &w.log.filled {
+            // A write (so the pool's retention expires it), of bytes the catalog does not know.
+            if c.record_media_write(b, 0, true, &now_rfc3339()).is_err() {
+                c.set_state(b, MediaState::Full)?;
+            }
+            log.push(format!(
+                "medium {b} filled with a volume of this archive, which is not recorded: full"
+            ));
+        }
     }
     let now = now_rfc3339();
     let state = match &w.result {

@@ -20,15 +20,20 @@ struct Checked {
     log: Vec<String>,
 }
 
-/// Verifies `target`'s repository; `run_id` is the verify run's id (named in messages).
+/// Verifies `target`'s repository (or, for a tape target, reads `job`'s latest archive back
+/// from tape); `run_id` is the verify run's id (named in messages).
 async fn check(
     shared: &SharedRef,
+    job: &str,
     target: &TargetSpec,
     percent: u8,
     run_id: i64,
     stop: Arc<AtomicBool>,
     active: Option<&Arc<Active>>,
 ) -> Checked {
+    if target.kind == TargetKind::Tape {
+        return check_tape(shared, job, target, run_id, stop, active).await;
+    }
     let opts = bms_engine::verify::VerifyOptions {
         read_data: percent >= 100,
         read_data_percent: (percent > 0 && percent < 100).then_some(percent),
@@ -106,6 +111,80 @@ async fn check(
             log: Vec::new(),
         },
     }
+}
+
+/// Verifies a tape target: every file of the latest complete archive is read back and checked
+/// against the tape catalog's hash; recorded as a read of all data (100 %).
+async fn check_tape(
+    shared: &SharedRef,
+    job: &str,
+    target: &TargetSpec,
+    run_id: i64,
+    stop: Arc<AtomicBool>,
+    active: Option<&Arc<Active>>,
+) -> Checked {
+    let progress = active.map(|a| a.progress.clone());
+    let result = super::verify_tape::verify(shared, job, target, stop, progress).await;
+    let problems = match &result {
+        Ok(v) => Some(v.problems.len() as u64),
+        Err(_) => None,
+    };
+    if let Err(e) = shared
+        .catalog
+        .call(move |c| c.set_verify_result(run_id, 100, problems))
+        .await
+    {
+        tracing::warn!(run = run_id, "cannot record the verification result: {e}");
+    }
+    match result {
+        Ok(v) if v.problems.is_empty() => {
+            let mut log = v.notes;
+            log.push(format!(
+                "tape archive of snapshot {} verified: {} members, every file's hash matches",
+                short(&v.snapshot),
+                v.files
+            ));
+            Checked {
+                state: RunState::Succeeded,
+                error: None,
+                log,
+            }
+        }
+        Ok(v) => {
+            const SHOWN: usize = 10;
+            let shown: Vec<&str> = v.problems.iter().take(SHOWN).map(String::as_str).collect();
+            let more = if v.problems.len() > SHOWN {
+                format!(" and {} more", v.problems.len() - SHOWN)
+            } else {
+                String::new()
+            };
+            let mut log: Vec<String> = v.problems.iter().map(|p| format!("tape: {p}")).collect();
+            log.extend(v.notes);
+            Checked {
+                state: RunState::Failed,
+                error: Some(format!(
+                    "verification of tape target '{}' found {} problem(s) in the archive of                      snapshot {}: {}{more}; restore those files from another copy and write a                      new tape copy (`bmsctl job run {job} --wait`); see 'bmsctl run show {run_id}'",
+                    target.name,
+                    v.problems.len(),
+                    short(&v.snapshot),
+                    shown.join("; ")
+                )),
+                log,
+            }
+        }
+        Err(e) => Checked {
+            state: RunState::Failed,
+            error: Some(format!(
+                "verification of '{}' could not run: {e}",
+                target.name
+            )),
+            log: Vec::new(),
+        },
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// Publishes `TamperDetected` for every sealed object that lost its immutable attribute.
@@ -197,7 +276,16 @@ async fn verify_child(
         }
     }
     if c.error.is_none() {
-        c = check(shared, target, percent, run.id, parent.stop.clone(), None).await;
+        c = check(
+            shared,
+            &job.name,
+            target,
+            percent,
+            run.id,
+            parent.stop.clone(),
+            None,
+        )
+        .await;
     }
     if let Some(reason) = parent.stop_reason() {
         let (state, msg) = stopped(Some(reason), job.timeout_secs);
@@ -223,35 +311,14 @@ pub async fn verify(
     }
 }
 
-/// The targets a verify or drill run checks: the one it names, or else every target of the job
-/// whose kind can be read for `purpose`. A tape target is left out with a line in the run's log
-/// (its cartridges are checked with `bmsctl tape verify`, docs/tape.md); named on its own, it is
-/// kept, and refused with the reason when the run opens it.
-pub(super) fn chosen_targets(
-    targets: Vec<TargetSpec>,
-    only: Option<&str>,
-    purpose: Purpose,
-    log: &mut Vec<String>,
-) -> Vec<TargetSpec> {
-    if let Some(only) = only {
-        return targets.into_iter().filter(|t| t.name == only).collect();
+/// The targets a verify or drill run checks: the one it names, or else every target of the job.
+/// Tape targets are read back from tape (docs/tape.md, "Verify and restore drills of tape
+/// targets").
+pub(super) fn chosen_targets(targets: Vec<TargetSpec>, only: Option<&str>) -> Vec<TargetSpec> {
+    match only {
+        Some(only) => targets.into_iter().filter(|t| t.name == only).collect(),
+        None => targets,
     }
-    targets
-        .into_iter()
-        .filter(|t| {
-            let ok = crate::targets::capabilities(t.kind).allows(purpose);
-            if !ok {
-                log.push(format!(
-                    "target '{}' ({}) skipped: verify and drill runs read repositories and \
-                     this target holds none; check its media with `bmsctl tape verify` \
-                     (docs/tape.md)",
-                    t.name,
-                    t.kind.as_str()
-                ));
-            }
-            ok
-        })
-        .collect()
 }
 
 /// A scheduled verification (a queued `verify` run): the primary target is checked by this run,
@@ -268,7 +335,7 @@ pub(super) async fn scheduled(
         Err(e) => return Outcome::failed(e),
     };
     // An on-demand verification of one target checks only that one, as this run.
-    let targets = chosen_targets(targets, active.target.as_deref(), Purpose::Verify, log);
+    let targets = chosen_targets(targets, active.target.as_deref());
     let Some((primary, further)) = targets.split_first() else {
         return Outcome::failed(RunError::NoTarget);
     };
@@ -283,6 +350,7 @@ pub(super) async fn scheduled(
         Ok(()) => {
             let c = check(
                 shared,
+                &job.name,
                 primary,
                 percent,
                 active.run_id,

@@ -17,6 +17,7 @@ mod steps;
 mod tape_changer;
 #[cfg(test)]
 mod tests;
+mod verify_tape;
 pub mod watch;
 
 pub use error::RunError;

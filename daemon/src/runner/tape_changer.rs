@@ -60,6 +60,9 @@ pub struct ChangerLog {
     pub used: Vec<String>,
     /// Writable media it found without room for another archive (now full).
     pub found_full: Vec<String>,
+    /// Media the archive left for the next volume because they filled (full, whether or not
+    /// the copy then completes).
+    pub filled: Vec<String>,
 }
 
 /// The changer of one tape copy.
@@ -345,6 +348,11 @@ impl PoolChanger {
 impl MediaChanger for PoolChanger {
     fn medium(&mut self, volume: u32) -> Result<&mut dyn TapeDrive, TapeError> {
         if volume != self.volume {
+            if self.volume >= 1 && volume > self.volume {
+                if let Some(b) = self.log.used.last() {
+                    self.log.filled.push(b.clone());
+                }
+            }
             match self.sink {
                 Sink::Library { .. } => self.next_medium(volume)?,
                 Sink::Device { .. } => self.device_medium(volume)?,

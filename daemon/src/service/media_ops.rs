@@ -4,7 +4,7 @@
 
 use super::core::{Ctx, Operation};
 use crate::catalog::{now_rfc3339, Actor, Catalog, Location, MediaState, Medium, Pool};
-use crate::targets::tape::{open_sink, TapeSink};
+use crate::targets::tape::{drive_lock, open_sink, TapeSink};
 use crate::targets::Target;
 use bms_proto::api::*;
 use bms_proto::{ApiError, ErrorKind};
@@ -276,9 +276,10 @@ fn write_label(target: &Target, barcode: &str, pool: &str, sequence: u32) -> Res
             format!("labelling cartridge {barcode}: {e}"),
         )
     };
-    let TapeSink::Library { library, drive } =
-        open_sink(target).map_err(|m| ApiError::invalid("target", m))?
-    else {
+    let sink = open_sink(target).map_err(|m| ApiError::invalid("target", m))?;
+    let lock = drive_lock(&sink);
+    let _drive = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let TapeSink::Library { library, drive } = sink else {
         return Err(ApiError::invalid(
             "target",
             format!(

@@ -3,7 +3,7 @@
 //! member is; each volume's tape file is read directly (rewind, forward over filemarks) and
 //! every restored file is checked against its recorded hash.
 
-use crate::targets::tape::{open_sink, TapeSink};
+use crate::targets::tape::{drive_lock, open_sink, TapeSink};
 use crate::targets::Target;
 use bms_engine::restore::{RestoreOptions, RestoreSummary};
 use bms_engine::Error;
@@ -32,9 +32,11 @@ pub fn restore(
         )));
     }
     let target = Target::from_spec(spec).map_err(|e| Error::InvalidArgument(e.message))?;
-    let TapeSink::Library { library, drive } =
-        open_sink(&target).map_err(Error::InvalidArgument)?
-    else {
+    let sink = open_sink(&target).map_err(Error::InvalidArgument)?;
+    // The drive is this restore's until it ends (a copy or verification waits).
+    let lock = drive_lock(&sink);
+    let _drive = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let TapeSink::Library { library, drive } = sink else {
         return Err(Error::InvalidArgument(format!(
             "restore from the tape device of target '{name}' through bmsd is not supported yet: \
              read the cartridge with mt and GNU tar (docs/tape-format.md)"

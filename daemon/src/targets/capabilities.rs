@@ -108,7 +108,9 @@ impl Capabilities {
             (self.backup, "backup"),
             (self.copy_into, "copy into"),
             (self.copy_from, "copy from"),
-            (self.verify, "verify"),
+            // A tape target is verified by reading its latest archive back from tape
+            // (docs/tape.md, "Verify and restore drills of tape targets").
+            (self.verify || self.kind == TargetKind::Tape, "verify"),
             // A tape target is restored from through the catalog's record of its archives
             // (docs/tape.md, "Restore from a tape target"), not by opening a repository.
             (

@@ -5,6 +5,7 @@
 use super::{Kind, Target};
 use bms_tape::library::VirtualLibrary;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where a tape target writes.
 #[derive(Debug, Clone)]
@@ -13,6 +14,30 @@ pub enum TapeSink {
     Library { library: VirtualLibrary, drive: u32 },
     /// A tape device (the st driver's non-rewinding node).
     Device(PathBuf),
+}
+
+/// The drives in use by this bmsd: a tape copy, verification or restore holds its drive's lock
+/// while it loads cartridges and reads or writes, so that two runs never swap the cartridge
+/// under each other (a second one waits for the first).
+static DRIVES: Mutex<Vec<DriveLock>> = Mutex::new(Vec::new());
+
+/// A drive (library or device path, drive number) and its lock.
+type DriveLock = (PathBuf, u32, Arc<Mutex<()>>);
+
+/// The lock of the drive a sink names (a library's drive, or a device).
+pub fn drive_lock(sink: &TapeSink) -> Arc<Mutex<()>> {
+    let (path, drive) = match sink {
+        TapeSink::Library { library, drive } => (library.root().to_path_buf(), *drive),
+        TapeSink::Device(p) => (p.clone(), 0),
+    };
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    let mut all = DRIVES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, l)) = all.iter().find(|(p, d, _)| *p == path && *d == drive) {
+        return l.clone();
+    }
+    let l = Arc::new(Mutex::new(()));
+    all.push((path, drive, l.clone()));
+    l
 }
 
 /// The parts of a tape target: its path, pool and drive number.

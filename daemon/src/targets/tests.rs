@@ -286,7 +286,10 @@ fn capabilities_by_kind() {
     }
     assert!(c.writable());
     assert_eq!(c.note(), None);
-    assert_eq!(c.supports(), ["copy into", "restore", "pre-flight check"]);
+    assert_eq!(
+        c.supports(),
+        ["copy into", "verify", "restore", "pre-flight check"]
+    );
     assert!(c
         .refusal("lto", Purpose::Backup)
         .contains("takes copies only"));
@@ -374,4 +377,28 @@ fn open_target_creates_only_for_writes() {
         ),
         "{e:?}"
     );
+}
+
+#[test]
+fn runs_on_the_same_tape_drive_share_one_lock() {
+    use super::tape::{drive_lock, TapeSink};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = bms_tape::library::VirtualLibrary::create(&tmp.path().join("vtl"), 2, 2).unwrap();
+    let sink = |drive| TapeSink::Library {
+        library: lib.clone(),
+        drive,
+    };
+    let (a, b, other) = (
+        drive_lock(&sink(0)),
+        drive_lock(&sink(0)),
+        drive_lock(&sink(1)),
+    );
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(!Arc::ptr_eq(&a, &other));
+    let held = a.lock().unwrap();
+    assert!(b.try_lock().is_err(), "a second run waits for the drive");
+    assert!(other.try_lock().is_ok(), "another drive is free");
+    drop(held);
+    assert!(b.try_lock().is_ok());
 }

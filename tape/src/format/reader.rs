@@ -61,6 +61,8 @@ pub struct ReadReport {
     pub tape_bytes: u64,
     /// Paths whose data did not match the catalog's hash.
     pub mismatched: Vec<String>,
+    /// Files the catalog lists that the archive volume does not hold (verify only).
+    pub missing: Vec<String>,
 }
 
 /// Selects archive members by their path bytes.
@@ -148,6 +150,35 @@ pub fn read_archive(
             .map_err(|_| TapeError::Format("bad archive file number".into()))?,
     )?;
     drive.set_block_size(block_size)?;
+    // A path restore starts at the first member it selects (the catalog's offset: spacing over
+    // the blocks before it) and stops after the last one, reading only the blocks that hold them.
+    let (start, last) = match &mode {
+        ReadMode::Restore {
+            filter: Some(f), ..
+        } => {
+            let picked = || {
+                catalog
+                    .entries
+                    .iter()
+                    .filter(|e| f(&e.path))
+                    .map(|e| e.offset)
+            };
+            match (picked().min(), picked().max()) {
+                (Some(a), Some(b)) => (a, Some(b)),
+                _ => return Ok(ReadReport::default()),
+            }
+        }
+        _ => (0, None),
+    };
+    let bs = u64::from(block_size).max(1);
+    let (skip_blocks, skip_bytes) = if block_size == 0 {
+        (0, start)
+    } else {
+        (start / bs, start % bs)
+    };
+    if skip_blocks > 0 {
+        drive.forward_blocks(skip_blocks, block_size)?;
+    }
     let hashes: std::collections::HashMap<&[u8], &str> = catalog
         .entries
         .iter()
@@ -156,12 +187,31 @@ pub fn read_archive(
     let mut report = ReadReport::default();
     let mut dirs = Vec::new();
     let mut r = BlockReader::new(drive, block_size);
+    if skip_bytes > 0 {
+        let mut skip = vec![0u8; skip_bytes as usize];
+        if !read_exact(&mut r, &mut skip)? {
+            return Err(TapeError::Format(
+                "the archive ends before the member the catalog names".into(),
+            ));
+        }
+    }
+    // The offset in the archive file of the next byte read.
+    let mut at = start;
+    let mut early = false;
     let mut rec = [0u8; RECORD];
+    let mut buf = vec![0u8; 1 << 16];
     let mut pending: Option<Vec<u8>> = None;
+    let verifying = matches!(mode, ReadMode::Verify);
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     loop {
+        if pending.is_none() && last.is_some_and(|l| at > l) {
+            early = true;
+            break;
+        }
         if !read_exact(&mut r, &mut rec)? || pax::is_zero(&rec) {
             break;
         }
+        at += RECORD as u64;
         let h = pax::parse_header(&rec)?;
         let padded = pax::padded(h.size) as usize;
         if h.flag == b'x' {
@@ -171,6 +221,7 @@ pub fn read_archive(
                     "the archive ends inside a pax header".into(),
                 ));
             }
+            at += padded as u64;
             recs.truncate(h.size as usize);
             pending = Some(recs);
             continue;
@@ -205,7 +256,6 @@ pub fn read_archive(
         };
         let mut hasher = blake3::Hasher::new();
         let mut left = meta.size;
-        let mut buf = vec![0u8; 1 << 16];
         while left > 0 {
             let n = (left as usize).min(buf.len());
             if !read_exact(&mut r, &mut buf[..n])? {
@@ -227,10 +277,14 @@ pub fn read_archive(
         if pad > 0 && !read_exact(&mut r, &mut buf[..pad])? {
             return Err(TapeError::Format("the archive ends inside padding".into()));
         }
+        at += meta.size + pad as u64;
         if !selected {
             continue;
         }
         if meta.kind == Kind::File {
+            if verifying {
+                seen.insert(meta.path.clone());
+            }
             let got = hasher.finalize().to_hex();
             if hashes
                 .get(meta.path.as_slice())
@@ -275,8 +329,18 @@ pub fn read_archive(
     for (t, m) in dirs.iter().rev() {
         set_meta(t, m);
     }
-    r.skip_rest()?;
+    if !early {
+        r.skip_rest()?;
+    }
     report.tape_bytes = r.bytes_read;
+    if verifying {
+        report.missing = catalog
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::File && !seen.contains(&e.path))
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect();
+    }
     Ok(report)
 }
 

@@ -47,18 +47,29 @@ pub struct ArchiveSpec {
 enum Chunk {
     Data(Vec<u8>),
     End(String),
+    /// The last (for most files the only) piece of a file's data, with the file's hash: one
+    /// hand-over per small file instead of two.
+    Last(Vec<u8>, String),
     Failed(TapeError),
 }
 
 const CHUNK: usize = 1 << 20;
-const AHEAD: usize = 8;
+/// Pieces read ahead of the drive: up to 32 MiB of large files, or 32 small files.
+const AHEAD: usize = 32;
+
+/// Reads up to `want` bytes of `f` into a fresh buffer (not zero-filled first).
+fn read_piece(f: &mut dyn Read, want: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want);
+    f.take(want as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
 
 fn produce(entries: &[SourceEntry], tx: &mpsc::SyncSender<Chunk>) {
     for e in entries {
         let Some(data) = &e.data else { continue };
         let shown = data.describe(&e.meta);
         let mut f = match data.open() {
-            Ok(f) => f.take(e.meta.size),
+            Ok(f) => f,
             Err(err) => {
                 let _ = tx.send(Chunk::Failed(TapeError::io(
                     format!("opening {shown}"),
@@ -69,41 +80,37 @@ fn produce(entries: &[SourceEntry], tx: &mpsc::SyncSender<Chunk>) {
         };
         let mut hasher = blake3::Hasher::new();
         let mut left = e.meta.size;
+        if left == 0 {
+            let _ = tx.send(Chunk::End(hasher.finalize().to_hex().to_string()));
+            continue;
+        }
         while left > 0 {
-            let mut buf = vec![0u8; CHUNK.min(left as usize)];
-            let mut got = 0;
-            while got < buf.len() {
-                match f.read(&mut buf[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => {
-                        let _ = tx.send(Chunk::Failed(TapeError::io(
-                            format!("reading {shown}"),
-                            err,
-                        )));
-                        return;
-                    }
+            let want = CHUNK.min(left as usize);
+            let mut buf = match read_piece(&mut f, want) {
+                Ok(b) => b,
+                Err(err) => {
+                    let _ = tx.send(Chunk::Failed(TapeError::io(
+                        format!("reading {shown}"),
+                        err,
+                    )));
+                    return;
                 }
-            }
-            if got == 0 {
+            };
+            if buf.is_empty() {
                 // The file shrank while it was read: the archive keeps the size it announced,
                 // padded with zeros, and the hash covers what is on tape.
-                buf.iter_mut().for_each(|b| *b = 0);
-                got = buf.len();
+                buf.resize(want, 0);
             }
-            buf.truncate(got);
             hasher.update(&buf);
-            left -= got as u64;
-            if tx.send(Chunk::Data(buf)).is_err() {
+            left -= buf.len() as u64;
+            let piece = if left == 0 {
+                Chunk::Last(buf, hasher.finalize().to_hex().to_string())
+            } else {
+                Chunk::Data(buf)
+            };
+            if tx.send(piece).is_err() {
                 return;
             }
-        }
-        if tx
-            .send(Chunk::End(hasher.finalize().to_hex().to_string()))
-            .is_err()
-        {
-            return;
         }
     }
 }
@@ -278,6 +285,11 @@ fn write_volumes(
                 loop {
                     match rx.recv() {
                         Ok(Chunk::Data(d)) => vol.blocks.write(drive, &d)?,
+                        Ok(Chunk::Last(d, h)) => {
+                            vol.blocks.write(drive, &d)?;
+                            hash = h;
+                            break;
+                        }
                         Ok(Chunk::End(h)) => {
                             hash = h;
                             break;
