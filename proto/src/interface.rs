@@ -84,7 +84,10 @@ type TargetSpec (
   prefix: ?string,
   region: ?string,
   credentials_file: ?string,
-  virtual_host: ?bool
+  virtual_host: ?bool,
+  ca_file: ?string,
+  s3_parallel: ?int,
+  s3_part_size: ?int
 )
 
 type TargetInfo (
@@ -110,6 +113,9 @@ type TargetInfo (
   region: ?string,
   credentials_file: ?string,
   virtual_host: ?bool,
+  ca_file: ?string,
+  s3_parallel: ?int,
+  s3_part_size: ?int,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,

@@ -3,12 +3,14 @@
 //! a local repository; [`Client`] signs requests (AWS Signature Version 4), retries what may be
 //! retried, bounds the requests in flight and times them out.
 
+mod behind;
 mod client;
 mod creds;
 mod object;
 mod sigv4;
 mod store;
 mod tls;
+mod uploads;
 mod xml;
 
 pub use client::{describe, Client, Config, S3Error, Stats};

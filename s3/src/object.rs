@@ -125,8 +125,14 @@ impl ObjectWriter for S3Writer {
         Ok(())
     }
 
+    /// A pack is uploaded in the background (docs/s3.md "Parallelism"); other objects at once.
     fn commit(self: Box<Self>, name: &str) -> Result<()> {
         let key = self.store.object_key(self.kind, name)?;
+        if self.kind == Kind::Packs {
+            let S3Writer { store, buf, .. } = *self;
+            return store.upload_behind(key, name, buf);
+        }
+        self.store.settle(self.kind)?;
         self.store
             .upload(&key, &self.buf)
             .map_err(|e| self.store.err(op(self.kind, true), self.kind, name, &e))

@@ -15,6 +15,7 @@ use bms_engine::store::{
 use bms_engine::{Error, Result};
 use reqwest::Method;
 
+use crate::behind::Behind;
 use crate::client::{describe, Client, Config, Req, S3Error, Stats};
 use crate::object::{S3Reader, S3Writer};
 use crate::xml;
@@ -22,8 +23,10 @@ use crate::xml;
 /// A repository in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Arc<Client>,
+    pub(crate) client: Arc<Client>,
     location: PathBuf,
+    /// Pack uploads in flight (docs/s3.md "Parallelism").
+    pub(crate) behind: Arc<Behind>,
 }
 
 impl S3Store {
@@ -33,6 +36,7 @@ impl S3Store {
         Ok(S3Store {
             location: PathBuf::from(client.location()),
             client: Arc::new(client),
+            behind: Arc::default(),
         })
     }
 
@@ -393,6 +397,7 @@ impl Store for S3Store {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        self.behind.drain();
         if kind == Kind::Config {
             return Ok(self
                 .stat(kind, CONFIG)?
@@ -417,6 +422,7 @@ impl Store for S3Store {
     }
 
     fn read(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         self.client
             .send(&Req::new(Method::GET, Some(&key)))
@@ -425,6 +431,7 @@ impl Store for S3Store {
     }
 
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ObjectReader>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         let path = self.locate(kind, name);
         let size = match self.head(&key) {
@@ -452,6 +459,7 @@ impl Store for S3Store {
     }
 
     fn stat(&self, kind: Kind, name: &str) -> Result<Option<ObjectStat>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         self.head(&key)
             .map_err(|e| self.err("reading", kind, name, &e))
@@ -462,6 +470,7 @@ impl Store for S3Store {
     /// another writer won). [`Put::Replace`]: a plain PUT, which S3 makes atomic.
     fn put(&self, kind: Kind, name: &str, data: &[u8], mode: Put) -> Result<bool> {
         let key = self.object_key(kind, name)?;
+        self.settle(kind)?;
         let write = op(kind, true);
         if mode == Put::New {
             if self
@@ -494,6 +503,7 @@ impl Store for S3Store {
     /// S3 answers a DELETE of a missing key with success too: a HEAD says whether it existed.
     fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
         let key = self.object_key(kind, name)?;
+        self.behind.drain();
         if self
             .head(&key)
             .map_err(|e| self.err("removing", kind, name, &e))?
@@ -515,6 +525,7 @@ impl Store for S3Store {
     /// Aborts the multipart uploads under the prefix that were started longer than `max_age`
     /// ago (uploads of a writer that died or lost its connection).
     fn clean_tmp(&self, max_age: Duration) -> usize {
+        self.behind.drain();
         let mine: Vec<(PathBuf, String, String)> = {
             let mut all = lock(&UNABORTED);
             let (mine, others) = all.drain(..).partition(|(l, _, _)| *l == self.location);
@@ -535,58 +546,5 @@ impl Store for S3Store {
     /// Lock files are written with single PUTs: nothing is staged.
     fn clean_lock_staging(&self, _max_age: Duration) -> usize {
         0
-    }
-}
-
-impl S3Store {
-    /// The keys of the incomplete multipart uploads under the prefix.
-    pub fn incomplete_uploads(&self) -> std::result::Result<Vec<String>, String> {
-        let req = Req::new(Method::GET, None)
-            .query("uploads", "")
-            .query("prefix", &self.client.key(""));
-        let text = self.client.send(&req).map_err(|e| describe(&e))?.text();
-        Ok(xml::blocks(&text, "Upload")
-            .into_iter()
-            .filter_map(|u| xml::first(u, "Key"))
-            .collect())
-    }
-
-    fn clean_old_uploads(&self, max_age: Duration) -> usize {
-        let prefix = self.client.key("");
-        let req = Req::new(Method::GET, None)
-            .query("uploads", "")
-            .query("prefix", &prefix);
-        let text = match self.client.send(&req) {
-            Ok(r) => r.text(),
-            Err(e) => {
-                tracing::warn!(
-                    endpoint = %self.client.endpoint(),
-                    "cannot list incomplete multipart uploads: {}",
-                    describe(&e)
-                );
-                return 0;
-            }
-        };
-        let cutoff = SystemTime::now().checked_sub(max_age);
-        let mut n = 0;
-        for u in xml::blocks(&text, "Upload") {
-            let (Some(key), Some(id)) = (xml::first(u, "Key"), xml::first(u, "UploadId")) else {
-                continue;
-            };
-            let started = xml::first(u, "Initiated")
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map(SystemTime::from);
-            if let (Some(c), Some(s)) = (cutoff, started) {
-                if s > c {
-                    continue;
-                }
-            }
-            let abort = Req::new(Method::DELETE, Some(&key)).query("uploadId", &id);
-            match self.client.send(&abort) {
-                Ok(_) => n += 1,
-                Err(e) => tracing::warn!("cannot abort the upload of {key}: {}", describe(&e)),
-            }
-        }
-        n
     }
 }

@@ -326,6 +326,17 @@ ALTER TABLE targets ADD COLUMN credentials_file TEXT;
 ALTER TABLE targets ADD COLUMN virtual_host INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    // 14 and 15 change nothing in this tree.
+    (14, ""),
+    (15, ""),
+    (
+        16,
+        r#"
+ALTER TABLE targets ADD COLUMN ca_file TEXT;
+ALTER TABLE targets ADD COLUMN s3_parallel INTEGER;
+ALTER TABLE targets ADD COLUMN s3_part_size INTEGER;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

@@ -9,7 +9,7 @@ pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
                        encrypt, key_file, pool, drive, bucket, prefix, region, credentials_file, \
-                       virtual_host";
+                       virtual_host, ca_file, s3_parallel, s3_part_size";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -56,6 +56,11 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
         region: r.get(22)?,
         credentials_file: r.get(23)?,
         virtual_host: r.get(24)?,
+        ca_file: r.get(25)?,
+        s3_parallel: r.get(26)?,
+        s3_part_size: r
+            .get::<_, Option<i64>>(27)?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -163,14 +168,17 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     .map_err(db_err)?;
     tx.execute(
         "UPDATE targets SET bucket=?2, prefix=?3, region=?4, credentials_file=?5, \
-         virtual_host=?6 WHERE id=?1",
+         virtual_host=?6, ca_file=?7, s3_parallel=?8, s3_part_size=?9 WHERE id=?1",
         params![
             id,
             t.bucket,
             t.prefix,
             t.region,
             t.credentials_file,
-            t.virtual_host
+            t.virtual_host,
+            t.ca_file,
+            t.s3_parallel,
+            t.s3_part_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
         ],
     )
     .map(|_| ())

@@ -57,6 +57,12 @@ pub struct S3Place {
     pub virtual_host: bool,
     /// The shared-credentials file; None: bmsd's environment.
     pub credentials_file: Option<PathBuf>,
+    /// PEM CA certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Requests in flight at once.
+    pub parallel: usize,
+    /// Part size of multipart uploads (bytes); objects above four parts go in parts.
+    pub part_size: usize,
 }
 
 /// A target as bmsd works with it.

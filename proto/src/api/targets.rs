@@ -142,6 +142,17 @@ pub struct TargetSpec {
     /// S3 only: virtual-host style requests (`bucket.host`) instead of path style.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub virtual_host: bool,
+    /// S3 only: a PEM file of CA certificates trusted for the endpoint besides the system's
+    /// (absolute path), for endpoints with a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// S3 only: requests in flight at once, 1 to 64 (default 8; docs/s3.md "Parallelism").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_parallel: Option<u32>,
+    /// S3 only: part size of multipart uploads in bytes, 5 MiB to 512 MiB (default 16 MiB);
+    /// objects larger than four parts are uploaded in parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_part_size: Option<u64>,
 }
 
 impl TargetSpec {
@@ -170,6 +181,9 @@ impl TargetSpec {
             region: None,
             credentials_file: None,
             virtual_host: false,
+            ca_file: None,
+            s3_parallel: None,
+            s3_part_size: None,
         }
     }
 
