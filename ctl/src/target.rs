@@ -65,14 +65,14 @@ pub struct TargetFields {
     /// S3: a file in the AWS shared-credentials format, mode 0600, profile [default] (default:
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of bmsd's environment; "" clears it).
     #[arg(long, value_name = "FILE")]
-    pub credentials_file: Option<std::path::PathBuf>,
+    pub credentials_file: Option<String>,
     /// S3: virtual-host style requests (bucket.host) instead of path style (host/bucket).
     #[arg(long)]
     pub virtual_host: bool,
     /// S3: a PEM file of CA certificates to trust for the endpoint besides the system's (an
     /// endpoint with a private CA); checked at pre-flight ("" clears it).
     #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<std::path::PathBuf>,
+    pub ca_file: Option<String>,
     /// S3: requests in flight at once, 1 to 64 (default 8; 0 back to the default).
     #[arg(long, value_name = "N")]
     pub s3_parallel: Option<u32>,
@@ -183,13 +183,13 @@ impl TargetFields {
             t.region = non_empty(v.clone());
         }
         if let Some(v) = &self.credentials_file {
-            t.credentials_file = absolute(v);
+            t.credentials_file = absolute(std::path::Path::new(v));
         }
         if self.virtual_host {
             t.virtual_host = true;
         }
         if let Some(v) = &self.ca_file {
-            t.ca_file = absolute(v);
+            t.ca_file = absolute(std::path::Path::new(v));
         }
         if let Some(v) = self.s3_parallel {
             t.s3_parallel = (v != 0).then_some(v);

@@ -219,17 +219,17 @@ fn s3_parallel_and_part_size_are_stored_shown_bounded_and_reset() {
     };
     assert_fails(
         &add("p0", &["--s3-parallel", "65"]),
-        1,
+        2,
         "s3_parallel 65 is out of range: give 1 to 64",
     );
     assert_fails(
         &add("p1", &["--s3-part-size", "1MiB"]),
-        1,
+        2,
         "give 5MiB to 512MiB",
     );
     assert_fails(
         &d.ctl(["target", "add", "disk1", "--path", "/tmp", "--s3-parallel", "4"]),
-        1,
+        2,
         "applies to s3 targets only",
     );
     let out = add("tuned", &["--s3-parallel", "16", "--s3-part-size", "32MiB"]);
