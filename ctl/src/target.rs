@@ -437,12 +437,16 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
         ));
         rows.push((
             "CA file",
-            s.ca_file.clone().unwrap_or_else(|| "none (system roots)".into()),
+            s.ca_file
+                .clone()
+                .unwrap_or_else(|| "none (system roots)".into()),
         ));
         rows.push((
             "parallel",
-            s.s3_parallel
-                .map_or_else(|| "8 requests (default)".into(), |n| format!("{n} requests")),
+            s.s3_parallel.map_or_else(
+                || "8 requests (default)".into(),
+                |n| format!("{n} requests"),
+            ),
         ));
         rows.push((
             "part size",

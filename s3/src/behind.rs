@@ -44,7 +44,6 @@ impl S3Store {
             .drain_checked()
             .map_err(|(n, e)| self.err(op(Kind::Packs, true), Kind::Packs, &n, &e))
     }
-
 }
 
 /// The uploads in flight of one store (shared by its clones).

@@ -228,7 +228,15 @@ fn s3_parallel_and_part_size_are_stored_shown_bounded_and_reset() {
         "give 5MiB to 512MiB",
     );
     assert_fails(
-        &d.ctl(["target", "add", "disk1", "--path", "/tmp", "--s3-parallel", "4"]),
+        &d.ctl([
+            "target",
+            "add",
+            "disk1",
+            "--path",
+            "/tmp",
+            "--s3-parallel",
+            "4",
+        ]),
         2,
         "applies to s3 targets only",
     );
