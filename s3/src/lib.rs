@@ -4,6 +4,7 @@
 //! retried, bounds the requests in flight and times them out.
 
 mod behind;
+mod blocks;
 mod client;
 mod creds;
 mod object;

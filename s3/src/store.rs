@@ -27,6 +27,8 @@ pub struct S3Store {
     location: PathBuf,
     /// Pack uploads in flight (docs/s3.md "Parallelism").
     pub(crate) behind: Arc<Behind>,
+    /// Blocks of packs read lately (docs/s3.md "Reads").
+    blocks: Arc<crate::blocks::Blocks>,
 }
 
 impl S3Store {
@@ -37,6 +39,7 @@ impl S3Store {
             location: PathBuf::from(client.location()),
             client: Arc::new(client),
             behind: Arc::default(),
+            blocks: Arc::default(),
         })
     }
 
@@ -451,6 +454,7 @@ impl Store for S3Store {
         };
         Ok(Box::new(S3Reader::new(
             self.client.clone(),
+            (kind == Kind::Packs).then(|| self.blocks.clone()),
             key,
             path,
             size,
