@@ -16,10 +16,13 @@ pub(crate) const BLOCK: u64 = 4 << 20;
 /// How many blocks stay cached.
 const BLOCKS: usize = 16;
 
-/// The cache of one store: (object key, block number) → bytes, least recently used first out.
+/// One cached block: object key, block number, bytes.
+type Entry = (Arc<str>, u64, Arc<Vec<u8>>);
+
+/// The cache of one store, least recently used first out.
 #[derive(Debug, Default)]
 pub(crate) struct Blocks {
-    lru: Mutex<VecDeque<(Arc<str>, u64, Arc<Vec<u8>>)>>,
+    lru: Mutex<VecDeque<Entry>>,
 }
 
 impl Blocks {
