@@ -7,7 +7,7 @@
 # Usage: bench/s3.sh [--small] [--server "moto s3s-fs"] [--parallel "2 4 8 16"] [--out FILE]
 #   --server   which S3 servers to run against: moto (python3 -m moto.server, in memory) and/or
 #              s3s-fs (files in a directory; S3S_FS names the binary, default
-#              $BENCH_DIR/s3s/bin/s3s-fs: cargo install s3s-fs --features binary --root $BENCH_DIR/s3s)
+#              $BENCH_DIR/s3s/bin/s3s-fs: cargo install s3s-fs --version 0.14.1 --features binary --root $BENCH_DIR/s3s)
 #   --parallel also back up and restore with each --s3-parallel N (the sweep of docs/s3.md)
 # Environment: BENCH_DIR (default /var/tmp/bms-bench), BMSD/BMSCTL (default target/release/…),
 # BENCH_CORPUS=small|full (default full), BENCH_CHECK_RESTORE=1 (diff -r each restore, not timed).
@@ -52,7 +52,7 @@ command -v restic >/dev/null || missing+=("restic (apt-get install -y restic)")
 for s in $SERVERS; do
     case "$s" in
         moto) python3 -c 'import moto.server' 2>/dev/null || missing+=("moto (pip install 'moto[server]')") ;;
-        s3s-fs) [ -x "$S3S_FS" ] || missing+=("$S3S_FS (cargo install s3s-fs --features binary --root $BENCH_DIR/s3s, or set S3S_FS)") ;;
+        s3s-fs) [ -x "$S3S_FS" ] || missing+=("$S3S_FS (cargo install s3s-fs --version 0.14.1 --features binary --root $BENCH_DIR/s3s, or set S3S_FS)") ;;
         *) die "unknown server '$s' (known: moto s3s-fs)" ;;
     esac
 done
