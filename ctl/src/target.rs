@@ -65,10 +65,21 @@ pub struct TargetFields {
     /// S3: a file in the AWS shared-credentials format, mode 0600, profile [default] (default:
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of bmsd's environment; "" clears it).
     #[arg(long, value_name = "FILE")]
-    pub credentials_file: Option<std::path::PathBuf>,
+    pub credentials_file: Option<String>,
     /// S3: virtual-host style requests (bucket.host) instead of path style (host/bucket).
     #[arg(long)]
     pub virtual_host: bool,
+    /// S3: a PEM file of CA certificates to trust for the endpoint besides the system's (an
+    /// endpoint with a private CA); checked at pre-flight ("" clears it).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<String>,
+    /// S3: requests in flight at once, 1 to 64 (default 8; 0 back to the default).
+    #[arg(long, value_name = "N")]
+    pub s3_parallel: Option<u32>,
+    /// S3: part size of multipart uploads, 5MiB to 512MiB (default 16MiB; objects larger than
+    /// four parts go in parts; 0 back to the default).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub s3_part_size: Option<u64>,
     /// Tape: the media pool whose media take this target's copies ("" clears it).
     #[arg(long)]
     pub pool: Option<String>,
@@ -180,13 +191,22 @@ impl TargetFields {
             t.region = non_empty(v.clone());
         }
         if let Some(v) = &self.credentials_file {
-            t.credentials_file = absolute(v);
+            t.credentials_file = absolute(std::path::Path::new(v));
         }
         if self.virtual_host {
             t.virtual_host = true;
         }
         if let Some(m) = self.object_lock_mode {
             t.object_lock_mode = Some(m);
+        }
+        if let Some(v) = &self.ca_file {
+            t.ca_file = absolute(std::path::Path::new(v));
+        }
+        if let Some(v) = self.s3_parallel {
+            t.s3_parallel = (v != 0).then_some(v);
+        }
+        if let Some(v) = self.s3_part_size {
+            t.s3_part_size = (v != 0).then_some(v);
         }
         if let Some(v) = &self.pool {
             t.pool = non_empty(v.clone());
@@ -431,6 +451,24 @@ fn show(cli: &Cli, t: &TargetInfo) -> CliResult {
                 || "bmsd's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".into(),
                 |f| format!("file {f}"),
             ),
+        ));
+        rows.push((
+            "CA file",
+            s.ca_file
+                .clone()
+                .unwrap_or_else(|| "none (system roots)".into()),
+        ));
+        rows.push((
+            "parallel",
+            s.s3_parallel.map_or_else(
+                || "8 requests (default)".into(),
+                |n| format!("{n} requests"),
+            ),
+        ));
+        rows.push((
+            "part size",
+            s.s3_part_size
+                .map_or_else(|| "16 MiB (default)".into(), bytes),
         ));
     }
     if s.kind == TargetKind::Tape {

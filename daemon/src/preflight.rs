@@ -315,7 +315,7 @@ fn check_s3(target: &Target, place: &crate::targets::S3Place) -> TargetCheck {
         Err(e) => return result(name, false, "error", e, None, None),
     };
     if let Err(e) = store.probe() {
-        let state = if e.contains("reachable") {
+        let state = if e.contains("reachable") || e.contains("TLS: ") {
             "unreachable"
         } else if e.contains("does not exist") {
             "missing"

@@ -85,7 +85,10 @@ type TargetSpec (
   region: ?string,
   credentials_file: ?string,
   virtual_host: ?bool,
-  object_lock_mode: ?(compliance, governance)
+  object_lock_mode: ?(compliance, governance),
+  ca_file: ?string,
+  s3_parallel: ?int,
+  s3_part_size: ?int
 )
 
 type TargetInfo (
@@ -112,6 +115,9 @@ type TargetInfo (
   credentials_file: ?string,
   virtual_host: ?bool,
   object_lock_mode: ?(compliance, governance),
+  ca_file: ?string,
+  s3_parallel: ?int,
+  s3_part_size: ?int,
   media: (disk, tape, object, optical),
   supported: bool,
   note: ?string,

@@ -427,7 +427,12 @@ pub fn describe(e: &S3Error) -> String {
             s
         }
         S3Error::Transport { timeout, message } => {
-            if *timeout {
+            if message.contains("certificate") {
+                format!(
+                    "TLS: {message}; the endpoint's certificate is not trusted: give the target \
+                     the CA certificate that signed it (--ca-file FILE, PEM)"
+                )
+            } else if *timeout {
                 format!(
                     "no answer in time ({message}); check that the endpoint is up and reachable"
                 )

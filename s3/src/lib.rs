@@ -3,6 +3,9 @@
 //! a local repository; [`Client`] signs requests (AWS Signature Version 4), retries what may be
 //! retried, bounds the requests in flight and times them out.
 
+mod behind;
+mod blocks;
+mod bucket;
 mod client;
 mod creds;
 mod object;

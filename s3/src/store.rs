@@ -16,6 +16,7 @@ use bms_engine::store::{
 use bms_engine::{Error, Result};
 use reqwest::Method;
 
+use crate::behind::Behind;
 use crate::client::{describe, Client, Config, Req, S3Error, Stats};
 use crate::object::{S3Reader, S3Writer};
 use crate::retention::Versioning;
@@ -24,9 +25,13 @@ use crate::xml;
 /// A repository in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Arc<Client>,
+    pub(crate) client: Arc<Client>,
     location: PathBuf,
     versioning: Arc<Versioning>,
+    /// Pack uploads in flight (docs/s3.md "Parallelism").
+    pub(crate) behind: Arc<Behind>,
+    /// Blocks of packs read lately (docs/s3.md "Reads").
+    blocks: Arc<crate::blocks::Blocks>,
 }
 
 impl S3Store {
@@ -37,6 +42,8 @@ impl S3Store {
             location: PathBuf::from(client.location()),
             client: Arc::new(client),
             versioning: Arc::default(),
+            behind: Arc::default(),
+            blocks: Arc::default(),
         })
     }
 
@@ -56,111 +63,6 @@ impl S3Store {
     /// The endpoint (for messages).
     pub fn endpoint(&self) -> &str {
         self.client.endpoint()
-    }
-
-    /// The pre-flight check (docs/s3.md "Pre-flight"): the endpoint answers, the credentials are
-    /// accepted and the bucket exists (HEAD bucket), and a probe object can be written and
-    /// removed. The error says which of them failed.
-    pub fn probe(&self) -> std::result::Result<(), String> {
-        let b = &self.client.cfg.bucket;
-        let ep = self.client.endpoint();
-        match self.client.send(&Req::new(Method::HEAD, None)) {
-            Ok(_) => {}
-            Err(S3Error::Http { status: 404, .. }) => {
-                return Err(format!(
-                    "bucket '{b}' does not exist at {ep}: create it, or correct --bucket"
-                ))
-            }
-            Err(S3Error::Http {
-                status: 403 | 401, ..
-            }) => {
-                return Err(format!(
-                    "{ep} refused the credentials for bucket '{b}' (HTTP 403): check the \
-                     target's credentials file and that the key may use this bucket"
-                ))
-            }
-            Err(e) => return Err(format!("S3 endpoint {ep}: {}", describe(&e))),
-        }
-        let probe = self.client.key(&format!(
-            ".bms-probe-{}",
-            jiff::Timestamp::now().as_nanosecond()
-        ));
-        let put = Req::new(Method::PUT, Some(&probe)).body(b"probe");
-        let written = self.client.send(&put).map_err(|e| {
-            format!(
-                "cannot write to bucket '{b}' at {ep}: {}; the credentials need s3:PutObject \
-                 and s3:DeleteObject on the prefix",
-                describe(&e)
-            )
-        })?;
-        // On a versioned bucket the probe's version itself is removed, not hidden behind a
-        // delete marker.
-        let version = written
-            .header("x-amz-version-id")
-            .filter(|v| !v.is_empty() && *v != "null")
-            .map(str::to_owned);
-        let mut del = Req::new(Method::DELETE, Some(&probe));
-        if let Some(v) = &version {
-            del = del.query("versionId", v);
-        }
-        self.client
-            .send(&del)
-            .map_err(|e| format!("cannot delete from bucket '{b}' at {ep}: {}", describe(&e)))?;
-        Ok(())
-    }
-
-    /// Whether the bucket has Object Lock enabled (GetObjectLockConfiguration).
-    pub fn object_lock_enabled(&self) -> std::result::Result<bool, String> {
-        let req = Req::new(Method::GET, None).query("object-lock", "");
-        match self.client.send(&req) {
-            Ok(r) => Ok(xml::first(&r.text(), "ObjectLockEnabled").as_deref() == Some("Enabled")),
-            Err(S3Error::Http { code, .. }) if code == "ObjectLockConfigurationNotFoundError" => {
-                Ok(false)
-            }
-            Err(e) => Err(format!(
-                "bucket '{}' at {}: {}",
-                self.client.cfg.bucket,
-                self.client.endpoint(),
-                describe(&e)
-            )),
-        }
-    }
-
-    /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself); with
-    /// `object_lock`, with Object Lock enabled (which turns versioning on).
-    pub fn create_bucket_with(&self, object_lock: bool) -> std::result::Result<(), String> {
-        self.create(object_lock)
-    }
-
-    /// Creates the bucket (tests and first setup; bmsd never creates buckets by itself).
-    pub fn create_bucket(&self) -> std::result::Result<(), String> {
-        self.create(false)
-    }
-
-    fn create(&self, object_lock: bool) -> std::result::Result<(), String> {
-        let body;
-        let mut req = Req::new(Method::PUT, None);
-        if object_lock {
-            req = req.header("x-amz-bucket-object-lock-enabled", "true");
-        }
-        if self.client.cfg.region != "us-east-1" {
-            body = format!(
-                "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint>\
-                 </CreateBucketConfiguration>",
-                xml::escape(&self.client.cfg.region)
-            );
-            req = req.body(body.as_bytes());
-        }
-        match self.client.send(&req) {
-            Ok(_) => Ok(()),
-            Err(S3Error::Http { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
-            Err(e) => Err(format!(
-                "cannot create bucket '{}' at {}: {}",
-                self.client.cfg.bucket,
-                self.client.endpoint(),
-                describe(&e)
-            )),
-        }
     }
 
     /// The key of an object relative to the bucket.
@@ -415,6 +317,7 @@ impl Store for S3Store {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<String>> {
+        self.behind.drain();
         if kind == Kind::Config {
             return Ok(self
                 .stat(kind, CONFIG)?
@@ -439,6 +342,7 @@ impl Store for S3Store {
     }
 
     fn read(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         self.client
             .send(&Req::new(Method::GET, Some(&key)))
@@ -447,6 +351,7 @@ impl Store for S3Store {
     }
 
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ObjectReader>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         let path = self.locate(kind, name);
         let size = match self.head(&key) {
@@ -466,6 +371,7 @@ impl Store for S3Store {
         };
         Ok(Box::new(S3Reader::new(
             self.client.clone(),
+            (kind == Kind::Packs).then(|| self.blocks.clone()),
             key,
             path,
             size,
@@ -474,6 +380,7 @@ impl Store for S3Store {
     }
 
     fn stat(&self, kind: Kind, name: &str) -> Result<Option<ObjectStat>> {
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         self.head(&key)
             .map_err(|e| self.err("reading", kind, name, &e))
@@ -484,6 +391,7 @@ impl Store for S3Store {
     /// another writer won). [`Put::Replace`]: a plain PUT, which S3 makes atomic.
     fn put(&self, kind: Kind, name: &str, data: &[u8], mode: Put) -> Result<bool> {
         let key = self.object_key(kind, name)?;
+        self.settle(kind)?;
         let write = op(kind, true);
         if mode == Put::New {
             if self
@@ -521,6 +429,7 @@ impl Store for S3Store {
     /// refuses while a version's retention lasts (docs/s3.md "Object Lock").
     fn delete(&self, kind: Kind, name: &str) -> Result<bool> {
         let key = self.object_key(kind, name)?;
+        self.behind.drain();
         if self
             .versioned()
             .map_err(|e| self.err("removing", kind, name, &e))?
@@ -549,6 +458,7 @@ impl Store for S3Store {
                 kind.name()
             )));
         }
+        self.behind.drain();
         let key = self.object_key(kind, name)?;
         self.put_retention(&key, until)
             .map(|()| Seal::Sealed)
@@ -561,12 +471,14 @@ impl Store for S3Store {
         if !sealable(kind) {
             return Ok(None);
         }
+        self.behind.drain();
         Ok(self.retention(kind, name)?.map(|r| r.until))
     }
 
     /// Aborts the multipart uploads under the prefix that were started longer than `max_age`
     /// ago (uploads of a writer that died or lost its connection).
     fn clean_tmp(&self, max_age: Duration) -> usize {
+        self.behind.drain();
         let mine: Vec<(PathBuf, String, String)> = {
             let mut all = lock(&UNABORTED);
             let (mine, others) = all.drain(..).partition(|(l, _, _)| *l == self.location);

@@ -360,6 +360,7 @@ pub mod s3_util;
 pub mod screenshot;
 pub mod storage;
 pub mod tape_util;
+pub mod tls_front;
 
 /// The audit trail as (action, object), oldest first; every entry must be by root.
 pub fn audit_actions(d: &Daemon) -> Vec<(String, String)> {

@@ -357,12 +357,26 @@ fn endpoint_gone_mid_backup_fails_clearly_and_the_next_run_reuses_the_uploads() 
     // Slow enough that the run is still uploading when the endpoint goes away.
     e.proxy.throttle(16 << 20);
     let id = e.d.start_run("j");
-    // Once a first pack is complete on the server, the endpoint goes away mid-upload.
+    // Once a first data pack is complete on the server, the endpoint goes away mid-upload.
+    // (Packs are uploaded in the background, several at once: the small last packs, of trees
+    // and of the rest of the data, may complete before the full ones.)
     poll_every(
         Duration::from_secs(120),
         Duration::from_millis(50),
-        "a first pack to be uploaded",
-        || (!direct.list(Kind::Packs).unwrap().is_empty()).then_some(()),
+        "a first data pack to be uploaded",
+        || {
+            direct
+                .list(Kind::Packs)
+                .unwrap()
+                .iter()
+                .any(|p| {
+                    direct
+                        .stat(Kind::Packs, p)
+                        .unwrap()
+                        .is_some_and(|s| s.size > 8 << 20)
+                })
+                .then_some(())
+        },
     );
     e.proxy.kill();
     let done = e.d.wait_run_final(id, Duration::from_secs(120));
@@ -394,7 +408,7 @@ fn endpoint_gone_mid_backup_fails_clearly_and_the_next_run_reuses_the_uploads() 
     assert!(uploaded > 0);
     assert!(
         again.put_bytes < total,
-        "the next run reuses the packs uploaded before: {again:?}"
+        "the next run reuses the packs uploaded before: {again:?}\n{done}"
     );
     assert!(
         direct.incomplete_uploads().unwrap().is_empty(),

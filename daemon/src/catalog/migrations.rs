@@ -332,6 +332,14 @@ ALTER TABLE targets ADD COLUMN virtual_host INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE targets ADD COLUMN object_lock_mode TEXT;
 "#,
     ),
+    (
+        15,
+        r#"
+ALTER TABLE targets ADD COLUMN ca_file TEXT;
+ALTER TABLE targets ADD COLUMN s3_parallel INTEGER;
+ALTER TABLE targets ADD COLUMN s3_part_size INTEGER;
+"#,
+    ),
 ];
 
 /// The schema version this bmsd creates and understands: the highest migration's number.

@@ -9,7 +9,7 @@ pub(super) const COLUMNS: &str =
     "id, name, kind, path, media_type, location, site, immutable_days, min_free_bytes, \
                        fs_type, fs_source, created_at, updated_at, retention, prune_schedule, prune_grace, \
                        encrypt, key_file, pool, drive, bucket, prefix, region, credentials_file, \
-                       virtual_host, object_lock_mode";
+                       virtual_host, object_lock_mode, ca_file, s3_parallel, s3_part_size";
 
 fn parse_enum<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| {
@@ -60,6 +60,11 @@ pub(super) fn row_to_info(r: &Row<'_>) -> rusqlite::Result<(i64, TargetInfo)> {
             .get::<_, Option<String>>(25)?
             .map(parse_enum)
             .transpose()?,
+        ca_file: r.get(26)?,
+        s3_parallel: r.get(27)?,
+        s3_part_size: r
+            .get::<_, Option<i64>>(28)?
+            .map(|n| u64::try_from(n).unwrap_or(0)),
     };
     let caps = crate::targets::capabilities(kind);
     Ok((
@@ -167,7 +172,7 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
     .map_err(db_err)?;
     tx.execute(
         "UPDATE targets SET bucket=?2, prefix=?3, region=?4, credentials_file=?5, \
-         virtual_host=?6, object_lock_mode=?7 WHERE id=?1",
+         virtual_host=?6, object_lock_mode=?7, ca_file=?8, s3_parallel=?9, s3_part_size=?10 WHERE id=?1",
         params![
             id,
             t.bucket,
@@ -175,7 +180,10 @@ fn store(tx: &Transaction<'_>, t: &TargetSpec, existing: Option<i64>) -> Result<
             t.region,
             t.credentials_file,
             t.virtual_host,
-            t.object_lock_mode.map(|m| m.as_str())
+            t.object_lock_mode.map(|m| m.as_str()),
+            t.ca_file,
+            t.s3_parallel,
+            t.s3_part_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
         ],
     )
     .map(|_| ())

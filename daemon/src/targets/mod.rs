@@ -59,6 +59,12 @@ pub struct S3Place {
     pub credentials_file: Option<PathBuf>,
     /// The Object Lock mode of the retentions written when the target is immutable.
     pub lock_mode: bms_proto::api::ObjectLockMode,
+    /// PEM CA certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Requests in flight at once.
+    pub parallel: usize,
+    /// Part size of multipart uploads (bytes); objects above four parts go in parts.
+    pub part_size: usize,
 }
 
 /// A target as bmsd works with it.

@@ -19,6 +19,9 @@ pub(super) fn refuse_s3_fields(t: &TargetSpec) -> Result<(), ApiError> {
         ("credentials_file", t.credentials_file.is_some()),
         ("virtual_host", t.virtual_host),
         ("object_lock_mode", t.object_lock_mode.is_some()),
+        ("ca_file", t.ca_file.is_some()),
+        ("s3_parallel", t.s3_parallel.is_some()),
+        ("s3_part_size", t.s3_part_size.is_some()),
     ] {
         if set {
             return Err(ApiError::invalid(
@@ -137,18 +140,35 @@ pub(super) fn place(t: &TargetSpec) -> Result<S3Place, ApiError> {
             ),
         ));
     }
-    let credentials_file = match &t.credentials_file {
-        Some(f) => {
-            text("credentials_file", f, 4096)?;
-            if !Path::new(f).is_absolute() {
-                return Err(ApiError::invalid(
-                    "credentials_file",
-                    format!("credentials_file '{f}' must be absolute (start with /)"),
-                ));
-            }
-            Some(PathBuf::from(f))
+    let credentials_file = absolute_file("credentials_file", t.credentials_file.as_deref())?;
+    let ca_file = absolute_file("ca_file", t.ca_file.as_deref())?;
+    let parallel = match t.s3_parallel {
+        None => DEFAULT_PARALLEL,
+        Some(n) if PARALLEL.contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                "s3_parallel",
+                format!(
+                    "s3_parallel {n} is out of range: give {} to {} requests in flight \
+                     (default {DEFAULT_PARALLEL})",
+                    PARALLEL.start(),
+                    PARALLEL.end()
+                ),
+            ))
         }
-        None => None,
+    };
+    let part_size = match t.s3_part_size {
+        None => DEFAULT_PART_SIZE,
+        Some(n) if PART_SIZE.contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                "s3_part_size",
+                format!(
+                    "s3_part_size {n} is out of range: give 5MiB to 512MiB (S3 refuses parts \
+                     below 5 MiB; a part is held in memory; default 16MiB)"
+                ),
+            ))
+        }
     };
     Ok(S3Place {
         endpoint,
@@ -158,7 +178,30 @@ pub(super) fn place(t: &TargetSpec) -> Result<S3Place, ApiError> {
         virtual_host: t.virtual_host || aws,
         credentials_file,
         lock_mode: t.object_lock_mode.unwrap_or_default(),
+        ca_file,
+        parallel,
+        part_size,
     })
+}
+
+/// Requests in flight at once: the bounds and the default (docs/s3.md "Parallelism").
+const PARALLEL: std::ops::RangeInclusive<u32> = 1..=64;
+const DEFAULT_PARALLEL: usize = 8;
+/// Part size of multipart uploads: the bounds and the default.
+const PART_SIZE: std::ops::RangeInclusive<u64> = (5 << 20)..=(512 << 20);
+const DEFAULT_PART_SIZE: usize = 16 << 20;
+
+/// An optional file of the definition, which must be an absolute path.
+fn absolute_file(field: &str, f: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+    let Some(f) = f else { return Ok(None) };
+    text(field, f, 4096)?;
+    if !Path::new(f).is_absolute() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} '{f}' must be absolute (start with /)"),
+        ));
+    }
+    Ok(Some(PathBuf::from(f)))
 }
 
 impl S3Place {
@@ -181,8 +224,8 @@ fn env_size(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// The store of an S3 target, with its credentials read now. The tests may lower the multipart
-/// threshold and part size (`BMS_TEST_S3_PART_SIZE`, bytes) and the retries
+/// The store of an S3 target, with its credentials and CA file read now. The tests may lower
+/// the multipart threshold and part size (`BMS_TEST_S3_PART_SIZE`, bytes) and the retries
 /// (`BMS_TEST_S3_RETRIES`) to exercise them quickly (debug builds only).
 pub fn s3_store(p: &S3Place) -> Result<S3Store, String> {
     let creds = match &p.credentials_file {
@@ -196,6 +239,10 @@ pub fn s3_store(p: &S3Place) -> Result<S3Store, String> {
         ObjectLockMode::Compliance => LockMode::Compliance,
         ObjectLockMode::Governance => LockMode::Governance,
     };
+    cfg.ca_file = p.ca_file.clone();
+    cfg.parallel = p.parallel;
+    cfg.part_size = p.part_size;
+    cfg.multipart_threshold = p.part_size.saturating_mul(4);
     if let Some(n) = env_size("BMS_TEST_S3_PART_SIZE").filter(|n| *n > 0) {
         cfg.part_size = n;
         cfg.multipart_threshold = n;

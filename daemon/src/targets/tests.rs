@@ -59,6 +59,9 @@ fn every_kind_builds_its_variant() {
             virtual_host: true,
             credentials_file: None,
             lock_mode: bms_proto::api::ObjectLockMode::Compliance,
+            ca_file: None,
+            parallel: 8,
+            part_size: 16 << 20,
         })
     );
     assert_eq!(s3.media, MediaType::Object);
@@ -189,6 +192,70 @@ fn bad_definitions_name_the_field() {
         "credentials_file",
         "must be absolute",
     );
+    refused(
+        TargetSpec {
+            bucket: Some("bkt".into()),
+            ca_file: Some("ca.pem".into()),
+            ..spec(TargetKind::S3, "http://h:9000")
+        },
+        "ca_file",
+        "must be absolute",
+    );
+    for n in [0, 65] {
+        refused(
+            TargetSpec {
+                bucket: Some("bkt".into()),
+                s3_parallel: Some(n),
+                ..spec(TargetKind::S3, "http://h:9000")
+            },
+            "s3_parallel",
+            "give 1 to 64",
+        );
+    }
+    for n in [(5 << 20) - 1, (512 << 20) + 1] {
+        refused(
+            TargetSpec {
+                bucket: Some("bkt".into()),
+                s3_part_size: Some(n),
+                ..spec(TargetKind::S3, "http://h:9000")
+            },
+            "s3_part_size",
+            "5MiB to 512MiB",
+        );
+    }
+    let tuned = Target::from_spec(&TargetSpec {
+        bucket: Some("bkt".into()),
+        ca_file: Some("/etc/bms/ca.pem".into()),
+        s3_parallel: Some(64),
+        s3_part_size: Some(5 << 20),
+        ..spec(TargetKind::S3, "https://h:9000")
+    })
+    .unwrap();
+    let Kind::S3(p) = tuned.kind else {
+        panic!("not s3")
+    };
+    assert_eq!(
+        (p.ca_file.as_deref(), p.parallel, p.part_size),
+        (Some(Path::new("/etc/bms/ca.pem")), 64, 5 << 20)
+    );
+    for (field, t) in [
+        (
+            "ca_file",
+            TargetSpec {
+                ca_file: Some("/etc/ca.pem".into()),
+                ..spec(TargetKind::Disk, "/srv/b")
+            },
+        ),
+        (
+            "s3_parallel",
+            TargetSpec {
+                s3_parallel: Some(4),
+                ..spec(TargetKind::Disk, "/srv/b")
+            },
+        ),
+    ] {
+        refused(t, field, "applies to s3 targets only");
+    }
     refused(
         TargetSpec {
             bucket: Some("bkt".into()),

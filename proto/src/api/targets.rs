@@ -166,6 +166,17 @@ pub struct TargetSpec {
     /// compliance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock_mode: Option<ObjectLockMode>,
+    /// S3 only: a PEM file of CA certificates trusted for the endpoint besides the system's
+    /// (absolute path), for endpoints with a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// S3 only: requests in flight at once, 1 to 64 (default 8; docs/s3.md "Parallelism").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_parallel: Option<u32>,
+    /// S3 only: part size of multipart uploads in bytes, 5 MiB to 512 MiB (default 16 MiB);
+    /// objects larger than four parts are uploaded in parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_part_size: Option<u64>,
 }
 
 impl TargetSpec {
@@ -195,6 +206,9 @@ impl TargetSpec {
             credentials_file: None,
             virtual_host: false,
             object_lock_mode: None,
+            ca_file: None,
+            s3_parallel: None,
+            s3_part_size: None,
         }
     }
 
