@@ -74,8 +74,9 @@ pub enum PoolCmd {
         /// lto5, lto6, lto7, lto8, lto9, rdx or disk.
         #[arg(long)]
         media_type: String,
-        /// Days a medium is kept after its last write before it expires.
-        #[arg(long, default_value_t = 0)]
+        /// Days a medium is kept after its last write before it expires and may be overwritten
+        /// (required: 0 lets every copy overwrite the archive before it).
+        #[arg(long)]
         retention_days: u32,
         /// The offsite vault full media of this pool go to (rotation).
         #[arg(long)]

@@ -90,7 +90,24 @@ fn a_tape_copy_extracts_with_tar_and_spans_two_small_cartridges() {
         ]));
         d.ctl_json(["media", "add", c, "--media-type", "lto6"]);
     }
-    d.ctl_json(["pool", "add", "small", "--media-type", "lto6"]);
+    // A pool without a stated retention is refused: the default would let every copy
+    // overwrite the archive before it.
+    let out = d.ctl(["pool", "add", "small", "--media-type", "lto6"]);
+    assert!(
+        !out.status.success(),
+        "a pool without --retention-days was added"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--retention-days"), "{err}");
+    d.ctl_json([
+        "pool",
+        "add",
+        "small",
+        "--media-type",
+        "lto6",
+        "--retention-days",
+        "28",
+    ]);
     d.ctl_json([
         "target", "add", "lto2", "--kind", "tape", "--path", l2, "--pool", "small",
     ]);
